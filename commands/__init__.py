@@ -1,0 +1,28 @@
+"""The `kx` gdb commands.
+
+Installed as the subpackage `gdbext.commands` (see setup.py); in a checkout
+gdbext aliases this directory under the same name, so the modules here always
+use imports relative to gdbext.
+"""
+import importlib
+
+# Every module with commands, functions or parameters, in `help kx` order.
+MODULES = ("prefix", "params", "msr", "gdt", "idt", "tss", "task", "ps", "regs",
+           "syscalls", "event", "breakpoints", "trace", "vdso", "kaslr", "functions")
+
+_registered = False
+
+
+def register_all() -> None:
+    global _registered
+    if _registered:
+        return
+    for name in MODULES:
+        try:
+            module = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"{__name__}.{name}":
+                continue  # not written yet
+            raise
+        module.register()
+    _registered = True

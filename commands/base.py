@@ -1,0 +1,126 @@
+"""What every kx command shares: argument parsing, --json, and errors.
+
+A command subclasses KxCommand, declares its arguments in `arguments()`, and
+implements `run(args) -> Report`.  The base class turns every failure into one
+line (text) or {"error": ...} (JSON), never a Python traceback.
+"""
+import argparse
+import json
+import sys
+import traceback
+
+import gdb
+
+from gdbext import errors
+from gdbext.render import Report  # noqa: F401  (re-exported for commands)
+
+
+class _HelpShown(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise errors.BadArgument(message)
+
+    def exit(self, status=0, message=None):
+        if message:
+            raise errors.BadArgument(message.strip())
+        raise _HelpShown()
+
+    def print_help(self, file=None):
+        gdb.write(self.format_help())
+
+
+def parse_int(text: str) -> int:
+    """Decimal, 0x-hex, 0o, 0b; gdb expressions are not evaluated here."""
+    try:
+        return int(text, 0)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def cpu_number(text: str) -> int:
+    n = parse_int(text)
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"CPU number must be >= 0, got {n}")
+    return n
+
+
+class KxCommand(gdb.Command):
+    """Base class: subclasses set `name` and a docstring (the help text)."""
+
+    name = ""
+    json_ok = True
+    completions = ()  # extra words offered by tab completion
+
+    def __init__(self):
+        super().__init__(f"kx {self.name}", gdb.COMMAND_USER)
+        self.parser = _Parser(prog=f"kx {self.name}", add_help=True,
+                              description=(self.__doc__ or "").split("\n")[0])
+        if self.json_ok:
+            self.parser.add_argument("--json", action="store_true",
+                                     help="print one JSON object on one line")
+        self.arguments(self.parser)
+
+    def arguments(self, parser: argparse.ArgumentParser) -> None:
+        pass
+
+    def run(self, args):  # -> Report
+        raise NotImplementedError
+
+    def complete(self, text, word):
+        words = [a for action in self.parser._actions for a in action.option_strings]
+        words += list(self.completions() if callable(self.completions) else self.completions)
+        word = word or ""
+        return sorted({w for w in words if w.startswith(word)})
+
+    def invoke(self, arg, from_tty):
+        try:
+            argv = gdb.string_to_argv(arg)
+        except Exception as exc:  # unbalanced quotes and the like
+            raise gdb.GdbError(f"kx {self.name}: {exc}") from None
+        want_json = "--json" in argv
+        try:
+            args = self.parser.parse_args(argv)
+            report = self.run(args)
+        except _HelpShown:
+            return
+        except KeyboardInterrupt:
+            self._fail("interrupted", want_json)
+        except errors.KxError as exc:
+            self._fail(str(exc), want_json)
+        except gdb.MemoryError as exc:
+            self._fail(f"memory not readable: {exc}", want_json)
+        except gdb.error as exc:
+            self._fail(translate_gdb_error(exc), want_json)
+        except Exception as exc:  # a kx bug: still one line, traceback on demand
+            from gdbext import settings
+            if settings.debug():
+                traceback.print_exc(file=sys.stderr)
+            self._fail(f"internal error: {type(exc).__name__}: {exc}"
+                       " (`set kx debug on` shows the traceback)", want_json)
+        else:
+            if report is None:
+                return
+            if want_json:
+                gdb.write(report.json() + "\n")
+            else:
+                from gdbext import settings
+                gdb.write(report.text(color=settings.color_enabled()))
+
+    def _fail(self, message: str, want_json: bool):
+        message = " ".join(str(message).split())  # one line, always
+        if want_json:
+            gdb.write(json.dumps({"error": message}) + "\n")
+            return
+        raise gdb.GdbError(f"kx {self.name}: {message}")
+
+
+def translate_gdb_error(exc: Exception) -> str:
+    text = str(exc)
+    if "not being run" in text or "no registers" in text.lower() or "without a process" in text:
+        return str(errors.NoTarget())
+    if "Remote connection closed" in text or "Remote communication error" in text:
+        return "target connection lost (QEMU gone?)"
+    return text

@@ -1,0 +1,82 @@
+"""`set kx ...` / `show kx ...` parameters."""
+import gdb
+
+from gdbext import settings
+
+
+class _SetKx(gdb.Command):
+    """Set kx options: color, msr-read, debug."""
+
+    def __init__(self):
+        super().__init__("set kx", gdb.COMMAND_DATA, prefix=True)
+
+
+class _ShowKx(gdb.Command):
+    """Show kx options: color, msr-read, debug."""
+
+    def __init__(self):
+        super().__init__("show kx", gdb.COMMAND_DATA, prefix=True)
+
+
+class ColorParam(gdb.Parameter):
+    """Colour kx's text output: on, off, or auto (when gdb styles a terminal)."""
+
+    set_doc = "Set whether kx colours its output."
+    show_doc = "Show whether kx colours its output."
+
+    def __init__(self):
+        super().__init__("kx color", gdb.COMMAND_DATA, gdb.PARAM_ENUM, ["on", "off", "auto"])
+        self.value = settings.get("color")
+
+    def get_set_string(self):
+        settings.set_value("color", self.value)
+        return ""
+
+    def get_show_string(self, svalue):
+        return f"kx colour is {svalue}."
+
+
+class MsrReadParam(gdb.Parameter):
+    """How kx reads MSRs the gdbstub does not expose.
+inject: execute `rdmsr` in the guest (TCG, ring 0), restoring everything after.
+off: never touch the guest; report the value the kernel is expected to have."""
+
+    set_doc = "Set how kx reads MSRs the gdbstub does not expose."
+    show_doc = "Show how kx reads MSRs the gdbstub does not expose."
+
+    def __init__(self):
+        super().__init__("kx msr-read", gdb.COMMAND_DATA, gdb.PARAM_ENUM, ["inject", "off"])
+        self.value = settings.get("msr-read")
+
+    def get_set_string(self):
+        settings.set_value("msr-read", self.value)
+        return ""
+
+    def get_show_string(self, svalue):
+        return f"kx reads unexposed MSRs by: {svalue}."
+
+
+class DebugParam(gdb.Parameter):
+    """Show Python tracebacks for kx's internal errors (for kx developers)."""
+
+    set_doc = "Set kx debugging."
+    show_doc = "Show kx debugging."
+
+    def __init__(self):
+        super().__init__("kx debug", gdb.COMMAND_MAINTENANCE, gdb.PARAM_BOOLEAN)
+        self.value = False
+
+    def get_set_string(self):
+        settings.set_value("debug", self.value)
+        return ""
+
+    def get_show_string(self, svalue):
+        return f"kx debugging is {svalue}."
+
+
+def register():
+    _SetKx()
+    _ShowKx()
+    ColorParam()
+    MsrReadParam()
+    DebugParam()

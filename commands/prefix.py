@@ -1,0 +1,18 @@
+"""The `kx` prefix command: `help kx` lists every subcommand."""
+import gdb
+
+
+class KxPrefix(gdb.Command):
+    """kx: inspect the Linux kernel's syscall entry path (x86-64, QEMU gdbstub).
+
+Every subcommand takes --json for one machine-readable JSON object per line;
+errors then come as {"error": "..."}.  `help kx SUBCOMMAND` for details.
+Settings: `set kx color on|off|auto`, `set kx msr-read inject|off`.
+Functions: $kx_current([cpu]), $kx_per_cpu("name"[, cpu]), $kx_ptregs([task])."""
+
+    def __init__(self):
+        super().__init__("kx", gdb.COMMAND_USER, gdb.COMPLETE_COMMAND, prefix=True)
+
+
+def register():
+    KxPrefix()

@@ -1,0 +1,170 @@
+/*
+ * The lab guest's userland, one static binary with two roles:
+ *
+ *   /init         pid 1: mounts /proc and /dev, then runs and re-runs
+ *                 /bin/kxwork, reaping every child.
+ *   /bin/kxwork   the workload.  Each round it makes a fixed sequence of
+ *                 system calls with known arguments, runs the two seed
+ *                 programs, and prints a heartbeat.
+ *
+ * Every system call in a round is issued with the raw `syscall` instruction,
+ * never through a libc wrapper, so the order and the arguments are exactly
+ * those printed in the KX-SEQ line (glibc 2.36 would turn nanosleep into
+ * clock_nanosleep and open into openat behind our back).  The tests read the
+ * KX-* lines from the serial console as their ground truth.
+ *
+ * Kernel command line knobs (the kernel hands unknown `a=b` words to init's
+ * environment, which kxwork inherits):
+ *   kxmode=spin   also start /bin/kxspin, a child doing back-to-back getpid,
+ *                 for the breakpoint benchmarks.
+ *   kxsleep_ms=N  the nanosleep in each round (default 20).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NR_read 0
+#define NR_write 1
+#define NR_close 3
+#define NR_nanosleep 35
+#define NR_getpid 39
+#define NR_openat 257
+/* Far above NR_syscalls on every kernel we test and without the x32 bit
+ * (0x40000000): do_syscall_64 must answer -ENOSYS. */
+#define NR_invalid 1000
+
+#define KX_TARGET_PATH "/etc/kx-target"
+#define KX_MARK "KX-MARK\n"
+
+static long raw_syscall(long nr, long a1, long a2, long a3, long a4, long a5,
+                        long a6)
+{
+	long ret;
+	register long r10 __asm__("r10") = a4;
+	register long r8 __asm__("r8") = a5;
+	register long r9 __asm__("r9") = a6;
+	__asm__ volatile("syscall"
+			 : "=a"(ret)
+			 : "a"(nr), "D"(a1), "S"(a2), "d"(a3), "r"(r10),
+			   "r"(r8), "r"(r9)
+			 : "rcx", "r11", "memory");
+	return ret;
+}
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		write(1, buf, n < (int)sizeof(buf) ? n : (int)sizeof(buf) - 1);
+}
+
+static pid_t spawn(const char *path)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		char *argv[] = {(char *)path, NULL};
+		execv(path, argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+static int run_and_wait(const char *path)
+{
+	int status = 0;
+	pid_t pid = spawn(path);
+	if (pid > 0)
+		waitpid(pid, &status, 0);
+	return status;
+}
+
+static __attribute__((noreturn)) void spin_main(void)
+{
+	say("KX-SPIN pid=%d\n", getpid());
+	for (;;)
+		raw_syscall(NR_getpid, 0, 0, 0, 0, 0, 0);
+}
+
+static __attribute__((noreturn)) void work_main(void)
+{
+	long sleep_ms = 20;
+	const char *env = getenv("kxsleep_ms");
+	if (env)
+		sleep_ms = strtol(env, NULL, 0);
+	env = getenv("kxmode");
+	if (env && strcmp(env, "spin") == 0)
+		spawn("/bin/kxspin");
+
+	/* The ground truth the tests compare kx against. */
+	say("KX-WORK pid=%d vdso=0x%lx target=%s mark_len=%zu\n", getpid(),
+	    getauxval(AT_SYSINFO_EHDR), KX_TARGET_PATH, strlen(KX_MARK));
+	say("KX-SEQ %d,%d,%d,%d,%d,%d\n", NR_getpid, NR_write, NR_openat,
+	    NR_close, NR_nanosleep, NR_invalid);
+
+	struct timespec nap = {sleep_ms / 1000, (sleep_ms % 1000) * 1000000L};
+	for (unsigned long round = 1;; round++) {
+		raw_syscall(NR_getpid, 0, 0, 0, 0, 0, 0);
+		raw_syscall(NR_write, 1, (long)KX_MARK, strlen(KX_MARK), 0, 0, 0);
+		long fd = raw_syscall(NR_openat, AT_FDCWD, (long)KX_TARGET_PATH,
+				      O_RDONLY, 0, 0, 0);
+		raw_syscall(NR_close, fd, 0, 0, 0, 0, 0);
+		raw_syscall(NR_nanosleep, (long)&nap, 0, 0, 0, 0, 0);
+		long bad = raw_syscall(NR_invalid, 0x11, 0x22, 0x33, 0x44, 0x55,
+				       0x66);
+		int s32 = run_and_wait("/bin/hello32");
+		int s64 = run_and_wait("/bin/hello64");
+		say("KX-HEARTBEAT round=%lu pid=%d fd=%ld invalid=%ld%s "
+		    "hello32=%d hello64=%d\n",
+		    round, getpid(), fd, bad, bad == -ENOSYS ? "(ENOSYS)" : "",
+		    s32, s64);
+	}
+}
+
+static __attribute__((noreturn)) void init_main(void)
+{
+	mkdir("/proc", 0555);
+	mkdir("/dev", 0755);
+	mount("proc", "/proc", "proc", 0, NULL);
+	mount("devtmpfs", "/dev", "devtmpfs", 0, NULL);
+	say("KX-INIT pid=%d\n", getpid());
+	for (;;) {
+		pid_t work = spawn("/bin/kxwork");
+		/* Reap everything; restart the workload if it ever dies. */
+		for (;;) {
+			int status;
+			pid_t pid = wait(&status);
+			if (pid == work || (pid < 0 && errno == ECHILD))
+				break;
+		}
+		say("KX-INIT workload exited, restarting\n");
+		sleep(1);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	(void)argc;
+	const char *name = strrchr(argv[0], '/');
+	name = name ? name + 1 : argv[0];
+	if (getpid() == 1)
+		init_main();
+	if (strcmp(name, "kxspin") == 0)
+		spin_main();
+	work_main();
+}

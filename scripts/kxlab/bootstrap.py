@@ -1,0 +1,100 @@
+"""Install what the lab and the tests need on a fresh Debian bookworm machine.
+
+Debian packages through apt (as root, `apt-get update` first), and a venv made
+by the system python3 (the one gdb embeds) from the pinned requirements.
+"""
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+
+from . import paths
+
+# command -> Debian package that provides it
+APT_TOOLS = {
+    "qemu-system-x86_64": "qemu-system-x86",
+    "gdb": "gdb",
+    "as": "binutils",
+    "ld": "binutils",
+    "gcc": "gcc",
+    "cpio": "cpio",
+    "dpkg-deb": "dpkg",
+    "apt-get": "apt",
+}
+# Static glibc for the workload; ensurepip for the venv.
+APT_FILES = {
+    "/usr/lib/x86_64-linux-gnu/libc.a": "libc6-dev",
+}
+
+
+def log(msg: str) -> None:
+    print(f"lab: {msg}", file=sys.stderr, flush=True)
+
+
+def _venv_usable() -> bool:
+    probe = subprocess.run([paths.SYSTEM_PYTHON, "-c", "import venv, ensurepip"],
+                           capture_output=True)
+    return probe.returncode == 0
+
+
+def missing_apt_packages() -> list:
+    missing = {pkg for tool, pkg in APT_TOOLS.items() if shutil.which(tool) is None}
+    missing |= {pkg for f, pkg in APT_FILES.items() if not os.path.exists(f)}
+    if not os.path.exists(paths.SYSTEM_PYTHON):
+        missing.add("python3")
+    if os.path.exists(paths.SYSTEM_PYTHON) and not _venv_usable():
+        missing.add("python3-venv")
+    return sorted(missing)
+
+
+_apt_updated = False
+
+
+def apt_update() -> None:
+    global _apt_updated
+    if not _apt_updated:
+        log("apt-get update")
+        subprocess.run(["apt-get", "update", "-qq"], check=True)
+        _apt_updated = True
+
+
+def ensure_apt() -> None:
+    missing = missing_apt_packages()
+    if not missing:
+        return
+    if os.geteuid() != 0:
+        raise SystemExit(f"lab: missing Debian packages {' '.join(missing)}; "
+                         f"run: sudo apt-get install {' '.join(missing)}")
+    apt_update()
+    log(f"apt-get install {' '.join(missing)}")
+    subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True,
+                   env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+
+
+def _requirements_stamp() -> str:
+    return hashlib.sha256(paths.REQUIREMENTS.read_bytes()).hexdigest()
+
+
+def venv_python() -> str:
+    return str(paths.venv_dir() / "bin" / "python")
+
+
+def ensure_venv() -> str:
+    """The venv for gdb's Python and for pytest; rebuilt when requirements change."""
+    venv = paths.venv_dir()
+    stamp = venv / ".kx-requirements"
+    want = _requirements_stamp()
+    if stamp.exists() and stamp.read_text() == want and os.path.exists(venv_python()):
+        return venv_python()
+    log(f"creating venv {venv} with {paths.SYSTEM_PYTHON}")
+    subprocess.run([paths.SYSTEM_PYTHON, "-m", "venv", "--clear", str(venv)], check=True)
+    subprocess.run([venv_python(), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                    "-r", str(paths.REQUIREMENTS)], check=True)
+    stamp.write_text(want)
+    return venv_python()
+
+
+def ensure_all() -> str:
+    ensure_apt()
+    return ensure_venv()

@@ -1,0 +1,115 @@
+"""Build the guest's userland from the sources in scripts/guest/.
+
+/init and /bin/kxwork: the static C workload (one binary, two roles).
+/bin/hello64: the seed's `syscall` hello.  /bin/hello32: the seed's
+`int $0x80` hello, assembled with `as --32` and linked with `ld -m elf_i386`.
+
+The archive is written here in the kernel's "newc" cpio format, which lets us
+include /dev/console without mknod or root.  It is cached by the hash of the
+sources, so a rebuild happens only when they change.
+"""
+import gzip
+import hashlib
+import io
+import pathlib
+import shutil
+import subprocess
+import tempfile
+
+from . import paths
+
+SOURCES = ("kxwork.c", "hello64.S", "hello32.S")
+TARGET_FILE_TEXT = b"kx lab: the file the workload opens every round\n"
+
+
+def _build(out: pathlib.Path) -> dict:
+    src = paths.GUEST_SRC
+    run = lambda *argv: subprocess.run(argv, check=True, cwd=out)  # noqa: E731
+    run("gcc", "-static", "-O2", "-Wall", "-Werror", "-o", "kxwork", str(src / "kxwork.c"))
+    run("as", "-o", "hello64.o", str(src / "hello64.S"))
+    run("ld", "-o", "hello64", "hello64.o")
+    run("as", "--32", "-o", "hello32.o", str(src / "hello32.S"))
+    run("ld", "-m", "elf_i386", "-o", "hello32", "hello32.o")
+    return {name: (out / name).read_bytes() for name in ("kxwork", "hello64", "hello32")}
+
+
+class _Newc:
+    """Writer for the SVR4 "newc" cpio format the kernel unpacks."""
+
+    def __init__(self):
+        self.buf = io.BytesIO()
+        self.ino = 1
+
+    def _entry(self, name: str, mode: int, data: bytes = b"", rdev=(0, 0)) -> None:
+        name_b = name.encode() + b"\0"
+        fields = [self.ino, mode, 0, 0, 1, 0, len(data), 0, 0, rdev[0], rdev[1],
+                  len(name_b), 0]
+        self.ino += 1
+        self.buf.write(b"070701" + b"".join(b"%08X" % f for f in fields) + name_b)
+        self.buf.write(b"\0" * (-self.buf.tell() % 4))
+        self.buf.write(data)
+        self.buf.write(b"\0" * (-self.buf.tell() % 4))
+
+    def dir(self, name):
+        self._entry(name, 0o040755)
+
+    def file(self, name, data, mode=0o755):
+        self._entry(name, 0o100000 | mode, data)
+
+    def chardev(self, name, major, minor):
+        self._entry(name, 0o020600, rdev=(major, minor))
+
+    def link(self, name, target):
+        self._entry(name, 0o120777, target.encode())
+
+    def finish(self) -> bytes:
+        self._entry("TRAILER!!!", 0)
+        return self.buf.getvalue()
+
+
+def sources_hash() -> str:
+    h = hashlib.sha256()
+    for name in SOURCES:
+        h.update((paths.GUEST_SRC / name).read_bytes())
+    h.update(pathlib.Path(__file__).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def build(force: bool = False) -> pathlib.Path:
+    """Return the path of the gzip'd initramfs, building it if needed."""
+    out_dir = paths.cache_dir() / "initramfs"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    image = out_dir / f"kx-{sources_hash()}.cpio.gz"
+    if image.exists() and not force:
+        return image
+    with tempfile.TemporaryDirectory(prefix="kx-initramfs-") as tmp:
+        tmp = pathlib.Path(tmp)
+        bins = _build(tmp)
+        cpio = _Newc()
+        for d in ("bin", "dev", "etc", "proc", "tmp"):
+            cpio.dir(d)
+        cpio.chardev("dev/console", 5, 1)
+        cpio.chardev("dev/null", 1, 3)
+        cpio.file("init", bins["kxwork"])
+        cpio.file("bin/kxwork", bins["kxwork"])
+        cpio.file("bin/kxspin", bins["kxwork"])
+        cpio.file("bin/hello64", bins["hello64"])
+        cpio.file("bin/hello32", bins["hello32"])
+        cpio.file("etc/kx-target", TARGET_FILE_TEXT, 0o644)
+        # Keep the unpacked binaries beside the image: tests read their ELF
+        # symbols (hello64_after_write, ...) as ground truth.
+        bin_dir = out_dir / f"bin-{sources_hash()}"
+        if not bin_dir.exists():
+            staging = pathlib.Path(tempfile.mkdtemp(dir=out_dir))
+            for name, data in bins.items():
+                (staging / name).write_bytes(data)
+            staging.rename(bin_dir)
+        partial = image.with_suffix(".partial")
+        partial.write_bytes(gzip.compress(cpio.finish(), compresslevel=6))
+        partial.rename(image)
+    return image
+
+
+def binaries_dir() -> pathlib.Path:
+    build()
+    return paths.cache_dir() / "initramfs" / f"bin-{sources_hash()}"

@@ -1,0 +1,36 @@
+"""Where things live: the checkout, the cache, the venv."""
+import os
+import pathlib
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+SCRIPTS = REPO / "scripts"
+GUEST_SRC = SCRIPTS / "guest"
+GDBINIT = SCRIPTS / "gdbinit.py"
+REQUIREMENTS = REPO / "requirements.txt"
+
+# gdb embeds Debian's /usr/bin/python3, so the venv that gives gdb pygments
+# and pyelftools must be made by that interpreter (design-notes: gdb's Python).
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+def cache_dir() -> pathlib.Path:
+    """$KX_CACHE, default ~/.cache/kx: kernels, initramfs, gdb's index cache."""
+    path = pathlib.Path(os.environ.get("KX_CACHE") or os.path.expanduser("~/.cache/kx"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def venv_dir() -> pathlib.Path:
+    return pathlib.Path(os.environ.get("KX_VENV") or REPO / ".venv")
+
+
+def run_dir() -> pathlib.Path:
+    path = cache_dir() / "run"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def index_cache_dir() -> pathlib.Path:
+    path = cache_dir() / "gdb-index"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,252 @@
+"""Boot the lab guest under QEMU with a gdbstub on loopback.
+
+A Guest owns one QEMU process: its serial log (the tests' window on the
+workload's KX-* lines), its HMP monitor socket (an independent view of the
+CPU, no gdb involved) and its gdbstub port.  `stop()` always reaps QEMU, and a
+guest started with `die_with_parent` is also killed by the kernel
+(PR_SET_PDEATHSIG) if the Python process that owns it dies first.
+"""
+import ctypes
+import dataclasses
+import json
+import os
+import pathlib
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+from . import initramfs, kernels, paths
+
+PR_SET_PDEATHSIG = 1
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _die_with_parent():
+    # Runs in the child between fork and exec.
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+@dataclasses.dataclass
+class BootOptions:
+    kernel: str = kernels.DEFAULT_SERIES
+    smp: int = 2
+    kaslr: bool = False
+    pti: str = "auto"          # on | off | auto
+    accel: str = "tcg"         # tcg | kvm
+    port: int = 0              # 0: pick a free loopback port
+    cpu: str = ""              # "" = QEMU's default model (qemu64, AMD-flavoured)
+    memory: str = "512M"
+    stopped: bool = False      # -S: freeze the CPU before the first instruction
+    workload: str = "loop"     # loop | spin (adds a back-to-back getpid child)
+    sleep_ms: int = 20
+    append: str = ""           # extra kernel command line
+
+
+class Guest:
+    def __init__(self, opts: BootOptions, kernel: kernels.Kernel = None, workdir=None):
+        self.opts = opts
+        self.kernel = kernel or kernels.fetch(opts.kernel)
+        self.initrd = initramfs.build()
+        self.port = opts.port or free_port()
+        self.workdir = pathlib.Path(workdir or tempfile.mkdtemp(prefix="kx-guest-", dir=paths.run_dir()))
+        self.serial_log = self.workdir / "serial.log"
+        self.monitor_path = self.workdir / "monitor.sock"
+        self.proc = None
+
+    # -- command line --------------------------------------------------------
+    def cmdline(self) -> str:
+        words = ["console=ttyS0", "panic=-1", "loglevel=4"]
+        words.append("kaslr" if self.opts.kaslr else "nokaslr")
+        if self.opts.pti in ("on", "off"):
+            words.append(f"pti={self.opts.pti}")
+        words.append(f"kxsleep_ms={self.opts.sleep_ms}")
+        if self.opts.workload != "loop":
+            words.append(f"kxmode={self.opts.workload}")
+        if self.opts.append:
+            words.append(self.opts.append)
+        return " ".join(words)
+
+    def argv(self) -> list:
+        o = self.opts
+        argv = [shutil.which("qemu-system-x86_64") or "qemu-system-x86_64",
+                "-accel", o.accel, "-smp", str(o.smp), "-m", o.memory,
+                "-kernel", str(self.kernel.vmlinuz), "-initrd", str(self.initrd),
+                "-append", self.cmdline(),
+                "-display", "none", "-no-reboot", "-nodefaults",
+                "-serial", f"file:{self.serial_log}",
+                "-monitor", f"unix:{self.monitor_path},server,nowait",
+                "-gdb", f"tcp:127.0.0.1:{self.port}"]
+        if o.cpu:
+            argv += ["-cpu", o.cpu]
+        if o.stopped:
+            argv.append("-S")
+        return argv
+
+    # -- lifecycle -----------------------------------------------------------
+    def start(self, die_with_parent: bool = True, timeout: float = 120.0) -> "Guest":
+        self.serial_log.write_bytes(b"")
+        self.qemu_log = open(self.workdir / "qemu.log", "wb")
+        self.proc = subprocess.Popen(
+            self.argv(), stdin=subprocess.DEVNULL, stdout=self.qemu_log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=_die_with_parent if die_with_parent else None)
+        if self.opts.stopped:
+            self._wait_for_port(timeout)
+        else:
+            self.wait_for(r"KX-HEARTBEAT", timeout=timeout)
+        return self
+
+    def _wait_for_port(self, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive()
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise TimeoutError(f"QEMU's gdbstub never listened on {self.port}")
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def _check_alive(self):
+        if self.proc is not None and self.proc.poll() is not None:
+            log = (self.workdir / "qemu.log").read_text(errors="replace")
+            raise RuntimeError(f"QEMU exited with {self.proc.returncode}:\n{log[-2000:]}"
+                               f"\nserial:\n{self.serial()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(5)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait()
+        self.qemu_log.close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # -- the serial console --------------------------------------------------
+    def serial(self) -> str:
+        return self.serial_log.read_text(errors="replace")
+
+    def wait_for(self, pattern: str, timeout: float = 60.0, after: int = 0) -> re.Match:
+        """Wait for `pattern` to appear in the serial log past offset `after`."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.serial()
+            m = rx.search(text, after)
+            if m:
+                return m
+            self._check_alive()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no {pattern!r} on the serial console after {timeout} s;"
+                                   f" last output:\n{text[-1500:]}")
+            time.sleep(0.05)
+
+    def heartbeats(self) -> int:
+        return len(re.findall(r"KX-HEARTBEAT", self.serial()))
+
+    def workload(self) -> dict:
+        """The workload's own account of itself (KX-WORK and KX-SEQ lines)."""
+        m = self.wait_for(r"KX-WORK pid=(\d+) vdso=(0x[0-9a-f]+) target=(\S+)")
+        seq = self.wait_for(r"KX-SEQ ([0-9,]+)")
+        pids = [int(p) for p in re.findall(r"KX-WORK pid=(\d+)", self.serial())]
+        return {"pid": pids[-1], "vdso": int(m.group(2), 16), "target": m.group(3),
+                "seq": [int(n) for n in seq.group(1).split(",")]}
+
+    # -- the HMP monitor: CPU state without gdb ------------------------------
+    def hmp(self, command: str, timeout: float = 10.0) -> str:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(timeout)
+            s.connect(str(self.monitor_path))
+            banner = b""
+            while b"(qemu) " not in banner:
+                banner += s.recv(4096)
+            s.sendall(command.encode() + b"\n")
+            out = b""
+            while not out.rstrip().endswith(b"(qemu)"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                out += chunk
+        text = out.decode(errors="replace").replace("\r", "")
+        # Drop the echoed command line and the trailing prompt.
+        lines = text.split("\n")
+        if lines and command in lines[0]:
+            lines = lines[1:]
+        return "\n".join(lines).rsplit("(qemu)", 1)[0]
+
+    def cpu_registers(self, cpu: int) -> dict:
+        """`info registers` of one vCPU, parsed: {name: int} plus segment tuples."""
+        return parse_info_registers(self.hmp(f"cpu {cpu}") + self.hmp("info registers"))
+
+    # -- state file for `lab boot` / `lab gdb` -------------------------------
+    def describe(self) -> dict:
+        return {"pid": self.proc.pid if self.proc else None, "port": self.port,
+                "kernel": self.opts.kernel, "abi": self.kernel.abi,
+                "vmlinux": str(self.kernel.vmlinux), "system_map": str(self.kernel.system_map),
+                "serial_log": str(self.serial_log), "monitor": str(self.monitor_path),
+                "workdir": str(self.workdir), "cmdline": self.cmdline()}
+
+
+_SEG_RX = re.compile(r"^(ES|CS|SS|DS|FS|GS|LDT|TR)\s*=?\s*([0-9a-f]{4}) ([0-9a-f]+) ([0-9a-f]+) ([0-9a-f]+)", re.M)
+_TABLE_RX = re.compile(r"^(GDT|IDT)=\s*([0-9a-f]+) ([0-9a-f]+)", re.M)
+_REG_RX = re.compile(r"\b([A-Z][A-Z0-9]{1,3})=([0-9a-f]{8,16})\b")
+
+
+def parse_info_registers(text: str) -> dict:
+    regs = {}
+    for name, value in _REG_RX.findall(text):
+        regs.setdefault(name.lower(), int(value, 16))
+    for name, sel, base, limit, flags in _SEG_RX.findall(text):
+        regs[name.lower() + "_seg"] = {"selector": int(sel, 16), "base": int(base, 16),
+                                       "limit": int(limit, 16), "flags": int(flags, 16)}
+    for name, base, limit in _TABLE_RX.findall(text):
+        regs[name.lower()] = {"base": int(base, 16), "limit": int(limit, 16)}
+    m = re.search(r"EFER=([0-9a-f]+)", text)
+    if m:
+        regs["efer"] = int(m.group(1), 16)
+    return regs
+
+
+def state_file(name: str = "default") -> pathlib.Path:
+    return paths.run_dir() / f"{name}.json"
+
+
+def save_state(guest: Guest, name: str = "default") -> None:
+    state_file(name).write_text(json.dumps(guest.describe(), indent=1))
+
+
+def load_state(name: str = "default"):
+    f = state_file(name)
+    if not f.exists():
+        return None
+    state = json.loads(f.read_text())
+    try:
+        os.kill(state["pid"], 0)
+    except (ProcessLookupError, TypeError):
+        f.unlink()
+        return None
+    return state
