@@ -1,0 +1,167 @@
+"""The `./scripts/lab` command line."""
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+
+from . import bootstrap, gdbrun, initramfs, kernels, paths, qemu
+
+
+def _kernel_arg(p):
+    p.add_argument("--kernel", default=kernels.DEFAULT_SERIES, choices=sorted(kernels.META),
+                   help="Debian kernel series (default %(default)s)")
+
+
+def _boot_args(p):
+    _kernel_arg(p)
+    p.add_argument("--smp", type=int, default=2, help="vCPUs (default %(default)s)")
+    p.add_argument("--kaslr", action="store_true", help="boot with KASLR (default: nokaslr)")
+    p.add_argument("--pti", choices=["on", "off", "auto"], default="auto",
+                   help="kernel page-table isolation (default %(default)s; KPTI applies "
+                        "only on Intel models such as --cpu Haswell)")
+    p.add_argument("--accel", choices=["tcg", "kvm"], default="tcg",
+                   help="accelerator (default tcg; nested KVM hangs on our machines)")
+    p.add_argument("--port", type=int, default=0, help="gdbstub port (default: a free one)")
+    p.add_argument("--cpu", default="", help="QEMU CPU model, e.g. Haswell (Intel), max")
+    p.add_argument("--memory", default="512M", help="guest memory (default %(default)s)")
+    p.add_argument("--workload", choices=["loop", "spin"], default="loop",
+                   help="spin adds a child doing back-to-back getpid (benchmarks)")
+
+
+def _opts(a) -> qemu.BootOptions:
+    return qemu.BootOptions(kernel=a.kernel, smp=a.smp, kaslr=a.kaslr, pti=a.pti, accel=a.accel,
+                            port=a.port, cpu=a.cpu, memory=a.memory, workload=a.workload,
+                            stopped=getattr(a, "stopped", False))
+
+
+def cmd_bootstrap(a):
+    print(bootstrap.ensure_all())
+
+
+def cmd_fetch(a):
+    bootstrap.ensure_apt()
+    k = kernels.fetch(a.kernel)
+    print(json.dumps({"series": k.series, "abi": k.abi, "version": k.version,
+                      "vmlinuz": str(k.vmlinuz), "vmlinux": str(k.vmlinux),
+                      "system_map": str(k.system_map)}, indent=1))
+
+
+def cmd_initramfs(a):
+    bootstrap.ensure_apt()
+    print(initramfs.build(force=a.force))
+
+
+def cmd_boot(a):
+    bootstrap.ensure_apt()
+    if qemu.load_state(a.name):
+        raise SystemExit(f"lab: guest {a.name!r} is already running (./scripts/lab stop)")
+    guest = qemu.Guest(_opts(a))
+    detach = not a.foreground
+    guest.start(die_with_parent=not detach)
+    qemu.save_state(guest, a.name)
+    info = guest.describe()
+    print(json.dumps(info, indent=1))
+    print(f"lab: guest ready; attach with: ./scripts/lab gdb --name {a.name}"
+          f"   (or in gdb: target remote 127.0.0.1:{guest.port})", file=sys.stderr)
+    if detach:
+        return 0
+    try:
+        guest.proc.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        guest.stop()
+        qemu.state_file(a.name).unlink(missing_ok=True)
+
+
+def cmd_stop(a):
+    state = qemu.load_state(a.name)
+    if not state:
+        print(f"lab: no guest {a.name!r} running")
+        return 0
+    os.killpg(state["pid"], signal.SIGTERM)
+    qemu.state_file(a.name).unlink(missing_ok=True)
+    print(f"lab: stopped guest {a.name!r} (pid {state['pid']})")
+
+
+def cmd_status(a):
+    state = qemu.load_state(a.name)
+    print(json.dumps(state, indent=1) if state else f"lab: no guest {a.name!r} running")
+
+
+def cmd_gdb(a):
+    bootstrap.ensure_all()
+    port = a.port
+    vmlinux = None
+    state = qemu.load_state(a.name)
+    if state and not port:
+        port = state["port"]
+        vmlinux = state["vmlinux"]
+    if not vmlinux:
+        vmlinux = kernels.fetch(a.kernel).vmlinux
+    if not port:
+        raise SystemExit("lab: no running guest; start one with ./scripts/lab boot, or pass --port")
+    argv = gdbrun.gdb_argv(vmlinux, port, nx=False, extra_ex=a.ex or ())
+    if a.batch:
+        argv.insert(1, "-batch")
+    os.execvp(argv[0], argv)
+
+
+def cmd_demo(a):
+    from . import demo
+    return demo.main(a)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="lab", description=__doc__ or "kx lab")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("bootstrap", help="install the Debian packages and the venv kx needs")
+    p.set_defaults(func=cmd_bootstrap)
+
+    p = sub.add_parser("fetch", help="fetch and cache a Debian cloud kernel with its vmlinux")
+    _kernel_arg(p)
+    p.set_defaults(func=cmd_fetch)
+
+    p = sub.add_parser("initramfs", help="build the guest userland from scripts/guest/")
+    p.add_argument("--force", action="store_true", help="rebuild even if cached")
+    p.set_defaults(func=cmd_initramfs)
+
+    p = sub.add_parser("boot", help="boot the lab guest under QEMU with a gdbstub")
+    _boot_args(p)
+    p.add_argument("--stopped", action="store_true", help="freeze the CPU before the first instruction (-S)")
+    p.add_argument("--name", default="default", help="name of this guest (default %(default)s)")
+    p.add_argument("--foreground", action="store_true", help="stay attached; Ctrl-C stops QEMU")
+    p.set_defaults(func=cmd_boot)
+
+    p = sub.add_parser("stop", help="stop a guest started by `boot`")
+    p.add_argument("--name", default="default")
+    p.set_defaults(func=cmd_stop)
+
+    p = sub.add_parser("status", help="show a running guest")
+    p.add_argument("--name", default="default")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("gdb", help="start gdb with the vmlinux and kx, attached to the guest")
+    _kernel_arg(p)
+    p.add_argument("--port", type=int, default=0, help="gdbstub port (default: the running guest's)")
+    p.add_argument("--name", default="default")
+    p.add_argument("--batch", action="store_true", help="run -ex commands and exit")
+    p.add_argument("--ex", action="append", metavar="CMD", help="gdb command to run after attaching")
+    p.set_defaults(func=cmd_gdb)
+
+    p = sub.add_parser("demo", help="fetch, build, boot, attach, and show kx at a syscall")
+    _kernel_arg(p)
+    p.add_argument("--smp", type=int, default=2)
+    p.add_argument("--cpu", default="", help="QEMU CPU model (e.g. Haswell for KPTI)")
+    p.add_argument("--pti", choices=["on", "off", "auto"], default="auto")
+    p.set_defaults(func=cmd_demo)
+
+    a = ap.parse_args(argv)
+    try:
+        return a.func(a) or 0
+    except KeyboardInterrupt:
+        print("lab: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,38 @@
+"""`./scripts/lab demo`: fetch (cached), build, boot, attach, and show kx at a
+syscall.  QEMU is owned by this process and dies with it, also on error or
+Ctrl-C (PR_SET_PDEATHSIG as a last resort)."""
+import subprocess
+import sys
+
+from . import bootstrap, gdbrun, initramfs, kernels, paths, qemu
+
+
+def main(args) -> int:
+    bootstrap.ensure_all()
+    kernel = kernels.fetch(args.kernel)
+    initramfs.build()
+    opts = qemu.BootOptions(kernel=args.kernel, smp=args.smp, cpu=args.cpu, pti=args.pti)
+    guest = qemu.Guest(opts, kernel=kernel)
+    bootstrap.log(f"booting {kernel.abi} ({args.smp} vCPUs, TCG)")
+    try:
+        guest.start(die_with_parent=True)
+        work = guest.workload()
+        bootstrap.log(f"workload is running: pid {work['pid']}; attaching gdb")
+        argv = gdbrun.gdb_argv(kernel.vmlinux, guest.port, batch=True,
+                               extra_ex=["set kx color auto",
+                                         f"python KX_DEMO_PID = {work['pid']}",
+                                         f"source {paths.SCRIPTS / 'kxlab' / 'demo_session.py'}"])
+        rc = subprocess.run(argv).returncode
+        if rc != 0:
+            bootstrap.log(f"gdb exited with {rc}")
+            return rc
+        before = guest.heartbeats()
+        guest.wait_for(r"KX-HEARTBEAT", timeout=30, after=len(guest.serial()))
+        bootstrap.log(f"detached; the workload runs on (heartbeats: {before} -> {guest.heartbeats()})")
+        return 0
+    except KeyboardInterrupt:
+        bootstrap.log("interrupted")
+        return 130
+    finally:
+        guest.stop()
+        bootstrap.log("QEMU stopped")

@@ -1,0 +1,43 @@
+"""The scripted part of `./scripts/lab demo`, run inside gdb after attaching.
+
+It stops the workload at entry_SYSCALL_64 on its write of "KX-MARK\n", shows
+what kx sees there, then detaches and lets the guest run on."""
+import gdb
+
+PID = globals().get("KX_DEMO_PID")
+
+
+def banner(title):
+    gdb.write("\n\x1b[1m== %s ==\x1b[0m\n" % title if gdb.parameter("style enabled") else
+              "\n== %s ==\n" % title)
+
+
+def show(command):
+    gdb.write("(gdb) %s\n" % command)
+    try:
+        gdb.execute(command)
+    except gdb.error as exc:
+        gdb.write("  -> %s\n" % exc)
+
+
+def main():
+    banner("catch the workload's write(1, \"KX-MARK\\n\", 8) at entry_SYSCALL_64")
+    # rax = __NR_write, rdx = 8: the workload's marker write (see scripts/guest/kxwork.c).
+    bp = gdb.Breakpoint("*entry_SYSCALL_64", internal=False, temporary=True)
+    bp.condition = "$rax == 1 && $rdx == 8"
+    gdb.execute("continue")
+    show("info registers rip rax rdi rsi rdx rcx r11")
+    commands = [c for c in globals().get("KX_DEMO_COMMANDS", DEMO_COMMANDS)]
+    for title, cmd in commands:
+        banner(title)
+        show(cmd)
+    banner("detach: the guest runs on")
+    gdb.execute("detach")
+
+
+# What kx can show at that point; grows as kx grows.
+DEMO_COMMANDS = [
+    ("the kx commands", "help kx"),
+]
+
+main()

@@ -1,0 +1,56 @@
+"""Shared fixtures.
+
+Unit tests need nothing.  Guest tests (marker `guest`) boot real Debian
+kernels under QEMU through the lab code and drive a real gdb over MI; the
+guests and the gdb sessions are shared per test session, one per
+configuration, and are always torn down, even when tests fail.
+"""
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+
+from tests.guestlib import GuestSession, LabConfig, all_sessions  # noqa: E402
+
+# The configurations the guest tests run on.  KPTI needs an Intel model.
+KERNELS = [k for k in os.environ.get("KX_TEST_KERNELS", "6.1,6.12").split(",") if k]
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "guest: boots a real kernel under QEMU and drives gdb")
+    config.addinivalue_line("markers", "gdb: runs a real gdb (no guest)")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "/guest/" in str(item.fspath).replace(os.sep, "/"):
+            item.add_marker(pytest.mark.guest)
+
+
+@pytest.fixture(scope="session", params=KERNELS)
+def kernel_series(request):
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def lab(kernel_series):
+    """The default lab guest: 2 vCPUs, Haswell (Intel), pti=on, nokaslr."""
+    session = GuestSession.get(LabConfig(kernel=kernel_series, smp=2, cpu="Haswell", pti="on"))
+    yield session
+
+
+@pytest.fixture
+def kx(lab):
+    """The shared gdb, stopped, with no breakpoints left by earlier tests."""
+    lab.ensure_stopped()
+    yield lab
+    lab.cleanup_after_test()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    for s in all_sessions():
+        s.close()

@@ -1,0 +1,121 @@
+"""Guest-test plumbing: one booted guest plus one attached gdb (over MI).
+
+Everything here uses the lab's own code (scripts/kxlab), as the product does.
+"""
+import dataclasses
+import json
+import re
+
+from kxlab import gdbrun, kernels, qemu
+
+_SESSIONS = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class LabConfig:
+    kernel: str = "6.1"
+    smp: int = 2
+    cpu: str = "Haswell"
+    pti: str = "on"
+    kaslr: bool = False
+    workload: str = "loop"
+
+
+def all_sessions():
+    return list(_SESSIONS.values())
+
+
+class GuestSession:
+    @classmethod
+    def get(cls, config: LabConfig) -> "GuestSession":
+        if config not in _SESSIONS:
+            _SESSIONS[config] = cls(config)
+        return _SESSIONS[config]
+
+    def __init__(self, config: LabConfig):
+        self.config = config
+        self.kernel = kernels.fetch(config.kernel, quiet=True)
+        self.guest = qemu.Guest(qemu.BootOptions(
+            kernel=config.kernel, smp=config.smp, cpu=config.cpu, pti=config.pti,
+            kaslr=config.kaslr, workload=config.workload), kernel=self.kernel)
+        self.guest.start()
+        self.symbols = self.kernel.symbols()
+        self.gdb = None
+        try:
+            self.gdb = gdbrun.start_mi(self.kernel.vmlinux, self.guest.port)
+            self.gdb.cmd("set kx color off")
+            self.running = False
+        except BaseException:
+            self.close()
+            raise
+
+    # -- state management between tests ------------------------------------
+    def ensure_stopped(self):
+        if self.running:
+            self.gdb.interrupt()
+            self.running = False
+
+    def cont(self):
+        self.gdb.cont()
+        self.running = True
+
+    def wait_stopped(self, timeout=60):
+        rec = self.gdb.wait_stopped(timeout)
+        self.running = False
+        return rec
+
+    def cleanup_after_test(self):
+        if self.gdb is None or self.gdb.proc.poll() is not None:
+            return
+        self.ensure_stopped()
+        self.gdb.cmd_full("delete")
+        self.gdb.cmd_full("kx break delete")
+
+    def close(self):
+        try:
+            if self.gdb is not None:
+                try:
+                    self.ensure_stopped()
+                    self.gdb.cmd_full("delete")
+                    self.gdb.cmd_full("detach")
+                except Exception:
+                    pass
+                self.gdb.close()
+        finally:
+            self.guest.stop()
+
+    # -- conveniences --------------------------------------------------------
+    def cmd(self, command: str) -> str:
+        return self.gdb.cmd(command)
+
+    def json(self, command: str) -> dict:
+        """Run a kx command with --json; exactly one JSON object on one line."""
+        out = self.gdb.cmd(command + " --json")
+        lines = [l for l in out.splitlines() if l.strip()]
+        assert len(lines) == 1, f"expected one JSON line from {command!r}, got:\n{out}"
+        return json.loads(lines[0])
+
+    def reg(self, name: str) -> int:
+        return self.gdb.eval(f"${name}")
+
+    def select_cpu(self, cpu: int):
+        self.gdb.cmd(f"thread {cpu + 1}")
+
+    def run_to(self, location: str, condition: str = None, timeout=60):
+        """Continue to a breakpoint at `location`, then delete it."""
+        out = self.gdb.cmd(f"tbreak *{location}")
+        m = re.search(r"breakpoint (\d+)", out)
+        if condition:
+            self.gdb.cmd(f"condition {m.group(1)} {condition}")
+        self.cont()
+        return self.wait_stopped(timeout)
+
+    def heartbeat_continues(self, timeout=30) -> bool:
+        """Continue, see at least one new heartbeat on the serial console, stop again."""
+        start = len(self.guest.serial())
+        self.cont()
+        try:
+            self.guest.wait_for(r"KX-HEARTBEAT", timeout=timeout, after=start)
+            return True
+        finally:
+            self.ensure_stopped()
