@@ -17,12 +17,15 @@ def register_all() -> None:
     global _registered
     if _registered:
         return
+    import sys
     for name in MODULES:
         try:
             module = importlib.import_module(f"{__name__}.{name}")
+            module.register()
         except ModuleNotFoundError as exc:
             if exc.name == f"{__name__}.{name}":
                 continue  # not written yet
-            raise
-        module.register()
+            print(f"kx: `kx {name}` is unavailable: {exc}", file=sys.stderr)
+        except Exception as exc:  # one broken module must not take the rest down
+            print(f"kx: `kx {name}` is unavailable: {type(exc).__name__}: {exc}", file=sys.stderr)
     _registered = True

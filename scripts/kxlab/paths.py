@@ -1,8 +1,11 @@
 """Where things live: the checkout, the cache, the venv."""
 import os
+import sys
 import pathlib
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))  # the pure gdbext.decoders serve the lab too
 SCRIPTS = REPO / "scripts"
 GUEST_SRC = SCRIPTS / "guest"
 GDBINIT = SCRIPTS / "gdbinit.py"

@@ -20,6 +20,8 @@ import tempfile
 import time
 
 from . import initramfs, kernels, paths
+from .paths import REPO  # noqa: F401  (puts the checkout on sys.path)
+from gdbext.decoders.qemu_monitor import parse_info_registers
 
 PR_SET_PDEATHSIG = 1
 
@@ -209,26 +211,6 @@ class Guest:
                 "vmlinux": str(self.kernel.vmlinux), "system_map": str(self.kernel.system_map),
                 "serial_log": str(self.serial_log), "monitor": str(self.monitor_path),
                 "workdir": str(self.workdir), "cmdline": self.cmdline()}
-
-
-_SEG_RX = re.compile(r"^(ES|CS|SS|DS|FS|GS|LDT|TR)\s*=?\s*([0-9a-f]{4}) ([0-9a-f]+) ([0-9a-f]+) ([0-9a-f]+)", re.M)
-_TABLE_RX = re.compile(r"^(GDT|IDT)=\s*([0-9a-f]+) ([0-9a-f]+)", re.M)
-_REG_RX = re.compile(r"\b([A-Z][A-Z0-9]{1,3})=([0-9a-f]{8,16})\b")
-
-
-def parse_info_registers(text: str) -> dict:
-    regs = {}
-    for name, value in _REG_RX.findall(text):
-        regs.setdefault(name.lower(), int(value, 16))
-    for name, sel, base, limit, flags in _SEG_RX.findall(text):
-        regs[name.lower() + "_seg"] = {"selector": int(sel, 16), "base": int(base, 16),
-                                       "limit": int(limit, 16), "flags": int(flags, 16)}
-    for name, base, limit in _TABLE_RX.findall(text):
-        regs[name.lower()] = {"base": int(base, 16), "limit": int(limit, 16)}
-    m = re.search(r"EFER=([0-9a-f]+)", text)
-    if m:
-        regs["efer"] = int(m.group(1), 16)
-    return regs
 
 
 def state_file(name: str = "default") -> pathlib.Path:

@@ -1,0 +1,33 @@
+"""Parsers for QEMU monitor text (`info registers`, `info cpus`).  Pure."""
+import re
+
+_SEG_RX = re.compile(r"^(ES|CS|SS|DS|FS|GS|LDT|TR)\s*=\s*([0-9a-f]{4}) ([0-9a-f]+) ([0-9a-f]+) ([0-9a-f]+)", re.M)
+_TABLE_RX = re.compile(r"^(GDT|IDT)=\s*([0-9a-f]+) ([0-9a-f]+)", re.M)
+_REG_RX = re.compile(r"\b([A-Z][A-Z0-9]{1,3})=([0-9a-f]{8,16})\b")
+
+
+def parse_info_registers(text: str) -> dict:
+    """{"rip": int, ..., "efer": int, "tr_seg": {selector, base, limit, flags},
+    "gdt": {base, limit}, "idt": {base, limit}}."""
+    regs = {}
+    for name, value in _REG_RX.findall(text):
+        regs.setdefault(name.lower(), int(value, 16))
+    for name, sel, base, limit, flags in _SEG_RX.findall(text):
+        regs[name.lower() + "_seg"] = {"selector": int(sel, 16), "base": int(base, 16),
+                                       "limit": int(limit, 16), "flags": int(flags, 16)}
+    for name, base, limit in _TABLE_RX.findall(text):
+        regs[name.lower()] = {"base": int(base, 16), "limit": int(limit, 16)}
+    m = re.search(r"EFER=([0-9a-f]+)", text)
+    if m:
+        regs["efer"] = int(m.group(1), 16)
+    return regs
+
+
+def parse_info_cpus(text: str) -> dict:
+    """{"cpus": [0, 1, ...], "current": n} from `info cpus`."""
+    cpus, current = [], None
+    for star, n in re.findall(r"^([ *])\s*CPU #(\d+)", text, re.M):
+        cpus.append(int(n))
+        if star == "*":
+            current = int(n)
+    return {"cpus": cpus, "current": current}

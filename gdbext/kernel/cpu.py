@@ -1,0 +1,88 @@
+"""What the kernel programs into each CPU: the values syscall_init() writes
+(arch/x86/kernel/cpu/common.c; idt_syscall_init() in 6.12), the per-cpu
+TSS, and which GS base is the kernel's.  These are the `expected` MSR source
+and the reference for kx msr's verdicts."""
+from gdbext import errors
+from gdbext.decoders import msr as msrdec
+from gdbext.decoders.descriptors import KERNEL_CS
+from gdbext.decoders.tss import decode_tss64
+from gdbext.kernel import percpu, symbols, types
+from gdbext.target import machine
+
+X86_VENDOR_INTEL = 0  # arch/x86/include/asm/processor.h
+
+
+def vendor_is_intel():
+    """boot_cpu_data.x86_vendor == X86_VENDOR_INTEL, or None if unknown."""
+    try:
+        addr = symbols.address("boot_cpu_data") + types.offsetof("struct cpuinfo_x86", "x86_vendor")
+        return machine.read_kernel(addr, 1)[0] == X86_VENDOR_INTEL
+    except errors.KxError:
+        return None
+
+
+def tss(cpu: int):
+    """The per-cpu x86_hw_tss (cpu_tss_rw.x86_tss) as the kernel keeps it."""
+    size = types.sizeof("struct x86_hw_tss") if types.has("struct x86_hw_tss") else 104
+    off = types.offsetof("struct tss_struct", "x86_tss") if types.has("struct tss_struct") else 0
+    raw = machine.read_kernel(percpu.address("cpu_tss_rw", cpu) + off, max(size, 104))
+    return decode_tss64(raw)
+
+
+def kernel_gs_base(cpu: int) -> int:
+    """The value GS_BASE holds in kernel mode: this CPU's per-cpu offset."""
+    return percpu.offset(cpu)
+
+
+def expected_msr(cpu: int, index: int):
+    """The value the kernel programs into MSR `index` on `cpu`, or None."""
+    sym = symbols.lookup
+    if index == msrdec.IA32_LSTAR:
+        return sym("entry_SYSCALL_64")
+    if index == msrdec.IA32_STAR:
+        return msrdec.expected_star()
+    if index == msrdec.IA32_CSTAR:
+        # wrmsrl_cstar(): Intel CPUs do not support 32-bit SYSCALL, so the
+        # kernel leaves CSTAR alone there (present in 6.1.192 and 6.12).
+        intel = vendor_is_intel()
+        if intel:
+            return 0
+        return sym("entry_SYSCALL_compat")
+    if index == msrdec.IA32_FMASK:
+        return msrdec.EXPECTED_SFMASK
+    if index == msrdec.IA32_SYSENTER_CS:
+        return KERNEL_CS
+    if index == msrdec.IA32_SYSENTER_EIP:
+        return sym("entry_SYSENTER_compat")
+    if index == msrdec.IA32_SYSENTER_ESP:
+        # cpu_entry_stack(cpu) + 1, which is also what load_sp0() put in the
+        # TSS: on 64-bit, TSS.sp0 stays the entry stack (switch_to.h).
+        try:
+            return tss(cpu).rsp[0]
+        except errors.KxError:
+            return None
+    if index == msrdec.IA32_TSC_AUX:
+        return cpu  # (node << 12) | cpu; the lab guests have one node
+    if index == msrdec.IA32_GS_BASE:
+        return kernel_gs_base(cpu)
+    return None
+
+
+def top_of_stack(cpu: int):
+    """The current task's kernel stack top as the entry code sees it:
+    per-cpu cpu_current_top_of_stack up to 6.1; pcpu_hot.top_of_stack from
+    6.2 ("x86/percpu: Move cpu_current_top_of_stack to pcpu_hot") to 6.14;
+    cpu_current_top_of_stack again from 6.15 when pcpu_hot went away."""
+    if symbols.lookup("pcpu_hot") is not None and types.has_member("struct pcpu_hot", "top_of_stack"):
+        return percpu.read_u64("pcpu_hot", cpu, "top_of_stack", "struct pcpu_hot")
+    if symbols.lookup("cpu_current_top_of_stack") is not None:
+        return percpu.read_u64("cpu_current_top_of_stack", cpu)
+    return None
+
+
+CPU_ENTRY_AREA_BASE = 0xFFFFFE0000000000  # 4-level paging: pgtable_64_types.h
+
+
+def in_cpu_entry_area(address: int) -> bool:
+    # cpu_entry_area spans one P4D slot (512 GiB) at CPU_ENTRY_AREA_BASE.
+    return CPU_ENTRY_AREA_BASE <= address < CPU_ENTRY_AREA_BASE + (1 << 39)

@@ -1,0 +1,39 @@
+"""Per-CPU variables.
+
+`&var + __per_cpu_offset[cpu]` is right in every era: zero-based per-cpu
+symbols up to 6.14, and ordinary addresses from 6.15 on ("x86/percpu/64: Use
+relative percpu offsets"), because per_cpu_ptr() itself is computed that way.  Reads go through
+target.read_kernel, so they work on a user page table under KPTI too; GS_BASE
+is never trusted, since around swapgs it may hold the user value.
+"""
+from gdbext import errors
+from gdbext.kernel import symbols, types
+from gdbext.target import machine
+
+
+def offset(cpu: int) -> int:
+    base = symbols.address("__per_cpu_offset")
+    return machine.read_u64(base + 8 * cpu)
+
+
+def address(name: str, cpu: int, member: str = None, struct: str = None) -> int:
+    """Address of per-cpu `name` (optionally `.member` of `struct`) on `cpu`."""
+    addr = symbols.address(name) + offset(cpu)
+    if member:
+        addr += types.offsetof(struct, member)
+    return addr
+
+
+def read(name: str, cpu: int, size: int, member: str = None, struct: str = None) -> bytes:
+    return machine.read_kernel(address(name, cpu, member, struct), size)
+
+
+def read_u64(name: str, cpu: int, member: str = None, struct: str = None) -> int:
+    return int.from_bytes(read(name, cpu, 8, member, struct), "little")
+
+
+def nr_cpu_ids() -> int:
+    addr = symbols.lookup("nr_cpu_ids")
+    if addr is None:
+        raise errors.MissingSymbol("nr_cpu_ids")
+    return int.from_bytes(machine.read_kernel(addr, 4), "little")

@@ -1,0 +1,353 @@
+"""The stopped machine, as seen through QEMU's gdbstub.
+
+This module (with target/msr.py) is the only code in kx that touches the
+target: registers per vCPU, virtual and physical memory, the page walk, and
+the QEMU monitor.  Everything above it asks here, so faults, caching and
+restores have one home.
+
+Facts it relies on (design-notes, re-measured on QEMU 7.2):
+- gdb thread N is vCPU N-1;
+- the gdbstub exposes fs_base, gs_base, k_gs_base, cr0-cr4, cr8 and efer;
+- `maint packet Qqemu.PhyMemMode:1` makes memory accesses physical;
+- `monitor info registers` shows GDTR/IDTR/TR for the monitor's current CPU.
+"""
+import contextlib
+import re
+
+import gdb
+
+from gdbext import errors
+from gdbext.decoders import paging
+from gdbext.decoders.qemu_monitor import parse_info_cpus, parse_info_registers
+
+MASK64 = (1 << 64) - 1
+PAGE = 4096
+
+# Registers kx reads per vCPU; one `g` packet brings them all.
+GENERAL_REGS = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp",
+                "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip", "eflags")
+SEGMENT_REGS = ("cs", "ss", "ds", "es", "fs", "gs")
+SYSTEM_REGS = ("fs_base", "gs_base", "k_gs_base", "cr0", "cr2", "cr3", "cr4", "cr8", "efer")
+ALL_REGS = GENERAL_REGS + SEGMENT_REGS + SYSTEM_REGS
+
+# ---------------------------------------------------------------------------
+# Per-stop cache: anything read from the machine is valid until it runs again
+# or something writes to it.
+_cache = {}
+_connection = {}      # per-connection facts (QEMU? KVM?)
+injecting = False     # set while target.msr single-steps; stop hooks ignore it
+
+
+def invalidate(*_args):
+    _cache.clear()
+
+
+def _forget_connection(*_args):
+    _cache.clear()
+    _connection.clear()
+
+
+def _install_hooks():
+    for name in ("stop", "cont", "memory_changed", "register_changed", "new_objfile",
+                 "inferior_call"):
+        reg = getattr(gdb.events, name, None)
+        if reg is not None:
+            reg.connect(invalidate)
+    gdb.events.exited.connect(_forget_connection)
+    if hasattr(gdb.events, "new_inferior"):
+        gdb.events.new_inferior.connect(_forget_connection)
+
+
+_install_hooks()
+
+
+def cached(key, compute):
+    try:
+        return _cache[key]
+    except KeyError:
+        value = _cache[key] = compute()
+        return value
+
+
+# ---------------------------------------------------------------------------
+# The target and its vCPUs
+
+def require_stopped() -> None:
+    """Raise one clear error unless a remote target is attached and stopped."""
+    try:
+        inferior = gdb.selected_inferior()
+        threads = inferior.threads() if inferior.pid else ()
+    except gdb.error:
+        threads = ()
+    if not threads or gdb.selected_thread() is None:
+        raise errors.NoTarget()
+    if gdb.selected_thread().is_running():
+        raise errors.KxError("the target is running: interrupt it first (Ctrl-C)")
+
+
+def _threads_by_cpu() -> dict:
+    return {t.num - 1: t for t in gdb.selected_inferior().threads()}
+
+
+def cpus() -> list:
+    require_stopped()
+    return sorted(_threads_by_cpu())
+
+
+def selected_cpu() -> int:
+    require_stopped()
+    return gdb.selected_thread().num - 1
+
+
+def check_cpu(cpu) -> int:
+    """The vCPU number to use: the selected one for None, else validated."""
+    if cpu is None:
+        return selected_cpu()
+    valid = cpus()
+    if cpu not in valid:
+        raise errors.BadArgument(f"no CPU {cpu}: this guest has CPUs {valid[0]}-{valid[-1]}")
+    return cpu
+
+
+@contextlib.contextmanager
+def on_cpu(cpu: int):
+    """Select vCPU `cpu` (gdb thread cpu+1) for the duration; restore after."""
+    thread = _threads_by_cpu().get(cpu)
+    if thread is None:
+        raise errors.BadArgument(f"no CPU {cpu}")
+    previous = gdb.selected_thread()
+    try:
+        frame = gdb.selected_frame()
+    except gdb.error:
+        frame = None
+    if previous is not None and previous.num == thread.num:
+        yield
+        return
+    thread.switch()
+    try:
+        yield
+    finally:
+        if previous is not None and previous.is_valid():
+            previous.switch()
+            if frame is not None and frame.is_valid():
+                try:
+                    frame.select()
+                except gdb.error:
+                    pass
+
+
+def registers(cpu: int = None) -> dict:
+    """All of ALL_REGS for one vCPU as unsigned ints (cached per stop)."""
+    cpu = check_cpu(cpu)
+
+    def read():
+        with on_cpu(cpu):
+            frame = gdb.newest_frame()
+            out = {}
+            for name in ALL_REGS:
+                try:
+                    out[name] = int(frame.read_register(name)) & MASK64
+                except (gdb.error, ValueError):
+                    out[name] = None
+            return out
+    return cached(("regs", cpu), read)
+
+
+def cpu_halted(cpu: int):
+    """True if QEMU reports vCPU `cpu` halted (qThreadExtraInfo says
+    "CPU#n [halted ]"), False if running, None if the stub does not say."""
+    cpu = check_cpu(cpu)
+
+    def ask():
+        reply = _packet(f"qThreadExtraInfo,p1.{cpu + 1:x}")
+        try:
+            text = bytes.fromhex(reply).decode("ascii", "replace")
+        except ValueError:
+            return None
+        if "halted" in text:
+            return True
+        return False if "running" in text else None
+    return cached(("halted", cpu), ask)
+
+
+def cpl(cpu: int = None) -> int:
+    return registers(cpu)["cs"] & 3
+
+
+# ---------------------------------------------------------------------------
+# Memory
+
+def read(address: int, size: int, cpu: int = None) -> bytes:
+    """Virtual read through `cpu`'s current page tables, in one request."""
+    cpu = check_cpu(cpu)
+    address &= MASK64
+
+    def do():
+        with on_cpu(cpu):
+            try:
+                return gdb.selected_inferior().read_memory(address, size).tobytes()
+            except gdb.MemoryError as exc:
+                raise errors.MemoryUnreadable(address, size) from exc
+    return cached(("vread", cpu, address, size), do)
+
+
+def write(address: int, data: bytes, cpu: int = None) -> None:
+    """Only target.msr writes guest memory, and restores what it wrote."""
+    with on_cpu(check_cpu(cpu)):
+        try:
+            gdb.selected_inferior().write_memory(address, data)
+        except gdb.MemoryError as exc:
+            raise errors.MemoryUnreadable(address, len(data), "cannot write") from exc
+    invalidate()
+
+
+def _packet(text: str) -> str:
+    out = gdb.execute(f"maint packet {text}", to_string=True)
+    m = re.search(r'received: "(.*)"', out)
+    return m.group(1) if m else ""
+
+
+@contextlib.contextmanager
+def physical_mode():
+    """QEMU's physical-memory mode for the gdbstub, always switched back."""
+    if _packet("Qqemu.PhyMemMode:1") != "OK":
+        raise errors.NotSupported("this gdbstub cannot read physical memory (needs QEMU >= 4.1)")
+    try:
+        yield
+    finally:
+        _packet("Qqemu.PhyMemMode:0")
+
+
+def read_phys_many(requests) -> list:
+    """Several physical reads under one PhyMemMode switch."""
+    out = [None] * len(requests)
+    todo = []
+    for i, (address, size) in enumerate(requests):
+        hit = _cache.get(("pread", address, size))
+        if hit is None:
+            todo.append(i)
+        else:
+            out[i] = hit
+    if todo:
+        inferior = gdb.selected_inferior()
+        with physical_mode():
+            for i in todo:
+                address, size = requests[i]
+                try:
+                    data = inferior.read_memory(address, size).tobytes()
+                except gdb.MemoryError as exc:
+                    raise errors.MemoryUnreadable(address, size, "physical") from exc
+                _cache[("pread", address, size)] = out[i] = data
+    return out
+
+
+def read_phys(address: int, size: int) -> bytes:
+    return read_phys_many([(address, size)])[0]
+
+
+def _read_u64_phys(address: int) -> int:
+    # Page-table walks read whole 4 KiB tables once per stop.
+    page = address & ~(PAGE - 1)
+    table = read_phys(page, PAGE)
+    off = address - page
+    return int.from_bytes(table[off:off + 8], "little")
+
+
+def la57(cpu: int = None) -> bool:
+    cr4 = registers(cpu)["cr4"] or 0
+    return bool(cr4 & (1 << 12))  # CR4.LA57, SDM Vol.3 4.5
+
+
+def translate(address: int, cpu: int = None, cr3: int = None) -> "paging.Translation":
+    """Walk the page tables of `cr3` (default: `cpu`'s CR3) for `address`."""
+    cpu = check_cpu(cpu)
+    if cr3 is None:
+        cr3 = registers(cpu)["cr3"]
+    return paging.translate(address & MASK64, cr3, _read_u64_phys, la57(cpu))
+
+
+def kernel_cr3(cpu: int = None) -> int:
+    """The kernel PGD for `cpu`: under PTI the user CR3 has bit 12 set and the
+    kernel PGD is the 8 KiB-aligned page below it (arch/x86/entry/calling.h,
+    PTI_USER_PGTABLE_MASK)."""
+    return paging.kernel_pgd_from_user_cr3(registers(cpu)["cr3"])
+
+
+def read_kernel(address: int, size: int, cpu: int = None) -> bytes:
+    """Read kernel memory even while `cpu` runs on a user page table (KPTI:
+    at the first instruction of entry_SYSCALL_64 gdb itself cannot read
+    kernel data).  Tries the plain virtual read first; falls back to a walk
+    of the kernel PGD and physical reads."""
+    cpu = check_cpu(cpu)
+    try:
+        return read(address, size, cpu)
+    except errors.MemoryUnreadable:
+        pass
+    cr3 = registers(cpu)["cr3"]
+    kcr3 = paging.kernel_pgd_from_user_cr3(cr3)
+    chunks = []
+    pos, end = address, address + size
+    try:
+        while pos < end:
+            tr = translate(pos, cpu, kcr3)
+            page_end = (pos | (tr.page_size - 1)) + 1
+            n = min(end, page_end) - pos
+            chunks.append((tr.phys, n))
+            pos += n
+    except errors.DecodeError as exc:
+        raise errors.MemoryUnreadable(address, size, f"not mapped in the kernel page tables ({exc})") from None
+    return b"".join(read_phys_many(chunks))
+
+
+def read_u64(address: int, cpu: int = None) -> int:
+    return int.from_bytes(read_kernel(address, 8, cpu), "little")
+
+
+# ---------------------------------------------------------------------------
+# QEMU, the monitor, KVM
+
+def monitor(command: str) -> str:
+    try:
+        return gdb.execute(f"monitor {command}", to_string=True)
+    except gdb.error as exc:
+        raise errors.NotSupported(f"the remote has no QEMU monitor ({exc})") from None
+
+
+def is_qemu() -> bool:
+    def probe():
+        try:
+            return "QEMU" in monitor("info version").upper() or bool(monitor("info version").strip())
+        except errors.KxError:
+            return False
+    if "qemu" not in _connection:
+        _connection["qemu"] = probe()
+    return _connection["qemu"]
+
+
+def is_kvm() -> bool:
+    if "kvm" not in _connection:
+        _connection["kvm"] = is_qemu() and "enabled" in monitor("info kvm")
+    return _connection["kvm"]
+
+
+def require_qemu(what: str) -> None:
+    if not is_qemu():
+        raise errors.NotSupported(f"{what} needs QEMU's gdbstub (its monitor did not answer)")
+
+
+def monitor_cpu_state(cpu: int) -> dict:
+    """`info registers` for exactly `cpu`: the monitor's current CPU is switched
+    to it and put back, so one CPU's GDTR never pairs with another's tables."""
+    cpu = check_cpu(cpu)
+    require_qemu("reading GDTR/IDTR/TR")
+
+    def read():
+        current = parse_info_cpus(monitor("info cpus")).get("current", 0)
+        try:
+            if current != cpu:
+                monitor(f"cpu {cpu}")
+            return parse_info_registers(monitor("info registers"))
+        finally:
+            if current != cpu:
+                monitor(f"cpu {current}")
+    return cached(("monitor-regs", cpu), read)

@@ -1,0 +1,191 @@
+"""MSR reads, best source first (design-notes: registers over the gdbstub,
+rdmsr injection):
+
+1. the gdbstub's own registers: efer, fs_base, gs_base, k_gs_base;
+2. executing `rdmsr` in the guest: TCG only, CPL 0, scheduler-locking on;
+3. the value the kernel is expected to have programmed (the caller computes
+   it from symbols), marked `expected`.
+
+The injection writes `0f 32` over the instruction at $pc, sets RCX, steps
+once, reads EDX:EAX, and then restores the two bytes and every register
+that changed, on every path: success, gdb errors and Ctrl-C.
+
+The step is a raw `vCont;s:p1.N` packet for that one vCPU: every other vCPU
+stays stopped (as with scheduler-locking on), gdb's stop machinery never
+runs (no stop output, no breakpoint re-insertion over our bytes), and gdb's
+register cache is flushed afterwards.  If the stub refuses the packet, gdb's
+own `stepi` under `set scheduler-locking on` is the fallback, and
+scheduler-locking is put back as it was.
+"""
+import dataclasses
+
+import gdb
+
+from gdbext import errors, settings
+from gdbext.target import machine
+
+RDMSR = b"\x0f\x32"
+HLT = 0xF4
+
+# MSR index -> gdbstub register name (QEMU target/i386/gdbstub.c)
+GDBSTUB_MSRS = {0xC0000080: "efer", 0xC0000100: "fs_base", 0xC0000101: "gs_base",
+                0xC0000102: "k_gs_base"}
+
+
+@dataclasses.dataclass
+class MsrReading:
+    index: int
+    value: int = None
+    source: str = None     # gdbstub | rdmsr | expected | None
+    note: str = None
+
+
+def injection_refusal(cpu: int):
+    """Why rdmsr can't be injected on `cpu` now, or None if it can."""
+    if settings.get("msr-read") == "off":
+        return "MSR injection is off (`set kx msr-read inject` enables it)"
+    if not machine.is_qemu():
+        return "rdmsr injection needs QEMU's gdbstub"
+    if machine.is_kvm():
+        return "rdmsr injection is refused under KVM (stepping an injected instruction is not reliable there)"
+    regs = machine.registers(cpu)
+    if regs["cs"] is None or regs["cs"] & 3:
+        return f"CPU {cpu} is in user mode (CPL {regs['cs'] & 3 if regs['cs'] is not None else '?'}): rdmsr would fault"
+    try:
+        before = machine.read(regs["rip"] - 1, 1, cpu)[0]
+    except errors.MemoryUnreadable:
+        return f"CPU {cpu}: the code at $pc is not readable"
+    if machine.cpu_halted(cpu) or before == HLT:
+        # A halted vCPU does not execute a single-step (QEMU steps with IRQs
+        # masked), so stepi would never return.
+        return f"CPU {cpu} is halted (idle in hlt); stop it at a breakpoint to read MSRs"
+    return None
+
+
+def _set_reg(name: str, value: int) -> None:
+    gdb.execute(f"set var ${name} = {value:#x}", to_string=True)
+
+
+def _flush_register_cache() -> None:
+    gdb.execute("maintenance flush register-cache", to_string=True)
+
+
+def _raw_step(cpu: int) -> bool:
+    """Single-step vCPU `cpu` alone with a raw packet; False if refused."""
+    # Make gdb select this thread on the stub (Hg) before the step, so gdb's
+    # idea of the stub's current thread stays true afterwards.
+    gdb.newest_frame().read_register("rip")
+    reply = machine._packet(f"vCont;s:p1.{cpu + 1:x}")
+    _flush_register_cache()
+    return reply[:1] in ("T", "S")
+
+
+def _gdb_step() -> None:
+    saved_lock = gdb.parameter("scheduler-locking")
+    try:
+        gdb.execute("set scheduler-locking on", to_string=True)
+        gdb.execute("stepi", to_string=True)
+    finally:
+        gdb.execute(f"set scheduler-locking {saved_lock}", to_string=True)
+
+
+def inject_rdmsr(cpu: int, indices) -> dict:
+    """{index: value} by executing rdmsr on `cpu`.  Raises NotSupported when refused."""
+    why = injection_refusal(cpu)
+    if why:
+        raise errors.NotSupported(why)
+    values = {}
+    with machine.on_cpu(cpu):
+        saved_regs = dict(machine.registers(cpu))
+        pc = saved_regs["rip"]
+        saved_code = machine.read(pc, len(RDMSR), cpu)
+        saved_lock = gdb.parameter("scheduler-locking")
+        machine.injecting = True
+        raw = True
+        try:
+            machine.write(pc, RDMSR, cpu)
+            for index in indices:
+                _set_reg("rip", pc)
+                _set_reg("rcx", index)
+                if not (raw and _raw_step(cpu)):
+                    raw = False
+                    _gdb_step()
+                frame = gdb.newest_frame()
+                new_pc = int(frame.read_register("rip")) & machine.MASK64
+                if new_pc != pc + len(RDMSR):
+                    values[index] = None  # #GP: the MSR does not exist here
+                    continue
+                eax = int(frame.read_register("rax")) & 0xFFFFFFFF
+                edx = int(frame.read_register("rdx")) & 0xFFFFFFFF
+                values[index] = (edx << 32) | eax
+        finally:
+            _restore(cpu, pc, saved_code, saved_regs, saved_lock)
+    return values
+
+
+def _restore(cpu, pc, saved_code, saved_regs, saved_lock):
+    """Put back the code bytes, every changed register and scheduler-locking.
+    Each step is retried once if a Ctrl-C lands in the middle of it."""
+    interrupted = False
+    steps = [lambda: machine.write(pc, saved_code, cpu)]
+    machine.invalidate()
+    now = machine.registers(cpu)
+    for name in machine.GENERAL_REGS:
+        if now.get(name) != saved_regs.get(name) and saved_regs.get(name) is not None:
+            steps.append(lambda n=name: _set_reg(n, saved_regs[n]))
+    steps.append(lambda: gdb.execute(f"set scheduler-locking {saved_lock}", to_string=True))
+    failures = []
+    for step in steps:
+        for attempt in range(3):
+            try:
+                step()
+                break
+            except KeyboardInterrupt:
+                interrupted = True
+            except gdb.error as exc:
+                if attempt == 2:
+                    failures.append(str(exc))
+    machine.injecting = False
+    machine.invalidate()
+    after = machine.registers(cpu)
+    changed = [n for n in machine.GENERAL_REGS if after.get(n) != saved_regs.get(n)]
+    if machine.read(pc, len(saved_code), cpu) != saved_code:
+        changed.append(f"code bytes at {pc:#x}")
+    if changed or failures:
+        raise errors.KxError("MSR injection could not restore the guest: "
+                             + ", ".join(changed + failures) + " -- the guest state is modified!")
+    if interrupted:
+        raise KeyboardInterrupt
+
+
+def read_msrs(cpu: int, indices, expected=None):
+    """Read each MSR from the best source.  `expected(index)` gives the value
+    the kernel should have programmed (or None).  Returns (readings, warnings)."""
+    cpu = machine.check_cpu(cpu)
+    regs = machine.registers(cpu)
+    readings = {i: MsrReading(i) for i in indices}
+    warnings = []
+    need = []
+    for index in indices:
+        reg = GDBSTUB_MSRS.get(index)
+        if reg and regs.get(reg) is not None:
+            readings[index].value, readings[index].source = regs[reg], "gdbstub"
+        else:
+            need.append(index)
+    if need:
+        why = injection_refusal(cpu)
+        if why is None:
+            for index, value in inject_rdmsr(cpu, need).items():
+                if value is not None:
+                    readings[index].value, readings[index].source = value, "rdmsr"
+                else:
+                    readings[index].note = "rdmsr raised #GP"
+        else:
+            warnings.append(f"{why}; showing the values the kernel is expected to have programmed")
+        for index in need:
+            r = readings[index]
+            if r.source is None and expected is not None:
+                value = expected(index)
+                if value is not None:
+                    r.value, r.source = value, "expected"
+    return [readings[i] for i in indices], warnings
