@@ -161,8 +161,13 @@ class GdbMI:
 
     def eval(self, expr: str) -> int:
         """An integer expression, evaluated by gdb itself."""
-        text = self.cmd(f"output/d (long long)({expr})").strip()
-        return int(text) & 0xFFFFFFFFFFFFFFFF
+        try:
+            text = self.cmd(f"output/d (long long)({expr})").strip()
+            return int(text) & 0xFFFFFFFFFFFFFFFF
+        except GdbError as exc:
+            if "Invalid cast" not in str(exc):
+                raise
+        return int(self.cmd(f"output/x {expr}").strip(), 16)  # flags types: $eflags
 
     # -- execution control ---------------------------------------------------
     def wait_stopped(self, timeout: float = 60.0) -> str:
