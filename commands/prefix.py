@@ -7,8 +7,7 @@ class KxPrefix(gdb.Command):
 
 Every subcommand takes --json for one machine-readable JSON object per line;
 errors then come as {"error": "..."}.  `help kx SUBCOMMAND` for details.
-Settings: `set kx color on|off|auto`, `set kx msr-read inject|off`.
-Functions: $kx_current([cpu]), $kx_per_cpu("name"[, cpu]), $kx_ptregs([task])."""
+Settings: `set kx color on|off|auto`, `set kx msr-read inject|off`."""
 
     def __init__(self):
         super().__init__("kx", gdb.COMMAND_USER, gdb.COMPLETE_COMMAND, prefix=True)

@@ -42,3 +42,11 @@ def test_lab_help_on_every_subcommand():
     for sub in ("bootstrap", "fetch", "initramfs", "boot", "stop", "status", "gdb", "demo"):
         r = subprocess.run([sys.executable, lab, sub, "--help"], capture_output=True, text=True)
         assert r.returncode == 0 and "usage: lab " + sub in r.stdout
+
+
+def test_commands_without_a_target_say_so():
+    r = gdb_batch(f"source {ROOT}/scripts/gdbinit.py", "kx msr", "kx gdt --json", "kx tss", "echo ALIVE\\n")
+    text = r.stdout + r.stderr
+    assert "kx msr: no target" in text
+    assert '{"error": "no target' in text
+    assert "ALIVE" in text and "Traceback" not in text

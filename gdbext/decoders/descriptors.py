@@ -10,7 +10,7 @@ arch/x86/include/asm/desc_defs.h, which expand to the same 0xa09b/0xc093/...).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Dict, List, Mapping, Optional, Tuple, Union
 
 from gdbext.errors import DecodeError
 from gdbext.decoders.bits import Record, as_bytes, bit, check_uint, field, int_or_bytes

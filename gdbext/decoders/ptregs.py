@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Tuple, Union
 
 from gdbext.errors import DecodeError
-from gdbext.decoders.bits import MASK32, MASK64, Record, as_bytes, field, to_signed
+from gdbext.decoders.bits import MASK32, MASK64, Record, as_bytes, field, to_signed, to_unsigned
 from gdbext.decoders.descriptors import KERNEL32_CS, KERNEL_CS, USER32_CS, USER_CS
 
 PT_REGS_FIELDS: Tuple[str, ...] = (
@@ -101,13 +101,13 @@ def encode_pt_regs(**regs: int) -> bytes:
 
 def decode_fred_cs(slot: int) -> Dict[str, int]:
     """struct fred_cs (6.12 asm/ptrace.h): cs:16, sl:2 (stack level), wfe:1."""
-    slot &= MASK64
+    slot = to_unsigned(slot, 64, "cs slot")
     return {"cs": field(slot, 0, 16), "sl": field(slot, 16, 2), "wfe": field(slot, 18, 1)}
 
 
 def decode_fred_ss(slot: int) -> Dict[str, int]:
     """struct fred_ss (6.12 asm/ptrace.h)."""
-    slot &= MASK64
+    slot = to_unsigned(slot, 64, "ss slot")
     return {
         "ss": field(slot, 0, 16), "sti": field(slot, 16, 1), "swevent": field(slot, 17, 1),
         "nmi": field(slot, 18, 1), "vector": field(slot, 32, 8), "type": field(slot, 48, 4),
@@ -119,7 +119,7 @@ def decode_fred_ss(slot: int) -> Dict[str, int]:
 def mode_from_cs(cs: int) -> str:
     """"64" (USER_CS 0x33), "32" (USER32_CS 0x23), "kernel" (KERNEL_CS 0x10,
     or the boot-time KERNEL32_CS 0x08), else "unknown"."""
-    cs &= 0xFFFF
+    cs = to_unsigned(cs, 64, "cs") & 0xFFFF
     if cs == USER_CS:
         return "64"
     if cs == USER32_CS:

@@ -11,7 +11,7 @@ mmap           include/uapi/asm-generic/mman-common.h, mman.h,
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Callable, Dict, List, Mapping, Optional
 
 from gdbext.decoders.bits import MASK32, MASK64, to_signed
 

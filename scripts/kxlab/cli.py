@@ -115,7 +115,13 @@ def cmd_demo(a):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="lab", description=__doc__ or "kx lab")
+    ap = argparse.ArgumentParser(
+        prog="lab", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="kx's lab: fetch Debian kernels, build the guest, boot QEMU, attach gdb.\n\n"
+                    "  ./scripts/lab demo                 the whole story in one command\n"
+                    "  ./scripts/lab boot --smp 2         boot a guest (gdbstub on loopback)\n"
+                    "  ./scripts/lab gdb                  attach gdb with kx loaded\n"
+                    "  ./scripts/lab stop                 stop it")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("bootstrap", help="install the Debian packages and the venv kx needs")
@@ -155,8 +161,8 @@ def main(argv=None) -> int:
     p = sub.add_parser("demo", help="fetch, build, boot, attach, and show kx at a syscall")
     _kernel_arg(p)
     p.add_argument("--smp", type=int, default=2)
-    p.add_argument("--cpu", default="", help="QEMU CPU model (e.g. Haswell for KPTI)")
-    p.add_argument("--pti", choices=["on", "off", "auto"], default="auto")
+    p.add_argument("--cpu", default="Haswell", help="QEMU CPU model (default %(default)s: Intel, so KPTI applies)")
+    p.add_argument("--pti", choices=["on", "off", "auto"], default="on")
     p.set_defaults(func=cmd_demo)
 
     a = ap.parse_args(argv)

@@ -37,6 +37,9 @@ def main():
 
 # What kx can show at that point; grows as kx grows.
 DEMO_COMMANDS = [
+    ("where `syscall` jumps, with which selectors and flags (MSRs)", "kx msr"),
+    ("the stack the CPU switches to (TSS)", "kx tss"),
+    ("the int 0x80 gate", "kx idt 0x80"),
     ("the kx commands", "help kx"),
 ]
 

@@ -143,3 +143,24 @@ def test_msr_in_user_mode_falls_back_to_expected(kx):
     assert m["IA32_LSTAR"]["value"] == kx.symbols["entry_SYSCALL_64"]
     assert m["IA32_EFER"]["source"] == "gdbstub"
     assert any("user mode" in w for w in r["warnings"])
+
+
+@pytest.mark.parametrize("fault", ["gdb.error('simulated stub failure')", "KeyboardInterrupt()"])
+def test_injection_restores_on_error_and_interrupt(at_entry, fault):
+    """A gdb error or a Ctrl-C in the middle of the injection (after the
+    rdmsr bytes are written) still restores the bytes and registers."""
+    kx = at_entry
+    regs = ("rax", "rcx", "rdx", "rip", "eflags", "rsp")
+    before = {r: kx.reg(r) for r in regs}
+    code_before = kx.cmd("x/4bx $pc")
+    kx.cmd("python import gdb, gdbext.target.msr as M; M._saved_step = M._raw_step")
+    kx.cmd(f"python M._raw_step = lambda cpu: (_ for _ in ()).throw({fault})")
+    try:
+        r = kx.gdb.cmd_full("kx msr lstar")
+    finally:
+        kx.cmd("python M._raw_step = M._saved_step")
+    assert r["error"] and "Traceback" not in r["error"]
+    assert ("interrupted" in r["error"]) if "Keyboard" in fault else ("simulated" in r["error"])
+    assert {r_: kx.reg(r_) for r_ in regs} == before
+    assert kx.cmd("x/4bx $pc") == code_before
+    assert kx.json("kx msr lstar")["msrs"][0]["value"] == kx.symbols["entry_SYSCALL_64"]

@@ -1,5 +1,4 @@
 """gdbext.decoders.syscall_args: strace-style formatting."""
-import pytest
 from hypothesis import given, settings, strategies as st
 
 from gdbext.decoders import syscall_args as sa
