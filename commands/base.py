@@ -47,6 +47,11 @@ def cpu_number(text: str) -> int:
     return n
 
 
+def add_cpu_option(parser) -> None:
+    parser.add_argument("--cpu", type=cpu_number, default=None,
+                        help="vCPU number (default: the selected thread's; gdb thread N is vCPU N-1)")
+
+
 class KxCommand(gdb.Command):
     """Base class: subclasses set `name` and a docstring (the help text)."""
 

@@ -4,7 +4,7 @@ from gdbext.kernel import tables
 from gdbext.render import Report, Text
 from gdbext.target import machine
 
-from .base import KxCommand, cpu_number
+from .base import KxCommand, add_cpu_option
 
 SEGMENT_REGS = ("cs", "ss", "ds", "es", "fs", "gs")
 
@@ -21,7 +21,7 @@ and which of CS/SS/DS/ES/FS/GS/TR hold which selector now."""
     name = "gdt"
 
     def arguments(self, p):
-        p.add_argument("--cpu", type=cpu_number, default=None, help="vCPU (default: selected thread's)")
+        add_cpu_option(p)
 
     def run(self, args):
         cpu = machine.check_cpu(args.cpu)

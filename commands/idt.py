@@ -3,7 +3,7 @@ from gdbext.kernel import symbols, tables
 from gdbext.render import Report, Text
 from gdbext.target import machine
 
-from .base import KxCommand, cpu_number, parse_int
+from .base import KxCommand, add_cpu_option, parse_int
 
 INT80 = 0x80
 
@@ -21,7 +21,7 @@ newer kernels); anything else is a WARNING."""
 
     def arguments(self, p):
         p.add_argument("vector", nargs="?", type=parse_int, help="only this vector (0-255)")
-        p.add_argument("--cpu", type=cpu_number, default=None, help="vCPU (default: selected thread's)")
+        add_cpu_option(p)
 
     def run(self, args):
         from gdbext import errors

@@ -7,7 +7,7 @@ from gdbext.render import Report, Text
 from gdbext.target import machine
 from gdbext.target import msr as tmsr
 
-from .base import KxCommand, cpu_number
+from .base import KxCommand, add_cpu_option
 
 # MSRs whose value the kernel fixes at boot: a mismatch means a hooked entry.
 VERIFIED = (msrdec.IA32_LSTAR, msrdec.IA32_STAR, msrdec.IA32_CSTAR, msrdec.IA32_FMASK,
@@ -44,7 +44,7 @@ compared with syscall_init(): a mismatch (a hooked entry) is a WARNING."""
 
     def arguments(self, p):
         p.add_argument("names", nargs="*", metavar="NAME|INDEX")
-        p.add_argument("--cpu", type=cpu_number, default=None, help="vCPU (default: selected thread's)")
+        add_cpu_option(p)
 
     def run(self, args):
         wanted = [msrdec.lookup_msr(n) for n in args.names] or list(msrdec.ALL_MSRS)

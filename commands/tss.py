@@ -7,7 +7,7 @@ from gdbext.kernel import symbols, tables, version
 from gdbext.render import Report, Text
 from gdbext.target import machine
 
-from .base import KxCommand, cpu_number
+from .base import KxCommand, add_cpu_option
 
 
 class KxTss(KxCommand):
@@ -22,7 +22,7 @@ exception stack each IST slot is (DF, NMI, DB, MCE, VC)."""
     name = "tss"
 
     def arguments(self, p):
-        p.add_argument("--cpu", type=cpu_number, default=None, help="vCPU (default: selected thread's)")
+        add_cpu_option(p)
 
     def run(self, args):
         cpu = machine.check_cpu(args.cpu)

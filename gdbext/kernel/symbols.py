@@ -126,16 +126,9 @@ class GdbSymbols:
         return s is not None and e is not None and s <= address < e
 
 
-_tables = {}
+from gdbext.kernel.objcache import ObjfileCache  # noqa: E402
 
-
-def _forget(*_):
-    _tables.clear()
-
-
-gdb.events.new_objfile.connect(_forget)
-if hasattr(gdb.events, "free_objfile"):
-    gdb.events.free_objfile.connect(_forget)
+_tables = ObjfileCache()
 
 
 def vmlinux_path() -> str:

@@ -8,16 +8,9 @@ import gdb
 
 from gdbext import errors
 
-_cache = {}
+from gdbext.kernel.objcache import ObjfileCache
 
-
-def _forget(*_):
-    _cache.clear()
-
-
-gdb.events.new_objfile.connect(_forget)
-if hasattr(gdb.events, "free_objfile"):
-    gdb.events.free_objfile.connect(_forget)
+_cache = ObjfileCache()
 
 
 def lookup(name: str) -> gdb.Type:
