@@ -7,8 +7,7 @@ use imports relative to gdbext.
 import importlib
 
 # Every module with commands, functions or parameters, in `help kx` order.
-MODULES = ("prefix", "params", "msr", "gdt", "idt", "tss", "task", "ps", "regs",
-           "syscalls", "event", "breakpoints", "trace", "vdso", "kaslr", "functions")
+MODULES = ("prefix", "params", "msr", "gdt", "idt", "tss")
 
 _registered = False
 
@@ -22,10 +21,6 @@ def register_all() -> None:
         try:
             module = importlib.import_module(f"{__name__}.{name}")
             module.register()
-        except ModuleNotFoundError as exc:
-            if exc.name == f"{__name__}.{name}":
-                continue  # not written yet
-            print(f"kx: `kx {name}` is unavailable: {exc}", file=sys.stderr)
         except Exception as exc:  # one broken module must not take the rest down
             print(f"kx: `kx {name}` is unavailable: {type(exc).__name__}: {exc}", file=sys.stderr)
     _registered = True

@@ -12,7 +12,6 @@ import traceback
 import gdb
 
 from gdbext import errors
-from gdbext.render import Report  # noqa: F401  (re-exported for commands)
 
 
 class _HelpShown(Exception):

@@ -1,5 +1,4 @@
 """kx msr: the syscall-path MSRs of one vCPU, decoded, with a verdict."""
-from gdbext import errors
 from gdbext.decoders import msr as msrdec
 from gdbext.kernel import cpu as kcpu
 from gdbext.kernel import symbols
@@ -51,7 +50,14 @@ compared with syscall_init(): a mismatch (a hooked entry) is a WARNING."""
         cpu = machine.check_cpu(args.cpu)
         regs = machine.registers(cpu)
         indices = [m.index for m in wanted]
-        readings, warnings = tmsr.read_msrs(cpu, indices, lambda i: kcpu.expected_msr(cpu, i))
+        expected_by_index = {}
+
+        def expected(index):
+            if index not in expected_by_index:
+                expected_by_index[index] = kcpu.expected_msr(cpu, index)
+            return expected_by_index[index]
+
+        readings, warnings = tmsr.read_msrs(cpu, indices, expected)
         rows = []
         for info, r in zip(wanted, readings):
             fields = {}
@@ -63,16 +69,16 @@ compared with syscall_init(): a mismatch (a hooked entry) is a WARNING."""
             row = {"name": info.name, "index": info.index, "value": r.value, "source": r.source,
                    "symbol": symbol, "fields": fields}
             if info.index in VERIFIED:
-                expected = kcpu.expected_msr(cpu, info.index)
-                row["expected"] = expected
-                row["ok"] = None if (r.source != "gdbstub" and r.source != "rdmsr") or expected is None \
-                    else r.value == expected
+                want = expected(info.index)
+                row["expected"] = want
+                measured = r.source in ("gdbstub", "rdmsr")
+                row["ok"] = r.value == want if measured and want is not None else None
                 if row["ok"] is False:
-                    exp_sym = symbols.format_address(expected) if info.index in SYMBOLIC else None
+                    exp_sym = symbols.format_address(want) if info.index in SYMBOLIC else None
                     warnings.append(
                         f"{info.name} is {r.value:#x}"
                         + (f" ({symbol})" if symbol else "")
-                        + f" but the kernel programs {expected:#x}"
+                        + f" but the kernel programs {want:#x}"
                         + (f" ({exp_sym})" if exp_sym else "")
                         + ": the entry point is hooked or the MSR was rewritten")
             if r.note:

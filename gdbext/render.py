@@ -75,6 +75,3 @@ class Report:
     def text(self, color: bool = False) -> str:
         return self.body.render(color)
 
-
-def hex_or_none(v):
-    return "-" if v is None else f"{v:#x}"

@@ -17,7 +17,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kxlab import bootstrap, gdbrun, kernels, paths  # noqa: E402
+from kxlab import bootstrap, gdbrun, kernels  # noqa: E402
 
 
 def run_gdb(argv):

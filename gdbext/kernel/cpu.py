@@ -62,7 +62,11 @@ def expected_msr(cpu: int, index: int):
         except errors.KxError:
             return None
     if index == msrdec.IA32_TSC_AUX:
-        return cpu  # (node << 12) | cpu; the lab guests have one node
+        # setup_getcpu(): vdso_encode_cpunode(cpu, early_cpu_to_node(cpu)).
+        node = 0
+        if symbols.lookup("numa_node") is not None:
+            node = int.from_bytes(percpu.read("numa_node", cpu, 4), "little", signed=True)
+        return (max(node, 0) << 12) | cpu
     if index == msrdec.IA32_GS_BASE:
         return kernel_gs_base(cpu)
     return None

@@ -314,13 +314,13 @@ def monitor(command: str) -> str:
 
 
 def is_qemu() -> bool:
-    def probe():
-        try:
-            return "QEMU" in monitor("info version").upper() or bool(monitor("info version").strip())
-        except errors.KxError:
-            return False
+    """QEMU's gdbstub answers its own `qqemu.sstepbits` query
+    (ENABLE=1,NOIRQ=2,NOTIMER=4); other gdbservers reply empty."""
     if "qemu" not in _connection:
-        _connection["qemu"] = probe()
+        try:
+            _connection["qemu"] = "ENABLE=" in _packet("qqemu.sstepbits")
+        except gdb.error:
+            _connection["qemu"] = False
     return _connection["qemu"]
 
 

@@ -4,9 +4,8 @@ import json
 import os
 import signal
 import sys
-import time
 
-from . import bootstrap, gdbrun, initramfs, kernels, paths, qemu
+from . import bootstrap, gdbrun, initramfs, kernels, qemu
 
 
 def _kernel_arg(p):

@@ -2,7 +2,6 @@
 syscall.  QEMU is owned by this process and dies with it, also on error or
 Ctrl-C (PR_SET_PDEATHSIG as a last resort)."""
 import subprocess
-import sys
 
 from . import bootstrap, gdbrun, initramfs, kernels, paths, qemu
 

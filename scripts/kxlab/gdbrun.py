@@ -52,7 +52,7 @@ class GdbError(Exception):
 
 def _c_string(s: str) -> str:
     """Unquote an MI c-string body (without its surrounding quotes)."""
-    out, i = [], 0
+    i = 0
     escapes = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "a": "\a",
                "b": "\b", "f": "\f", "v": "\v", "e": "\x1b"}
     raw = bytearray()
@@ -71,8 +71,7 @@ def _c_string(s: str) -> str:
                 continue
         raw += c.encode()
         i += 1
-    out.append(raw.decode("utf-8", errors="replace"))
-    return "".join(out)
+    return raw.decode("utf-8", errors="replace")
 
 
 class GdbMI:

@@ -12,7 +12,6 @@ import gzip
 import hashlib
 import io
 import pathlib
-import shutil
 import subprocess
 import tempfile
 

@@ -19,8 +19,7 @@ import subprocess
 import tempfile
 import time
 
-from . import initramfs, kernels, paths
-from .paths import REPO  # noqa: F401  (puts the checkout on sys.path)
+from . import initramfs, kernels, paths  # paths puts the checkout on sys.path
 from gdbext.decoders.qemu_monitor import parse_info_registers
 
 PR_SET_PDEATHSIG = 1

@@ -164,3 +164,25 @@ def test_injection_restores_on_error_and_interrupt(at_entry, fault):
     assert {r_: kx.reg(r_) for r_ in regs} == before
     assert kx.cmd("x/4bx $pc") == code_before
     assert kx.json("kx msr lstar")["msrs"][0]["value"] == kx.symbols["entry_SYSCALL_64"]
+
+
+def test_hooked_entry_point_is_flagged(at_entry):
+    """The verdict path: if what the CPU holds is not what syscall_init()
+    programs, kx says so loudly.  Real hardware can't be hooked from here
+    without writing an MSR, so the test moves the kernel's expectation
+    instead (to entry_SYSCALL_compat) and checks that the real, unchanged
+    LSTAR is reported as a mismatch."""
+    kx = at_entry
+    fake = kx.symbols["entry_SYSCALL_compat"]
+    kx.cmd("python import gdbext.kernel.cpu as C; C._saved_expected = C.expected_msr")
+    kx.cmd(f"python C.expected_msr = lambda cpu, i: {fake:#x} if i == 0xC0000082 else C._saved_expected(cpu, i)")
+    try:
+        r = kx.json("kx msr lstar")
+        text = kx.cmd("kx msr lstar")
+    finally:
+        kx.cmd("python C.expected_msr = C._saved_expected")
+    (lstar,) = r["msrs"]
+    assert lstar["value"] == kx.symbols["entry_SYSCALL_64"] and lstar["ok"] is False
+    assert any("hooked" in w and "entry_SYSCALL_compat" in w for w in r["warnings"])
+    assert "MISMATCH" in text and "WARNING" in text
+    assert kx.json("kx msr lstar")["msrs"][0]["ok"] is True

@@ -1,10 +1,5 @@
 """The lab itself, checked against independent ground truth: the workload's
 serial console, System.map, and QEMU's own monitor (HMP socket, not gdb)."""
-import re
-
-import pytest
-
-
 def test_workload_heartbeat(lab):
     """The workload runs its syscall rounds and reports -ENOSYS for the bad nr."""
     w = lab.guest.workload()
@@ -18,7 +13,8 @@ def test_workload_heartbeat(lab):
 
 def test_help_kx_lists_prefix(kx):
     out = kx.cmd("help kx")
-    assert "List of kx subcommands" in out or "kx " in out
+    for sub in ("msr", "gdt", "idt", "tss"):
+        assert f"kx {sub} -- " in out
     assert "inspect the Linux kernel's syscall entry path" in out
 
 
