@@ -18,6 +18,8 @@ hello32_after_write:
 	xorl	%ebx, %ebx
 	int	$0x80
 
-	.data
+	/* The string sits in .text, on the page the CPU is already executing:
+	 * a fresh exec's .data page is not present until first touched, and
+	 * then no debugger can read the buffer at syscall entry. */
 msg:	.ascii	"Hello from int $0x80 (32-bit)\n"
 	.set	len, . - msg

@@ -17,6 +17,8 @@ hello64_after_write:
 	xorq	%rdi, %rdi
 	syscall
 
-	.data
+	/* The string sits in .text, on the page the CPU is already executing:
+	 * a fresh exec's .data page is not present until first touched, and
+	 * then no debugger can read the buffer at syscall entry. */
 msg:	.ascii	"Hello from syscall (64-bit)\n"
 	.set	len, . - msg

@@ -31,6 +31,15 @@ def main():
     for title, cmd in commands:
         banner(title)
         show(cmd)
+    # Into C on the same vCPU: pt_regs are complete and bt crosses into user mode.
+    thread = gdb.selected_thread().num
+    banner("on to ksys_write on the same vCPU")
+    bp = gdb.Breakpoint("ksys_write", internal=False, temporary=True)
+    bp.condition = "$_thread == %d && $rdx == 8" % thread
+    gdb.execute("continue")
+    for title, cmd in LATER_COMMANDS:
+        banner(title)
+        show(cmd)
     banner("detach: the guest runs on")
     gdb.execute("detach")
 
@@ -40,6 +49,11 @@ DEMO_COMMANDS = [
     ("where `syscall` jumps, with which selectors and flags (MSRs)", "kx msr"),
     ("the stack the CPU switches to (TSS)", "kx tss"),
     ("the int 0x80 gate", "kx idt 0x80"),
+    ("the task making the call (current, before swapgs)", "kx task"),
+]
+LATER_COMMANDS = [
+    ("what user space handed the kernel: pt_regs", "kx regs"),
+    ("the backtrace, down to the user-mode frame", "bt"),
     ("the kx commands", "help kx"),
 ]
 

@@ -28,7 +28,10 @@ def venv_dir() -> pathlib.Path:
 
 
 def run_dir() -> pathlib.Path:
-    path = cache_dir() / "run"
+    # scripts/test points KX_RUN_DIR at a directory of its own, so that its
+    # leftover-QEMU check sees only the guests this run started.
+    override = os.environ.get("KX_RUN_DIR")
+    path = pathlib.Path(override) if override else cache_dir() / "run"
     path.mkdir(parents=True, exist_ok=True)
     return path
 

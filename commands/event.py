@@ -1,0 +1,79 @@
+"""kx event: decode the system call the selected vCPU is entering."""
+from gdbext.decoders.msr import decode_rflags
+from gdbext.kernel import events, symbols
+from gdbext.render import Report, Text
+from gdbext.target import machine
+
+from .base import KxCommand, add_cpu_option
+
+
+def render_event(d, t: Text = None) -> Text:
+    t = t or Text()
+    abi = {"64": "64-bit", "32": "i386 (compat)"}[d["abi"]]
+    where = d["entry"] or "an ia32 entry (int 0x80, sysenter or 32-bit syscall)"
+    how = ("live registers: pt_regs are not built yet" if d["source"] == "registers"
+           else "pt_regs on the task stack")
+    t.head(f"CPU {d['cpu']}: pid {d['pid']} \"{d['comm']}\" enters {where}, {abi} ABI  [{how}]")
+    name = d["name"] or ("invalid" if d["ret"] is not None else "unknown")
+    nr_text = f"{d['nr']:#x}" if d["x32"] else str(d["nr"])
+    nr_reg = "rax" if d["abi"] == "64" else "eax"
+    t.kv("syscall", f"{name}", kind="sym", note=f"nr {nr_text} ({nr_reg})")
+    for a in d["args"]:
+        label = f"{a['reg']}"
+        pname = f"{a['type'] or ''} {a['name'] or ''}".strip()
+        t.line(("key", f"  {label:<14} "), ("num", f"{a['value']:#018x}  "), ("dim", f"{pname:<28} "),
+               ("str", a["decoded"] or ""))
+    live = d["source"] == "registers"
+    if d["return_ip"] is not None:
+        via = ("rcx" if d["abi"] == "64" or d["entry"] == "entry_SYSCALL_compat" else "the IRET frame") \
+            if live else "pt_regs->ip"
+        t.kv("returns to", f"{d['return_ip']:#x}", note=f"{via}; {symbols.format_address(d['return_ip']) or 'user space'}")
+    if d["rflags"] is not None:
+        via = ("r11" if d["abi"] == "64" or d["entry"] == "entry_SYSCALL_compat" else "the IRET frame") \
+            if live else "pt_regs->flags"
+        t.kv("user rflags", f"{d['rflags']:#x}", note=f"{via}: {' '.join(decode_rflags(d['rflags'])['set'])}")
+    h = d["handler"]
+    if h:
+        t.kv("handler", h["symbol"] or "?", kind="sym", note=f"{h['address']:#x}")
+    detail = d["dispatch_detail"]
+    if detail.get("kind"):
+        how = ("a switch of direct calls; the table only names the handler" if detail.get("switch")
+               else f"indirect call through {detail.get('function')}[nr]: the entry in memory is what runs")
+        t.kv("dispatch", detail["kind"], kind="sym", note=how)
+    if d["ret"] is not None:
+        err = f" {d['ret_name']}" if d["ret_name"] else ""
+        t.kv("returns", f"{d['ret']}{err}", kind="bad" if d["ret"] < 0 else "num")
+    for n in d["notes"]:
+        t.line(("dim", f"  note: {n}"))
+    return t
+
+
+class KxEvent(KxCommand):
+    """Decode the system call the selected vCPU is stopped in.
+Usage: kx event [--cpu N] [--json]
+
+Works at the first instruction of entry_SYSCALL_64 (before swapgs, on the
+user page table under KPTI: the live registers hold everything, RCX the
+return address and R11 the user RFLAGS), anywhere later in the syscall path
+(do_syscall_64, x64_sys_call, the handler: pt_regs), and at the compat
+entries (int 0x80 via asm_int80_emulation, sysenter, 32-bit syscall) with
+the i386 ABI: eax = nr; ebx, ecx, edx, esi, edi, ebp = arguments.
+Shows nr -> name from the kernel's own table, each argument decoded by its
+type (strings read from user memory), the handler and how the kernel reaches
+it (sys_call_table, or the x64_sys_call() switch), and -ENOSYS for an
+invalid number."""
+
+    name = "event"
+
+    def arguments(self, p):
+        add_cpu_option(p)
+
+    def run(self, args):
+        cpu = machine.check_cpu(args.cpu)
+        event = events.decode(events.View(cpu))
+        data = event.to_dict()
+        return Report(data, render_event(data))
+
+
+def register():
+    KxEvent()

@@ -1,0 +1,166 @@
+"""kx task and kx ps: which task is this, and which tasks are there."""
+from gdbext.decoders import flags as flagdec
+from gdbext.kernel import tasks, version
+from gdbext.kernel import cpu as kcpu
+from gdbext.render import Report, Text
+from gdbext.target import machine
+
+from .base import KxCommand, add_cpu_option
+
+
+def _flag_set(value, decode):
+    if value is None:
+        return None
+    return {"value": value, "names": decode(value, version.version())}
+
+
+def task_completions():
+    """pids and comms of the tasks, for tab completion (only when stopped)."""
+    try:
+        return [str(t.pid) for t in tasks.all_tasks()] + [t.comm for t in tasks.all_tasks()]
+    except Exception:  # completion must never raise
+        return []
+
+
+def state_of(task):
+    return flagdec.decode_task_state(task.state & 0xFFFFFFFF, task.exit_state & 0xFFFFFFFF, version.version())
+
+
+class KxTask(KxCommand):
+    """Show a task: pid, comm, state, flags, stack, mm and saved context.
+Usage: kx task [PID|COMM|ADDR] [--cpu N] [--json]
+
+Without an argument: the task running on the selected vCPU (or --cpu N), as
+the kernel's `current` sees it (per-cpu current_task, or pcpu_hot.current_task
+on 6.2-6.14), cross-checked against runqueues[cpu].curr.  PID 0 is the idle
+task of that CPU.  Shows PF_* flags, thread_info TIF_* flags and
+syscall_work by name, the kernel stack with its STACK_END_MAGIC check, where
+thread_info lives, mm/active_mm and thread.sp/fsbase/gsbase."""
+
+    name = "task"
+    completions = staticmethod(task_completions)
+
+    def arguments(self, p):
+        p.add_argument("task", nargs="?", default=None, metavar="PID|COMM|ADDR",
+                       help="pid (decimal), comm, or task_struct address (0xffff...)")
+        add_cpu_option(p)
+
+    def run(self, args):
+        cpu = machine.check_cpu(args.cpu)
+        task = tasks.find(args.task, cpu)
+        warnings = []
+        check = tasks.current_disagreement(task.running_on if task.running_on is not None else cpu)
+        if check and (args.task is None or task.running_on is not None):
+            warnings.append(check)
+        if args.task is not None and not task.is_idle and not tasks.on_task_list(task, cpu):
+            warnings.append("this task is not on init_task.tasks (exiting, or not a task_struct?)")
+        state = state_of(task)
+        size = tasks.thread_size()
+        magic_ok = tasks.stack_end_ok(task, cpu)
+        if magic_ok is False:
+            warnings.append("STACK_END_MAGIC is overwritten: the kernel stack overflowed")
+        top = tasks.stack_top(task)
+        if task.running_on is not None:
+            # The per-cpu stack top is task_top_of_stack(current) (set in
+            # __switch_to); a difference means our THREAD_SIZE/padding is wrong.
+            live_top = kcpu.top_of_stack(task.running_on)
+            if live_top is not None and live_top != top:
+                warnings.append(f"computed stack top {top:#x} differs from the CPU's top_of_stack {live_top:#x}")
+        data = {
+            "address": task.address, "pid": task.pid, "tgid": task.tgid, "comm": task.comm,
+            "state": state.label, "state_value": task.state, "exit_state": task.exit_state,
+            "state_names": state.names,
+            "flags": _flag_set(task.flags, flagdec.decode_pf_flags),
+            "ti_flags": _flag_set(task.ti_flags, flagdec.decode_tif_flags),
+            "syscall_work": _flag_set(task.syscall_work, flagdec.decode_syscall_work),
+            "ti_status": _flag_set(task.ti_status, flagdec.decode_ts_status),
+            "thread_info": {"address": tasks.thread_info_address(task),
+                            "location": "task_struct" if tasks.thread_info_in_task() else "stack"},
+            "stack": {"base": task.stack, "top": top, "size": size,
+                      "pt_regs": None if task.is_kernel_thread else tasks.pt_regs_address(task),
+                      "end_magic_ok": magic_ok},
+            "cpu": task.cpu, "running_on": task.running_on, "kernel_thread": task.is_kernel_thread,
+            "mm": task.mm or None, "active_mm": task.active_mm or None,
+            "thread": {"sp": task.thread_sp, "fsbase": task.fsbase, "gsbase": task.gsbase},
+            "real_parent": task.real_parent,
+            "warnings": warnings,
+        }
+        return Report(data, self.render(data))
+
+    @staticmethod
+    def render(d):
+        run = f"running on CPU {d['running_on']}" if d["running_on"] is not None else f"last ran on CPU {d['cpu']}"
+        kind = "  [kernel thread]" if d["kernel_thread"] else ""
+        t = Text().head(f"task {d['address']:#x}  pid {d['pid']}  tgid {d['tgid']}  \"{d['comm']}\"  {run}{kind}")
+        t.kv("state", d["state"], kind="flag", note=" | ".join(d["state_names"]) + f"  ({d['state_value']:#x})")
+
+        def flags(key, label):
+            f = d[key]
+            if f is not None:
+                t.kv(label, f"{f['value']:#x}", note=" ".join(f["names"]) or "none")
+        flags("flags", "flags (PF_*)")
+        flags("ti_flags", "TIF_*")
+        flags("syscall_work", "syscall_work")
+        flags("ti_status", "TS_*")
+        ti = d["thread_info"]
+        t.kv("thread_info", f"{ti['address']:#x}",
+             note="inside task_struct (THREAD_INFO_IN_TASK)" if ti["location"] == "task_struct"
+             else "at the bottom of the kernel stack")
+        s = d["stack"]
+        magic = {True: "STACK_END_MAGIC intact", False: "STACK_END_MAGIC OVERWRITTEN", None: "end unreadable"}
+        t.kv("stack", f"{s['base']:#x} .. {s['top']:#x}", note=f"{s['size'] // 1024} KiB, {magic[s['end_magic_ok']]}")
+        if s["pt_regs"] is not None:
+            t.kv("user pt_regs", f"{s['pt_regs']:#x}", note="task_pt_regs(); `kx regs` decodes it")
+        t.kv("mm", f"{d['mm']:#x}" if d["mm"] else "NULL", note="no user address space" if not d["mm"] else None)
+        t.kv("active_mm", f"{d['active_mm']:#x}" if d["active_mm"] else "NULL")
+        th = d["thread"]
+        t.kv("thread.sp", f"{th['sp']:#x}", note="saved kernel rsp at its last switch_to")
+        if th["fsbase"] is not None:
+            t.kv("thread.fsbase", f"{th['fsbase']:#x}")
+            t.kv("thread.gsbase", f"{th['gsbase']:#x}")
+        for w in d["warnings"]:
+            t.warn(w)
+        return t
+
+
+class KxPs(KxCommand):
+    """List every task: pid, tgid, state, CPU, comm.
+Usage: kx ps [--json]
+
+Walks init_task.tasks and each process's threads (signal->thread_head), plus
+the idle task of every CPU, reading each task_struct in two batched reads.
+The CPU column is the CPU a task is running on right now (its per-cpu
+current), or blank; `last` is thread_info.cpu."""
+
+    name = "ps"
+
+    def run(self, args):
+        cpu = machine.selected_cpu()
+        rows = []
+        for t in tasks.all_tasks(cpu):
+            st = state_of(t)
+            rows.append({"address": t.address, "pid": t.pid, "tgid": t.tgid, "comm": t.comm,
+                         "state": st.letter, "cpu": t.running_on, "last_cpu": t.cpu,
+                         "kernel_thread": t.is_kernel_thread})
+        warnings = [w for w in (tasks.current_disagreement(c) for c in machine.cpus()) if w]
+        data = {"tasks": rows, "count": len(rows), "warnings": warnings}
+        return Report(data, self.render(data))
+
+    @staticmethod
+    def render(d):
+        t = Text().line(("head", f"{'PID':>7} {'TGID':>7} ST {'CPU':>3} {'LAST':>4}  {'TASK':<18}  COMM"))
+        for r in d["tasks"]:
+            cpu = "" if r["cpu"] is None else str(r["cpu"])
+            last = "" if r["last_cpu"] is None else str(r["last_cpu"])
+            comm = f"[{r['comm']}]" if r["kernel_thread"] else r["comm"]
+            t.line(f"{r['pid']:>7} {r['tgid']:>7} {r['state']:<2} ", ("ok" if cpu else "plain", f"{cpu:>3}"),
+                   f" {last:>4}  {r['address']:#018x}  ", ("sym", comm))
+        t.line(("dim", f"{d['count']} tasks"))
+        for w in d["warnings"]:
+            t.warn(w)
+        return t
+
+
+def register():
+    KxTask()
+    KxPs()

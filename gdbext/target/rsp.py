@@ -1,0 +1,899 @@
+"""The fast breakpoint loop: kx's own Z0 / c / g / m packets on gdb's remote
+connection, for `kx trace`, with gdb's view of the target made exact again
+when the loop ends.
+
+Why not gdb breakpoints (measured on QEMU 7.2 TCG, 2 vCPUs, back-to-back
+getpid; scripts/bench_trace.py):
+
+- QEMU answers every *debug* stop (a breakpoint hit or a single-step, not a
+  Ctrl-C) with a flush of its whole translation cache (`info jit`, "TB flush
+  count", goes up by one per hit).  The code the guest runs until the next
+  stop is then translated again.  That stop/resume cycle is the floor: about
+  1-2 ms per hit on an idle host, and several times that on a loaded one.
+- Resuming a vCPU that sits on a breakpoint re-reports the same breakpoint
+  without executing anything.  A loop of `c` + stop reply + `g` that does not
+  step over the breakpoint runs at 0.3-0.8 ms per "hit", but it never makes
+  progress: the same vCPU reports the same syscall over and over.  (The
+  0.27 ms "raw RSP" figure in the design notes came from such a loop.)
+- gdb steps over the breakpoint on each hit (z0, vCont;s, Z0, vCont;c): two
+  debug stops per event, plus its own stop processing.
+
+So this loop takes one debug stop per event.  It never single-steps when the
+instruction at the breakpoint is trivial to emulate:
+
+- a NOP of any encoding, ENDBR64/ENDBR32, PAUSE, `jmp rel8/rel32`: resume
+  with `c ADDR` (QEMU sets the stopped vCPU's pc and continues: one packet);
+- `push r64`, `mov r64/r32, r64/r32`, `test r, r` (same-width register
+  forms): the effect is written with `M`/`P` packets, then `c ADDR`;
+- anything else: a raw `vCont;s:p1.N` single-step of that vCPU alone (the
+  other vCPUs stay stopped), retried while QEMU answers without moving $pc
+  (NOTES.md), then `c`.
+
+QEMU's stop reply carries no registers (`T05thread:p01.02;`), so each hit
+costs one `g` (all registers of the stopped vCPU: QEMU points its
+register/memory thread, g_cpu, at the vCPU that stopped) plus whatever the
+callback reads with `m`.
+
+The packets go over gdb's own connection.  The preferred transport borrows
+the socket (a dup of gdb's file descriptor, found by the peer address of
+`gdb.selected_inferior().connection.details`): gdb is blocked inside this
+Python code for the whole loop, so nothing else reads or writes it, and the
+loop hands it back with every reply read and acknowledged.  Waiting on the
+socket ourselves means Ctrl-C (KeyboardInterrupt in gdb's Python) is seen at
+once, and the loop stops the guest with a `\\x03` exactly as gdb would.  If
+the socket cannot be found (a pipe or serial line), `maint packet` is the
+fallback: each `c` then blocks inside gdb for at most `remotetimeout`
+seconds (gdb NAKs the silence and QEMU stops with T02), and Ctrl-C takes
+effect when that packet returns.
+
+When the loop ends (count reached, callback said stop, Ctrl-C, time limit,
+an error, or an exception in the callback) the guest is stopped (all-stop).
+Every breakpoint the loop set is removed with z0 and gdb is resynchronised
+(`resync`):
+
+- QEMU moved its general thread (Hg) to each vCPU that stopped, and gdb,
+  which did not see those stops, still believes the stub points at the
+  thread of its last `Hg`.  gdb never says which thread that is, so resync
+  first sends `Hg` for the thread to be selected itself and then makes gdb
+  read that thread's registers: if gdb's belief was that thread it sends
+  nothing and the stub is already right; otherwise gdb sends the same `Hg`.
+  Either way gdb's belief and the stub agree again.
+- `maintenance flush register-cache` (registers and frames) and
+  `maintenance flush dcache` (gdb's memory cache: stack and code caches)
+  and kx's own per-stop cache.
+- By default gdb's selected thread becomes the vCPU of the last hit, which
+  sits on the breakpoint address (the instruction has not run).
+
+Callbacks must read the target only through the Hit they are given
+(`hit.read`, `hit.read_many`, `hit.read_string`), never through gdb
+(gdb.Value, frames, machine.read): gdb's register and memory caches are
+stale while the loop owns the connection.  Symbol and type lookups are fine.
+"""
+import dataclasses
+import os
+import re
+import select
+import socket
+import struct
+import time
+
+import gdb
+
+from gdbext import errors
+from gdbext.target import machine
+
+MASK64 = (1 << 64) - 1
+PAGE = 4096
+# QEMU 7.2: PacketSize=1000 (hex), so an `m` reply holds at most 2047 bytes.
+MAX_READ = 0x7F0
+STEP_ATTEMPTS = 5
+
+# Register layout of QEMU's x86-64 `g` packet (gdb's `maint print
+# remote-registers`, QEMU 7.2): name -> (remote number, g offset, size).
+# Used when gdb's own table cannot be read.
+_QEMU_X86_64_LAYOUT = {
+    **{n: (i, i * 8, 8) for i, n in enumerate(
+        ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp",
+         "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip"))},
+    "eflags": (17, 136, 4),
+    **{n: (18 + i, 140 + 4 * i, 4) for i, n in enumerate(("cs", "ss", "ds", "es", "fs", "gs"))},
+    **{n: (24 + i, 164 + 8 * i, 8) for i, n in enumerate(
+        ("fs_base", "gs_base", "k_gs_base", "cr0", "cr2", "cr3", "cr4", "cr8", "efer"))},
+}
+REG_NAMES = tuple(_QEMU_X86_64_LAYOUT)
+
+# x86 register encoding -> name (64-bit forms)
+_GPR = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
+        "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")
+
+
+class RspError(errors.KxError):
+    """The stub answered something the loop cannot use."""
+
+
+# ---------------------------------------------------------------------------
+# The register layout
+
+_layout_cache = {}
+
+
+def register_layout() -> dict:
+    """{name: (remote regnum, offset in the g reply, size)} for REG_NAMES,
+    from gdb's own table (`maint print remote-registers`), else QEMU's."""
+    key = _connection_key()
+    if key in _layout_cache:
+        return _layout_cache[key]
+    layout = {}
+    try:
+        text = gdb.execute("maint print remote-registers", to_string=True)
+        for line in text.splitlines():
+            f = line.split()
+            # Name Nr Rel Offset Size Type RmtNr g/GOffset
+            if len(f) == 8 and f[0] in _QEMU_X86_64_LAYOUT and f[6].isdigit() and f[7].isdigit():
+                layout[f[0]] = (int(f[6]), int(f[7]), int(f[4]))
+    except gdb.error:
+        layout = {}
+    if set(layout) != set(_QEMU_X86_64_LAYOUT):
+        layout = dict(_QEMU_X86_64_LAYOUT)
+    _layout_cache[key] = layout
+    return layout
+
+
+def _connection_key():
+    try:
+        conn = gdb.selected_inferior().connection
+        return (conn.num, conn.details) if conn is not None else None
+    except (AttributeError, gdb.error):
+        return None
+
+
+def parse_g(reply: str, layout: dict) -> dict:
+    """The `g` reply as {name: int}; registers the stub marks unavailable
+    ('xx') are None."""
+    out = {}
+    for name, (_num, off, size) in layout.items():
+        h = reply[2 * off:2 * (off + size)]
+        if len(h) != 2 * size or "x" in h:
+            out[name] = None
+        else:
+            out[name] = int.from_bytes(bytes.fromhex(h), "little")
+    return out
+
+
+def _le(value: int, size: int) -> str:
+    return (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little").hex()
+
+
+# ---------------------------------------------------------------------------
+# Stepping over the breakpoint without a single-step
+
+@dataclasses.dataclass(frozen=True)
+class ResumePlan:
+    """How the loop moves a vCPU past the instruction at a breakpoint.
+
+    kind: "skip" (set pc to `target` and continue: NOPs, ENDBR, jmp),
+          "emulate" (apply `op` to the registers first), or "step".
+    """
+    kind: str
+    length: int = 0
+    target: int = None      # the pc after the instruction (skip/emulate)
+    op: tuple = ()          # ("push", reg) | ("mov", dst, src, bits) | ("test", a, b, bits)
+    text: str = ""          # for reports: what the instruction is
+
+
+_LEGACY_PREFIXES = {0x66, 0x2E, 0x3E, 0x26, 0x36, 0x64, 0x65}
+
+
+def _modrm_length(code: bytes, i: int):
+    """Bytes taken by the ModRM at code[i] with its SIB and displacement
+    (64-bit addressing), or None if truncated."""
+    if i >= len(code):
+        return None
+    modrm = code[i]
+    mod, rm = modrm >> 6, modrm & 7
+    n = 1
+    if mod != 3 and rm == 4:
+        if i + 1 >= len(code):
+            return None
+        sib = code[i + 1]
+        n += 1
+        if mod == 0 and (sib & 7) == 5:
+            n += 4
+    if mod == 0 and rm == 5:
+        n += 4
+    elif mod == 1:
+        n += 1
+    elif mod == 2:
+        n += 4
+    return n if i + n <= len(code) else None
+
+
+def plan_resume(address: int, code: bytes) -> ResumePlan:
+    """Decide how to get past the instruction whose bytes start `code`
+    (read from guest memory at `address`: QEMU's breakpoints do not patch
+    memory, so these are the real, possibly runtime-patched, bytes)."""
+    step = ResumePlan("step", text="other")
+    i = 0
+    prefixes = set()
+    while i < len(code) and i < 14 and code[i] in _LEGACY_PREFIXES | {0xF3}:
+        prefixes.add(code[i])
+        i += 1
+    rex = 0
+    if i < len(code) and 0x40 <= code[i] <= 0x4F:
+        rex = code[i]
+        i += 1
+    if i >= len(code):
+        return step
+    op = code[i]
+
+    def done(n, kind="skip", op=(), text=""):
+        length = i + n
+        return ResumePlan(kind, length, (address + length) & MASK64, op, text)
+
+    # NOP (0x90; not with REX.B, which makes it xchg r8) and PAUSE (f3 90)
+    if op == 0x90 and not (rex & 1):
+        return done(1, text="pause" if 0xF3 in prefixes else "nop")
+    if op == 0x0F and i + 1 < len(code):
+        op2 = code[i + 1]
+        if op2 == 0x1F and 0xF3 not in prefixes:      # nopw/nopl r/m (0f 1f /0)
+            m = _modrm_length(code, i + 2)
+            if m is not None and (code[i + 2] >> 3) & 7 == 0:
+                return done(2 + m, text="nop")
+        if op2 == 0x1E and 0xF3 in prefixes and i + 2 < len(code) and code[i + 2] in (0xFA, 0xFB):
+            return done(3, text="endbr64" if code[i + 2] == 0xFA else "endbr32")
+        return step
+    if prefixes:
+        return step     # only the NOP forms above take legacy prefixes here
+    # jmp rel8 / rel32
+    if op == 0xEB and i + 1 < len(code) and not rex:
+        rel = int.from_bytes(code[i + 1:i + 2], "little", signed=True)
+        return ResumePlan("skip", i + 2, (address + i + 2 + rel) & MASK64, (), "jmp")
+    if op == 0xE9 and i + 4 < len(code) and not rex:
+        rel = int.from_bytes(code[i + 1:i + 5], "little", signed=True)
+        return ResumePlan("skip", i + 5, (address + i + 5 + rel) & MASK64, (), "jmp")
+    # push r64 (50+r, REX.B selects r8-r15)
+    if 0x50 <= op <= 0x57 and rex in (0, 0x41):
+        reg = _GPR[(op - 0x50) + (8 if rex & 1 else 0)]
+        return done(1, "emulate", ("push", reg), f"push %{reg}")
+    # mov r, r (89 /r: rm <- reg; 8b /r: reg <- rm), register forms only
+    if op in (0x89, 0x8B) and i + 1 < len(code) and code[i + 1] >> 6 == 3:
+        modrm = code[i + 1]
+        reg = _GPR[((modrm >> 3) & 7) + (8 if rex & 4 else 0)]
+        rm = _GPR[(modrm & 7) + (8 if rex & 1 else 0)]
+        bits = 64 if rex & 8 else 32
+        dst, src = (rm, reg) if op == 0x89 else (reg, rm)
+        return done(2, "emulate", ("mov", dst, src, bits), f"mov{bits} %{src},%{dst}")
+    # test r, r (84 /r: 8-bit; 85 /r: 32/64-bit), register forms only
+    if op in (0x84, 0x85) and i + 1 < len(code) and code[i + 1] >> 6 == 3:
+        modrm = code[i + 1]
+        r1, r2 = ((modrm >> 3) & 7) + (8 if rex & 4 else 0), (modrm & 7) + (8 if rex & 1 else 0)
+        if op == 0x84 and not rex and (r1 >= 4 or r2 >= 4):
+            return step       # ah/ch/dh/bh: not worth it
+        bits = 8 if op == 0x84 else (64 if rex & 8 else 32)
+        return done(2, "emulate", ("test", _GPR[r1], _GPR[r2], bits), f"test{bits}")
+    return step
+
+
+def emulate(plan: ResumePlan, regs: dict):
+    """The register and memory writes that have the effect of `plan` on a
+    vCPU with registers `regs`: ([(reg name, value)], [(address, bytes)])."""
+    kind = plan.op[0]
+    if kind == "push":
+        value = regs[plan.op[1]]
+        sp = (regs["rsp"] - 8) & MASK64
+        return [("rsp", sp)], [(sp, value.to_bytes(8, "little"))]
+    if kind == "mov":
+        _, dst, src, bits = plan.op
+        return [(dst, regs[src] & ((1 << bits) - 1))], []
+    if kind == "test":
+        _, a, b, bits = plan.op
+        result = regs[a] & regs[b] & ((1 << bits) - 1)
+        flags = regs["eflags"] & ~((1 << 0) | (1 << 2) | (1 << 6) | (1 << 7) | (1 << 11))
+        if result == 0:
+            flags |= 1 << 6                               # ZF
+        if result >> (bits - 1) & 1:
+            flags |= 1 << 7                               # SF
+        if bin(result & 0xFF).count("1") % 2 == 0:
+            flags |= 1 << 2                               # PF
+        return [("eflags", flags)], []                    # CF = OF = 0; AF undefined
+    raise ValueError(f"cannot emulate {plan}")
+
+
+# ---------------------------------------------------------------------------
+# Transports
+
+_STOP = re.compile(r"^[TS]([0-9a-fA-F]{2})")
+_THREAD = re.compile(r"thread:(?:p([0-9a-fA-F]+)\.)?([0-9a-fA-F]+|-1);")
+
+
+def parse_stop(reply: str):
+    """(signal, thread id or None) of a stop reply, or None if it is not one."""
+    m = _STOP.match(reply)
+    if not m:
+        return None
+    t = _THREAD.search(reply)
+    tid = int(t.group(2), 16) if t and t.group(2) != "-1" else None
+    return int(m.group(1), 16), tid
+
+
+def _checksum(data: bytes) -> bytes:
+    return b"%02x" % (sum(data) & 0xFF)
+
+
+def _escape(data: bytes) -> bytes:
+    out = bytearray()
+    for c in data:
+        if c in b"$#}*":
+            out += bytes((0x7D, c ^ 0x20))
+        else:
+            out.append(c)
+    return bytes(out)
+
+
+class SocketTransport:
+    """RSP on a dup of gdb's own connection socket."""
+
+    name = "socket"
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.buf = bytearray()
+        self.ack = None          # learnt from the first reply
+        self.outstanding = None  # None | "reply" | "stop"
+        self.last = b""
+
+    @classmethod
+    def find(cls):
+        """The transport for gdb's current remote connection, or None."""
+        try:
+            conn = gdb.selected_inferior().connection
+            details = conn.details if conn is not None else None
+            if conn is None or conn.type not in ("remote", "extended-remote") or not details:
+                return None
+        except (AttributeError, gdb.error):
+            return None
+        want = _peer_matcher(details)
+        if want is None:
+            return None
+        found, seen = [], set()
+        for name in os.listdir("/proc/self/fd"):
+            try:
+                fd = int(name)
+                link = os.readlink(f"/proc/self/fd/{fd}")
+                # One socket may sit on several fds (our own dups among them).
+                if not link.startswith("socket:") or link in seen:
+                    continue
+                seen.add(link)
+                s = socket.socket(fileno=os.dup(fd))
+            except (OSError, ValueError):
+                continue
+            try:
+                if want(s.getpeername()):
+                    found.append(s)
+                    continue
+            except OSError:
+                pass
+            s.close()
+        if len(found) != 1:
+            for s in found:
+                s.close()
+            return None
+        return cls(found[0])
+
+    def close(self):
+        try:
+            self.sock.detach()   # the dup'd fd: close it without touching gdb's
+        except OSError:
+            pass
+
+    # -- framing ---------------------------------------------------------
+    def _send_raw(self, data: bytes):
+        view = memoryview(data)
+        while view:
+            try:
+                n = self.sock.send(view)
+            except BlockingIOError:
+                select.select([], [self.sock], [], 1.0)
+                continue
+            view = view[n:]
+
+    def send(self, packet: str):
+        body = _escape(packet.encode("latin-1"))
+        self.last = b"$" + body + b"#" + _checksum(body)
+        self._send_raw(self.last)
+
+    def _fill(self, timeout):
+        r, _, _ = select.select([self.sock], [], [], timeout)
+        if not r:
+            return False
+        try:
+            data = self.sock.recv(65536, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return True
+        if not data:
+            raise errors.TargetLost("the remote closed the connection during the trace")
+        self.buf += data
+        return True
+
+    def recv(self, timeout=None):
+        """The next packet's payload (acknowledged), or None on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            # Acks and stray bytes before the packet
+            while self.buf and self.buf[0] != 0x24:      # '$'
+                c = self.buf[0]
+                del self.buf[0]
+                if c == 0x2B and self.ack is None:       # '+'
+                    self.ack = True
+                elif c == 0x2D and self.last:            # '-': resend
+                    self._send_raw(self.last)
+            j = self.buf.find(b"#")
+            if self.buf and j > 0 and len(self.buf) >= j + 3:
+                body = bytes(self.buf[1:j])
+                del self.buf[:j + 3]
+                if self.ack is None:
+                    self.ack = False
+                if self.ack:
+                    self._send_raw(b"+")
+                return _unescape(body).decode("latin-1")
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not self._fill(left) and deadline is not None and time.monotonic() >= deadline:
+                return None
+
+    # -- operations --------------------------------------------------------
+    def request(self, packet: str) -> str:
+        self.outstanding = "reply"
+        self.send(packet)
+        reply = self.recv()
+        self.outstanding = None
+        return reply
+
+    def resume(self, packet: str):
+        self.outstanding = "stop"
+        self.send(packet)
+
+    def wait_stop(self, timeout=None):
+        """The stop reply, or None if `timeout` passed first."""
+        reply = self.recv(timeout)
+        if reply is not None:
+            self.outstanding = None
+        return reply
+
+    def interrupt(self):
+        self._send_raw(b"\x03")
+
+    def recover(self):
+        """Bring the connection to rest: the guest stopped, nothing unread.
+        Safe to call in any state (after a KeyboardInterrupt anywhere)."""
+        if self.outstanding == "stop":
+            self.interrupt()
+        self.outstanding = None
+        # Drain whatever is in flight (a stop reply, a late reply).
+        while self.recv(0.3) is not None:
+            pass
+        # Probe: a byte that reaches QEMU while the guest runs stops it and
+        # is dropped (the stop reply comes instead), so read until the
+        # probe's own answer arrives.
+        self.send("qC")
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            reply = self.recv(1.0)
+            if reply is None:
+                self.send("qC")
+                continue
+            if reply.startswith("QC") or reply == "":
+                return
+        raise errors.TargetLost("the stub did not answer after the trace was interrupted")
+
+
+def _unescape(body: bytes) -> bytes:
+    if b"}" not in body and b"*" not in body:
+        return body
+    out = bytearray()
+    i = 0
+    while i < len(body):
+        c = body[i]
+        if c == 0x7D and i + 1 < len(body):
+            out.append(body[i + 1] ^ 0x20)
+            i += 2
+        elif c == 0x2A and out and i + 1 < len(body):   # run-length encoding
+            out += bytes((out[-1],)) * (body[i + 1] - 29)
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return bytes(out)
+
+
+def _peer_matcher(details: str):
+    d = details
+    for prefix in ("tcp:", "tcp4:", "tcp6:"):
+        if d.startswith(prefix):
+            d = d[len(prefix):]
+    if d.startswith("/") or d.startswith("unix:"):
+        path = d.split(":", 1)[1] if d.startswith("unix:") else d
+        return lambda peer: peer == path
+    host, _, port = d.rpartition(":")
+    if not port.isdigit():
+        return None
+    host = host.strip("[]")
+    try:
+        addrs = {ai[4][0] for ai in socket.getaddrinfo(host or "localhost", int(port))}
+    except OSError:
+        addrs = set()
+    port = int(port)
+    return lambda peer: isinstance(peer, tuple) and peer[1] == port and (not addrs or peer[0] in addrs)
+
+
+class MaintTransport:
+    """RSP through gdb's `maint packet`: the fallback when the socket cannot
+    be borrowed.  A `c` blocks inside gdb until the stop reply, at most
+    `remotetimeout` seconds (then gdb NAKs the silence, QEMU stops the guest
+    and answers T02)."""
+
+    name = "maint"
+
+    def __init__(self):
+        self.outstanding = None
+        self._pending_stop = None
+
+    @staticmethod
+    def _packet(text: str) -> str:
+        out = gdb.execute(f"maint packet {text}", to_string=True)
+        m = re.search(r'received: "(.*)"\s*$', out, re.S)
+        if not m:
+            raise RspError(f"no reply to {text!r}")
+        return m.group(1)
+
+    def request(self, packet: str) -> str:
+        self.outstanding = "reply"
+        reply = self._packet(packet)
+        self.outstanding = None
+        return reply
+
+    def resume(self, packet: str):
+        self.outstanding = "stop"
+        self._pending_stop = self._packet(packet)
+
+    def wait_stop(self, timeout=None):
+        reply, self._pending_stop = self._pending_stop, None
+        self.outstanding = None
+        return reply
+
+    def interrupt(self):
+        pass  # every `c` has already returned with the guest stopped
+
+    def recover(self):
+        # gdb consumed every reply (a Ctrl-C surfaces only after the packet
+        # completed) and the guest is stopped.
+        self.outstanding = None
+
+    def close(self):
+        pass
+
+
+def transport(kind: str = "auto"):
+    """"socket", "maint" or "auto" (socket if it can be found)."""
+    if kind in ("auto", "socket"):
+        t = SocketTransport.find()
+        if t is not None:
+            return t
+        if kind == "socket":
+            raise errors.NotSupported("cannot find gdb's remote connection socket")
+    return MaintTransport()
+
+
+# ---------------------------------------------------------------------------
+# The hit handed to the callback
+
+class Hit:
+    """One breakpoint hit: the vCPU stopped at `pc` (= the breakpoint)."""
+
+    __slots__ = ("cpu", "pc", "regs", "index", "time", "_t", "_cache")
+
+    def __init__(self, t, cpu, regs, index):
+        self._t = t
+        self.cpu = cpu                  # vCPU number (gdb thread cpu + 1)
+        self.regs = regs                # {name: int}, REG_NAMES
+        self.pc = regs["rip"]
+        self.index = index              # 0-based
+        self.time = time.monotonic()
+        self._cache = {}
+
+    @property
+    def thread(self) -> int:
+        return self.cpu + 1
+
+    def read(self, address: int, size: int) -> bytes:
+        """Virtual memory of this vCPU (its current CR3), one `m` packet per
+        2032 bytes.  Raises errors.MemoryUnreadable."""
+        address &= MASK64
+        key = (address, size)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        out = bytearray()
+        pos = address
+        while len(out) < size:
+            n = min(MAX_READ, size - len(out))
+            reply = self._t.request(f"m{pos:x},{n:x}")
+            if not reply or reply[0] == "E" and len(reply) == 3:
+                raise errors.MemoryUnreadable(address, size, f"the stub answered {reply or 'nothing'}")
+            try:
+                chunk = bytes.fromhex(reply)
+            except ValueError:
+                raise RspError(f"bad reply to m{pos:x},{n:x}: {reply[:40]!r}") from None
+            if not chunk:
+                raise errors.MemoryUnreadable(address, size)
+            out += chunk
+            pos += len(chunk)
+        data = bytes(out[:size])
+        self._cache[key] = data
+        return data
+
+    def read_many(self, requests) -> list:
+        """[bytes or None] for [(address, size)]: None where unreadable."""
+        out = []
+        for address, size in requests:
+            try:
+                out.append(self.read(address, size))
+            except errors.MemoryUnreadable:
+                out.append(None)
+        return out
+
+    def read_u64(self, address: int) -> int:
+        return int.from_bytes(self.read(address, 8), "little")
+
+    def read_string(self, address: int, limit: int = 256):
+        """(bytes up to the NUL, truncated?) of a C string, reading page by
+        page so that an unmapped page after the string does not fail the
+        read.  Raises MemoryUnreadable if the first byte is unreadable."""
+        out = b""
+        pos = address & MASK64
+        while len(out) < limit:
+            n = min(limit - len(out), PAGE - (pos & (PAGE - 1)))
+            try:
+                chunk = self.read(pos, n)
+            except errors.MemoryUnreadable:
+                if not out:
+                    raise
+                return out, True
+            nul = chunk.find(b"\0")
+            if nul >= 0:
+                return out + chunk[:nul], False
+            out += chunk
+            pos += n
+        return out, True
+
+
+@dataclasses.dataclass
+class TraceResult:
+    hits: int = 0
+    reason: str = ""          # count | callback | interrupted | time | foreign-stop | error
+    elapsed: float = 0.0      # seconds, first resume to the last stop
+    last: Hit = None          # the last hit (its vCPU sits on that breakpoint)
+    stopped_cpu: int = None   # the vCPU of the final stop
+    stop_pc: int = None
+    transport: str = ""
+    plans: dict = dataclasses.field(default_factory=dict)   # bp address -> ResumePlan
+    steps: int = 0            # hits that needed a real single-step
+
+    @property
+    def rate(self) -> float:
+        return self.hits / self.elapsed if self.elapsed > 0 else 0.0
+
+
+# ---------------------------------------------------------------------------
+# The loop
+
+def _thread_cpu(tid):
+    return None if tid is None else tid - 1
+
+
+def _current_cpu(t) -> int:
+    reply = t.request("qC")
+    m = re.match(r"QC(?:p[0-9a-fA-F]+\.)?([0-9a-fA-F]+)", reply)
+    if not m:
+        raise RspError(f"the stub did not say which thread stopped ({reply!r})")
+    return int(m.group(1), 16) - 1
+
+
+def run(breakpoints, on_hit, max_hits=None, duration=None, select_last=True,
+        transport_kind="auto", emulate_insns=True) -> TraceResult:
+    """Trace `breakpoints` (addresses) until `max_hits` hits, `on_hit`
+    returns a false value, `duration` seconds pass, or Ctrl-C.
+
+    `on_hit(hit)` gets a Hit (cpu, pc, regs, read*) and returns True to go
+    on.  Ctrl-C ends the loop cleanly (reason "interrupted"); any other
+    exception from `on_hit` ends it too and is re-raised after the cleanup.
+    On return the guest is stopped, no breakpoint of the loop is left, and
+    gdb's registers, frames, memory cache and thread are right (see
+    `resync`).  With `select_last`, gdb's selected thread is the vCPU of the
+    last hit.
+    """
+    machine.require_stopped()
+    addrs = sorted({a & MASK64 for a in breakpoints})
+    if not addrs:
+        raise errors.BadArgument("no breakpoint address to trace")
+    result = TraceResult()
+    previous = gdb.selected_thread()
+    t = transport(transport_kind)
+    result.transport = t.name
+    layout = register_layout()
+    regnum = {n: v[0] for n, v in layout.items()}
+    inserted = []
+    error = None
+    try:
+        try:
+            for a in addrs:
+                code = b""
+                if emulate_insns:
+                    reply = t.request(f"m{a:x},10")
+                    try:
+                        code = bytes.fromhex(reply)
+                    except ValueError:
+                        code = b""
+                if len(code) < 1:
+                    if emulate_insns:
+                        raise errors.MemoryUnreadable(a, 16, "cannot read the instruction at the breakpoint")
+                    result.plans[a] = ResumePlan("step")
+                else:
+                    result.plans[a] = plan_resume(a, code)
+            for a in addrs:
+                reply = t.request(f"Z0,{a:x},1")
+                if reply != "OK":
+                    raise RspError(f"the stub refused a breakpoint at {a:#x} ({reply or 'unsupported'})")
+                inserted.append(a)
+            _loop(t, addrs, on_hit, max_hits, duration, result, regnum, layout)
+        except KeyboardInterrupt:
+            result.reason = "interrupted"
+        except BaseException as exc:   # the callback's or ours: clean up, then re-raise
+            result.reason = "error"
+            error = exc
+        if result.reason == "interrupted" or error is not None:
+            _retry_on_interrupt(t.recover)
+        for a in inserted:
+            _retry_on_interrupt(lambda a=a: t.request(f"z0,{a:x},1"))
+        inserted.clear()
+    finally:
+        if inserted:     # only if the cleanup above itself failed
+            for a in inserted:
+                try:
+                    t.request(f"z0,{a:x},1")
+                except BaseException:
+                    pass
+        t.close()
+        select = None
+        if select_last and result.last is not None:
+            select = result.last.cpu
+        elif previous is not None and previous.is_valid():
+            select = previous.num - 1
+        _retry_on_interrupt(lambda: resync(select))
+    if result.stopped_cpu is None and result.last is not None:
+        result.stopped_cpu, result.stop_pc = result.last.cpu, result.last.pc
+    if error is not None:
+        raise error
+    return result
+
+
+def _retry_on_interrupt(fn, attempts=3):
+    for i in range(attempts):
+        try:
+            return fn()
+        except KeyboardInterrupt:
+            if i == attempts - 1:
+                raise
+
+
+def _loop(t, addrs, on_hit, max_hits, duration, result, regnum, layout):
+    bpset = set(addrs)
+    plans = result.plans
+    start = time.monotonic()
+    deadline = None if duration is None else start + duration
+    resume = "vCont;c"
+    last_stop = start
+    try:
+        while True:
+            t.resume(resume)
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            stop = t.wait_stop(left)
+            if stop is None:                       # time is up: stop the guest
+                t.interrupt()
+                stop = t.wait_stop(5.0)
+                result.reason = "time"
+                if stop is None:
+                    raise errors.TargetLost("the guest did not stop on request")
+                parsed = parse_stop(stop)
+                result.stopped_cpu = _thread_cpu(parsed[1]) if parsed else None
+                return
+            last_stop = time.monotonic()
+            parsed = parse_stop(stop)
+            if parsed is None:
+                raise RspError(f"unexpected stop reply {stop!r}")
+            sig, tid = parsed
+            cpu = _thread_cpu(tid) if tid is not None else _current_cpu(t)
+            g = t.request("g")
+            regs = parse_g(g, layout)
+            pc = regs.get("rip")
+            if sig != 5 or pc not in bpset:
+                # A stop that is not ours: the stub was interrupted (T02 from
+                # gdb's NAK under the maint transport, or someone else), or a
+                # breakpoint gdb left inserted.
+                if sig == 2 and t.name == "maint" and (deadline is None or time.monotonic() < deadline):
+                    resume = "vCont;c"
+                    continue
+                result.reason = "foreign-stop" if sig == 5 else ("time" if deadline and time.monotonic() >= deadline else "interrupted")
+                result.stopped_cpu, result.stop_pc = cpu, pc
+                return
+            hit = Hit(t, cpu, regs, result.hits)
+            result.hits += 1
+            result.last = hit
+            result.stopped_cpu, result.stop_pc = cpu, pc
+            go_on = on_hit(hit)
+            if not go_on:
+                result.reason = "callback"
+                return
+            if max_hits is not None and result.hits >= max_hits:
+                result.reason = "count"
+                return
+            if deadline is not None and time.monotonic() >= deadline:
+                result.reason = "time"
+                return
+            resume = _step_past(t, hit, plans[pc], regnum, result)
+    finally:
+        result.elapsed = last_stop - start
+
+
+def _step_past(t, hit, plan, regnum, result) -> str:
+    """Move the stopped vCPU past its breakpoint; the packet that resumes."""
+    if plan.kind == "skip":
+        return f"c{plan.target:x}"
+    if plan.kind == "emulate":
+        reg_writes, mem_writes = emulate(plan, hit.regs)
+        for address, data in mem_writes:
+            reply = t.request(f"M{address:x},{len(data):x}:{data.hex()}")
+            if reply != "OK":
+                raise RspError(f"cannot write the stack at {address:#x} ({reply})")
+        for name, value in reg_writes:
+            size = 4 if name == "eflags" else 8
+            reply = t.request(f"P{regnum[name]:x}={_le(value, size)}")
+            if reply != "OK":
+                raise RspError(f"cannot set {name} ({reply})")
+        return f"c{plan.target:x}"
+    # A real single-step of this vCPU alone (the others stay stopped).
+    result.steps += 1
+    for _ in range(STEP_ATTEMPTS):
+        stop = t.request(f"vCont;s:p1.{hit.cpu + 1:x}")
+        if parse_stop(stop) is None:
+            raise RspError(f"the stub refused to single-step ({stop!r})")
+        pc = int.from_bytes(bytes.fromhex(t.request(f"p{regnum['rip']:x}")), "little")
+        if pc != hit.pc:
+            return "vCont;c"
+    raise RspError(f"CPU {hit.cpu} did not move off {hit.pc:#x} after {STEP_ATTEMPTS} single-steps")
+
+
+# ---------------------------------------------------------------------------
+# Giving the target back to gdb
+
+def resync(cpu: int = None) -> None:
+    """Make gdb's view exact after packets it did not see: the stub's general
+    thread, gdb's register, frame and memory caches, kx's per-stop cache,
+    and (with `cpu`) the selected thread.  The guest must be stopped."""
+    threads = {t.num: t for t in gdb.selected_inferior().threads()}
+    thread = threads.get(cpu + 1) if cpu is not None else None
+    if thread is not None and thread.is_valid():
+        thread.switch()
+    selected = gdb.selected_thread()
+    if selected is not None:
+        # 1. the stub's Hg to the thread gdb will read first ...
+        machine._packet(f"Hgp1.{selected.num:x}")
+    gdb.execute("maintenance flush register-cache", to_string=True)
+    try:
+        gdb.execute("maintenance flush dcache", to_string=True)
+    except gdb.error:
+        pass
+    machine.invalidate()
+    if selected is not None:
+        # 2. ... and gdb reads it: it sends the same Hg unless it already
+        # believed the stub was there; either way both now agree.
+        gdb.newest_frame().read_register("rip")

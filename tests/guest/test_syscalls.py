@@ -1,0 +1,260 @@
+"""kx syscalls against independent ground truth: System.map (addresses),
+the kernel's own arch/x86/entry/syscalls/syscall_{64,32}.tbl and
+SYSCALL_DEFINE sources (nr -> entry point, parameter names), and gdb's own
+reads and writes of guest memory.
+
+The lab guest: 2 vCPUs, -cpu Haswell (Intel), pti=on, Debian 6.1 / 6.12."""
+import os
+import re
+
+import pytest
+
+SRC = "/root/src/linux-source-{series}"
+
+
+def source_root(kx):
+    root = SRC.format(series=kx.config.kernel)
+    if not os.path.isdir(root):
+        pytest.skip(f"no kernel source at {root} (apt-get install linux-source-{kx.config.kernel})")
+    return root
+
+
+def syscall_tbl(kx, bits):
+    """nr -> (ABI name, entry point or None for ni_syscall), from the .tbl."""
+    out = {}
+    with open(os.path.join(source_root(kx), f"arch/x86/entry/syscalls/syscall_{bits}.tbl")) as f:
+        for line in f:
+            p = line.split()
+            if not p or p[0].startswith("#") or (bits == "64" and p[1] == "x32"):
+                continue
+            entry = p[3] if len(p) > 3 else None
+            if bits == "32" and len(p) > 4 and p[4] != "-":      # the compat entry point
+                entry = p[4]
+            out[int(p[0])] = (p[2], None if entry in (None, "sys_ni_syscall") else entry)
+    return out
+
+
+def define_params(kx, path, name, compat=False):
+    """Parameter (type, name) pairs of SYSCALL_DEFINEn(name, ...) in a source file."""
+    with open(os.path.join(source_root(kx), path)) as f:
+        text = f.read()
+    macro = "COMPAT_SYSCALL_DEFINE" if compat else r"(?<!COMPAT_)SYSCALL_DEFINE"
+    m = re.search(macro + r"(\d)\(\s*" + re.escape(name) + r"\s*,([^)]*)\)", text)
+    parts = [" ".join(p.split()) for p in m.group(2).split(",")]
+    return [(parts[2 * i].replace("__user ", ""), parts[2 * i + 1]) for i in range(int(m.group(1)))]
+
+
+def gdb_u64(kx, address):
+    return kx.gdb.eval(f"*(unsigned long *){address:#x}")
+
+
+@pytest.fixture
+def at_do_syscall_64(kx):
+    """Stopped in do_syscall_64: the kernel page table, so gdb itself can
+    read (and write) sys_call_table and kernel text."""
+    kx.run_to("do_syscall_64")
+    return kx
+
+
+def test_64bit_table_matches_system_map_and_tbl(kx):
+    r = kx.json("kx syscalls")
+    tbl = syscall_tbl(kx, "64")
+    assert r["abi"] == "64"
+    assert r["table"] == kx.symbols["sys_call_table"]
+    assert r["nr_syscalls"] == max(tbl) + 1 == len(r["entries"])
+    assert r["dispatch"]["kind"] == "x64_sys_call"          # both Debian kernels have the switch
+    assert r["switch"] == kx.symbols["x64_sys_call"]
+    for e in r["entries"]:
+        abi_name, entry = tbl.get(e["nr"], (None, None))
+        want = "__x64_" + (entry or "sys_ni_syscall")
+        assert e["symbol"] == want, e
+        assert e["handler"] == kx.symbols[want], e
+        assert e["implemented"] == (entry is not None)
+        assert e["name"] == (entry.split("sys_", 1)[1] if entry else None)
+        assert e["ok"] is None                               # not checked without --check
+    openat = r["entries"][257]
+    assert (openat["name"], openat["symbol"], openat["handler"]) == \
+        ("openat", "__x64_sys_openat", kx.symbols["__x64_sys_openat"])
+
+
+def test_ia32_table_from_the_switch(kx):
+    """These kernels have no ia32_sys_call_table: the map comes from
+    ia32_sys_call()'s code, and must still agree with syscall_32.tbl."""
+    assert "ia32_sys_call_table" not in kx.symbols
+    r = kx.json("kx syscalls --abi 32")
+    tbl = syscall_tbl(kx, "32")
+    assert r["abi"] == "32" and r["table"] is None
+    assert r["switch"] == kx.symbols["ia32_sys_call"]
+    assert r["nr_syscalls"] == max(tbl) + 1 == len(r["entries"])
+    for e in r["entries"]:
+        entry = tbl.get(e["nr"], (None, None))[1]
+        want = "__ia32_" + (entry or "sys_ni_syscall")
+        assert (e["symbol"], e["handler"]) == (want, kx.symbols[want]), e
+        assert e["compat"] == (entry or "").startswith("compat_")
+    write = kx.json("kx syscalls 4 --abi 32")["entries"][0]
+    assert (write["name"], write["symbol"], write["handler"]) == \
+        ("write", "__ia32_sys_write", kx.symbols["__ia32_sys_write"])
+
+
+def test_single_syscall_with_signature(kx):
+    r = kx.json("kx syscalls openat")
+    assert r == kx.json("kx syscalls 257")
+    (e,) = r["entries"]
+    assert e["nr"] == 257 and e["handler"] == kx.symbols["__x64_sys_openat"]
+    sig = r["signature"]
+    assert sig["source"] == "ftrace" and sig["origin"] == "__syscall_meta__openat"
+    assert [(a["type"], a["name"]) for a in sig["args"]] == define_params(kx, "fs/open.c", "openat")
+    # The compat openat has no ftrace metadata: its DWARF, in source order.
+    c = kx.json("kx syscalls openat --abi 32")
+    assert c["entries"][0]["symbol"] == "__ia32_compat_sys_openat"
+    assert c["signature"]["source"] == "dwarf"
+    assert [a["name"] for a in c["signature"]["args"]] == \
+        [n for _, n in define_params(kx, "fs/open.c", "openat", compat=True)]
+    assert kx.json("kx syscalls getpid")["signature"]["args"] == []
+    text = kx.cmd("kx syscalls openat")
+    assert "__x64_sys_openat" in text and "openat(int dfd, const char *filename" in text
+    assert "x64_sys_call" in text and "only names" in text
+
+
+def test_every_signature_follows_the_source(kx):
+    """Parameter names and order of every implemented syscall (both ABIs)
+    against the SYSCALL_DEFINE / COMPAT_SYSCALL_DEFINE in the source tree."""
+    root = source_root(kx)
+    out = kx.cmd("python import json; from gdbext.kernel import syscalls as S; print(json.dumps("
+                 "[[abi, e.nr, e.name, e.compat, S.signature(e.nr, abi) and S.signature(e.nr, abi).as_dict(),"
+                 " S.configured_out(e.nr, abi)]"
+                 " for abi in ('64', '32') for e in S.table(abi).entries if e.implemented]))")
+    import json
+    rows = []
+    for abi, nr, name, compat, sig, stub in json.loads(out):
+        if sig is None:
+            # Only a COND_SYSCALL stub (built without the syscall) has none.
+            assert stub, (abi, nr, name)
+            continue
+        rows.append((abi, nr, name, compat, [a["name"] for a in sig["args"]], sig["source"]))
+    defines = {}
+    pattern = re.compile(r"\b(COMPAT_)?SYSCALL_DEFINE([0-6])\(\s*(\w+)\s*((?:,[^)]*)?)\)")
+    for d, _, files in os.walk(root):
+        for f in files:
+            if f.endswith(".c"):
+                with open(os.path.join(d, f), errors="replace") as fh:
+                    text = fh.read()
+                if "SYSCALL_DEFINE" not in text:
+                    continue
+                for m in pattern.finditer(text):
+                    parts = [p.strip() for p in m.group(4).split(",")[1:]] if m.group(4) else []
+                    if len(parts) == 2 * int(m.group(2)):
+                        defines.setdefault((bool(m.group(1)), m.group(3)), []).append(parts[1::2])
+    checked = 0
+    for abi, nr, name, compat, names, source in rows:
+        assert source in ("ftrace", "dwarf")
+        assert source == "dwarf" if compat else source == "ftrace", (abi, nr, name, source)
+        candidates = defines.get((compat, name))
+        if candidates:                   # a few are defined through other macros
+            assert names in candidates, (abi, nr, name, names, candidates)
+            checked += 1
+    assert checked > 0.8 * len(rows)
+
+
+def test_gdb_reads_the_same_table(at_do_syscall_64):
+    kx = at_do_syscall_64
+    r = kx.json("kx syscalls")
+    base = kx.symbols["sys_call_table"]
+    for nr in (0, 1, 39, 257, r["nr_syscalls"] - 1):
+        assert gdb_u64(kx, base + 8 * nr) == r["entries"][nr]["handler"]
+
+
+def test_check_is_clean_on_a_stock_kernel(kx):
+    kx.run_to("entry_SYSCALL_64")       # user CR3 under PTI: kx reads through the page walk
+    with pytest.raises(Exception, match="Cannot access memory"):
+        kx.cmd(f"x/gx {kx.symbols['sys_call_table']:#x}")
+    for abi in ("64", "32"):
+        r = kx.json(f"kx syscalls --check --abi {abi}")
+        assert r["check"]["clean"] is True and r["check"]["problems"] == [], r["check"]
+        assert all(e["ok"] is True for e in r["entries"])
+    r = kx.json("kx syscalls --check")
+    assert r["check"]["checked"] == {"table_entries": r["nr_syscalls"], "switch": "x64_sys_call"}
+    assert "clean" in kx.cmd("kx syscalls --check")
+
+
+def test_check_flags_an_overwritten_entry(at_do_syscall_64):
+    kx = at_do_syscall_64
+    nr = 39                                              # getpid
+    slot = kx.symbols["sys_call_table"] + 8 * nr
+    original = gdb_u64(kx, slot)
+    assert original == kx.symbols["__x64_sys_getpid"]
+    outside = 0xFFFFFFFFC0001000                         # module space: not kernel text
+    try:
+        kx.cmd(f"set {{unsigned long}}{slot:#x} = {kx.symbols['__x64_sys_getppid']:#x}")
+        r = kx.json(f"kx syscalls --check")
+        assert r["check"]["clean"] is False
+        bad = [e for e in r["entries"] if e["ok"] is False]
+        assert [e["nr"] for e in bad] == [nr]
+        kinds = {(p["nr"], p["kind"]) for p in r["check"]["problems"]}
+        assert kinds == {(nr, "table-differs")}          # another real handler: only the file differs
+        p = r["check"]["problems"][0]
+        assert p["value"] == kx.symbols["__x64_sys_getppid"] and p["expected"] == original
+
+        kx.cmd(f"set {{unsigned long}}{slot:#x} = {outside:#x}")
+        r = kx.json(f"kx syscalls {nr} --check")
+        assert r["entries"][0]["ok"] is False
+        assert {p["kind"] for p in r["check"]["problems"]} == {"table-differs", "outside-text"}
+        text = kx.cmd("kx syscalls --check")
+        assert "WARNING" in text and f"nr {nr}" in text and "outside kernel text" in text
+        # The switch is what dispatches: it is untouched, and no switch problem is reported.
+        assert not any(p["kind"].startswith("switch") for p in r["check"]["problems"])
+    finally:
+        kx.cmd(f"set {{unsigned long}}{slot:#x} = {original:#x}")
+    assert gdb_u64(kx, slot) == original
+    assert kx.json("kx syscalls --check")["check"]["clean"] is True
+
+
+def test_check_flags_a_patched_switch(at_do_syscall_64):
+    """An inline hook on x64_sys_call (a jmp over its ftrace site) is what
+    would redirect syscalls on these kernels: every nr is flagged."""
+    kx = at_do_syscall_64
+    fn = kx.symbols["x64_sys_call"]
+    head = [kx.gdb.eval(f"*(unsigned char *){fn + i:#x}") for i in range(4)]
+    # 6.12 (IBT build) starts with endbr64, which boot code on this
+    # non-IBT CPU turned into a 4-byte NOP (66 0f 1f 00, measured); 6.1 has
+    # no endbr.  The ftrace site follows.
+    site = fn + 4 if head in ([0xF3, 0x0F, 0x1E, 0xFA], [0x66, 0x0F, 0x1F, 0x00]) else fn
+    saved = [kx.gdb.eval(f"*(unsigned char *){site + i:#x}") for i in range(5)]
+    assert saved == [0x0F, 0x1F, 0x44, 0x00, 0x00]               # the ftrace site, NOPed at boot
+    hook = kx.symbols["__x64_sys_getppid"]
+    rel = (hook - (site + 5)) & 0xFFFFFFFF
+    patch = [0xE9] + list(rel.to_bytes(4, "little"))
+    try:
+        for i, b in enumerate(patch):
+            kx.cmd(f"set {{unsigned char}}{site + i:#x} = {b:#x}")
+        r = kx.json("kx syscalls --check")
+        switch = [p for p in r["check"]["problems"] if p["kind"] == "switch-differs"]
+        assert len(switch) >= r["nr_syscalls"] - 1          # getppid itself still goes to getppid
+        assert all(p["value"] == hook for p in switch)
+        assert not any(p["kind"].startswith("table") for p in r["check"]["problems"])
+    finally:
+        for i, b in enumerate(saved):
+            kx.cmd(f"set {{unsigned char}}{site + i:#x} = {b:#x}")
+    assert [kx.gdb.eval(f"*(unsigned char *){site + i:#x}") for i in range(5)] == saved
+    assert kx.json("kx syscalls --check")["check"]["clean"] is True
+
+
+def test_bad_input_is_one_clear_line(kx):
+    for command, needle in [("kx syscalls nosuchcall", "no syscall named 'nosuchcall'"),
+                            ("kx syscalls opnat", "did you mean openat"),
+                            ("kx syscalls 100000", "out of range"),
+                            ("kx syscalls -1", "out of range"),
+                            ("kx syscalls --abi x32", "x32"),
+                            ("kx syscalls --abi arm", "unknown ABI"),
+                            ("kx syscalls --check --cpu 9", "no CPU 9")]:
+        r = kx.gdb.cmd_full(command)
+        assert r["error"] and needle in r["error"], (command, r)
+        assert "\n" not in r["error"].strip() and "Traceback" not in r["error"]
+        j = kx.json(command)
+        assert needle in j["error"], (command, j)
+
+
+def test_completion_offers_syscall_names(kx):
+    out = kx.cmd("complete kx syscalls opena")
+    assert {"kx syscalls openat", "kx syscalls openat2"} <= set(out.split("\n"))
+    assert "kx syscalls --check" in kx.cmd("complete kx syscalls --ch")
