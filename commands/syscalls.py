@@ -1,6 +1,7 @@
 """kx syscalls: the kernel's own syscall tables, signatures and dispatch, and
 a rootkit check of the tables in guest memory."""
 import difflib
+import textwrap
 
 from gdbext import errors
 from gdbext.kernel import syscalls
@@ -89,7 +90,10 @@ handlers and a hook would have to patch the switch."""
             shown = problems if single is None else [p for p in problems if p.nr in (single.nr, None)]
             check = {"cpu": cpu, "clean": not problems, "problems": [p.as_dict() for p in shown],
                      "checked": {"table_entries": t.nr_syscalls if t.address is not None else 0,
-                                 "switch": dispatch["function"] if dispatch["switch"] else None}}
+                                 "switch": dispatch["function"] if t.model.switch is not None else None}}
+            if t.model.switch_error:
+                check["switch_error"] = (f"{dispatch['function']}() was not checked: the vmlinux's copy"
+                                         f" does not decode ({t.model.switch_error})")
         # A switch that no longer decodes may send any nr anywhere.
         undecodable = any(p.kind == "switch-undecodable" for p in problems_by_nr.get(None, ()))
         rows = []
@@ -137,7 +141,8 @@ handlers and a hook would have to patch the switch."""
                  else f"no table; decoded from {d['dispatch']['function']}() at {d['switch']:#x}")
         t.head(f"{bits} syscalls: {where}, NR_syscalls {d['nr_syscalls']}")
         t.kv("dispatch", d["dispatch"]["kind"], kind="sym", width=10, note=None)
-        t.line(("dim", "  " + d["dispatch"]["note"]))
+        for line in textwrap.wrap(d["dispatch"]["note"], 96):
+            t.line(("dim", "    " + line))
         if single:
             e = d["entries"][0]
             t.kv("nr", str(e["nr"]), width=10)
@@ -155,7 +160,7 @@ handlers and a hook would have to patch the switch."""
             elif e["implemented"]:
                 t.kv("signature", "unknown", kind="dim", width=10, note="no ftrace metadata or DWARF for it")
         else:
-            t.line(("key", f"  {'nr':>4}  {'name':<24} {'handler':<18}  symbol"))
+            t.line(("key", f"  {'nr':>7}  {'name':<24} {'handler':<18}  symbol"))
             rows = d["entries"]
             i = 0
             while i < len(rows):
@@ -168,10 +173,12 @@ handlers and a hook would have to patch the switch."""
                     j += 1
                 nr = f"{e['nr']}" if j == i else f"{e['nr']}-{rows[j]['nr']}"
                 mark = " " if e["ok"] in (None, True) else "!"
-                t.line(mark, ("num", f" {nr:>4}  "), ("sym" if e["name"] else "dim", f"{e['name'] or '-':<24} "),
+                t.line(mark, ("num", f" {nr:>7}  "), ("sym" if e["name"] else "dim", f"{e['name'] or '-':<24} "),
                        ("num", f"{e['handler']:#018x}  "), ("dim", e["symbol"] or "?"))
                 i = j + 1
         c = d.get("check")
+        if c is not None and c.get("switch_error"):
+            t.warn(c["switch_error"])
         if c is not None:
             what = []
             if c["checked"]["table_entries"]:

@@ -19,9 +19,11 @@ Facts this relies on (read in linux-source-6.1 and 6.12):
   `x32_sys_call_table` are gone (on x86-64 the only ia32 map left is the
   switch's code, which kx decodes: decode_switch below).  Older kernels do
   `call *sys_call_table(,%rax,8)` and `ia32_sys_call_table[nr](regs)`.
-- The switch compiles (gcc 12/14, -fno-jump-tables under retpolines) to a
-  binary tree of `cmp $imm,%esi` / je / ja / jbe / jne ending in tail
-  `jmp __x64_sys_NAME` (or `call` for the noreturn exit/exit_group).
+- The switch compiles (gcc 12 in both Debian builds, with -fno-jump-tables
+  from arch/x86/Makefile under retpolines/IBT) to a binary tree of
+  `cmp $imm,%esi` / je / ja / jbe / jne ending in tail `jmp __x64_sys_NAME`
+  (or `call` for the noreturn exit/exit_group).  A build with jump tables
+  would not decode: kx then says so and falls back to the table.
 - ia32 handlers: `__ia32_sys_NAME` and `__ia32_compat_sys_NAME`; x32:
   `__x64_sys_NAME` and `__x32_compat_sys_NAME` (CONFIG_X86_X32_ABI, off in
   Debian's configs).  Before 4.17 (no pt_regs wrappers) they were plain
@@ -47,7 +49,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import struct
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 from gdbext import errors
 
@@ -498,10 +500,17 @@ class FileModel:
                                        + (", built without CONFIG_X86_X32_ABI" if abi == "x32" else ""))
         self.switch = None
         self.switch_size = None
+        self.switch_error = None
         if self.switch_address is not None:
             self.switch_size = symbol_size(syms, spec["switch"], limit=1 << 16)
             code = image.read(self.switch_address, self.switch_size)
-            self.switch = decode_switch(code, self.switch_address)
+            try:
+                self.switch = decode_switch(code, self.switch_address)
+            except errors.DecodeError as exc:
+                if self.table_address is None:
+                    raise errors.NotSupported(f"{spec['switch']}() in the vmlinux does not decode as a"
+                                              f" switch ({exc}) and there is no {spec['table']}") from None
+                self.switch_error = str(exc)
         if self.table_address is not None:
             size = symbol_size(syms, spec["table"], limit=8 * MAX_NR, step=8)
             if not size or size % 8:
@@ -688,8 +697,8 @@ def _model(abi: str) -> FileModel:
     from gdbext.kernel import symbols
     abi = normalize_abi(abi)
     t = symbols.table()
-    slide = getattr(t, "slide", 0)
-    key = ("syscalls-model", symbols.vmlinux_path(), abi, slide)
+    # Link-time addresses: the model does not change with the KASLR slide.
+    key = ("syscalls-model", symbols.vmlinux_path(), abi)
     cache = _cache()
     if key not in cache:
         cache[key] = FileModel(abi, _image(), _LinkSymbols(t))
@@ -768,7 +777,7 @@ def dispatch(abi: str = "64") -> dict:
     """{"kind", "function", "switch", "note"}: kind is the switch function
     (`x64_sys_call`, `ia32_sys_call`) or `sys_call_table`."""
     m = _model(abi)
-    return dispatch_info(m.abi, m.switch is not None, m.table_address is not None)
+    return dispatch_info(m.abi, m.switch_address is not None, m.table_address is not None)
 
 
 def signature(name_or_nr, abi: str = "64") -> Optional[Signature]:

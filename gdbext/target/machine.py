@@ -90,6 +90,14 @@ def require_stopped() -> None:
     _cache["stopped"] = True
 
 
+def assume_stopped() -> None:
+    """For code running inside a breakpoint's stop(): gdb still calls the
+    thread running there, but its registers and memory are readable.  Drops
+    the previous stop's cache too."""
+    _cache.clear()
+    _cache["stopped"] = True
+
+
 def _threads_by_cpu() -> dict:
     return cached("threads", lambda: {t.num - 1: t for t in gdb.selected_inferior().threads()})
 

@@ -74,13 +74,14 @@ import os
 import re
 import select
 import socket
-import struct
 import time
 
-import gdb
+try:
+    import gdb
+except ImportError:      # outside gdb: the framing, the decoders and the loop
+    gdb = None           # itself still work (scripts/bench_trace.py's raw client)
 
 from gdbext import errors
-from gdbext.target import machine
 
 MASK64 = (1 << 64) - 1
 PAGE = 4096
@@ -670,16 +671,18 @@ class Hit:
 class TraceResult:
     hits: int = 0
     reason: str = ""          # count | callback | interrupted | time | foreign-stop | error
-    elapsed: float = 0.0      # seconds, first resume to the last stop
-    last: Hit = None          # the last hit (its vCPU sits on that breakpoint)
-    stopped_cpu: int = None   # the vCPU of the final stop
-    stop_pc: int = None
+    elapsed: float = 0.0      # seconds, first resume to the last hit's stop
+    last: Hit = None          # the last hit
+    at_last_hit: bool = False  # the guest is stopped at `last` (its vCPU on that breakpoint)
+    stopped_cpu: int = None   # the vCPU of the final stop (gdb thread stopped_cpu + 1)
+    stop_pc: int = None       # its pc
     transport: str = ""
     plans: dict = dataclasses.field(default_factory=dict)   # bp address -> ResumePlan
     steps: int = 0            # hits that needed a real single-step
 
     @property
     def rate(self) -> float:
+        """Hits per second."""
         return self.hits / self.elapsed if self.elapsed > 0 else 0.0
 
 
@@ -691,6 +694,7 @@ def _thread_cpu(tid):
 
 
 def _current_cpu(t) -> int:
+    """The vCPU of the last stop: QEMU points its `c` thread (qC) at it."""
     reply = t.request("qC")
     m = re.match(r"QC(?:p[0-9a-fA-F]+\.)?([0-9a-fA-F]+)", reply)
     if not m:
@@ -698,82 +702,111 @@ def _current_cpu(t) -> int:
     return int(m.group(1), 16) - 1
 
 
-def run(breakpoints, on_hit, max_hits=None, duration=None, select_last=True,
-        transport_kind="auto", emulate_insns=True) -> TraceResult:
-    """Trace `breakpoints` (addresses) until `max_hits` hits, `on_hit`
-    returns a false value, `duration` seconds pass, or Ctrl-C.
+def run(breakpoints, on_hit, max_hits=None, duration=None, select_stopped=True,
+        transport_kind="auto", emulate_insns=True, resync_gdb=True) -> TraceResult:
+    """Trace `breakpoints` (kernel text addresses) until `max_hits` hits,
+    `on_hit` returns a false value, `duration` seconds pass, or Ctrl-C.
 
     `on_hit(hit)` gets a Hit (cpu, pc, regs, read*) and returns True to go
     on.  Ctrl-C ends the loop cleanly (reason "interrupted"); any other
-    exception from `on_hit` ends it too and is re-raised after the cleanup.
-    On return the guest is stopped, no breakpoint of the loop is left, and
-    gdb's registers, frames, memory cache and thread are right (see
-    `resync`).  With `select_last`, gdb's selected thread is the vCPU of the
-    last hit.
+    exception, from `on_hit` or the stub, ends it too and is re-raised after
+    the cleanup.  On return the guest is stopped (all vCPUs), no breakpoint
+    of the loop is left, and gdb's registers, frames, memory cache and
+    threads are right (see `resync`).  With `select_stopped`, gdb's selected
+    thread becomes the vCPU of the final stop (the last hit's, unless the
+    loop was interrupted while the guest ran); otherwise it stays as it was.
+
+    `transport_kind` is "auto", "socket" or "maint"; `emulate_insns=False`
+    single-steps every hit; `resync_gdb=False` is for tests that show what
+    goes wrong without `resync`.
     """
+    from gdbext.target import machine
     machine.require_stopped()
     addrs = sorted({a & MASK64 for a in breakpoints})
     if not addrs:
         raise errors.BadArgument("no breakpoint address to trace")
     result = TraceResult()
     previous = gdb.selected_thread()
+    # The real bytes at each breakpoint, read while gdb still owns the
+    # connection: through the kernel page tables if the vCPU gdb reads with
+    # is on a user CR3 (KPTI), which plain `m` could not.
+    code = {a: machine.read_kernel(a, 16) for a in addrs} if emulate_insns else {}
+    for a in addrs:
+        result.plans[a] = plan_resume(a, code[a]) if emulate_insns else ResumePlan("step")
+    layout = register_layout()
     t = transport(transport_kind)
     result.transport = t.name
-    layout = register_layout()
-    regnum = {n: v[0] for n, v in layout.items()}
     inserted = []
     error = None
     try:
         try:
             for a in addrs:
-                code = b""
-                if emulate_insns:
-                    reply = t.request(f"m{a:x},10")
-                    try:
-                        code = bytes.fromhex(reply)
-                    except ValueError:
-                        code = b""
-                if len(code) < 1:
-                    if emulate_insns:
-                        raise errors.MemoryUnreadable(a, 16, "cannot read the instruction at the breakpoint")
-                    result.plans[a] = ResumePlan("step")
-                else:
-                    result.plans[a] = plan_resume(a, code)
-            for a in addrs:
                 reply = t.request(f"Z0,{a:x},1")
                 if reply != "OK":
                     raise RspError(f"the stub refused a breakpoint at {a:#x} ({reply or 'unsupported'})")
                 inserted.append(a)
-            _loop(t, addrs, on_hit, max_hits, duration, result, regnum, layout)
+            _loop(t, addrs, on_hit, max_hits, duration, result, layout)
         except KeyboardInterrupt:
             result.reason = "interrupted"
         except BaseException as exc:   # the callback's or ours: clean up, then re-raise
             result.reason = "error"
             error = exc
-        if result.reason == "interrupted" or error is not None:
+        if result.reason in ("interrupted", "error"):
+            # Wherever the interrupt landed: stop the guest, read what is in
+            # flight, and learn where it stopped.
+            result.at_last_hit = False
             _retry_on_interrupt(t.recover)
-        for a in inserted:
-            _retry_on_interrupt(lambda a=a: t.request(f"z0,{a:x},1"))
-        inserted.clear()
+            _retry_on_interrupt(lambda: _note_stop(t, result, layout))
+        while inserted:
+            a = inserted[-1]
+            _retry_on_interrupt(lambda: t.request(f"z0,{a:x},1"))
+            inserted.pop()
     finally:
-        if inserted:     # only if the cleanup above itself failed
-            for a in inserted:
-                try:
-                    t.request(f"z0,{a:x},1")
-                except BaseException:
-                    pass
+        for a in inserted:     # only if the cleanup above itself failed
+            try:
+                t.request(f"z0,{a:x},1")
+            except BaseException:
+                pass
         t.close()
-        select = None
-        if select_last and result.last is not None:
-            select = result.last.cpu
-        elif previous is not None and previous.is_valid():
+        select = result.stopped_cpu if select_stopped else None
+        if select is None and previous is not None and previous.is_valid():
             select = previous.num - 1
-        _retry_on_interrupt(lambda: resync(select))
-    if result.stopped_cpu is None and result.last is not None:
-        result.stopped_cpu, result.stop_pc = result.last.cpu, result.last.pc
+        if resync_gdb:
+            _retry_on_interrupt(lambda: resync(select))
+        else:
+            gdb.execute("maintenance flush register-cache", to_string=True)
     if error is not None:
         raise error
     return result
+
+
+def drive(t, plans: dict, on_hit, max_hits=None, duration=None, layout=None) -> TraceResult:
+    """The loop alone, on any transport and without gdb (scripts/bench_trace.py
+    runs it on a connection of its own while gdb is detached): Z0 at each
+    address of `plans` ({address: ResumePlan}), the loop, z0.  The guest is
+    left stopped; nothing is resynchronised."""
+    layout = layout or dict(_QEMU_X86_64_LAYOUT)
+    result = TraceResult(transport=getattr(t, "name", "?"), plans=dict(plans))
+    inserted = []
+    try:
+        for a in plans:
+            if t.request(f"Z0,{a:x},1") != "OK":
+                raise RspError(f"the stub refused a breakpoint at {a:#x}")
+            inserted.append(a)
+        try:
+            _loop(t, list(plans), on_hit, max_hits, duration, result, layout)
+        except KeyboardInterrupt:
+            result.reason = "interrupted"
+            t.recover()
+    finally:
+        for a in inserted:
+            t.request(f"z0,{a:x},1")
+    return result
+
+
+def _note_stop(t, result, layout):
+    result.stopped_cpu = _current_cpu(t)
+    result.stop_pc = parse_g(t.request("g"), layout).get("rip")
 
 
 def _retry_on_interrupt(fn, attempts=3):
@@ -785,16 +818,17 @@ def _retry_on_interrupt(fn, attempts=3):
                 raise
 
 
-def _loop(t, addrs, on_hit, max_hits, duration, result, regnum, layout):
+def _loop(t, addrs, on_hit, max_hits, duration, result, layout):
     bpset = set(addrs)
     plans = result.plans
+    regnum = {n: v[0] for n, v in layout.items()}
     start = time.monotonic()
     deadline = None if duration is None else start + duration
     resume = "vCont;c"
-    last_stop = start
     try:
         while True:
             t.resume(resume)
+            result.at_last_hit = False
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             stop = t.wait_stop(left)
             if stop is None:                       # time is up: stop the guest
@@ -803,34 +837,36 @@ def _loop(t, addrs, on_hit, max_hits, duration, result, regnum, layout):
                 result.reason = "time"
                 if stop is None:
                     raise errors.TargetLost("the guest did not stop on request")
-                parsed = parse_stop(stop)
-                result.stopped_cpu = _thread_cpu(parsed[1]) if parsed else None
+                _note_stop(t, result, layout)
                 return
-            last_stop = time.monotonic()
             parsed = parse_stop(stop)
             if parsed is None:
                 raise RspError(f"unexpected stop reply {stop!r}")
             sig, tid = parsed
             cpu = _thread_cpu(tid) if tid is not None else _current_cpu(t)
-            g = t.request("g")
-            regs = parse_g(g, layout)
+            regs = parse_g(t.request("g"), layout)
             pc = regs.get("rip")
+            result.stopped_cpu, result.stop_pc = cpu, pc
             if sig != 5 or pc not in bpset:
-                # A stop that is not ours: the stub was interrupted (T02 from
-                # gdb's NAK under the maint transport, or someone else), or a
-                # breakpoint gdb left inserted.
+                # Not one of ours: the guest was stopped by someone else (or,
+                # under the maint transport, by gdb's NAK after remotetimeout
+                # seconds of silence), or hit a breakpoint gdb left inserted.
                 if sig == 2 and t.name == "maint" and (deadline is None or time.monotonic() < deadline):
                     resume = "vCont;c"
                     continue
-                result.reason = "foreign-stop" if sig == 5 else ("time" if deadline and time.monotonic() >= deadline else "interrupted")
-                result.stopped_cpu, result.stop_pc = cpu, pc
+                if sig == 5:
+                    result.reason = "foreign-stop"
+                elif deadline is not None and time.monotonic() >= deadline:
+                    result.reason = "time"
+                else:
+                    result.reason = "interrupted"
                 return
             hit = Hit(t, cpu, regs, result.hits)
             result.hits += 1
             result.last = hit
-            result.stopped_cpu, result.stop_pc = cpu, pc
-            go_on = on_hit(hit)
-            if not go_on:
+            result.at_last_hit = True
+            result.elapsed = hit.time - start
+            if not on_hit(hit):
                 result.reason = "callback"
                 return
             if max_hits is not None and result.hits >= max_hits:
@@ -841,7 +877,8 @@ def _loop(t, addrs, on_hit, max_hits, duration, result, regnum, layout):
                 return
             resume = _step_past(t, hit, plans[pc], regnum, result)
     finally:
-        result.elapsed = last_stop - start
+        if result.hits == 0:
+            result.elapsed = time.monotonic() - start
 
 
 def _step_past(t, hit, plan, regnum, result) -> str:
@@ -850,15 +887,21 @@ def _step_past(t, hit, plan, regnum, result) -> str:
         return f"c{plan.target:x}"
     if plan.kind == "emulate":
         reg_writes, mem_writes = emulate(plan, hit.regs)
-        for address, data in mem_writes:
-            reply = t.request(f"M{address:x},{len(data):x}:{data.hex()}")
-            if reply != "OK":
-                raise RspError(f"cannot write the stack at {address:#x} ({reply})")
-        for name, value in reg_writes:
-            size = 4 if name == "eflags" else 8
-            reply = t.request(f"P{regnum[name]:x}={_le(value, size)}")
-            if reply != "OK":
-                raise RspError(f"cannot set {name} ({reply})")
+        try:
+            # Memory first: it only ever lands below the stack pointer.
+            for address, data in mem_writes:
+                reply = t.request(f"M{address:x},{len(data):x}:{data.hex()}")
+                if reply != "OK":
+                    raise RspError(f"cannot write the stack at {address:#x} ({reply})")
+            for name, value in reg_writes:
+                _set_reg(t, regnum, name, value)
+        except BaseException:
+            # Half an instruction must never stay behind: the vCPU is still
+            # on the breakpoint, so put its registers back as they were.
+            _retry_on_interrupt(t.recover)
+            for name, _ in reg_writes:
+                _retry_on_interrupt(lambda n=name: _set_reg(t, regnum, n, hit.regs[n]))
+            raise
         return f"c{plan.target:x}"
     # A real single-step of this vCPU alone (the others stay stopped).
     result.steps += 1
@@ -872,6 +915,12 @@ def _step_past(t, hit, plan, regnum, result) -> str:
     raise RspError(f"CPU {hit.cpu} did not move off {hit.pc:#x} after {STEP_ATTEMPTS} single-steps")
 
 
+def _set_reg(t, regnum, name, value):
+    reply = t.request(f"P{regnum[name]:x}={_le(value, 4 if name == 'eflags' else 8)}")
+    if reply != "OK":
+        raise RspError(f"cannot set {name} ({reply})")
+
+
 # ---------------------------------------------------------------------------
 # Giving the target back to gdb
 
@@ -879,6 +928,7 @@ def resync(cpu: int = None) -> None:
     """Make gdb's view exact after packets it did not see: the stub's general
     thread, gdb's register, frame and memory caches, kx's per-stop cache,
     and (with `cpu`) the selected thread.  The guest must be stopped."""
+    from gdbext.target import machine
     threads = {t.num: t for t in gdb.selected_inferior().threads()}
     thread = threads.get(cpu + 1) if cpu is not None else None
     if thread is not None and thread.is_valid():

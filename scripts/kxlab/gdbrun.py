@@ -185,8 +185,17 @@ class GdbMI:
         self.mi("-exec-continue")
 
     def interrupt(self, timeout: float = 30.0) -> str:
-        self.mi("-exec-interrupt")
-        return self.wait_stopped(timeout)
+        # An interrupt that reaches gdb while it is resuming from a breakpoint
+        # whose stop() said no can be lost (gdb 13 all-stop remote); ask
+        # again, as a user would press Ctrl-C again.
+        attempts = 3
+        for attempt in range(attempts):
+            self.mi("-exec-interrupt")
+            try:
+                return self.wait_stopped(timeout / attempts)
+            except TimeoutError:
+                if attempt == attempts - 1:
+                    raise
 
     def close(self) -> None:
         if self.proc.poll() is None:

@@ -186,7 +186,7 @@ def test_check_flags_an_overwritten_entry(at_do_syscall_64):
     outside = 0xFFFFFFFFC0001000                         # module space: not kernel text
     try:
         kx.cmd(f"set {{unsigned long}}{slot:#x} = {kx.symbols['__x64_sys_getppid']:#x}")
-        r = kx.json(f"kx syscalls --check")
+        r = kx.json("kx syscalls --check")
         assert r["check"]["clean"] is False
         bad = [e for e in r["entries"] if e["ok"] is False]
         assert [e["nr"] for e in bad] == [nr]

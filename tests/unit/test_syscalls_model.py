@@ -539,3 +539,59 @@ def test_ftrace_metadata_from_the_file(vmlinux):
     write = S.parse_metadata(image.read, syms.lookup("__syscall_meta__write"))
     assert write["args"] == [("unsigned int", "fd"), ("const char *", "buf"), ("size_t", "count")]
     assert S.parse_metadata(image.read, syms.lookup("__syscall_meta__getpid"))["args"] == []
+
+
+class FakeSymbols:
+    def __init__(self, table):
+        self.table = table            # name -> (address, size)
+
+    def lookup(self, name):
+        v = self.table.get(name)
+        return v[0] if v else None
+
+    def size(self, name):
+        v = self.table.get(name)
+        return v[1] if v else None
+
+    def describe(self, addr):
+        for name, (a, size) in self.table.items():
+            if a == addr or a <= addr < a + size:
+                return name, addr - a
+        return None
+
+
+def fake_kernel(switch_code, with_table=True):
+    mem = FakeMemory()
+    syms = {"x64_sys_call": (START, len(switch_code)), "ia32_sys_call": (START, len(switch_code)),
+            "__x64_sys_read": (H["read"], 0x40), "__x64_sys_write": (H["write"], 0x40),
+            "__x64_sys_ni_syscall": (H["ni"], 0x10), "__ia32_sys_ni_syscall": (H["ni"], 0x10)}
+    mem.put(START, switch_code)
+    if with_table:
+        syms["sys_call_table"] = (0xFFFFFFFF82000000, 24)
+        mem.put(0xFFFFFFFF82000000, struct.pack("<3Q", H["read"], H["write"], H["ni"]))
+    return mem, FakeSymbols(syms)
+
+
+def test_file_model_falls_back_to_the_table_when_the_switch_does_not_decode():
+    mem, syms = fake_kernel(b"\xff\x24\xf5\x00\x00\x00\x00")          # jmp *table(,%rsi,8)
+    m = S.FileModel("64", mem, syms)
+    assert m.switch is None and "unexpected instruction" in m.switch_error
+    assert [e.symbol for e in m.entries()] == ["__x64_sys_read", "__x64_sys_write", "__x64_sys_ni_syscall"]
+    assert [e.name for e in m.entries()] == ["read", "write", None]
+    with pytest.raises(errors.NotSupported, match="does not decode"):
+        S.FileModel("32", mem, syms)                                   # no ia32 table to fall back on
+
+
+def test_file_model_aliases_prefer_the_abi_prefix():
+    """__x64_sys_ni_syscall and __ia32_sys_ni_syscall share an address
+    (6.1/6.12): each ABI names it with its own prefix."""
+    code = small_switch()
+    mem, syms = fake_kernel(code)
+    m64 = S.FileModel("64", mem, syms)
+    assert m64.entries()[2].symbol == "__x64_sys_ni_syscall"
+    assert m64.entries(slide=0x1000)[0].handler == H["read"] + 0x1000
+    syms.table.pop("sys_call_table")
+    m32 = S.FileModel("32", mem, syms)
+    assert m32.source.startswith("ia32_sys_call switch")
+    assert m32.nr_syscalls == 6
+    assert m32.entries()[3].symbol == "__ia32_sys_ni_syscall"

@@ -1,0 +1,232 @@
+"""kx break: stop on matching system calls, at the entry stub, decoded."""
+import gdb
+
+from gdbext import errors, settings
+from gdbext.decoders.ptregs import PT_REGS_OFFSETS
+from gdbext.kernel import events, syscall_filter, tasks
+from gdbext.render import Report, Text
+from gdbext.target import machine
+
+from .base import KxCommand, parse_int
+from .event import render_event
+
+_MAX_PENDING = 4096  # entries waiting for their return (exit() never returns)
+
+
+class _StubBreakpoint(gdb.Breakpoint):
+    """A gdb breakpoint whose stop() asks its KxBreakpoint whether to stop.
+    It is an ordinary, visible breakpoint, so gdb's stop line names it and
+    `info breakpoints` / `delete` work on it as on any other."""
+
+    def __init__(self, owner, stub, address, kind):
+        super().__init__(f"*{address:#x}", type=gdb.BP_BREAKPOINT, internal=False)
+        self.owner, self.stub, self.kind = owner, stub, kind
+        self.silent = False
+
+    def stop(self):
+        try:
+            return self.owner.on_hit(self)
+        except KeyboardInterrupt:
+            return True
+        except Exception as exc:  # a decoding problem: stop and say so
+            gdb.write(f"kx break #{self.owner.number}: {exc}\n")
+            return True
+
+
+class KxBreakpoint:
+    """One `kx break`: a filter and the gdb breakpoints that implement it."""
+
+    def __init__(self, number, flt, want_return):
+        self.number = number
+        self.filter = flt
+        self.want_return = want_return
+        self.hits = 0
+        self.pending = {}
+        self.gdb_breakpoints = []
+        try:
+            for abi in flt.abis:
+                for stub, address in syscall_filter.entry_locations(abi):
+                    self._add(stub, address, ("entry", abi))
+                if want_return:
+                    for stub, address in syscall_filter.return_locations(abi):
+                        self._add(stub, address, ("return", abi))
+        except BaseException:
+            self.delete()
+            raise
+
+    def _add(self, stub, address, kind):
+        # gdb announces a new breakpoint ("Breakpoint 3 at ...") on stdout,
+        # which would break --json's one-line promise: create it inside a
+        # gdb.execute(..., to_string=True) that captures the announcement.
+        _creating.append((self, stub, address, kind))
+        try:
+            gdb.execute(f"python import {__name__} as _kx_breaks; _kx_breaks._create_next()", to_string=True)
+        finally:
+            _creating.clear()
+        if _created_error:
+            raise _created_error.pop()
+
+    def alive(self) -> bool:
+        return any(b.is_valid() for b in self.gdb_breakpoints)
+
+    def delete(self):
+        for b in self.gdb_breakpoints:
+            if b.is_valid():
+                b.delete()
+        self.gdb_breakpoints = []
+        self.pending.clear()
+
+    def locations(self):
+        return [{"stub": b.stub, "address": int(b.location.lstrip("*"), 16), "kind": b.kind[0]}
+                for b in self.gdb_breakpoints if b.is_valid()]
+
+    # -- the hot path: every syscall on every vCPU comes through here --------
+    def on_hit(self, bp) -> bool:
+        machine.assume_stopped()  # a new stop, even if gdb raised no stop event
+        kind, abi = bp.kind
+        cpu = machine.selected_cpu()
+        if kind == "return":
+            return self._on_return(cpu)
+        # Cheapest test first: the number is in a register.  At the entry
+        # stub the CPU is still on the user page table, so every kernel
+        # read is a page walk; a non-matching call must not pay for one.
+        rax = int(gdb.selected_frame().read_register("rax")) & machine.MASK64
+        nr = events._signed32(rax) if abi == "32" else (rax & ~events.X32_SYSCALL_BIT)
+        if not self.filter.wants_nr(abi, nr):
+            return False
+        if self.filter.needs_task:
+            t = tasks.read_task(tasks.current(cpu), detail=False, cpu=cpu)
+            if not self.filter.wants_task(t.pid, t.tgid, t.comm):
+                return False
+        event = events.decode(events.View(cpu))
+        self.hits += 1
+        if self.want_return and len(self.pending) < _MAX_PENDING:
+            self.pending[event.task] = event
+        self._print(render_event(event.to_dict(), Text().line(("head", f"kx break #{self.number}:"))))
+        return True
+
+    def _on_return(self, cpu) -> bool:
+        event = self.pending.pop(tasks.current(cpu), None)
+        if event is None:
+            return False
+        rsp = machine.registers(cpu)["rsp"]  # just after the call: rsp = pt_regs
+        ax = int.from_bytes(machine.read_kernel(rsp + PT_REGS_OFFSETS["ax"], 8, cpu), "little")
+        event.ret = ax - (1 << 64) if ax >> 63 else ax
+        self.hits += 1
+        t = Text().line(("head", f"kx break #{self.number}: return on CPU {cpu}: "),
+                        f"{event.pid} {event.comm} ", ("sym", event.strace()))
+        self._print(t)
+        return True
+
+    @staticmethod
+    def _print(text):
+        gdb.write(text.render(settings.color_enabled()))
+
+
+_breakpoints = {}
+_next_number = [1]
+_creating = []        # (owner, stub, address, kind) handed to _create_next()
+_created_error = []
+
+
+def _create_next():
+    owner, stub, address, kind = _creating.pop()
+    try:
+        owner.gdb_breakpoints.append(_StubBreakpoint(owner, stub, address, kind))
+    except Exception as exc:  # re-raised by KxBreakpoint._add outside gdb.execute
+        _created_error.append(exc)
+
+
+def active():
+    for n in [n for n, b in _breakpoints.items() if not b.alive()]:
+        del _breakpoints[n]  # removed behind our back (`delete` of all breakpoints)
+    return _breakpoints
+
+
+def delete_all():
+    for b in list(_breakpoints.values()):
+        b.delete()
+    _breakpoints.clear()
+
+
+class KxBreak(KxCommand):
+    """Stop on matching system calls and show each one decoded.
+Usage: kx break [SYSCALL ...] [--pid N] [--comm NAME] [--abi 64|32|all] [--return]
+       kx break                  list kx breakpoints
+       kx break delete [ID ...]  delete them (all without IDs)
+
+SYSCALL is a name (openat) or number, for the chosen ABI (default 64; 32 is
+int 0x80, sysenter and 32-bit syscall; `all` both).  Breakpoints sit on the
+entry stubs (entry_SYSCALL_64, asm_int80_emulation, ...); the filters are
+checked inside the breakpoint's stop(), so a syscall that does not match
+costs one breakpoint hit and never stops gdb.  --return also stops at the
+syscall's exit (just after the stub's call into C) and shows the return
+value with its errno name.  Other gdb stops behave as always."""
+
+    name = "break"
+
+    def arguments(self, p):
+        p.add_argument("syscalls", nargs="*", metavar="SYSCALL",
+                       help="names or numbers; `delete [ID...]` deletes kx breakpoints")
+        p.add_argument("--pid", type=parse_int, default=None, help="only this pid or tgid")
+        p.add_argument("--comm", default=None, help="only tasks with this comm")
+        p.add_argument("--abi", default="64", help="64 (default), 32 or all")
+        p.add_argument("--return", dest="want_return", action="store_true",
+                       help="also stop at the syscall's return")
+
+    def completions(self):
+        from .syscalls import KxSyscalls
+        return ["delete", "all"] + [w for w in KxSyscalls.completions(None) if not w.isdigit()]
+
+    def run(self, args):
+        words = args.syscalls
+        if words and words[0] == "delete":
+            return self._delete(words[1:])
+        if not words and args.pid is None and args.comm is None and not args.want_return and args.abi == "64":
+            return self._list()
+        flt = syscall_filter.build(words, args.abi, args.pid, args.comm)
+        number = _next_number[0]
+        bp = KxBreakpoint(number, flt, args.want_return)
+        _next_number[0] += 1
+        _breakpoints[number] = bp
+        data = {"number": number, "filter": flt.describe(), "return": args.want_return,
+                "locations": bp.locations()}
+        t = Text().line(("head", f"kx breakpoint #{number}: "), flt.describe(),
+                        " (and returns)" if args.want_return else "")
+        for loc in data["locations"]:
+            t.line(("dim", f"  {loc['kind']:<6} "), ("sym", loc["stub"]), f" {loc['address']:#x}")
+        return Report(data, t)
+
+    def _list(self):
+        rows = [{"number": n, "filter": b.filter.describe(), "return": b.want_return, "hits": b.hits,
+                 "locations": b.locations()} for n, b in sorted(active().items())]
+        t = Text()
+        if not rows:
+            t.line("no kx breakpoints (`kx break openat` sets one)")
+        for r in rows:
+            t.line(("head", f"#{r['number']}"), f"  {r['filter']}{' + returns' if r['return'] else ''}",
+                   ("dim", f"  hits {r['hits']}, {len(r['locations'])} locations"))
+        return Report({"breakpoints": rows}, t)
+
+    def _delete(self, ids):
+        bps = active()
+        if not ids:
+            n = len(bps)
+            delete_all()
+            return Report({"deleted": n}, Text().line(f"deleted {n} kx breakpoint(s)"))
+        numbers = []
+        for word in ids:
+            try:
+                numbers.append(int(word.lstrip("#")))
+            except ValueError:
+                raise errors.BadArgument(f"not a kx breakpoint number: {word!r}") from None
+        for n in numbers:
+            if n not in bps:
+                raise errors.BadArgument(f"no kx breakpoint #{n} (`kx break` lists them)")
+        for n in numbers:
+            bps.pop(n).delete()
+        return Report({"deleted": len(numbers)}, Text().line(f"deleted kx breakpoint(s) {', '.join(map(str, numbers))}"))
+
+
+def register():
+    KxBreak()

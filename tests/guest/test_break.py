@@ -1,0 +1,101 @@
+"""kx break: filtered stops at the entry stubs, returns, listing and deletion.
+
+Ground truth: System.map (where the CPU stopped), the workload's own
+syscalls and the fd it prints for its openat (`fd=` on the heartbeat line),
+and gdb's own breakpoint list.
+"""
+import re
+
+from kxlab.gdbrun import _c_string
+
+from .test_event import serial_field
+from .test_tasks import HELLO32_LEN, workload_pid
+
+
+def console_since(kx, mark):
+    """What gdb printed on its console since transcript position `mark`."""
+    return "".join(_c_string(l[2:-1]) for l in kx.gdb.transcript[mark:] if l.startswith("~"))
+
+
+def test_break_openat_with_return(kx):
+    out = kx.json("kx break openat --comm kxwork --return")
+    assert {l["kind"] for l in out["locations"]} == {"entry", "return"}
+    entry = next(l for l in out["locations"] if l["kind"] == "entry")
+    assert entry["address"] == kx.symbols["entry_SYSCALL_64"]
+    mark = len(kx.gdb.transcript)
+    kx.cont()
+    kx.wait_stopped()
+    assert kx.reg("pc") == kx.symbols["entry_SYSCALL_64"] and kx.reg("rax") == 257
+    printed = console_since(kx, mark)
+    assert "kx break #" in printed and '"/etc/kx-target"' in printed and "openat" in printed
+    ev = kx.json("kx event")
+    assert ev["pid"] == workload_pid(kx) and ev["name"] == "openat"
+    thread = kx.gdb.eval("$_thread")
+
+    mark = len(kx.gdb.transcript)
+    kx.cont()
+    kx.wait_stopped()
+    # The return stop: just after entry_SYSCALL_64's call into do_syscall_64,
+    # on the same vCPU, with the fd the workload will print.
+    assert kx.gdb.eval("$_thread") == thread
+    ret_loc = next(l for l in kx.json("kx break")["breakpoints"][0]["locations"] if l["kind"] == "return")
+    assert kx.reg("pc") == ret_loc["address"]
+    assert kx.symbols["entry_SYSCALL_64"] < ret_loc["address"] < kx.symbols["entry_SYSCALL_64"] + 0x200
+    regs = kx.json("kx regs")
+    fd = regs["regs"]["ax"]
+    printed = console_since(kx, mark)
+    assert re.search(rf'openat\(AT_FDCWD, "/etc/kx-target", O_RDONLY.*\) = {fd}\b', printed), printed
+    kx.cont()
+    kx.wait_stopped()
+    kx.cmd("kx break delete")
+    assert int(serial_field(kx, "fd")) == fd
+
+
+def test_non_matching_syscalls_never_stop(kx):
+    kx.cmd("kx break openat getpid --pid 99999")
+    start = len(kx.guest.serial())
+    kx.cont()
+    kx.guest.wait_for(r"KX-HEARTBEAT", timeout=30, after=start)  # the workload ran a full round
+    rec = kx.gdb.interrupt()
+    kx.running = False
+    assert "breakpoint-hit" not in rec
+    listed = kx.json("kx break")["breakpoints"]
+    assert listed[0]["hits"] == 0
+
+
+def test_break_int80_write(kx):
+    kx.cmd("kx break write --abi 32 --comm hello32")
+    kx.cont()
+    kx.wait_stopped()
+    assert kx.reg("pc") in (kx.symbols.get("asm_int80_emulation"), kx.symbols.get("entry_INT80_compat"))
+    ev = kx.json("kx event")
+    assert (ev["abi"], ev["nr"], ev["name"], ev["comm"]) == ("32", 4, "write", "hello32")
+    assert ev["args"][2]["value"] == HELLO32_LEN
+
+
+def test_list_and_delete(kx):
+    kx.cmd("kx break openat")
+    kx.cmd("kx break getpid --abi all")
+    rows = kx.json("kx break")["breakpoints"]
+    assert [r["number"] for r in rows] == sorted(r["number"] for r in rows) and len(rows) == 2
+    n_gdb = len(re.findall(r"^\d+\s+breakpoint", kx.cmd("info breakpoints"), re.M))
+    assert n_gdb == sum(len(r["locations"]) for r in rows)
+    kx.cmd(f"kx break delete {rows[0]['number']}")
+    assert [r["number"] for r in kx.json("kx break")["breakpoints"]] == [rows[1]["number"]]
+    kx.cmd("kx break delete")
+    assert kx.json("kx break")["breakpoints"] == []
+    assert "No breakpoints" in kx.cmd("info breakpoints")
+    assert kx.heartbeat_continues()
+
+
+def test_bad_input(kx):
+    for command, needle in [("kx break nosuchcall", "unknown syscall 'nosuchcall'"),
+                            ("kx break openat --abi 16", "--abi must be 64, 32 or all"),
+                            ("kx break delete 99", "no kx breakpoint #99"),
+                            ("kx break -5", "syscall numbers are >= 0"),
+                            ("kx break openat --pid -1", "--pid must be >= 0")]:
+        r = kx.gdb.cmd_full(command)
+        assert r["error"] and needle in r["error"], (command, r)
+        assert "Traceback" not in r["error"] + r["output"] + r["log"]
+        assert needle in kx.json(command)["error"]
+    assert "No breakpoints" in kx.cmd("info breakpoints")
