@@ -102,8 +102,7 @@ class KxBreakpoint:
         self.hits += 1
         if self.want_return and len(self.pending) < _MAX_PENDING:
             self.pending[event.task] = event
-        self._print(render_event(event.to_dict(), Text().line(("head", f"kx break #{self.number}:"))))
-        return True
+        return self.entered(event)
 
     def _on_return(self, cpu) -> bool:
         event = self.pending.pop(tasks.current(cpu), None)
@@ -113,6 +112,14 @@ class KxBreakpoint:
         ax = int.from_bytes(machine.read_kernel(rsp + PT_REGS_OFFSETS["ax"], 8, cpu), "little")
         event.ret = ax - (1 << 64) if ax >> 63 else ax
         self.hits += 1
+        return self.returned(event, cpu)
+
+    # -- what a match does: `kx break` prints and stops; `kx trace` overrides
+    def entered(self, event) -> bool:
+        self._print(render_event(event.to_dict(), Text().line(("head", f"kx break #{self.number}:"))))
+        return True
+
+    def returned(self, event, cpu) -> bool:
         t = Text().line(("head", f"kx break #{self.number}: return on CPU {cpu}: "),
                         f"{event.pid} {event.comm} ", ("sym", event.strace()))
         self._print(t)

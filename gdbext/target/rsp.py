@@ -382,8 +382,10 @@ class SocketTransport:
         return cls(found[0])
 
     def close(self):
+        # Our dup only: closing a duplicate descriptor does not shut the
+        # connection down, and gdb's own descriptor stays open.
         try:
-            self.sock.detach()   # the dup'd fd: close it without touching gdb's
+            self.sock.close()
         except OSError:
             pass
 
@@ -751,16 +753,19 @@ def run(breakpoints, on_hit, max_hits=None, duration=None, select_stopped=True,
         except BaseException as exc:   # the callback's or ours: clean up, then re-raise
             result.reason = "error"
             error = exc
-        if result.reason in ("interrupted", "error"):
-            # Wherever the interrupt landed: stop the guest, read what is in
-            # flight, and learn where it stopped.
-            result.at_last_hit = False
-            _retry_on_interrupt(t.recover)
-            _retry_on_interrupt(lambda: _note_stop(t, result, layout))
-        while inserted:
-            a = inserted[-1]
-            _retry_on_interrupt(lambda: t.request(f"z0,{a:x},1"))
-            inserted.pop()
+        try:
+            if result.reason in ("interrupted", "error"):
+                # Wherever the interrupt landed: stop the guest, read what is
+                # in flight, and learn where it stopped.
+                result.at_last_hit = False
+                _retry_on_interrupt(t.recover)
+                _retry_on_interrupt(lambda: _note_stop(t, result, layout))
+            while inserted:
+                a = inserted[-1]
+                _retry_on_interrupt(lambda: t.request(f"z0,{a:x},1"))
+                inserted.pop()
+        except BaseException as exc:
+            error = error or exc        # the first failure is the one to report
     finally:
         for a in inserted:     # only if the cleanup above itself failed
             try:

@@ -1,0 +1,178 @@
+"""kx trace: strace-style tracing of the guest's system calls, without stopping."""
+import collections
+import json
+import time
+
+import gdb
+
+from gdbext import errors, settings
+from gdbext.kernel import syscall_filter
+from gdbext.render import Report, Text
+from gdbext.target import machine
+
+from .base import KxCommand, parse_int
+from .breaks import KxBreakpoint
+
+
+class _Tracer(KxBreakpoint):
+    """The breakpoints of one trace: each match is written out and the guest
+    goes on; the last wanted event (--count) stops it."""
+
+    def __init__(self, flt, want_return, count, as_json, out):
+        self.count, self.as_json, self.out = count, as_json, out
+        self.events = 0
+        self.by_name = collections.Counter()
+        super().__init__(0, flt, want_return)
+
+    def _emit(self, event) -> bool:
+        self.events += 1
+        self.by_name[event.name or f"nr {event.nr}"] += 1
+        d = event.to_dict()
+        if self.out is not None:
+            self.out.write(json.dumps(d, separators=(",", ":")) + "\n")
+        if self.as_json:
+            gdb.write(json.dumps(d, separators=(",", ":")) + "\n")
+        elif self.out is None or settings.get("debug") == "on":
+            t = Text().line(("dim", f"[cpu{event.cpu}] "), ("num", f"{event.pid} "), f"{event.comm:<15} ",
+                            ("sym", event.strace()))
+            gdb.write(t.render(settings.color_enabled()))
+        return self.count is not None and self.events >= self.count
+
+    def entered(self, event) -> bool:
+        if self.want_return:
+            return False  # printed when it returns, with its value, as strace does
+        return self._emit(event)
+
+    def returned(self, event, cpu) -> bool:
+        return self._emit(event)
+
+
+class KxTrace(KxCommand):
+    """Trace the guest's system calls without stopping, one line per call.
+Usage: kx trace [SYSCALL ...] [--pid N] [--comm NAME] [--abi 64|32|all]
+                [--count N] [--return] [--out FILE] [--json]
+
+Lets the guest run and prints each matching syscall strace-style:
+  85 kxwork  openat(AT_FDCWD, "/etc/kx-target", O_RDONLY, 000) = 3
+(`= value` with --return, which follows each call to its exit).  --json
+prints one event object per line instead, and --out FILE writes the JSON
+lines to FILE.  The trace ends after --count events or on Ctrl-C; every
+breakpoint it set is removed, and a summary follows (events, per-syscall
+counts, events/s).  Filters are the same as `kx break`."""
+
+    name = "trace"
+
+    def arguments(self, p):
+        p.add_argument("syscalls", nargs="*", metavar="SYSCALL")
+        p.add_argument("--pid", type=parse_int, default=None)
+        p.add_argument("--comm", default=None)
+        p.add_argument("--abi", default="64", help="64 (default), 32 or all")
+        p.add_argument("--count", type=parse_int, default=None, help="stop after N events")
+        p.add_argument("--return", dest="want_return", action="store_true",
+                       help="show each call's return value (printed when it returns)")
+        p.add_argument("--out", default=None, metavar="FILE", help="also write JSON lines to FILE")
+
+    def run(self, args):
+        machine.require_stopped()
+        if args.count is not None and args.count <= 0:
+            raise errors.BadArgument(f"--count must be > 0, got {args.count}")
+        flt = syscall_filter.build(args.syscalls, args.abi, args.pid, args.comm)
+        out = None
+        if args.out:
+            try:
+                out = open(args.out, "w")
+            except OSError as exc:
+                raise errors.BadArgument(f"cannot write {args.out}: {exc.strerror}") from None
+        run = _TraceRun(flt, args, out)
+        try:
+            # --json must print nothing but JSON lines: gdb's own stop
+            # report ("Thread 1 hit Breakpoint ...") is captured and dropped.
+            captured = gdb.execute("continue", to_string=bool(args.json))
+            if args.json:
+                gdb.write("".join(line + "\n" for line in (captured or "").splitlines()
+                                  if line.startswith("{")))
+        except KeyboardInterrupt:
+            run.interrupted = True
+        except BaseException:
+            run.finish()
+            raise
+        if _target_running():
+            # Async gdb (MI with mi-async on): `continue` returned at once.
+            # The trace ends at the next stop: the last wanted event, or an
+            # interrupt; the stop handler cleans up and prints the summary.
+            run.finish_at_next_stop()
+            return None
+        return run.finish()
+
+
+def _target_running() -> bool:
+    try:
+        thread = gdb.selected_thread()
+        return thread is not None and thread.is_running()
+    except gdb.error:
+        return False
+
+
+class _TraceRun:
+    """One trace from start to summary; finish() runs exactly once, whether
+    the trace ends inside `continue` (sync gdb) or at a later stop event
+    (async gdb), on --count, Ctrl-C, an error or the guest exiting."""
+
+    def __init__(self, flt, args, out):
+        self.flt, self.args, self.out = flt, args, out
+        self.start = time.monotonic()
+        self.interrupted = False
+        self.done = False
+        self.tracer = None
+        try:
+            self.tracer = _Tracer(flt, args.want_return, args.count, args.json, out)
+        except BaseException:
+            self.finish()
+            raise
+
+    def finish_at_next_stop(self):
+        def on_stop(_event):
+            self._disconnect(on_stop)
+            report = self.finish()
+            if report is not None:
+                gdb.write(report.text(settings.color_enabled()))
+        self._handler = on_stop
+        gdb.events.stop.connect(on_stop)
+        gdb.events.exited.connect(on_stop)
+
+    @staticmethod
+    def _disconnect(handler):
+        for registry in (gdb.events.stop, gdb.events.exited):
+            try:
+                registry.disconnect(handler)
+            except (ValueError, RuntimeError):
+                pass
+
+    def finish(self):
+        if self.done:
+            return None
+        self.done = True
+        if self.tracer is not None:
+            self.tracer.delete()
+        if self.out is not None:
+            self.out.close()
+        if self.tracer is None:
+            return None
+        args, tracer = self.args, self.tracer
+        elapsed = max(time.monotonic() - self.start, 1e-9)
+        summary = {"events": tracer.events, "seconds": round(elapsed, 3),
+                   "events_per_second": round(tracer.events / elapsed, 1),
+                   "by_syscall": dict(tracer.by_name.most_common()), "filter": self.flt.describe(),
+                   "interrupted": self.interrupted or args.count is None or tracer.events < args.count}
+        if args.json:
+            gdb.write(json.dumps({"summary": summary}, separators=(",", ":")) + "\n")
+            return None
+        t = Text().line(("head", f"kx trace: {summary['events']} events in {summary['seconds']:.2f} s "
+                                 f"({summary['events_per_second']:.0f}/s)"), f"  [{self.flt.describe()}]")
+        for name, n in tracer.by_name.most_common():
+            t.line(f"  {n:>7}  ", ("sym", name))
+        return Report({"summary": summary}, t)
+
+
+def register():
+    KxTrace()
