@@ -91,7 +91,7 @@ class KxBreakpoint:
         # stub the CPU is still on the user page table, so every kernel
         # read is a page walk; a non-matching call must not pay for one.
         rax = int(gdb.selected_frame().read_register("rax")) & machine.MASK64
-        nr = events._signed32(rax) if abi == "32" else (rax & ~events.X32_SYSCALL_BIT)
+        nr = events.signed32(rax) if abi == "32" else (rax & ~events.X32_SYSCALL_BIT)
         if not self.filter.wants_nr(abi, nr):
             return False
         if self.filter.needs_task:

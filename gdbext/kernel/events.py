@@ -144,7 +144,7 @@ def read_user_string(view: View, address: int, size: int) -> bytes:
     return out
 
 
-def _signed32(v: int) -> int:
+def signed32(v: int) -> int:
     v &= MASK32
     return v - (1 << 32) if v & 0x80000000 else v
 
@@ -160,7 +160,7 @@ def _live(stub: str, regs: Dict[str, int], view: View):
     names = ("ebx", "ecx", "edx", "esi", "edi", "ebp")
     values = [regs[n.replace("e", "r", 1)] & MASK32 for n in names]
     args = list(zip(names, values))
-    nr = _signed32(regs["rax"])
+    nr = signed32(regs["rax"])
     ret_ip = rflags = None
     if stub == "entry_SYSCALL_compat":
         # SYSCALL from 32-bit code clobbers ECX, so the vDSO passes arg 2
@@ -218,7 +218,7 @@ def decode(view: View, ret: Optional[int] = None) -> SyscallEvent:
                                  "(an interrupt or exception entry)")
         compat = pt.cs == USER32_CS or bool((brief["ti_status"] or 0) & TS_COMPAT)
         abi = "32" if compat else "64"
-        nr = _signed32(pt.orig_ax) if compat else pt.orig_ax
+        nr = signed32(pt.orig_ax) if compat else pt.orig_ax
         names = (("ebx", "bx"), ("ecx", "cx"), ("edx", "dx"), ("esi", "si"), ("edi", "di"), ("ebp", "bp")) \
             if compat else (("rdi", "di"), ("rsi", "si"), ("rdx", "dx"), ("r10", "r10"), ("r8", "r8"), ("r9", "r9"))
         mask = MASK32 if compat else (1 << 64) - 1
