@@ -122,7 +122,7 @@ def kxb_loop(n, transport):
     # Same clock as the bare breakpoint: hit 1 to hit n + 1.
     print(json.dumps({"hits": r.hits - 1, "seconds": times[-1] - times[0],
                       "transport": r.transport, "plan": r.plans[KXB["addr"]].text,
-                      "steps": r.steps, "tasks": pids}))
+                      "steps": r.steps, "spurious": r.spurious, "tasks": pids}))
 '''
 
 
@@ -151,6 +151,10 @@ class Raw:
         # QEMU stops the guest on connect and says so (T02): drain it.
         while self.t.recv(0.3) is not None:
             pass
+        self.t.request("qSupported:multiprocess+;xmlRegisters=i386")
+        # QEMU answers p/P (single registers, used to emulate a push) only
+        # for a client that has read the target description, as gdb does.
+        self.t.request("qXfer:features:read:target.xml:0,ffb")
 
     def close(self):
         self.t.request("D;1")       # detach: QEMU resumes the guest
@@ -260,6 +264,7 @@ def main():
     def loop(transport):
         r = gdb_json(s, f"python kxb_loop({a.hits}, {transport!r})")
         notes.update(tasks=r["tasks"], steps=r["steps"])
+        notes["spurious"] = notes.get("spurious", 0) + r["spurious"]
         return r["hits"], r["seconds"]
 
     try:
@@ -305,7 +310,8 @@ def main():
               f"{(w['loop'] - w['raw-decode']) * 1e3:+.2f} ms against the raw client doing the same reads)")
         print(f"the no-progress loop saw {notes.get('distinct')} distinct (stop reply, nr, pt_regs) in "
               f"{a.hits} 'hits': it re-reports one breakpoint and the guest never moves")
-        print(f"kx loop: {notes.get('steps')} single-steps in the last sample; tasks decoded: {notes.get('tasks')}")
+        print(f"kx loop: {notes.get('steps')} single-steps in the last sample, {notes.get('spurious')} "
+              f"spurious debug stops in all; tasks decoded: {notes.get('tasks')}")
     finally:
         os.unlink(helper.name)
         s.close()

@@ -2,49 +2,52 @@
 connection, for `kx trace`, with gdb's view of the target made exact again
 when the loop ends.
 
-Why not gdb breakpoints (measured on QEMU 7.2 TCG, 2 vCPUs, back-to-back
-getpid; scripts/bench_trace.py):
+What a hit costs (QEMU 7.2 TCG, 2 vCPUs, back-to-back getpid;
+scripts/bench_trace.py, which also prints the numbers behind this):
 
-- QEMU answers every *debug* stop (a breakpoint hit or a single-step, not a
-  Ctrl-C) with a flush of its whole translation cache (`info jit`, "TB flush
-  count", goes up by one per hit).  The code the guest runs until the next
-  stop is then translated again.  That stop/resume cycle is the floor: about
-  1-2 ms per hit on an idle host, and several times that on a loaded one.
+- QEMU 7.2 flushes its whole translation cache on every *debug* stop (a
+  breakpoint hit or a single-step; not a Ctrl-C): gdb_vm_state_change() calls
+  tb_flush() for RUN_STATE_DEBUG (upstream dropped that call only in 2025).
+  `info jit` ("TB flush count") goes up by one per hit.  Everything the guest
+  runs until the next stop is then translated again: about 6-8 ms of QEMU
+  CPU per getpid round trip on this 2-core host, against 0.8 ms for a stop
+  that re-reports the same breakpoint.  That retranslation, not gdb, is
+  most of the cost of a hit, and no client of the gdbstub avoids it.
 - Resuming a vCPU that sits on a breakpoint re-reports the same breakpoint
-  without executing anything.  A loop of `c` + stop reply + `g` that does not
-  step over the breakpoint runs at 0.3-0.8 ms per "hit", but it never makes
-  progress: the same vCPU reports the same syscall over and over.  (The
-  0.27 ms "raw RSP" figure in the design notes came from such a loop.)
+  without executing anything.  A loop of `c` + stop reply + `g` that does
+  not step over the breakpoint runs at ~1 ms per "hit" and never makes
+  progress (the design notes' 0.27 ms raw figure came from such a loop).
 - gdb steps over the breakpoint on each hit (z0, vCont;s, Z0, vCont;c): two
-  debug stops per event, plus its own stop processing.
+  debug stops per event (the second flush is cheap: only one instruction ran
+  since the first), plus its stop processing (~0.5-1.4 ms of gdb CPU).
 
-So this loop takes one debug stop per event.  It never single-steps when the
-instruction at the breakpoint is trivial to emulate:
+So this loop takes exactly one debug stop per event, and never single-steps
+when the instruction at the breakpoint is trivial to emulate:
 
 - a NOP of any encoding, ENDBR64/ENDBR32, PAUSE, `jmp rel8/rel32`: resume
   with `c ADDR` (QEMU sets the stopped vCPU's pc and continues: one packet);
-- `push r64`, `mov r64/r32, r64/r32`, `test r, r` (same-width register
-  forms): the effect is written with `M`/`P` packets, then `c ADDR`;
+- `push r64`, `mov r, r` (32/64-bit), `test r, r` (register forms): the
+  effect is written with `M`/`P` packets (a half-written effect is rolled
+  back if Ctrl-C lands in between), then `c ADDR`;
 - anything else: a raw `vCont;s:p1.N` single-step of that vCPU alone (the
-  other vCPUs stay stopped), retried while QEMU answers without moving $pc
-  (NOTES.md), then `c`.
+  other vCPUs stay stopped), repeated while QEMU answers without moving $pc
+  (NOTES.md), then `vCont;c`.
 
 QEMU's stop reply carries no registers (`T05thread:p01.02;`), so each hit
-costs one `g` (all registers of the stopped vCPU: QEMU points its
-register/memory thread, g_cpu, at the vCPU that stopped) plus whatever the
-callback reads with `m`.
+costs one `g` (QEMU points its register/memory thread, g_cpu, at the vCPU
+that stopped) plus whatever the callback reads with `m`.
 
 The packets go over gdb's own connection.  The preferred transport borrows
 the socket (a dup of gdb's file descriptor, found by the peer address of
 `gdb.selected_inferior().connection.details`): gdb is blocked inside this
 Python code for the whole loop, so nothing else reads or writes it, and the
 loop hands it back with every reply read and acknowledged.  Waiting on the
-socket ourselves means Ctrl-C (KeyboardInterrupt in gdb's Python) is seen at
-once, and the loop stops the guest with a `\\x03` exactly as gdb would.  If
-the socket cannot be found (a pipe or serial line), `maint packet` is the
+socket ourselves means Ctrl-C (a KeyboardInterrupt in gdb's Python) is seen
+at once, and the loop stops the guest with `\x03` as gdb would.  If the
+socket cannot be found (a pipe or serial line), `maint packet` is the
 fallback: each `c` then blocks inside gdb for at most `remotetimeout`
-seconds (gdb NAKs the silence and QEMU stops with T02), and Ctrl-C takes
-effect when that packet returns.
+seconds (gdb NAKs the silence, QEMU stops the guest and answers T02; the
+loop resumes), and Ctrl-C takes effect when that packet returns.
 
 When the loop ends (count reached, callback said stop, Ctrl-C, time limit,
 an error, or an exception in the callback) the guest is stopped (all-stop).
@@ -53,16 +56,23 @@ Every breakpoint the loop set is removed with z0 and gdb is resynchronised
 
 - QEMU moved its general thread (Hg) to each vCPU that stopped, and gdb,
   which did not see those stops, still believes the stub points at the
-  thread of its last `Hg`.  gdb never says which thread that is, so resync
-  first sends `Hg` for the thread to be selected itself and then makes gdb
-  read that thread's registers: if gdb's belief was that thread it sends
-  nothing and the stub is already right; otherwise gdb sends the same `Hg`.
-  Either way gdb's belief and the stub agree again.
-- `maintenance flush register-cache` (registers and frames) and
-  `maintenance flush dcache` (gdb's memory cache: stack and code caches)
-  and kx's own per-stop cache.
-- By default gdb's selected thread becomes the vCPU of the last hit, which
-  sits on the breakpoint address (the instruction has not run).
+  thread of its last `Hg` (remote.c caches it).  gdb never says which
+  thread that is, so resync first sends `Hg` for the thread to be selected
+  itself and then makes gdb read that thread's registers: if gdb's belief
+  was that thread it sends nothing and the stub is already right;
+  otherwise gdb sends the same `Hg`.  Either way they agree again.
+- `maintenance flush register-cache` (registers and frames),
+  `maintenance flush dcache` (gdb's memory cache) and kx's per-stop cache.
+- By default gdb's selected thread becomes the vCPU of the final stop: the
+  last hit's, which sits on the breakpoint address (its instruction has not
+  run), unless the loop was interrupted while the guest ran.
+
+Not resynchronised: gdb's idea of where each thread last stopped (its
+stop_pc), which only decides whether gdb steps over one of *its own*
+breakpoints on the next resume.  A vCPU left on a breakpoint address that
+the user also has a gdb breakpoint on should therefore report that
+breakpoint again at once when resumed, before running (reasoned from gdb's
+proceed(), not tested).
 
 Callbacks must read the target only through the Hit they are given
 (`hit.read`, `hit.read_many`, `hit.read_string`), never through gdb
@@ -467,16 +477,22 @@ class SocketTransport:
 
     def recover(self):
         """Bring the connection to rest: the guest stopped, nothing unread.
-        Safe to call in any state (after a KeyboardInterrupt anywhere)."""
+        Safe to call in any state (after a KeyboardInterrupt anywhere).
+        Returns the last stop reply seen, or None."""
+        stop = None
         if self.outstanding == "stop":
             self.interrupt()
         self.outstanding = None
         # Drain whatever is in flight (a stop reply, a late reply).
-        while self.recv(0.3) is not None:
-            pass
+        while True:
+            reply = self.recv(0.3)
+            if reply is None:
+                break
+            if parse_stop(reply):
+                stop = reply
         # Probe: a byte that reaches QEMU while the guest runs stops it and
-        # is dropped (the stop reply comes instead), so read until the
-        # probe's own answer arrives.
+        # is dropped (a stop reply comes instead), so read until the probe's
+        # own answer arrives.
         self.send("qC")
         deadline = time.monotonic() + 5.0
         while time.monotonic() < deadline:
@@ -484,8 +500,10 @@ class SocketTransport:
             if reply is None:
                 self.send("qC")
                 continue
-            if reply.startswith("QC") or reply == "":
-                return
+            if parse_stop(reply):
+                stop = reply
+            elif reply.startswith("QC") or reply == "":
+                return stop
         raise errors.TargetLost("the stub did not answer after the trace was interrupted")
 
 
@@ -568,8 +586,9 @@ class MaintTransport:
 
     def recover(self):
         # gdb consumed every reply (a Ctrl-C surfaces only after the packet
-        # completed) and the guest is stopped.
+        # completed, and that reply is lost) and the guest is stopped.
         self.outstanding = None
+        return self._pending_stop
 
     def close(self):
         pass
@@ -681,6 +700,7 @@ class TraceResult:
     transport: str = ""
     plans: dict = dataclasses.field(default_factory=dict)   # bp address -> ResumePlan
     steps: int = 0            # hits that needed a real single-step
+    spurious: int = 0         # debug stops in which nothing hit (resumed)
 
     @property
     def rate(self) -> float:
@@ -695,13 +715,13 @@ def _thread_cpu(tid):
     return None if tid is None else tid - 1
 
 
-def _current_cpu(t) -> int:
-    """The vCPU of the last stop: QEMU points its `c` thread (qC) at it."""
-    reply = t.request("qC")
-    m = re.match(r"QC(?:p[0-9a-fA-F]+\.)?([0-9a-fA-F]+)", reply)
-    if not m:
-        raise RspError(f"the stub did not say which thread stopped ({reply!r})")
-    return int(m.group(1), 16) - 1
+def _stop_cpu(stop_reply, fallback):
+    """The vCPU a stop reply names (QEMU always names one); `fallback` if
+    none.  (QEMU's qC cannot tell: it always answers the first thread.)"""
+    parsed = parse_stop(stop_reply) if stop_reply else None
+    if parsed and parsed[1] is not None:
+        return parsed[1] - 1
+    return fallback
 
 
 def run(breakpoints, on_hit, max_hits=None, duration=None, select_stopped=True,
@@ -736,6 +756,12 @@ def run(breakpoints, on_hit, max_hits=None, duration=None, select_stopped=True,
     for a in addrs:
         result.plans[a] = plan_resume(a, code[a]) if emulate_insns else ResumePlan("step")
     layout = register_layout()
+    # gdb takes its own breakpoints out of the target at every stop, unless
+    # told to keep them in.
+    try:
+        foreign_bps = gdb.parameter("breakpoint always-inserted") is True
+    except (gdb.error, RuntimeError):
+        foreign_bps = True
     t = transport(transport_kind)
     result.transport = t.name
     inserted = []
@@ -747,7 +773,7 @@ def run(breakpoints, on_hit, max_hits=None, duration=None, select_stopped=True,
                 if reply != "OK":
                     raise RspError(f"the stub refused a breakpoint at {a:#x} ({reply or 'unsupported'})")
                 inserted.append(a)
-            _loop(t, addrs, on_hit, max_hits, duration, result, layout)
+            _loop(t, addrs, on_hit, max_hits, duration, result, layout, foreign_bps)
         except KeyboardInterrupt:
             result.reason = "interrupted"
         except BaseException as exc:   # the callback's or ours: clean up, then re-raise
@@ -758,8 +784,8 @@ def run(breakpoints, on_hit, max_hits=None, duration=None, select_stopped=True,
                 # Wherever the interrupt landed: stop the guest, read what is
                 # in flight, and learn where it stopped.
                 result.at_last_hit = False
-                _retry_on_interrupt(t.recover)
-                _retry_on_interrupt(lambda: _note_stop(t, result, layout))
+                stop = _retry_on_interrupt(t.recover)
+                _retry_on_interrupt(lambda: _note_stop(t, result, layout, stop))
             while inserted:
                 a = inserted[-1]
                 _retry_on_interrupt(lambda: t.request(f"z0,{a:x},1"))
@@ -809,8 +835,18 @@ def drive(t, plans: dict, on_hit, max_hits=None, duration=None, layout=None) -> 
     return result
 
 
-def _note_stop(t, result, layout):
-    result.stopped_cpu = _current_cpu(t)
+def _note_stop(t, result, layout, stop_reply):
+    """Record where the guest is stopped after a stop that is not a hit.
+    QEMU points its general thread at the vCPU its stop reply names; when
+    that reply was not seen (the maint transport loses it to Ctrl-C), say
+    which vCPU with Hg ourselves: every vCPU is stopped anyway."""
+    fallback = result.last.cpu if result.last is not None else 0
+    cpu = _stop_cpu(stop_reply, None)
+    if cpu is None:
+        cpu = fallback
+        if t.request(f"Hgp1.{cpu + 1:x}") != "OK":
+            raise RspError(f"the stub cannot select CPU {cpu}")
+    result.stopped_cpu = cpu
     result.stop_pc = parse_g(t.request("g"), layout).get("rip")
 
 
@@ -823,8 +859,11 @@ def _retry_on_interrupt(fn, attempts=3):
                 raise
 
 
-def _loop(t, addrs, on_hit, max_hits, duration, result, layout):
+def _loop(t, addrs, on_hit, max_hits, duration, result, layout, foreign_bps=False):
+    """`foreign_bps`: gdb may have breakpoints of its own inserted, so a
+    SIGTRAP elsewhere ends the loop instead of being taken as spurious."""
     bpset = set(addrs)
+    spurious_run = 0
     plans = result.plans
     regnum = {n: v[0] for n, v in layout.items()}
     start = time.monotonic()
@@ -842,21 +881,33 @@ def _loop(t, addrs, on_hit, max_hits, duration, result, layout):
                 result.reason = "time"
                 if stop is None:
                     raise errors.TargetLost("the guest did not stop on request")
-                _note_stop(t, result, layout)
+                _note_stop(t, result, layout, stop)
                 return
             parsed = parse_stop(stop)
             if parsed is None:
                 raise RspError(f"unexpected stop reply {stop!r}")
             sig, tid = parsed
-            cpu = _thread_cpu(tid) if tid is not None else _current_cpu(t)
+            if tid is None:
+                raise RspError(f"the stop reply does not say which vCPU stopped ({stop!r})")
+            cpu = _thread_cpu(tid)
             regs = parse_g(t.request("g"), layout)
             pc = regs.get("rip")
             result.stopped_cpu, result.stop_pc = cpu, pc
             if sig != 5 or pc not in bpset:
                 # Not one of ours: the guest was stopped by someone else (or,
                 # under the maint transport, by gdb's NAK after remotetimeout
-                # seconds of silence), or hit a breakpoint gdb left inserted.
+                # seconds of silence), hit a breakpoint gdb left inserted
+                # (`set breakpoint always-inserted on`), or QEMU reported a
+                # debug stop in which nothing ran: when two vCPUs hit at
+                # once, the second one's stop request is left pending and
+                # stops the next resume straight away (the "step that did
+                # not execute" of NOTES.md; gdb's stepi sees it too).
                 if sig == 2 and t.name == "maint" and (deadline is None or time.monotonic() < deadline):
+                    resume = "vCont;c"
+                    continue
+                if sig == 5 and not foreign_bps and spurious_run < 50:
+                    result.spurious += 1
+                    spurious_run += 1
                     resume = "vCont;c"
                     continue
                 if sig == 5:
@@ -866,6 +917,7 @@ def _loop(t, addrs, on_hit, max_hits, duration, result, layout):
                 else:
                     result.reason = "interrupted"
                 return
+            spurious_run = 0
             hit = Hit(t, cpu, regs, result.hits)
             result.hits += 1
             result.last = hit
