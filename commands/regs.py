@@ -4,13 +4,13 @@ from gdbext.decoders import descriptors
 from gdbext.decoders.msr import decode_rflags
 from gdbext.decoders.ptregs import PT_REGS_FIELDS, syscall_arg_registers
 from gdbext.kernel import entry, tasks
+from gdbext.kernel.events import X32_SYSCALL_BIT
 from gdbext.render import Report, Text
 from gdbext.target import machine
 
 from .base import KxCommand
 from .task import task_completions
 
-X32_SYSCALL_BIT = 0x40000000  # arch/x86/include/uapi/asm/unistd.h
 # pt_regs field -> the register's name in each mode, for the text view.
 X86_64_NAMES = {"ax": "rax", "bx": "rbx", "cx": "rcx", "dx": "rdx", "si": "rsi", "di": "rdi",
                 "bp": "rbp", "ip": "rip", "sp": "rsp"}

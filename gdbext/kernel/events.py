@@ -23,7 +23,6 @@ from gdbext.decoders.descriptors import USER32_CS
 from gdbext.decoders.msr import decode_rflags
 from gdbext.decoders.ptregs import PT_REGS_SIZE, decode_pt_regs
 from gdbext.kernel import entry, symbols, syscalls, tasks
-from gdbext.kernel.structs import Member, StructReader
 from gdbext.target import machine
 
 X32_SYSCALL_BIT = 0x40000000   # arch/x86/include/uapi/asm/unistd.h
@@ -31,16 +30,6 @@ TS_COMPAT = 0x0002             # arch/x86/include/asm/thread_info.h
 ENOSYS = 38
 PAGE = 4096
 MASK32 = 0xFFFFFFFF
-
-_BRIEF = StructReader("struct task_struct", (
-    Member("pid", ("pid",), "s"),
-    Member("tgid", ("tgid",), "s"),
-    Member("comm", ("comm",), "cstr"),
-    Member("stack", ("stack",)),
-    Member("flags", ("flags",)),
-    Member("ti_status", ("thread_info.status",), required=False),
-))
-
 
 class View:
     """One stopped vCPU as the decoder sees it: registers and memory."""
@@ -198,11 +187,11 @@ def decode(view: View, ret: Optional[int] = None) -> SyscallEvent:
         raise errors.NotSupported(f"CPU {view.cpu} is in user mode: stop at entry_SYSCALL_64 "
                                   "(or anywhere in a syscall) first")
     task = view.current_task()
-    brief = _BRIEF.read(task, reader=view.read_kernel)
+    brief = tasks.LIST_READER.read(task, reader=view.read_kernel)
     if brief["flags"] & tasks.PF_KTHREAD:
         raise errors.KxError(f"CPU {view.cpu} runs the kernel thread {brief['comm']!r} "
                              f"(pid {brief['pid']}): it is not in a system call")
-    pt_addr = brief["stack"] + tasks.thread_size() - tasks.top_of_stack_padding() - tasks.pt_regs_size()
+    pt_addr = tasks.pt_regs_address_for_stack(brief["stack"])
     stub = entry.entry_of(regs["rip"])
     in_stub = entry.is_syscall_entry(stub)
     if in_stub and not (brief["stack"] <= regs["rsp"] <= pt_addr):

@@ -51,6 +51,7 @@ import dataclasses
 import struct
 from typing import Callable, List, Optional, Tuple
 
+from gdbext.decoders.x86insn import modrm_length
 from gdbext import errors
 
 MASK32 = 0xFFFFFFFF
@@ -298,21 +299,10 @@ def condition_set(cc: int, flags) -> list:
 
 def _nop_length(code: bytes, p: int) -> int:
     """Length of `0f 1f /0` (multi-byte NOP) starting at p (the 0f)."""
-    modrm = code[p + 2]
-    mod, rm = modrm >> 6, modrm & 7
-    n = 3
-    if mod != 3 and rm == 4:
-        sib = code[p + 3]
-        n += 1
-        if mod == 0 and sib & 7 == 5:
-            n += 4
-    if mod == 0 and rm == 5:
-        n += 4
-    elif mod == 1:
-        n += 1
-    elif mod == 2:
-        n += 4
-    return n
+    n = modrm_length(code, p + 2)
+    if n is None:
+        raise errors.DecodeError(f"truncated NOP at +{p:#x}")
+    return 2 + n
 
 
 def decode_insn(code: bytes, off: int):

@@ -150,7 +150,11 @@ def stack_top(task: Task) -> int:
 
 def pt_regs_address(task: Task) -> int:
     """task_pt_regs(): the pt_regs just below the stack top."""
-    return stack_top(task) - pt_regs_size()
+    return pt_regs_address_for_stack(task.stack)
+
+
+def pt_regs_address_for_stack(stack: int) -> int:
+    return stack + thread_size() - top_of_stack_padding() - pt_regs_size()
 
 
 def stack_end_ok(task: Task, cpu=None) -> Optional[bool]:

@@ -91,6 +91,7 @@ try:
 except ImportError:      # outside gdb: the framing, the decoders and the loop
     gdb = None           # itself still work (scripts/bench_trace.py's raw client)
 
+from gdbext.decoders.x86insn import modrm_length
 from gdbext import errors
 
 MASK64 = (1 << 64) - 1
@@ -195,30 +196,6 @@ class ResumePlan:
 _LEGACY_PREFIXES = {0x66, 0x2E, 0x3E, 0x26, 0x36, 0x64, 0x65}
 
 
-def _modrm_length(code: bytes, i: int):
-    """Bytes taken by the ModRM at code[i] with its SIB and displacement
-    (64-bit addressing), or None if truncated."""
-    if i >= len(code):
-        return None
-    modrm = code[i]
-    mod, rm = modrm >> 6, modrm & 7
-    n = 1
-    if mod != 3 and rm == 4:
-        if i + 1 >= len(code):
-            return None
-        sib = code[i + 1]
-        n += 1
-        if mod == 0 and (sib & 7) == 5:
-            n += 4
-    if mod == 0 and rm == 5:
-        n += 4
-    elif mod == 1:
-        n += 1
-    elif mod == 2:
-        n += 4
-    return n if i + n <= len(code) else None
-
-
 def plan_resume(address: int, code: bytes) -> ResumePlan:
     """Decide how to get past the instruction whose bytes start `code`
     (read from guest memory at `address`: QEMU's breakpoints do not patch
@@ -247,7 +224,7 @@ def plan_resume(address: int, code: bytes) -> ResumePlan:
     if op == 0x0F and i + 1 < len(code):
         op2 = code[i + 1]
         if op2 == 0x1F and 0xF3 not in prefixes:      # nopw/nopl r/m (0f 1f /0)
-            m = _modrm_length(code, i + 2)
+            m = modrm_length(code, i + 2)
             if m is not None and (code[i + 2] >> 3) & 7 == 0:
                 return done(2 + m, text="nop")
         if op2 == 0x1E and 0xF3 in prefixes and i + 2 < len(code) and code[i + 2] in (0xFA, 0xFB):

@@ -1,0 +1,27 @@
+"""Instruction-length facts shared by the code readers (the syscall switch
+decoder in kernel/syscalls.py, the trace loop's step-over in target/rsp.py).
+SDM Vol.2A 2.1.5: ModRM, SIB and displacement in 64-bit addressing."""
+from typing import Optional
+
+
+def modrm_length(code: bytes, i: int) -> Optional[int]:
+    """Bytes taken by the ModRM at code[i] with its SIB and displacement,
+    or None if `code` ends first."""
+    if i >= len(code):
+        return None
+    modrm = code[i]
+    mod, rm = modrm >> 6, modrm & 7
+    n = 1
+    if mod != 3 and rm == 4:           # a SIB byte follows
+        if i + 1 >= len(code):
+            return None
+        n += 1
+        if mod == 0 and (code[i + 1] & 7) == 5:
+            n += 4                     # SIB base 101 with mod 00: disp32
+    if mod == 0 and rm == 5:
+        n += 4                         # RIP-relative disp32
+    elif mod == 1:
+        n += 1
+    elif mod == 2:
+        n += 4
+    return n if i + n <= len(code) else None
