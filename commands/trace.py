@@ -14,17 +14,17 @@ from .base import KxCommand, parse_int
 from .breaks import KxBreakpoint
 
 
-class _Tracer(KxBreakpoint):
-    """The breakpoints of one trace: each match is written out and the guest
-    goes on; the last wanted event (--count) stops it."""
+class _Sink:
+    """Where the events of one trace go: the console (text or JSON lines),
+    the --out file, and the counts behind the summary."""
 
-    def __init__(self, flt, want_return, count, as_json, out):
+    def __init__(self, count, as_json, out):
         self.count, self.as_json, self.out = count, as_json, out
         self.events = 0
         self.by_name = collections.Counter()
-        super().__init__(0, flt, want_return)
 
-    def _emit(self, event) -> bool:
+    def emit(self, event) -> bool:
+        """Write one event; True once --count events have been written."""
         self.events += 1
         self.by_name[event.name or f"nr {event.nr}"] += 1
         d = event.to_dict()
@@ -38,19 +38,28 @@ class _Tracer(KxBreakpoint):
             gdb.write(t.render(settings.color_enabled()))
         return self.count is not None and self.events >= self.count
 
+
+class _Tracer(KxBreakpoint):
+    """The gdb-breakpoint engine: each match is written out and the guest
+    goes on; the last wanted event (--count) stops it."""
+
+    def __init__(self, flt, want_return, sink):
+        self.sink = sink
+        super().__init__(0, flt, want_return)
+
     def entered(self, event) -> bool:
         if self.want_return:
             return False  # printed when it returns, with its value, as strace does
-        return self._emit(event)
+        return self.sink.emit(event)
 
     def returned(self, event, cpu) -> bool:
-        return self._emit(event)
+        return self.sink.emit(event)
 
 
 class KxTrace(KxCommand):
     """Trace the guest's system calls without stopping, one line per call.
 Usage: kx trace [SYSCALL ...] [--pid N] [--comm NAME] [--abi 64|32|all]
-                [--count N] [--return] [--out FILE] [--json]
+                [--count N] [--return] [--out FILE] [--json] [--engine E]
 
 Lets the guest run and prints each matching syscall strace-style:
   85 kxwork  openat(AT_FDCWD, "/etc/kx-target", O_RDONLY, 000) = 3
@@ -58,9 +67,17 @@ Lets the guest run and prints each matching syscall strace-style:
 prints one event object per line instead, and --out FILE writes the JSON
 lines to FILE.  The trace ends after --count events or on Ctrl-C; every
 breakpoint it set is removed, and a summary follows (events, per-syscall
-counts, events/s).  Filters are the same as `kx break`."""
+counts, events/s).  Filters are the same as `kx break`.
+
+--engine loop (the default on QEMU) drives QEMU's gdbstub with kx's own
+packets for the length of the trace and breaks in the C entry function
+(do_syscall_64 ...), then hands the connection back to gdb with its
+registers, memory cache and selected thread exact again; gdb's own
+breakpoints are not active during such a trace.  --engine gdb uses gdb
+breakpoints at the entry stubs instead (slower; any gdb remote)."""
 
     name = "trace"
+    completions = ("loop", "gdb", "auto", "all")
 
     def arguments(self, p):
         p.add_argument("syscalls", nargs="*", metavar="SYSCALL")
@@ -71,19 +88,29 @@ counts, events/s).  Filters are the same as `kx break`."""
         p.add_argument("--return", dest="want_return", action="store_true",
                        help="show each call's return value (printed when it returns)")
         p.add_argument("--out", default=None, metavar="FILE", help="also write JSON lines to FILE")
+        p.add_argument("--engine", default="auto", choices=("auto", "loop", "gdb"),
+                       help="loop: kx's own packets (QEMU); gdb: gdb breakpoints; auto (default): loop on QEMU")
 
     def run(self, args):
         machine.require_stopped()
         if args.count is not None and args.count <= 0:
             raise errors.BadArgument(f"--count must be > 0, got {args.count}")
         flt = syscall_filter.build(args.syscalls, args.abi, args.pid, args.comm)
+        engine = args.engine
+        if engine == "auto":
+            engine = "loop" if machine.is_qemu() else "gdb"
+        elif engine == "loop":
+            machine.require_qemu("kx trace --engine loop")
         out = None
         if args.out:
             try:
                 out = open(args.out, "w")
             except OSError as exc:
                 raise errors.BadArgument(f"cannot write {args.out}: {exc.strerror}") from None
-        run = _TraceRun(flt, args, out)
+        sink = _Sink(args.count, args.json, out)
+        if engine == "loop":
+            return _run_loop(flt, args, sink)
+        run = _TraceRun(flt, args, sink)
         try:
             # --json must print nothing but JSON lines: gdb's own stop
             # report ("Thread 1 hit Breakpoint ...") is captured and dropped.
@@ -105,6 +132,46 @@ counts, events/s).  Filters are the same as `kx break`."""
         return run.finish()
 
 
+def _run_loop(flt, args, sink):
+    """The trace on kx's own breakpoint loop (target/rsp.py): synchronous
+    under every gdb interpreter, Ctrl-C ends it at once."""
+    from gdbext.kernel import syscall_trace
+    from gdbext.target import rsp
+    try:
+        points = syscall_trace.trace_points(flt, args.want_return)
+        tracer = syscall_trace.LoopTracer(flt, args.want_return, points, lambda e: not sink.emit(e))
+        tracer.prepare()
+        start = time.monotonic()
+        result = rsp.run(tracer.addresses, tracer.on_hit)
+        elapsed = time.monotonic() - start
+    finally:
+        if sink.out is not None:
+            sink.out.close()
+    extra = {"engine": "loop", "reason": result.reason, "hits": tracer.hits, "filtered_out": tracer.skipped,
+             "undecodable": tracer.undecodable, "single_steps": result.steps,
+             "unreturned": len(tracer.pending) if args.want_return else 0}
+    interrupted = result.reason != "callback"
+    return _summary(flt, args, sink, elapsed, interrupted, extra)
+
+
+def _summary(flt, args, sink, elapsed, interrupted, extra):
+    elapsed = max(elapsed, 1e-9)
+    summary = {"events": sink.events, "seconds": round(elapsed, 3),
+               "events_per_second": round(sink.events / elapsed, 1),
+               "by_syscall": dict(sink.by_name.most_common()), "filter": flt.describe(),
+               "interrupted": interrupted, **extra}
+    if args.json:
+        gdb.write(json.dumps({"summary": summary}, separators=(",", ":")) + "\n")
+        return None
+    t = Text().line(("head", f"kx trace: {summary['events']} events in {summary['seconds']:.2f} s "
+                             f"({summary['events_per_second']:.0f}/s)"), f"  [{flt.describe()}]")
+    if interrupted:
+        t.line(("dim", f"  ended: {summary.get('reason', 'interrupted')}"))
+    for name, n in sink.by_name.most_common():
+        t.line(f"  {n:>7}  ", ("sym", name))
+    return Report({"summary": summary}, t)
+
+
 def _target_running() -> bool:
     try:
         thread = gdb.selected_thread()
@@ -114,18 +181,18 @@ def _target_running() -> bool:
 
 
 class _TraceRun:
-    """One trace from start to summary; finish() runs exactly once, whether
-    the trace ends inside `continue` (sync gdb) or at a later stop event
-    (async gdb), on --count, Ctrl-C, an error or the guest exiting."""
+    """One gdb-engine trace from start to summary; finish() runs exactly
+    once, whether the trace ends inside `continue` (sync gdb) or at a later
+    stop event (async gdb), on --count, Ctrl-C, an error or the guest exiting."""
 
-    def __init__(self, flt, args, out):
-        self.flt, self.args, self.out = flt, args, out
+    def __init__(self, flt, args, sink):
+        self.flt, self.args, self.sink = flt, args, sink
         self.start = time.monotonic()
         self.interrupted = False
         self.done = False
         self.tracer = None
         try:
-            self.tracer = _Tracer(flt, args.want_return, args.count, args.json, out)
+            self.tracer = _Tracer(flt, args.want_return, sink)
         except BaseException:
             self.finish()
             raise
@@ -154,24 +221,13 @@ class _TraceRun:
         self.done = True
         if self.tracer is not None:
             self.tracer.delete()
-        if self.out is not None:
-            self.out.close()
+        if self.sink.out is not None:
+            self.sink.out.close()
         if self.tracer is None:
             return None
-        args, tracer = self.args, self.tracer
-        elapsed = max(time.monotonic() - self.start, 1e-9)
-        summary = {"events": tracer.events, "seconds": round(elapsed, 3),
-                   "events_per_second": round(tracer.events / elapsed, 1),
-                   "by_syscall": dict(tracer.by_name.most_common()), "filter": self.flt.describe(),
-                   "interrupted": self.interrupted or args.count is None or tracer.events < args.count}
-        if args.json:
-            gdb.write(json.dumps({"summary": summary}, separators=(",", ":")) + "\n")
-            return None
-        t = Text().line(("head", f"kx trace: {summary['events']} events in {summary['seconds']:.2f} s "
-                                 f"({summary['events_per_second']:.0f}/s)"), f"  [{self.flt.describe()}]")
-        for name, n in tracer.by_name.most_common():
-            t.line(f"  {n:>7}  ", ("sym", name))
-        return Report({"summary": summary}, t)
+        args, sink = self.args, self.sink
+        interrupted = self.interrupted or args.count is None or sink.events < args.count
+        return _summary(self.flt, args, sink, time.monotonic() - self.start, interrupted, {"engine": "gdb"})
 
 
 def register():

@@ -179,6 +179,15 @@ def _live(stub: str, regs: Dict[str, int], view: View):
     return "32", nr, args, ret_ip, rflags, notes
 
 
+def _int80_before_orig_ax(stub: Optional[str], rip: int) -> bool:
+    """Whether `rip` is in the int $0x80 IDT entry before orig_ax is set:
+    in asm_int80_emulation, or in int80_emulation() itself."""
+    if stub == "asm_int80_emulation":
+        return True
+    hit = symbols.table().describe(rip)
+    return hit is not None and hit[0] == "int80_emulation"
+
+
 def decode(view: View, ret: Optional[int] = None) -> SyscallEvent:
     """The syscall the vCPU behind `view` is in (entering, or returning with
     `ret` when the caller knows it)."""
@@ -202,17 +211,27 @@ def decode(view: View, ret: Optional[int] = None) -> SyscallEvent:
     else:
         source = "pt_regs"
         pt = decode_pt_regs(view.read_kernel(pt_addr, PT_REGS_SIZE))
-        if pt.orig_ax < 0:
+        orig_ax = pt.orig_ax
+        if orig_ax < 0 and _int80_before_orig_ax(stub, regs["rip"]):
+            # int $0x80 as an IDT entry (6.1.66+ / 6.7+, common.c
+            # int80_emulation): the idtentry stub pushes -1 as orig_ax and
+            # int80_emulation() itself stores regs->orig_ax = regs->ax & 0xffffffff.
+            # Until it has, the number is still in pt_regs->ax.
+            orig_ax = pt.ax & MASK32
+            notes_int80 = ["int80_emulation() has not stored orig_ax yet: nr is pt_regs->ax"]
+        else:
+            notes_int80 = []
+        if orig_ax < 0:
             raise errors.KxError(f"CPU {view.cpu} is not in a system call: pt_regs.orig_ax is -1 "
                                  "(an interrupt or exception entry)")
-        compat = pt.cs == USER32_CS or bool((brief["ti_status"] or 0) & TS_COMPAT)
+        compat = pt.cs == USER32_CS or bool((brief["ti_status"] or 0) & TS_COMPAT) or bool(notes_int80)
         abi = "32" if compat else "64"
-        nr = signed32(pt.orig_ax) if compat else pt.orig_ax
+        nr = signed32(orig_ax) if compat else orig_ax
         names = (("ebx", "bx"), ("ecx", "cx"), ("edx", "dx"), ("esi", "si"), ("edi", "di"), ("ebp", "bp")) \
             if compat else (("rdi", "di"), ("rsi", "si"), ("rdx", "dx"), ("r10", "r10"), ("r8", "r8"), ("r9", "r9"))
         mask = MASK32 if compat else (1 << 64) - 1
         raw_args = [(hw, getattr(pt, f) & mask) for hw, f in names]
-        return_ip, rflags, notes = pt.ip, pt.flags, []
+        return_ip, rflags, notes = pt.ip, pt.flags, notes_int80
         if not in_stub:
             stub = "entry_SYSCALL_64" if not compat else None
     x32 = abi == "64" and nr >= 0 and bool(nr & X32_SYSCALL_BIT)

@@ -1,7 +1,8 @@
 """The scripted part of `./scripts/lab demo`, run inside gdb after attaching.
 
 It stops the workload at entry_SYSCALL_64 on its write of "KX-MARK\n", shows
-what kx sees there, then detaches and lets the guest run on."""
+what kx sees there (the decoded event first), follows the call into C,
+traces the next 20 syscalls, then detaches and lets the guest run on."""
 import gdb
 
 PID = globals().get("KX_DEMO_PID")
@@ -46,6 +47,7 @@ def main():
 
 # What kx can show at that point; grows as kx grows.
 DEMO_COMMANDS = [
+    ("the syscall, decoded: task, nr -> name, arguments, dispatch", "kx event"),
     ("where `syscall` jumps, with which selectors and flags (MSRs)", "kx msr"),
     ("the stack the CPU switches to (TSS)", "kx tss"),
     ("the int 0x80 gate", "kx idt 0x80"),
@@ -54,6 +56,7 @@ DEMO_COMMANDS = [
 LATER_COMMANDS = [
     ("what user space handed the kernel: pt_regs", "kx regs"),
     ("the backtrace, down to the user-mode frame", "bt"),
+    ("trace the next 20 syscalls without stopping", "kx trace --count 20"),
     ("the kx commands", "help kx"),
 ]
 

@@ -160,14 +160,14 @@ def trace(kx, **kw):
     return call(kx, f"kxt_trace({args})")
 
 
-def call_interrupted(kx, expr, after: float, timeout=120):
-    """Start `python expr` in gdb, send gdb a real SIGINT `after` seconds
-    later (what Ctrl-C in a terminal does), and return (JSON, seconds from
-    the signal to gdb's answer)."""
+def command_interrupted(kx, command, after: float, timeout=120):
+    """Start a gdb CLI command, send gdb a real SIGINT `after` seconds later
+    (what Ctrl-C in a terminal does), and return (its console output,
+    seconds from the signal to gdb's answer)."""
     gdb = kx.gdb
     gdb.token += 1
     token = gdb.token
-    quoted = f"python {expr}".replace("\\", "\\\\").replace('"', '\\"')
+    quoted = command.replace("\\", "\\\\").replace('"', '\\"')
     gdb.proc.stdin.write(f'{token}-interpreter-exec console "{quoted}"\n')
     gdb.proc.stdin.flush()
     time.sleep(after)
@@ -176,8 +176,14 @@ def call_interrupted(kx, expr, after: float, timeout=120):
     reply = gdb._collect(token, timeout)
     took = time.monotonic() - t0
     assert reply["result"][0] == "done", reply
-    lines = [l for l in reply["output"].splitlines() if l.startswith("{")]
-    assert lines, reply
+    return reply["output"], took
+
+
+def call_interrupted(kx, expr, after: float, timeout=120):
+    """`python expr` interrupted (command_interrupted): (its last JSON, seconds)."""
+    output, took = command_interrupted(kx, f"python {expr}", after, timeout)
+    lines = [l for l in output.splitlines() if l.startswith("{")]
+    assert lines, output
     return json.loads(lines[-1]), took
 
 

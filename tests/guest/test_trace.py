@@ -6,8 +6,11 @@ syscalls in every round) and its pid; gdb's own breakpoint list afterwards.
 import json
 import re
 
+import pytest
+
 from .test_break import console_since
-from .test_tasks import workload_pid
+from .test_rsp_loop import assert_gdb_view_exact, assert_no_breakpoint_left, command_interrupted
+from .test_tasks import HELLO32_LEN, elf_symbols, workload_pid
 
 
 def kx_seq(kx):
@@ -34,16 +37,29 @@ def run_trace(kx, command):
     return out
 
 
-def test_trace_count_json_follows_the_workload_order(kx):
+@pytest.mark.parametrize("engine", ["loop", "gdb"])
+def test_trace_count_json_follows_the_workload_order(kx, engine):
     pid = workload_pid(kx)
     # getpid and write also occur in the workload's heartbeat printing, so
     # the test follows the calls that happen exactly once per round.
     cycle = [n for n in kx_seq(kx) if n not in (39, 1)]
     n = 10
-    lines = json_lines(run_trace(kx, f"kx trace {' '.join(map(str, cycle))} --pid {pid} --count {n} --json"))
+    lines = json_lines(run_trace(kx, f"kx trace {' '.join(map(str, cycle))} --pid {pid} --count {n} "
+                                     f"--engine {engine} --json"))
     events, summary = lines[:-1], lines[-1]["summary"]
+    assert summary["engine"] == engine
     assert len(events) == n and summary["events"] == n
     nrs = [e["nr"] for e in events]
+    if engine == "gdb":
+        # gdb steps over its breakpoint with a single-step, and QEMU 7.2 now
+        # and then answers a step without executing it (NOTES.md): the vCPU
+        # is still on entry_SYSCALL_64 and gdb reports the same call again.
+        # Nothing in the registers at that instruction tells the repeat from
+        # a real second call, so the gdb engine may show one event twice.
+        # The loop engine emulates the first instruction instead of stepping.
+        nrs = [n for i, n in enumerate(nrs) if i == 0 or n != nrs[i - 1]]
+        assert len(nrs) >= n - 1, "more than one repeated event"
+        n = len(nrs)
     start = cycle.index(nrs[0])
     assert nrs == [cycle[(start + i) % len(cycle)] for i in range(n)]
     assert all(e["pid"] == pid and e["comm"] == "kxwork" for e in events)
@@ -69,10 +85,46 @@ def test_trace_return_values_and_out_file(kx, tmp_path):
     assert kx.heartbeat_continues()
 
 
+def test_trace_int80_write_with_its_return_value(kx):
+    """The 32-bit seed's int $0x80 write(1, msg, 30), caught by the loop at
+    int80_emulation (6.1.66+/6.7+), where pt_regs->orig_ax is still -1."""
+    sym = elf_symbols("hello32")
+    lines = json_lines(run_trace(kx, "kx trace write --abi 32 --return --count 1 --json"))
+    (e,), summary = lines[:-1], lines[-1]["summary"]
+    assert (e["abi"], e["nr"], e["name"], e["comm"]) == ("32", 4, "write", "hello32")
+    assert [(a["reg"], a["value"]) for a in e["args"]] == [("ebx", 1), ("ecx", sym["msg"]), ("edx", HELLO32_LEN)]
+    assert e["args"][1]["decoded"] == '"Hello from int $0x80 (32-bit)\\n"'
+    assert e["ret"] == HELLO32_LEN
+    assert e["handler"]["symbol"] == "__ia32_sys_write"
+    assert summary["events"] == 1 and not summary["interrupted"]
+    assert_no_breakpoint_left(kx)
+
+
+def test_ctrl_c_ends_an_unfiltered_trace(kx):
+    """A real SIGINT to gdb in the middle of an endless trace: the summary
+    comes, the guest is stopped where the interrupt landed with gdb's view
+    exact (registers == QEMU's monitor), no breakpoint is left, and the
+    workload goes on."""
+    pid = workload_pid(kx)
+    out, took = command_interrupted(kx, "kx trace --json", after=4.0)
+    lines = json_lines(out)
+    events, summary = lines[:-1], lines[-1]["summary"]
+    assert summary["interrupted"] and summary["reason"] == "interrupted"
+    assert summary["events"] == len(events) > 0
+    assert any(e["pid"] == pid for e in events)
+    assert took < 5, f"{took:.1f} s from SIGINT to the summary"
+    assert "Traceback" not in out
+    assert_gdb_view_exact(kx)
+    assert "No breakpoints" in kx.cmd("info breakpoints")
+    assert_no_breakpoint_left(kx)
+    assert kx.heartbeat_continues()
+
+
 def test_bad_input(kx):
     for command, needle in [("kx trace --count 0", "--count must be > 0"),
                             ("kx trace nosuch", "unknown syscall 'nosuch'"),
-                            ("kx trace --out /nonexistent/dir/x", "cannot write")]:
+                            ("kx trace --out /nonexistent/dir/x", "cannot write"),
+                            ("kx trace --engine fast", "invalid choice")]:
         r = kx.gdb.cmd_full(command)
         assert r["error"] and needle in r["error"], (command, r)
         assert needle in kx.json(command)["error"]
