@@ -1,0 +1,501 @@
+"""The vDSO, vvar and vsyscall page of a task, as the kernel set them up.
+
+Layout facts (arch/x86/entry/vdso/vma.c, identical in 6.1 and 6.12 except
+where noted):
+- map_vdso() maps the image's text at mm->context.vdso and the vvar area
+  right below it: [vdso + image->sym_vvar_start, vdso).  Both are special
+  mappings: vma->vm_private_data points at vdso_mapping / vvar_mapping,
+  whose .name is "[vdso]" / "[vvar]" (mm/mmap.c _install_special_mapping).
+- mm->context.vdso_image says which image: &vdso_image_64, _x32 or _32.
+- vdso_fault() maps the pages of image->data itself: the task sees the
+  kernel's copy, whose alternatives init_vdso_image() patched at boot.  A
+  page the task never touched has no PTE yet; its content is still defined
+  (it is the kernel's page), so kx reads it from image->data and says so.
+- VMAs live in the mm's maple tree (mm->mm_mt, since 6.1; 6.12 the same).
+- vsyscall_mode (vsyscall/vsyscall_64.c): enum { EMULATE, XONLY, NONE },
+  from CONFIG_LEGACY_VSYSCALL_* or `vsyscall=`; Debian's 6.1 and 6.12 cloud
+  configs set LEGACY_VSYSCALL_NONE.
+"""
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import gdb
+
+from gdbext import errors
+from gdbext.decoders import vdso as vdec
+from gdbext.kernel import symbols, syscalls, tasks, types
+from gdbext.kernel.objcache import ObjfileCache
+from gdbext.kernel.structs import Member, StructReader
+from gdbext.target import machine
+
+PAGE = 4096
+# enum order in arch/x86/entry/vsyscall/vsyscall_64.c (6.1, 6.12); the
+# DWARF enumerators are preferred when gdb can see them.
+VSYSCALL_MODES = ("emulate", "xonly", "none")
+# MM_CONTEXT_HAS_VSYSCALL: BIT(1) in 6.1, bit number 1 for test_bit() in
+# 6.12 (arch/x86/include/asm/mmu.h): the same mask.
+MM_CONTEXT_HAS_VSYSCALL = 1 << 1
+# The images a mm can use and the ABI each serves (asm/vdso.h).
+IMAGES = (("vdso_image_64", "64"), ("vdso_image_x32", "x32"), ("vdso_image_32", "32"))
+# vm_flags bits (include/linux/mm.h, 6.1 and 6.12).
+VM_FLAG_NAMES = ((0x1, "read"), (0x2, "write"), (0x4, "exec"), (0x8, "shared"),
+                 (0x10, "mayread"), (0x20, "maywrite"), (0x40, "mayexec"),
+                 (0x400, "pfnmap"), (0x4000, "io"), (0x04000000, "dontdump"))
+# Maple tree encoding (include/linux/maple_tree.h, lib/maple_tree.c, 6.1 and
+# 6.12): node pointers keep enum maple_type in bits 3-6; the node is the
+# pointer with the low 8 bits cleared; types below maple_range_64 are leaves.
+MAPLE_NODE_MASK = 0xFF
+MAPLE_TYPE_SHIFT, MAPLE_TYPE_MASK = 3, 0xF
+MAPLE_LEAF_64, MAPLE_RANGE_64, MAPLE_ARANGE_64 = 1, 2, 3
+_MAX_DEPTH = 16
+
+_MM = StructReader("struct mm_struct", (
+    Member("vdso", ("context.vdso",)),
+    Member("vdso_image", ("context.vdso_image",)),
+    Member("pgd", ("pgd",)),
+    Member("ctx_flags", ("context.flags",), required=False),
+    Member("ma_root", ("mm_mt.ma_root",), required=False),
+))
+_IMAGE = StructReader("struct vdso_image", (
+    Member("data", ("data",)),
+    Member("size", ("size",)),
+    Member("alt", ("alt",), required=False),
+    Member("alt_len", ("alt_len",), required=False),
+    Member("sym_vvar_start", ("sym_vvar_start",), "s"),
+    Member("sym_vvar_page", ("sym_vvar_page",), "s", required=False),
+    Member("sym_pvclock_page", ("sym_pvclock_page",), "s", required=False),
+    Member("sym_hvclock_page", ("sym_hvclock_page",), "s", required=False),
+    Member("sym_timens_page", ("sym_timens_page",), "s", required=False),
+    Member("sym___kernel_vsyscall", ("sym___kernel_vsyscall",), "s", required=False),
+    Member("sym_int80_landing_pad", ("sym_int80_landing_pad",), "s", required=False),
+))
+_VMA = StructReader("struct vm_area_struct", (
+    Member("vm_start", ("vm_start",)),
+    Member("vm_end", ("vm_end",)),
+    Member("vm_flags", ("vm_flags",)),   # 6.3+: a union with __vm_flags
+    Member("vm_mm", ("vm_mm",)),
+    Member("vm_private_data", ("vm_private_data",)),
+))
+_SPECIAL = StructReader("struct vm_special_mapping", (Member("name", ("name",)),))
+
+_file_cache = ObjfileCache()
+
+
+@dataclass
+class Vma:
+    start: int
+    end: int
+    flags: int
+    special: Optional[str]      # "[vdso]" / "[vvar]" for special mappings
+    address: int                # the vm_area_struct
+
+    def to_dict(self):
+        return {"address": self.address, "start": self.start, "end": self.end,
+                "flags": self.flags,
+                "flag_names": [n for bit, n in VM_FLAG_NAMES if self.flags & bit],
+                "special": self.special}
+
+
+@dataclass
+class KernelImage:
+    name: str                   # vdso_image_64 ...
+    abi: str
+    address: int                # the struct vdso_image
+    data: int
+    size: int
+    fields: Dict[str, Optional[int]]
+
+
+@dataclass
+class TaskVdso:
+    task: "tasks.Task"
+    mm: int
+    base: int
+    vvar: int
+    vvar_size: int
+    kernel_image: KernelImage
+    image: vdec.VdsoImage
+    bytes_: bytes
+    pages: List[dict]           # per page: offset, present, phys, kernel_phys, source
+    image_matches_kernel: bool
+    mismatched_bytes: int
+    vmas: Dict[str, Optional[Vma]]
+    file_image: Optional[dict]
+    mm_fields: Dict[str, Optional[int]] = field(default_factory=dict)
+    trampoline: Optional[dict] = None
+    warnings: List[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------
+# Page tables of a task that may not be running
+
+def task_cr3(mm_pgd: int, cpu: int) -> int:
+    """The physical address of mm->pgd (a direct-map pointer), found by
+    walking the kernel page tables rather than assuming PAGE_OFFSET."""
+    return machine.translate(mm_pgd, cpu, machine.kernel_cr3(cpu)).phys
+
+
+def read_user_pages(cr3: int, address: int, size: int, cpu: int):
+    """[(offset, phys or None, bytes or None)] page by page through the
+    task's own page tables; None for a page with no PTE (not faulted in)."""
+    out = []
+    wanted = []
+    for off in range(0, size, PAGE):
+        try:
+            tr = machine.translate(address + off, cpu, cr3)
+        except errors.DecodeError:
+            out.append([off, None, None])
+            continue
+        out.append([off, tr.phys, None])
+        wanted.append((len(out) - 1, tr.phys))
+    data = machine.read_phys_many([(phys, min(PAGE, size - out[i][0])) for i, phys in wanted])
+    for (i, _phys), chunk in zip(wanted, data):
+        out[i][2] = chunk
+    return [tuple(x) for x in out]
+
+
+# ---------------------------------------------------------------------------
+# VMAs from the maple tree
+
+def _maple_layout():
+    key = ("vdso-maple-layout",)
+    if key not in types._cache:
+        lay = {}
+        for name, struct in (("range", "struct maple_range_64"), ("arange", "struct maple_arange_64")):
+            piv_off, piv_t = types.member(struct, "pivot")
+            slot_off, slot_t = types.member(struct, "slot")
+            lay[name] = (piv_off, piv_t.sizeof // 8, slot_off, slot_t.sizeof // 8)
+        lay["node_size"] = types.sizeof("struct maple_node")
+        types._cache[key] = lay
+    return types._cache[key]
+
+
+def find_vma(ma_root: int, address: int, cpu: int) -> Optional[int]:
+    """The vm_area_struct covering `address`, by the kernel's own range walk
+    (lib/maple_tree.c mtree_range_walk): in each node take the first slot
+    whose pivot is >= address; a zero pivot past slot 0 ends the node's data,
+    so that slot runs to the node's maximum."""
+    entry = ma_root
+    lay = _maple_layout()
+    for _ in range(_MAX_DEPTH):
+        # xa_is_node(): internal entry (low bits 10) above 4096.
+        if (entry & 3) != 2 or entry <= 4096:
+            return None  # an empty tree or a single root entry: not an mm with VMAs
+        node = entry & ~MAPLE_NODE_MASK
+        ntype = (entry >> MAPLE_TYPE_SHIFT) & MAPLE_TYPE_MASK
+        if ntype not in (MAPLE_LEAF_64, MAPLE_RANGE_64, MAPLE_ARANGE_64):
+            raise errors.KxError(f"maple node {node:#x} has unexpected type {ntype}")
+        piv_off, npiv, slot_off, nslot = lay["arange" if ntype == MAPLE_ARANGE_64 else "range"]
+        raw = machine.read_kernel(node, lay["node_size"], cpu)
+        pivots = [int.from_bytes(raw[piv_off + 8 * i:piv_off + 8 * i + 8], "little") for i in range(npiv)]
+        offset = 0
+        while offset < npiv:
+            p = pivots[offset]
+            if p >= address or (p == 0 and offset > 0):
+                break
+            offset += 1
+        offset = min(offset, nslot - 1)
+        entry = int.from_bytes(raw[slot_off + 8 * offset:slot_off + 8 * offset + 8], "little")
+        if ntype == MAPLE_LEAF_64:
+            return entry or None
+    raise errors.KxError("maple tree deeper than expected (corrupt?)")
+
+
+def read_vma(vma: int, cpu: int, specials: Dict[int, str]) -> Vma:
+    v = _VMA.read(vma, cpu)
+    special = specials.get(v["vm_private_data"])
+    return Vma(start=v["vm_start"], end=v["vm_end"], flags=v["vm_flags"], special=special, address=vma)
+
+
+def _special_names(cpu: int) -> Dict[int, str]:
+    """{&vdso_mapping: "[vdso]", &vvar_mapping: "[vvar]"} read from memory."""
+    out = {}
+    for sym in ("vdso_mapping", "vvar_mapping"):
+        addr = symbols.lookup(sym)
+        if addr is None:
+            continue
+        name_ptr = _SPECIAL.read(addr, cpu)["name"]
+        try:
+            out[addr] = machine.read_kernel(name_ptr, 16, cpu).split(b"\0", 1)[0].decode("ascii", "replace")
+        except errors.MemoryUnreadable:
+            out[addr] = sym
+    return out
+
+
+# ---------------------------------------------------------------------------
+# The kernel's images
+
+def kernel_images() -> Dict[int, tuple]:
+    """{address of struct vdso_image: (symbol, abi)} for the images this kernel has."""
+    return {a: (name, abi) for name, abi in IMAGES if (a := symbols.lookup(name)) is not None}
+
+
+def read_kernel_image(address: int, name: str, abi: str, cpu: int) -> KernelImage:
+    v = _IMAGE.read(address, cpu)
+    if not v["size"] or v["size"] % PAGE or v["size"] > vdec.MAX_IMAGE:
+        raise errors.KxError(f"{name}.size = {v['size']:#x} is not a page multiple (wrong vmlinux?)")
+    return KernelImage(name=name, abi=abi, address=address, data=v["data"], size=v["size"], fields=v)
+
+
+def file_image(name: str) -> Optional[bytes]:
+    """The image bytes as the vmlinux file has them (before the boot-time
+    alternatives), found through the file's own struct vdso_image.data."""
+    path = symbols.vmlinux_path()
+    key = (path, name)
+    if key in _file_cache:
+        return _file_cache[key]
+    result = None
+    addr = symbols.lookup(name)
+    if addr is not None:
+        file_va = addr - getattr(symbols.table(), "slide", 0)
+        try:
+            from elftools.elf.elffile import ELFFile
+        except ImportError:
+            return None
+        with open(path, "rb") as f:
+            elf = ELFFile(f)
+            loads = [(s["p_vaddr"], s["p_filesz"], s["p_offset"]) for s in elf.iter_segments()
+                     if s["p_type"] == "PT_LOAD"]
+
+            def read_va(va, n):
+                for vaddr, filesz, off in loads:
+                    if vaddr <= va and va + n <= vaddr + filesz:
+                        f.seek(off + va - vaddr)
+                        return f.read(n)
+                return None
+            head = read_va(file_va + _IMAGE.offset("data"), 8)
+            size = read_va(file_va + _IMAGE.offset("size"), 8)
+            if head and size:
+                data_va = int.from_bytes(head, "little")
+                n = int.from_bytes(size, "little")
+                if 0 < n <= vdec.MAX_IMAGE:
+                    result = read_va(data_va, n)
+    _file_cache[key] = result
+    return result
+
+
+# ---------------------------------------------------------------------------
+# The task's vDSO
+
+def no_vdso_reason(task) -> Optional[str]:
+    if task.is_idle:
+        return f"pid 0 ({task.comm}) is an idle task: it has no mm, hence no vDSO"
+    if task.is_kernel_thread:
+        return f"pid {task.pid} ({task.comm}) is a kernel thread: it has no mm, hence no vDSO"
+    return None
+
+
+def task_vdso(task, cpu: int) -> TaskVdso:
+    why = no_vdso_reason(task)
+    if why:
+        raise errors.KxError(why)
+    mm = _MM.read(task.mm, cpu)
+    base, image_ptr = mm["vdso"], mm["vdso_image"]
+    if not base or not image_ptr:
+        raise errors.KxError(f"pid {task.pid} ({task.comm}) has no vDSO mapped "
+                             "(mm->context.vdso is NULL: vdso=0 on the command line?)")
+    known = kernel_images()
+    if image_ptr not in known:
+        raise errors.KxError(f"mm->context.vdso_image = {image_ptr:#x} is none of "
+                             f"{', '.join(n for n, _ in IMAGES)} (wrong vmlinux?)")
+    name, abi = known[image_ptr]
+    kimg = read_kernel_image(image_ptr, name, abi, cpu)
+    warnings = []
+
+    kernel_bytes = machine.read_kernel(kimg.data, kimg.size, cpu)
+    cr3 = task_cr3(mm["pgd"], cpu)
+    pages = []
+    chunks = []
+    for off, phys, data in read_user_pages(cr3, base, kimg.size, cpu):
+        try:
+            kphys = machine.translate(kimg.data + off, cpu, machine.kernel_cr3(cpu)).phys
+        except errors.DecodeError:
+            kphys = None
+        ref = kernel_bytes[off:off + PAGE]
+        if data is None:
+            source = "kernel"   # no PTE yet: vdso_fault() would map image->data's page
+            data = ref
+        else:
+            source = "task"
+        chunks.append(data)
+        pages.append({"offset": off, "present": phys is not None, "phys": phys,
+                      "kernel_phys": kphys, "same_page": phys is not None and phys == kphys,
+                      "source": source, "matches_kernel": data == ref})
+    image_bytes = b"".join(chunks)
+    mismatched = sum(1 for a, b in zip(image_bytes, kernel_bytes) if a != b)
+    if mismatched:
+        warnings.append(f"{mismatched} bytes of the task's vDSO differ from {name}->data "
+                        "(a debugger breakpoint COW'd a page, or the image was modified)")
+    image = vdec.parse_vdso(image_bytes)
+    expect_bits = 32 if abi == "32" else 64
+    if image.bits != expect_bits:
+        warnings.append(f"the mapped image is ELF{image.bits} but {name} serves the {abi}-bit ABI")
+
+    vvar = base + kimg.fields["sym_vvar_start"]
+    vmas = {"vdso": None, "vvar": None}
+    if mm["ma_root"] is not None:
+        specials = _special_names(cpu)
+        for key, addr in (("vdso", base), ("vvar", vvar)):
+            vma = find_vma(mm["ma_root"], addr, cpu)
+            if vma:
+                v = read_vma(vma, cpu, specials)
+                if v.start <= addr < v.end:
+                    vmas[key] = v
+            if vmas[key] is None:
+                warnings.append(f"no VMA covers the {key} address {addr:#x}")
+        if vmas["vdso"] and (vmas["vdso"].start != base or vmas["vdso"].end - base != kimg.size):
+            warnings.append("the [vdso] VMA does not span mm->context.vdso .. + image size")
+    else:
+        warnings.append("this kernel has no mm_struct.mm_mt (pre-6.1): VMAs not shown")
+
+    fimg = None
+    fbytes = file_image(name)
+    if fbytes is not None:
+        diff = sum(1 for a, b in zip(fbytes, kernel_bytes) if a != b) + abs(len(fbytes) - len(kernel_bytes))
+        try:
+            fbuild = vdec.parse_vdso(fbytes).build_id
+        except errors.DecodeError:
+            fbuild = None
+        fimg = {"size": len(fbytes), "build_id": fbuild, "differing_bytes": diff,
+                "build_id_matches": fbuild is not None and fbuild == image.build_id}
+        if fbuild is not None and fbuild != image.build_id:
+            warnings.append("the vDSO build-id differs from the vmlinux file's image: "
+                            "is this vmlinux the running kernel?")
+
+    result = TaskVdso(task=task, mm=task.mm, base=base, vvar=vvar, vvar_size=-kimg.fields["sym_vvar_start"],
+                      kernel_image=kimg, image=image, bytes_=image_bytes, pages=pages,
+                      image_matches_kernel=(mismatched == 0 and len(image_bytes) == len(kernel_bytes)),
+                      mismatched_bytes=mismatched, vmas=vmas, file_image=fimg, mm_fields=mm, warnings=warnings)
+    if abi == "32":
+        result.trampoline = trampoline(result, cpu)
+    return result
+
+
+def trampoline(v: TaskVdso, cpu: int) -> Optional[dict]:
+    """How __kernel_vsyscall enters the kernel: decoded from its bytes, and
+    what the CPU features say ALTERNATIVE_2 should have picked (the later
+    alternative wins: SYSCALL32 over SYSENTER32; vdso32/system_call.S)."""
+    off = v.image.offset_of("__kernel_vsyscall")
+    if off is None or off < 0 or off >= len(v.bytes_):
+        return None
+    decoded = vdec.decode_kernel_vsyscall(v.bytes_[off:off + 32])
+    expected = None
+    caps = boot_cpu_caps(cpu)
+    if caps is not None:
+        # X86_FEATURE_SYSCALL32 = 3*32+14, X86_FEATURE_SYSENTER32 = 3*32+15
+        # (asm/cpufeatures.h, 6.1 and 6.12).
+        word3 = caps[3] if len(caps) > 3 else 0
+        expected = "syscall" if word3 >> 14 & 1 else "sysenter" if word3 >> 15 & 1 else "int 0x80"
+    landing = v.kernel_image.fields.get("sym_int80_landing_pad")
+    return {"address": v.base + off, "kind": decoded.kind, "detail": decoded.detail,
+            "expected_from_cpu_features": expected,
+            "int80_landing_pad": v.base + landing if landing else None}
+
+
+def boot_cpu_caps(cpu: int) -> Optional[List[int]]:
+    """boot_cpu_data.x86_capability[] as u32 words, or None."""
+    addr = symbols.lookup("boot_cpu_data")
+    if addr is None or not types.has_member("struct cpuinfo_x86", "x86_capability"):
+        return None
+    off, t = types.member("struct cpuinfo_x86", "x86_capability")
+    raw = machine.read_kernel(addr + off, t.sizeof, cpu)
+    return [int.from_bytes(raw[i:i + 4], "little") for i in range(0, len(raw) - 3, 4)]
+
+
+# ---------------------------------------------------------------------------
+# vsyscall
+
+def vsyscall_mode(cpu: int) -> Optional[str]:
+    """The kernel's vsyscall_mode (a static variable; its enumerator names
+    come from the DWARF when gdb finds them, else the source order)."""
+    addr = symbols.lookup("vsyscall_mode")
+    if addr is None:
+        return None
+    value = int.from_bytes(machine.read_kernel(addr, 4, cpu), "little")
+    names = None
+    try:
+        sym = gdb.lookup_static_symbol("vsyscall_mode")
+        if sym is not None:
+            t = sym.type.strip_typedefs()
+            if t.code == gdb.TYPE_CODE_ENUM:
+                names = {f.enumval: f.name.lower() for f in t.fields()}
+    except (gdb.error, AttributeError):
+        names = None
+    if names is None:
+        names = dict(enumerate(VSYSCALL_MODES))
+    return names.get(value, f"unknown ({value})")
+
+
+def _syscall_name(nr: Optional[int]) -> Optional[str]:
+    if nr is None:
+        return None
+    try:
+        return syscalls.name(nr, "64")
+    except errors.KxError:
+        return None
+
+
+def vsyscall(mm_flags: Optional[int], cr3: Optional[int], cpu: int) -> dict:
+    mode = vsyscall_mode(cpu)
+    # get_gate_vma() (vsyscall_64.c): no gate for mode NONE, nor (with
+    # CONFIG_COMPAT) for a mm without MM_CONTEXT_HAS_VSYSCALL (32-bit tasks).
+    has_flag = None if mm_flags is None else bool(mm_flags & MM_CONTEXT_HAS_VSYSCALL)
+    gate = mode is not None and mode != "none" and has_flag is not False
+    entries = []
+    for off, call in vdec.VSYSCALL_ENTRIES:
+        addr = vdec.VSYSCALL_ADDR + off
+        mapped, nr, code = False, None, None
+        if cr3 is not None:
+            try:
+                tr = machine.translate(addr, cpu, cr3)
+                mapped = tr.user
+                code = machine.read_phys(tr.phys, 16)
+                nr = vdec.decode_vsyscall_stub(code)
+            except (errors.DecodeError, errors.MemoryUnreadable):
+                pass
+        entries.append({"address": addr, "call": call, "mapped": mapped,
+                        "nr": nr, "name": _syscall_name(nr),
+                        "bytes": code[:10].hex() if code else None})
+    behaviour = {
+        "emulate": "the page is mapped readable; executing it traps and the kernel emulates the call",
+        "xonly": "no PTE: an instruction fetch faults and the kernel emulates the call; reads fault",
+        "none": "not mapped: a call there is a #PF and SIGSEGV",
+    }.get(mode, "unknown")
+    return {"mode": mode, "address": vdec.VSYSCALL_ADDR, "gate_vma": gate,
+            "mm_has_vsyscall": has_flag, "behaviour": behaviour, "entries": entries}
+
+
+def report(task, cpu: int) -> dict:
+    """Everything `kx vdso` shows, JSON-ready."""
+    v = task_vdso(task, cpu)
+    cr3 = task_cr3(v.mm_fields["pgd"], cpu)
+    vs = vsyscall(v.mm_fields["ctx_flags"], cr3, cpu)
+    if vs["mode"] == "emulate" and not all(e["nr"] for e in vs["entries"]):
+        v.warnings.append("vsyscall_mode is emulate but the page does not hold the three stubs")
+    if vs["mode"] in ("xonly", "none") and any(e["mapped"] for e in vs["entries"]):
+        v.warnings.append(f"vsyscall_mode is {vs['mode']} but 0xffffffffff600000 is mapped for user")
+    img = v.image
+    syms = [{"name": s.name, "address": v.base + s.value - img.load_address, "offset": s.value,
+             "size": s.size, "type": s.type, "bind": s.bind, "version": s.version}
+            for s in sorted(img.symbols, key=lambda s: (s.value, s.name)) if s.type == "func"]
+    k = v.kernel_image
+    return {
+        "pid": task.pid, "tgid": task.tgid, "comm": task.comm, "task": task.address, "mm": v.mm,
+        "abi": k.abi, "base": v.base, "end": v.base + k.size, "size": len(v.bytes_),
+        "vvar": v.vvar, "vvar_size": v.vvar_size,
+        "symbols": syms,
+        "elf": {"class": img.bits, "machine": img.machine, "soname": img.soname,
+                "versions": img.versions, "linux_version": img.linux_version,
+                "linux_version_text": img.linux_version_text, "build_salt": img.build_salt},
+        "build_id": img.build_id,
+        "image_matches_kernel": v.image_matches_kernel,
+        "mismatched_bytes": v.mismatched_bytes,
+        "kernel_image": {"symbol": k.name, "address": k.address, "data": k.data, "size": k.size,
+                         "sym_vvar_start": k.fields["sym_vvar_start"]},
+        "file_image": v.file_image,
+        "pages": v.pages,
+        "vmas": {key: (vma.to_dict() if vma else None) for key, vma in v.vmas.items()},
+        "kernel_vsyscall": v.trampoline,
+        "vsyscall": vs,
+        "warnings": v.warnings,
+    }
