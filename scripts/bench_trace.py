@@ -274,12 +274,13 @@ def main():
         # The whole command as a user runs it: set-up, every event fully
         # decoded (task, name, typed arguments, strings) and written as JSON
         # to a file, cleanup and resync; the rate is its own summary's.
-        out = s.cmd(f"kx trace --count {a.hits} --out /dev/null --engine {engine}", timeout=600)
-        if "kx trace:" not in out:      # the gdb engine under MI async
+        mark = len(s.gdb.transcript)
+        out = s.gdb.cmd(f"kx trace --count {a.hits} --out /dev/null --engine {engine}", timeout=600)
+        if "kx trace:" not in out:      # the gdb engine under MI async: it ends at the next stop
             s.running = True
             s.wait_stopped(timeout=600)
             s.cmd("echo")
-            out = "".join(s.gdb.transcript[-50:]) if hasattr(s.gdb, "transcript") else out
+            out = "\n".join(s.gdb.transcript[mark:])
         m = re.search(r"kx trace: (\d+) events in ([\d.]+) s", out)
         if not m:
             raise RuntimeError(f"no kx trace summary in:\n{out[-2000:]}")
