@@ -78,7 +78,11 @@ class Guest:
 
     def argv(self) -> list:
         o = self.opts
-        argv = [shutil.which("qemu-system-x86_64") or "qemu-system-x86_64",
+        # KX_QEMU: another QEMU build (e.g. bookworm-backports' 10.0, unpacked
+        # with `dpkg -x`); KX_QEMU_DATADIR: its firmware directory (-L).
+        qemu = os.environ.get("KX_QEMU") or shutil.which("qemu-system-x86_64") or "qemu-system-x86_64"
+        datadir = os.environ.get("KX_QEMU_DATADIR")
+        argv = [qemu, *(["-L", datadir] if datadir else []),
                 "-accel", o.accel, "-smp", str(o.smp), "-m", o.memory,
                 "-kernel", str(self.kernel.vmlinuz), "-initrd", str(self.initrd),
                 "-append", self.cmdline(),
