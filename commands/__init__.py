@@ -7,7 +7,7 @@ use imports relative to gdbext.
 import importlib
 
 # Every module with commands, functions or parameters, in `help kx` order.
-MODULES = ("prefix", "params", "msr", "gdt", "idt", "tss", "task", "regs", "functions", "unwind", "syscalls", "event", "breaks", "trace", "vdso")
+MODULES = ("prefix", "params", "msr", "gdt", "idt", "tss", "task", "regs", "functions", "unwind", "syscalls", "event", "breaks", "trace", "kaslr", "vdso")
 
 _registered = False
 

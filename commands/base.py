@@ -52,10 +52,17 @@ def add_cpu_option(parser) -> None:
 
 
 class KxCommand(gdb.Command):
-    """Base class: subclasses set `name` and a docstring (the help text)."""
+    """Base class: subclasses set `name` and a docstring (the help text).
+
+    Before any decoding, invoke() makes sure the vmlinux was checked against
+    the running kernel (kernel/kaslr.py: once per connection; the KASLR slide
+    is applied there too).  On a mismatch a command with
+    `needs_kernel_match` refuses with the warning; one without (CPU-state
+    decoders: msr, gdt, idt, tss) runs without symbol names and carries it."""
 
     name = ""
     json_ok = True
+    needs_kernel_match = True
     completions = ()  # extra words offered by tab completion
 
     def __init__(self):
@@ -87,7 +94,12 @@ class KxCommand(gdb.Command):
         want_json = "--json" in argv
         try:
             args = self.parser.parse_args(argv)
+            mismatch = kernel_mismatch()
+            if mismatch and self.needs_kernel_match:
+                raise errors.KernelMismatch(mismatch)
             report = self.run(args)
+            if mismatch and report is not None and report.data.get("mismatch") != mismatch:
+                attach_warning(report, mismatch)
         except _HelpShown:
             return
         except KeyboardInterrupt:
@@ -119,6 +131,23 @@ class KxCommand(gdb.Command):
             gdb.write(json.dumps({"error": message}) + "\n")
             return
         raise gdb.GdbError(f"kx {self.name}: {message}")
+
+
+def kernel_mismatch():
+    """The vmlinux-mismatch warning for this connection, or None."""
+    from gdbext.kernel import kaslr
+    return kaslr.mismatch_message()
+
+
+def attach_warning(report, message: str) -> None:
+    """Put the mismatch warning first in the text and into the JSON."""
+    from gdbext.render import Text
+    data = report.data
+    if isinstance(data, dict):
+        data["kernel_mismatch"] = message
+        if isinstance(data.get("warnings"), list) and message not in data["warnings"]:
+            data["warnings"].insert(0, message)
+    report.body.pieces[:0] = Text().warn(message).pieces
 
 
 def translate_gdb_error(exc: Exception) -> str:

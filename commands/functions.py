@@ -26,6 +26,10 @@ class _KxFunction(gdb.Function):
 
     def invoke(self, *args):
         try:
+            from gdbext.kernel import kaslr
+            mismatch = kaslr.mismatch_message()  # the vmlinux check and KASLR slide, once per connection
+            if mismatch:
+                raise errors.KernelMismatch(mismatch)
             return self.call(*args)
         except errors.KxError as exc:
             raise gdb.GdbError(f"${self.fname}: {exc}") from None

@@ -19,6 +19,7 @@ kernel's layout (KERNEL_CS 0x10 ... USER_CS 0x33, TSS 0x40, CPUNODE 0x7b),
 and which of CS/SS/DS/ES/FS/GS/TR hold which selector now."""
 
     name = "gdt"
+    needs_kernel_match = False  # CPU state: runs on a mismatch, without symbol names
 
     def arguments(self, p):
         add_cpu_option(p)

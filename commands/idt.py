@@ -18,6 +18,7 @@ the kernel's int 0x80 entry (entry_INT80_compat, or asm_int80_emulation on
 newer kernels); anything else is a WARNING."""
 
     name = "idt"
+    needs_kernel_match = False  # CPU state: runs on a mismatch, without symbol names
 
     def arguments(self, p):
         p.add_argument("vector", nargs="?", type=parse_int, help="only this vector (0-255)")

@@ -1,4 +1,5 @@
 """kx msr: the syscall-path MSRs of one vCPU, decoded, with a verdict."""
+from gdbext import errors
 from gdbext.decoders import msr as msrdec
 from gdbext.kernel import cpu as kcpu
 from gdbext.kernel import symbols
@@ -37,6 +38,7 @@ is expected to have programmed (source "expected").  Entry points are
 compared with syscall_init(): a mismatch (a hooked entry) is a WARNING."""
 
     name = "msr"
+    needs_kernel_match = False  # CPU state: runs on a mismatch, without symbol names
 
     def completions(self):
         return [m.name for m in msrdec.ALL_MSRS] + [m.name[5:] for m in msrdec.ALL_MSRS]
@@ -54,7 +56,10 @@ compared with syscall_init(): a mismatch (a hooked entry) is a WARNING."""
 
         def expected(index):
             if index not in expected_by_index:
-                expected_by_index[index] = kcpu.expected_msr(cpu, index)
+                try:
+                    expected_by_index[index] = kcpu.expected_msr(cpu, index)
+                except errors.KernelMismatch:  # wrong vmlinux: no expectations
+                    expected_by_index[index] = None
             return expected_by_index[index]
 
         readings, warnings = tmsr.read_msrs(cpu, indices, expected)
@@ -64,7 +69,10 @@ compared with syscall_init(): a mismatch (a hooked entry) is a WARNING."""
             if r.value is not None:
                 fields = msrdec.decode_msr(info.index, r.value)["fields"]
                 if info.index in (msrdec.IA32_GS_BASE, msrdec.IA32_KERNEL_GS_BASE) and r.source == "gdbstub":
-                    fields = _gs_fields(cpu, regs, info.index)
+                    try:
+                        fields = _gs_fields(cpu, regs, info.index)
+                    except errors.KernelMismatch:  # wrong vmlinux: per-cpu base unknown
+                        pass
             symbol = symbols.format_address(r.value) if info.index in SYMBOLIC and r.value else None
             row = {"name": info.name, "index": info.index, "value": r.value, "source": r.source,
                    "symbol": symbol, "fields": fields}

@@ -20,6 +20,7 @@ cpu_entry_area entry stack, or the current task's stack top) and which
 exception stack each IST slot is (DF, NMI, DB, MCE, VC)."""
 
     name = "tss"
+    needs_kernel_match = False  # CPU state: runs on a mismatch, without symbol names
 
     def arguments(self, p):
         add_cpu_option(p)

@@ -53,3 +53,7 @@ class NotSupported(KxError):
 
 class DecodeError(KxError, ValueError):
     """Raised by the pure decoders for truncated or malformed input."""
+
+
+class KernelMismatch(KxError):
+    """The loaded vmlinux is not the running kernel (kernel/kaslr.py)."""

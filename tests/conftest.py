@@ -43,6 +43,25 @@ def lab(kernel_series):
     yield session
 
 
+@pytest.fixture(scope="module", params=KERNELS)
+def kaslr_lab(request):
+    """A KASLR guest (the lab guest plus `kaslr` on the command line), for
+    one test module; stopped when the module is done."""
+    config = LabConfig(kernel=request.param, smp=2, cpu="Haswell", pti="on", kaslr=True)
+    session = GuestSession.get(config)
+    yield session
+    GuestSession.release(config)
+
+
+@pytest.fixture(scope="module")
+def mismatch_lab():
+    """A 6.1 guest with gdb attached through the 6.12 vmlinux."""
+    config = LabConfig(kernel="6.1", smp=2, cpu="Haswell", pti="on", vmlinux_kernel="6.12")
+    session = GuestSession.get(config)
+    yield session
+    GuestSession.release(config)
+
+
 @pytest.fixture
 def kx(lab):
     """The shared gdb, stopped, with no breakpoints left by earlier tests."""

@@ -19,6 +19,7 @@ class LabConfig:
     pti: str = "on"
     kaslr: bool = False
     workload: str = "loop"
+    vmlinux_kernel: str = None  # attach gdb with another series' vmlinux (the mismatch tests)
 
 
 def all_sessions():
@@ -40,14 +41,25 @@ class GuestSession:
             kaslr=config.kaslr, workload=config.workload), kernel=self.kernel)
         self.guest.start()
         self.symbols = self.kernel.symbols()
+        self.vmlinux = self.kernel.vmlinux
+        if config.vmlinux_kernel and config.vmlinux_kernel != config.kernel:
+            self.vmlinux = kernels.fetch(config.vmlinux_kernel, quiet=True).vmlinux
         self.gdb = None
         try:
-            self.gdb = gdbrun.start_mi(self.kernel.vmlinux, self.guest.port)
+            self.gdb = gdbrun.start_mi(self.vmlinux, self.guest.port)
             self.gdb.cmd("set kx color off")
             self.running = False
         except BaseException:
             self.close()
             raise
+
+    @classmethod
+    def release(cls, config: LabConfig) -> None:
+        """Stop one configuration's guest and gdb now (guests that only one
+        test module uses: two TCG guests idling side by side slow both)."""
+        session = _SESSIONS.pop(config, None)
+        if session is not None:
+            session.close()
 
     # -- state management between tests ------------------------------------
     def ensure_stopped(self):

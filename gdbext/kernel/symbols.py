@@ -1,16 +1,24 @@
 """Kernel symbols from the vmlinux ELF symbol table.
 
-The ELF .symtab is read once per objfile with pyelftools (sections) and
+The ELF .symtab is read once per vmlinux file with pyelftools (sections) and
 struct.iter_unpack (the 110k entries), about 0.2 s on the Debian vmlinux, and
 never touches the DWARF.  Without pyelftools kx falls back to gdb's minimal
 symbols, one query at a time.
+
+KASLR: the table holds link-time addresses; `slide` (set by kernel/kaslr.py
+for the current connection) is added to the symbols of the kernel image only.
+While kernel/kaslr.py has found that the vmlinux is not the running kernel,
+table() hands out an UntrustedSymbols that knows no names, so nothing prints
+a wrong symbol and every address lookup fails with the mismatch message.
 """
 import bisect
+import os
 import struct
 
 import gdb
 
 from gdbext import errors
+from gdbext.decoders.kaslr import relocatable
 
 _STT_NOTYPE, _STT_OBJECT, _STT_FUNC = 0, 1, 2
 
@@ -43,13 +51,36 @@ class SymbolTable:
                 self._by_name.setdefault(name, value)
             self.sections = {s.name: (s["sh_addr"], s["sh_size"]) for s in elf.iter_sections()
                              if s["sh_addr"]}
+            # Allocated sections linked at 0: zero-based per-cpu data (up to 6.14)
+            self.zero_based_sections = [s.name for s in elf.iter_sections()
+                                        if not s["sh_addr"] and s["sh_size"] and s["sh_flags"] & 2]  # SHF_ALLOC
+            # (link address, size, file offset) of the sections with file bytes
+            self.file_sections = sorted(
+                (s["sh_addr"], s["sh_size"], s["sh_offset"]) for s in elf.iter_sections()
+                if s["sh_addr"] and s["sh_size"] and s["sh_type"] != "SHT_NOBITS")
         entries.sort()
         self._entries = entries
         self._addrs = [e[0] for e in entries]
 
+    def link_address(self, name: str):
+        """The address the linker gave `name` (no slide), or None."""
+        return self._by_name.get(name)
+
     def lookup(self, name: str):
         value = self._by_name.get(name)
-        return None if value is None else value + self.slide
+        if value is None:
+            return None
+        return value + self.slide if relocatable(value) else value
+
+    def file_bytes(self, link_addr: int, size: int) -> bytes:
+        """Up to `size` bytes of the vmlinux file at a link-time address
+        (b"" when no section holds file bytes there)."""
+        for start, length, offset in self.file_sections:
+            if start <= link_addr < start + length:
+                with open(self.path, "rb") as f:
+                    f.seek(offset + link_addr - start)
+                    return f.read(min(size, start + length - link_addr))
+        return b""
 
     def address(self, name: str) -> int:
         value = self.lookup(name)
@@ -60,6 +91,8 @@ class SymbolTable:
     def describe(self, address: int, max_offset: int = 1 << 20):
         """(name, offset) of the symbol containing `address`, or None."""
         a = address - self.slide
+        if not relocatable(a) or not relocatable(address):
+            a = address  # per-cpu offsets and absolute values do not slide
         i = bisect.bisect_right(self._addrs, a) - 1
         # Prefer the innermost sized symbol among same-address aliases.
         while i >= 0:
@@ -126,29 +159,92 @@ class GdbSymbols:
         return s is not None and e is not None and s <= address < e
 
 
-from gdbext.kernel.objcache import ObjfileCache  # noqa: E402
+class UntrustedSymbols:
+    """Stands in for the table while the vmlinux does not match the running
+    kernel: no names, and addresses fail with the mismatch message."""
 
-_tables = ObjfileCache()
+    def __init__(self, why: str):
+        self.why = why
+        self.slide = 0
+
+    def lookup(self, name):
+        return None
+
+    def address(self, name):
+        raise errors.KernelMismatch(self.why)
+
+    def describe(self, address, max_offset=1 << 20):
+        return None
+
+    def format(self, address):
+        return None
+
+    def in_kernel_text(self, address):
+        return False
+
+
+# The ELF tables outlive gdb's objfiles: kx's own relocation (kernel/kaslr.py)
+# reloads the objfile, and re-reading 110k symbols for that would cost 0.2 s.
+# Keyed by the file's identity, so a rebuilt vmlinux is read again.
+_tables = {}
+_state = {"slide": 0, "untrusted": None, "path": None}
+
+
+def _file_key(path):
+    try:
+        st = os.stat(path)
+        return path, st.st_mtime_ns, st.st_size
+    except OSError:
+        return path, None, None
 
 
 def vmlinux_path() -> str:
     path = gdb.current_progspace().filename
+    if not path and _state["path"]:
+        # After `kx kaslr` relocated it with add-symbol-file, the vmlinux is
+        # no longer gdb's main symbol file.
+        if any(o.is_valid() and o.filename == _state["path"] for o in gdb.objfiles()):
+            path = _state["path"]
     if not path:
         raise errors.KxError("no vmlinux loaded: start gdb with the kernel's vmlinux (`file vmlinux`)")
     return path
 
 
-def table():
-    """The symbol table of the loaded vmlinux (cached per objfile)."""
+def elf_table():
+    """The vmlinux's own table with the current slide, whatever the match
+    verdict (kernel/kaslr.py compares it with memory)."""
     path = vmlinux_path()
-    t = _tables.get(path)
+    key = _file_key(path)
+    t = _tables.get(key)
     if t is None:
         try:
             t = SymbolTable(path)
         except ImportError:
             t = GdbSymbols()
-        _tables[path] = t
+        _tables.clear()
+        _tables[key] = t
+    t.slide = _state["slide"] if isinstance(t, SymbolTable) else 0
     return t
+
+
+def table():
+    """The symbol table of the loaded vmlinux, slid for KASLR; an
+    UntrustedSymbols while the vmlinux does not match the running kernel."""
+    if _state["untrusted"]:
+        return UntrustedSymbols(_state["untrusted"])
+    return elf_table()
+
+
+def set_slide(slide: int, path: str = None) -> None:
+    """Called by kernel/kaslr.py with the slide of the current connection."""
+    _state["slide"] = slide
+    if path:
+        _state["path"] = path
+
+
+def set_untrusted(why) -> None:
+    """A mismatch message, or None when the vmlinux matches (or is unchecked)."""
+    _state["untrusted"] = why
 
 
 def address(name: str) -> int:

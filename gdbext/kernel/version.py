@@ -10,7 +10,7 @@ def banner_from_file() -> str:
     path = symbols.vmlinux_path()
     if path in _cache:
         return _cache[path]
-    table = symbols.table()
+    table = symbols.elf_table()  # the file itself, whatever the match verdict
     addr = table.lookup("linux_banner") if hasattr(table, "lookup") else None
     text = ""
     if addr is not None:

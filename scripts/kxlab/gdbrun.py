@@ -214,6 +214,10 @@ class GdbMI:
 def start_mi(vmlinux, port, **kw) -> GdbMI:
     argv = gdb_argv(vmlinux, None, mi=True, extra_iex=["set mi-async on"], **kw)
     gdb = GdbMI(argv)
+    gdb.attach_output = ""
     if port:
-        gdb.mi(f"-target-select remote 127.0.0.1:{port}", timeout=60)
+        # kx checks the vmlinux against the guest and applies the KASLR slide
+        # at the stop that attaching causes (gdbext/kernel/kaslr.py); what
+        # it says is kept here.
+        gdb.attach_output = gdb.mi(f"-target-select remote 127.0.0.1:{port}", timeout=60)["output"]
     return gdb

@@ -1,0 +1,178 @@
+"""kx kaslr: the KASLR slide, where it came from, and whether the vmlinux is
+the running kernel."""
+from gdbext import errors
+from gdbext.decoders import kaslr as kdec
+from gdbext.kernel import kaslr, symbols
+from gdbext.render import Report, Text
+from gdbext.target import machine
+
+from .base import KxCommand
+
+SOURCES = ("idt", "lstar", "banner", "build_id")
+
+
+def _read_u64(name):
+    addr = symbols.lookup(name)
+    if addr is None:
+        return None
+    try:
+        return machine.read_u64(addr)
+    except errors.KxError:
+        return None
+
+
+def _kernel_alignment():
+    """boot_params.hdr.kernel_alignment: CONFIG_PHYSICAL_ALIGN as the boot
+    loader saw it (Documentation/arch/x86/boot.rst, offset 0x230)."""
+    from gdbext.kernel import types
+    addr = symbols.lookup("boot_params")
+    if addr is None:
+        return None
+    try:
+        off = types.offsetof("struct boot_params", "hdr.kernel_alignment")
+        return int.from_bytes(machine.read_kernel(addr + off, 4), "little")
+    except errors.KxError:
+        return None
+
+
+def _layout(det, warnings):
+    """Physical and direct-map randomisation, read once the slide is known."""
+    out = {}
+    levels = 5 if machine.la57() else 4
+    out["paging_levels"] = levels
+    randomized = {}
+    for name in ("page_offset_base", "vmalloc_base", "vmemmap_base"):
+        out[name] = _read_u64(name)
+        randomized[name] = kdec.randomized(name, out[name], levels)
+    out["memory_randomized"] = randomized
+    phys_base = _read_u64("phys_base")
+    out["phys_base"] = None if phys_base is None else kdec.signed_delta(phys_base, 0)
+    text_link = symbols.elf_table().link_address("_text")
+    out["text"] = None if text_link is None else text_link + det.slide
+    out["physical_load"] = None
+    out["physical_load_walk"] = None
+    out["physical_slide"] = None
+    if text_link is not None:
+        if phys_base is not None:
+            # __pa_symbol(x) = x - __START_KERNEL_map + phys_base (page_64.h)
+            out["physical_load"] = (out["text"] - kdec.START_KERNEL_MAP + phys_base) & kdec.MASK64
+            # Without KASLR _text sits at its link-time physical address.
+            out["physical_slide"] = kdec.signed_delta(out["physical_load"], text_link - kdec.START_KERNEL_MAP)
+        try:
+            out["physical_load_walk"] = machine.translate(out["text"], cr3=machine.kernel_cr3()).phys
+        except errors.KxError as exc:
+            warnings.append(f"page walk of _text failed: {exc}")
+        if (out["physical_load"] is not None and out["physical_load_walk"] is not None
+                and out["physical_load"] != out["physical_load_walk"]):
+            warnings.append(f"phys_base says _text is at {out['physical_load']:#x}, the page tables "
+                            f"say {out['physical_load_walk']:#x}")
+    out["kernel_alignment"] = _kernel_alignment()
+    if out["kernel_alignment"] and det.slide % out["kernel_alignment"]:
+        warnings.append(f"slide {det.slide:#x} is not a multiple of boot_params.hdr.kernel_alignment "
+                        f"{out['kernel_alignment']:#x}")
+    return out
+
+
+class KxKaslr(KxCommand):
+    """Find the KASLR slide, relocate the symbols, and check the vmlinux.
+Usage: kx kaslr [--no-lstar] [--json]
+
+The text slide is taken only when at least two independent sources agree:
+the IDT's exception handlers against their symbols, IA32_LSTAR against
+entry_SYSCALL_64 (rdmsr injection, ring 0 only; --no-lstar skips it), and
+the vmlinux's own linux_banner and build ID found in memory at symbol +
+slide.  The slide must be a multiple of the kernel alignment (2 MiB).  kx
+then relocates gdb's symbols (add-symbol-file -o SLIDE; zero-based per-cpu
+sections stay at 0) and its own, so `break`, `info symbol` and every kx
+command work.  The same check runs by itself at the first stop after
+`target remote`.  Also shown: page_offset_base, vmalloc_base, vmemmap_base
+(RANDOMIZE_MEMORY), phys_base and the physical load address of _text.
+
+If the vmlinux is not the running kernel (its banner or build ID is not in
+memory where the guest's IDT puts the kernel), this says so, and kx refuses
+the commands that depend on kernel offsets until the right vmlinux is
+loaded."""
+
+    name = "kaslr"
+    needs_kernel_match = False
+
+    def arguments(self, p):
+        p.add_argument("--no-lstar", action="store_true", help="do not inject rdmsr to read IA32_LSTAR")
+
+    def run(self, args):
+        machine.require_stopped()
+        det = kaslr.ensure(force=True, inject=not args.no_lstar)
+        if det is None:
+            raise errors.NoTarget()
+        warnings = []
+        if det.mismatch:
+            warnings.append(det.mismatch)
+        for name in SOURCES:
+            value = det.sources.get(name)
+            if value is not None and det.slide is not None and value != det.slide:
+                warnings.append(f"source {name} says {value:#x}, not {det.slide:#x}")
+        if det.slide is None and det.match is not False:
+            warnings.append("no two sources agree on a slide: kx's symbols are not relocated")
+        data = {"text_slide": det.slide, "applied": det.applied,
+                "match": det.match, "mismatch": det.mismatch,
+                "sources": {n: det.sources.get(n) for n in SOURCES},
+                "source_notes": {n: det.notes[n] for n in SOURCES if n in det.notes},
+                "agreeing": det.vote.agreeing,
+                "idt_vectors": {str(v): s for v, s in sorted(det.idt_vectors.items())},
+                "min_alignment": kdec.MIN_ALIGN,
+                "vmlinux": det.path, "banner": det.file_banner, "build_id": det.build_id,
+                "memory_banner": det.memory_banner if det.match is False else None,
+                "gdb_slide": det.gdb_slide,
+                "check_ms": round(det.check_seconds * 1000, 1),
+                "apply_ms": round(det.apply_seconds * 1000, 1)}
+        if det.match is not False and det.slide is not None:
+            data.update(_layout(det, warnings))
+        data["warnings"] = warnings
+        return Report(data, self.render(data))
+
+    @staticmethod
+    def render(d):
+        t = Text()
+        if d["match"] is False:
+            t.add("kx kaslr: THE VMLINUX DOES NOT MATCH THE RUNNING KERNEL\n", "bad")
+        if d["text_slide"] is None:
+            t.head("KASLR text slide: unknown")
+        else:
+            t.head(f"KASLR text slide: {d['text_slide']:#x}"
+                   + (" (applied: gdb's and kx's symbols are relocated)" if d["applied"]
+                      else " (NOT applied to gdb's symbols)"))
+        for name in SOURCES:
+            value = d["sources"][name]
+            note = d["source_notes"].get(name)
+            t.kv(name, f"{value:#x}" if value is not None else "-",
+                 "num" if value is not None else "dim", note=None if value is not None else note)
+        t.kv("vmlinux", d["vmlinux"], "str")
+        t.kv("banner", kdec.banner_summary(d["banner"]) if d["banner"] else "?", "str",
+             note="matches memory" if d["match"] else ("NOT in memory" if d["match"] is False else "unverified"))
+        if d["build_id"]:
+            t.kv("build id", d["build_id"], "str")
+        if "text" in d:
+            t.kv("_text", f"{d['text']:#x}" if d["text"] is not None else "?")
+            if d["physical_load"] is not None:
+                t.kv("phys load", f"{d['physical_load']:#x}", note=(
+                     f"physical slide {d['physical_slide']:#x}; phys_base {d['phys_base']:#x}"
+                     + (f"; page walk {d['physical_load_walk']:#x}" if d["physical_load_walk"] is not None else "")))
+            for name in ("page_offset_base", "vmalloc_base", "vmemmap_base"):
+                value = d[name]
+                rnd = d["memory_randomized"][name]
+                t.kv(name, f"{value:#x}" if value is not None else "?",
+                     note="randomized" if rnd else ("default" if rnd is False else None), width=16)
+            if d.get("kernel_alignment"):
+                t.kv("alignment", f"{d['kernel_alignment']:#x}", note="boot_params.hdr.kernel_alignment")
+        t.add(f"  check {d['check_ms']} ms", "dim")
+        if d["apply_ms"]:
+            t.add(f", relocation {d['apply_ms']} ms", "dim")
+        t.add("\n")
+        for w in d["warnings"]:
+            t.warn(w)
+        return t
+
+
+def register():
+    kaslr.install_hooks()
+    KxKaslr()

@@ -1,0 +1,440 @@
+"""KASLR and the vmlinux-versus-guest check, once per connection.
+
+On the first stop after gdb connects (or the first kx command or $kx_*
+function, whichever comes first) kx:
+
+1. finds the text slide from independent sources and takes it only when at
+   least two agree (decoders/kaslr.vote):
+   - idt:      IDT gate handlers (vectors 0, 3, 6, 14) against their symbols;
+   - lstar:    IA32_LSTAR against entry_SYSCALL_64 (explicit `kx kaslr` only:
+               it needs an rdmsr injection on a vCPU in ring 0);
+   - banner:   the file's linux_banner bytes found in memory at symbol + slide;
+   - build_id: the file's GNU build-id note found in memory at .notes + slide;
+2. decides whether the vmlinux is the running kernel: its linux_banner must
+   be in memory at the agreed slide (one small read) and its build ID too;
+3. relocates gdb's symbols (add-symbol-file -o SLIDE, keeping zero-based
+   per-cpu sections at 0) and kx's own ELF table, or, on a mismatch, makes
+   the symbol layer refuse (symbols.UntrustedSymbols).
+
+The verdict is cached per connection and vmlinux file; it is dropped when
+gdb loads another objfile, loses the connection or the inferior exits.
+"""
+import dataclasses
+import time
+from typing import Dict, List, Optional
+
+import gdb
+
+from gdbext import errors
+from gdbext.decoders import descriptors
+from gdbext.decoders import kaslr as kdec
+from gdbext.kernel import symbols
+from gdbext.target import machine
+
+# cpu_entry_area's read-only IDT alias, where idt_map_in_cea() puts idt_table
+# and what IDTR holds (arch/x86/include/asm/cpu_entry_area.h, 6.1 and 6.12):
+# the fallback when the remote has no QEMU monitor to tell IDTR.
+CEA_RO_IDT = 0xFFFFFE0000000000
+LSTAR = 0xC0000082
+
+
+@dataclasses.dataclass
+class Detection:
+    path: str
+    file_banner: str
+    build_id: Optional[str]
+    sources: Dict[str, Optional[int]]
+    notes: Dict[str, str]
+    idt_vectors: Dict[int, int]
+    vote: kdec.Vote
+    match: Optional[bool]           # True, False (mismatch) or None (could not tell)
+    mismatch: Optional[str] = None  # the one-line warning
+    memory_banner: Optional[str] = None
+    gdb_slide: Optional[int] = None
+    applied: bool = False
+    check_seconds: float = 0.0
+    apply_seconds: float = 0.0
+    relocated_now: bool = False
+
+    @property
+    def slide(self) -> Optional[int]:
+        return self.vote.slide
+
+
+_state = {"key": None, "detection": None}
+_applying = [False]
+
+
+# ---------------------------------------------------------------------------
+# Connection bookkeeping
+
+def _connection_key():
+    """(inferior, connection, vmlinux file) or None when not attached."""
+    try:
+        inf = gdb.selected_inferior()
+        if not inf.pid or not inf.threads():
+            return None
+        path = symbols.vmlinux_path()
+    except (gdb.error, errors.KxError):
+        return None
+    return inf.num, getattr(inf, "connection_num", None), symbols._file_key(path)
+
+
+def reset(*_args) -> None:
+    """Forget the verdict: a new objfile, a lost connection, an exit."""
+    if _applying[0]:
+        return
+    _state["key"] = _state["detection"] = None
+    symbols.set_slide(0)
+    symbols.set_untrusted(None)
+
+
+def current() -> Optional[Detection]:
+    """The cached verdict for this connection, without touching the target."""
+    key = _connection_key()
+    if key is not None and key == _state["key"]:
+        return _state["detection"]
+    return None
+
+
+# ---------------------------------------------------------------------------
+# Reading the sources
+
+def _idt_source(table, cpu, notes):
+    links = {v: table.link_address(name) for v, name in kdec.IDT_SYMBOLS.items()}
+    links = {v: a for v, a in links.items() if a is not None}
+    if not links:
+        notes["idt"] = "the vmlinux has none of " + ", ".join(kdec.IDT_SYMBOLS.values())
+        return None, {}
+    base, where = CEA_RO_IDT, "cpu_entry_area"
+    try:
+        base = machine.monitor_cpu_state(cpu)["idt"]["base"]
+        where = "IDTR"
+    except (errors.NotSupported, KeyError, TypeError):
+        pass
+    size = (max(links) + 1) * 16
+    try:
+        raw = machine.read_kernel(base, size, cpu)
+    except errors.MemoryUnreadable as exc:
+        notes["idt"] = f"IDT at {base:#x} ({where}) unreadable: {exc}"
+        return None, {}
+    handlers = {}
+    for v in links:
+        gate = descriptors.decode_gate(raw[v * 16:v * 16 + 16])
+        if gate.present:
+            handlers[v] = gate.offset
+    slide, per_vector = kdec.idt_slide(handlers, links)
+    # After boot IDTR is always the cpu_entry_area alias (idt.c:
+    # idt_map_in_cea); early boot runs on other tables whose handlers
+    # say nothing about the vmlinux.
+    notes["_idt_final"] = "yes" if base == CEA_RO_IDT else ""
+    if slide is None:
+        notes["idt"] = ("IDT handlers disagree: " + ", ".join(
+            f"vector {v}: {s:#x}" for v, s in sorted(per_vector.items()))) if per_vector else "no present gates"
+    return slide, per_vector
+
+
+def _lstar_source(table, cpu, notes):
+    from gdbext.target import msr as tmsr
+    link = table.link_address("entry_SYSCALL_64")
+    if link is None:
+        notes["lstar"] = "the vmlinux has no entry_SYSCALL_64"
+        return None
+    why = tmsr.injection_refusal(cpu)
+    if why:
+        notes["lstar"] = why
+        return None
+    readings, _warnings = tmsr.read_msrs(cpu, [LSTAR])
+    r = readings[0]
+    if r.value is None or r.source not in ("gdbstub", "rdmsr"):
+        notes["lstar"] = r.note or "LSTAR not readable"
+        return None
+    return kdec.signed_delta(r.value, link)
+
+
+def _file_build_id(table):
+    """(link address of the note, note bytes, build id hex) or None."""
+    sec = table.sections.get(".notes")
+    if not sec:
+        return None
+    notes = table.file_bytes(sec[0], sec[1])
+    hit = kdec.find_build_id(notes)
+    if hit is None:
+        return None
+    off, build_id = hit
+    note_len = 16 + len(build_id)  # header, "GNU\0", the id
+    return sec[0] + off, notes[off:off + note_len], build_id.hex()
+
+
+def _memory_equals(link, expected, slide, cpu):
+    try:
+        got = machine.read_kernel(link + slide, len(expected), cpu)
+    except errors.MemoryUnreadable:
+        return None, None
+    return got == expected, got
+
+
+def detect(inject: bool = False) -> Detection:
+    """Read the sources and decide (no relocation here)."""
+    t0 = time.perf_counter()
+    table = symbols.elf_table()
+    if not isinstance(table, symbols.SymbolTable):
+        raise errors.NotSupported("KASLR detection needs pyelftools (./scripts/lab bootstrap installs it)")
+    path = table.path
+    cpu = machine.selected_cpu()
+    notes: Dict[str, str] = {}
+    sources: Dict[str, Optional[int]] = {}
+
+    sources["idt"], per_vector = _idt_source(table, cpu, notes)
+    sources["lstar"] = None
+    if inject:
+        try:
+            sources["lstar"] = _lstar_source(table, cpu, notes)
+        except errors.KxError as exc:
+            notes["lstar"] = str(exc)
+    else:
+        notes["lstar"] = "not read (`kx kaslr` reads it when rdmsr injection is possible)"
+
+    # Candidate slides, most likely first; 0 covers nokaslr with no IDT.
+    candidates: List[int] = []
+    for value in [sources["idt"], sources["lstar"], *per_vector.values(), 0]:
+        if value is not None and kdec.slide_problem(value) is None and value not in candidates:
+            candidates.append(value)
+
+    banner_link = table.link_address("linux_banner")
+    file_banner_raw = table.file_bytes(banner_link, 512).split(b"\0")[0] + b"\0" if banner_link else b""
+    file_banner = file_banner_raw.rstrip(b"\0").decode("ascii", "replace")
+    sources["banner"] = None
+    memory_banner = None
+    if not file_banner_raw.strip(b"\0"):
+        notes["banner"] = "the vmlinux has no linux_banner"
+    else:
+        for c in candidates:
+            same, got = _memory_equals(banner_link, file_banner_raw, c, cpu)
+            if memory_banner is None and got is not None:
+                memory_banner = kdec.printable_prefix(got)
+            if same:
+                sources["banner"] = c
+                break
+        else:
+            notes["banner"] = ("the file's linux_banner is not in memory at "
+                               + (", ".join(f"+{c:#x}" for c in candidates) or "any valid slide"))
+
+    sources["build_id"] = None
+    note = _file_build_id(table)
+    build_id = note[2] if note else None
+    if note is None:
+        notes["build_id"] = "the vmlinux has no GNU build-id note"
+    else:
+        readable = False
+        for c in candidates:
+            same, got = _memory_equals(note[0], note[1], c, cpu)
+            readable = readable or got is not None
+            if same:
+                sources["build_id"] = c
+                break
+        else:
+            notes["build_id"] = ("the file's build ID is not in memory at any candidate slide" if readable
+                                 else "the .notes section is not readable in memory")
+
+    vote = kdec.vote(sources)
+    for name, why in vote.rejected.items():
+        notes.setdefault(name, why)
+    match, mismatch = _verdict(sources, vote, per_vector, file_banner, memory_banner, path, notes)
+    notes.pop("_idt_final", None)
+    return Detection(path=path, file_banner=file_banner, build_id=build_id, sources=sources, notes=notes,
+                     idt_vectors=per_vector, vote=vote, match=match, mismatch=mismatch,
+                     memory_banner=memory_banner, check_seconds=time.perf_counter() - t0)
+
+
+def _verdict(sources, vote, per_vector, file_banner, memory_banner, path, notes):
+    """(match, mismatch message).  A mismatch needs evidence: the guest's
+    runtime IDT (or LSTAR) was read and the file's banner is not where it
+    says.  Early boot (another IDT, the banner unmapped) gives None."""
+    evidence = (sources["idt"] is not None or sources["lstar"] is not None
+                or (per_vector and notes.get("_idt_final")))
+    if vote.agreed and sources["banner"] == vote.slide:
+        if sources["build_id"] is None and "is not in memory" in notes.get("build_id", ""):
+            why = "its linux_banner is in memory but its build ID is not (a different build of the same version)"
+        else:
+            return True, None
+    elif sources["banner"] is not None:
+        # The banner is there, but nothing else agrees on the slide.
+        if evidence:
+            why = (f"its banner is in memory at slide {sources['banner']:#x}, but the IDT/LSTAR "
+                   "say otherwise")
+        else:
+            return None, None
+    elif evidence and memory_banner is not None:
+        seen = ""
+        if memory_banner and memory_banner.startswith("Linux version"):
+            seen = f" (memory there holds Linux {kdec.banner_summary(memory_banner)})"
+        why = "its linux_banner is not in the guest's memory at any slide the guest's IDT allows" + seen
+    else:
+        return None, None  # no evidence either way: the IDT or the banner's page unreadable
+    summary = kdec.banner_summary(file_banner) or path
+    return False, (f"the vmlinux does not match the running kernel: {path} is Linux {summary}, but {why}; "
+                   "load the running kernel's vmlinux (`file PATH`); until then kx refuses "
+                   "commands that depend on kernel offsets")
+
+
+# ---------------------------------------------------------------------------
+# Relocating gdb's symbols
+
+def gdb_slide(table) -> Optional[int]:
+    """The slide gdb's own symbols carry now: its &_text minus the file's."""
+    link = table.link_address("_text")
+    if link is None:
+        return None
+    try:
+        value = int(gdb.parse_and_eval("(unsigned long)&'_text'")) & kdec.MASK64
+    except gdb.error:
+        return None
+    return kdec.signed_delta(value, link)
+
+
+def _quote(path: str) -> str:
+    return '"' + path.replace("\\", "\\\\").replace('"', '\\"') + '"' if any(c in path for c in ' "\'\\') else path
+
+
+def relocate(table, slide: int) -> float:
+    """Reload the vmlinux's symbols in gdb at `slide`; returns seconds spent.
+
+    add-symbol-file's `-s SECTION 0` keeps zero-based per-cpu sections at 0
+    (`symbol-file -o` would slide &pcpu_hot too).  Dropping the main symbol
+    file disables breakpoints with symbolic locations; they are re-enabled
+    as they were once the new objfile has moved them.  gdb's index cache is
+    keyed by build ID, so the reload costs about 0.3-0.8 s, not a re-index."""
+    t0 = time.perf_counter()
+    saved = [(b, b.enabled) for b in gdb.breakpoints()]
+    path = _quote(table.path)
+    _applying[0] = True
+    try:
+        if slide == 0:
+            gdb.execute(f"symbol-file {path}", to_string=True)
+        else:
+            gdb.execute("symbol-file", to_string=True)
+            keep = " ".join(f"-s {name} 0" for name in table.zero_based_sections)
+            try:
+                gdb.execute(f"add-symbol-file {path} -o {slide:#x} {keep}", to_string=True)
+            except gdb.error as exc:
+                # Never leave gdb without symbols: back to the unrelocated file.
+                gdb.execute(f"symbol-file {path}", to_string=True)
+                raise errors.KxError(f"could not relocate the symbols by {slide:#x}: {exc}") from None
+    finally:
+        _applying[0] = False
+        for b, enabled in saved:
+            try:
+                if b.is_valid() and b.enabled != enabled:
+                    b.enabled = enabled
+            except (gdb.error, RuntimeError):
+                pass
+        machine.invalidate()
+    return time.perf_counter() - t0
+
+
+# ---------------------------------------------------------------------------
+# The entry points
+
+def ensure(force: bool = False, inject: bool = False) -> Optional[Detection]:
+    """The verdict for this connection: detect, relocate, cache.  None when
+    there is nothing to check (not attached, or the target is running).
+    Raises only KxError/gdb.error when `force` (the explicit `kx kaslr`)."""
+    key = _connection_key()
+    if key is None:
+        return None
+    if not force and key == _state["key"]:
+        return _state["detection"]
+    try:
+        machine.require_stopped()
+        regs = machine.registers()
+    except errors.KxError:
+        if force:
+            raise
+        return None
+    if not (regs.get("cr0") or 0) >> 31 or not (regs.get("efer") or 0) & (1 << 10):
+        # CR0.PG and EFER.LMA: no 64-bit kernel runs yet (QEMU -S, early boot).
+        if force:
+            raise errors.NotSupported("the CPU is not in 64-bit paging mode yet: no kernel to check")
+        return None
+    previous = _state["detection"] if key == _state["key"] else None
+    det = detect(inject=inject)
+    table = symbols.elf_table()
+    if det.match is False:
+        symbols.set_slide(0, det.path)
+        symbols.set_untrusted(det.mismatch)
+    else:
+        symbols.set_untrusted(None)
+        if det.slide is not None:
+            det.gdb_slide = gdb_slide(table)
+            if det.gdb_slide != det.slide:
+                det.apply_seconds = relocate(table, det.slide)
+                det.relocated_now = True
+                det.gdb_slide = gdb_slide(table)
+            det.applied = det.gdb_slide == det.slide
+            symbols.set_slide(det.slide, det.path)
+        else:
+            det.gdb_slide = gdb_slide(table)
+    if previous is not None and not det.relocated_now:
+        det.apply_seconds = previous.apply_seconds  # what the relocation cost when it happened
+    # An undecided verdict (early boot, unreadable memory) is not kept: the
+    # next stop or kx command looks again.
+    _state["key"] = (_connection_key() or key) if det.match is not None else None
+    _state["detection"] = det if det.match is not None else None
+    return det
+
+
+def mismatch_message(force: bool = False) -> Optional[str]:
+    """The mismatch warning for this connection, or None (checks once)."""
+    try:
+        det = ensure(force=force)
+    except (errors.KxError, gdb.error):
+        return None
+    return det.mismatch if det is not None else None
+
+
+def _announce(det: Detection) -> None:
+    if det.match is False:
+        gdb.write(f"kx: WARNING: {det.mismatch}\n")
+    elif det.relocated_now:
+        gdb.write(f"kx: KASLR text slide {det.slide:#x} ({', '.join(det.vote.agreeing)} agree): "
+                  f"symbols relocated in {det.apply_seconds:.2f} s\n")
+    elif det.slide is None and det.match is None:
+        gdb.write("kx: could not determine the KASLR slide (see `kx kaslr`)\n")
+
+
+_announced_unknown = [None]
+
+
+def _on_stop(_event=None) -> None:
+    """The first stop of a connection (gdb stops when `target remote`
+    attaches) runs the check, so `break` and `info symbol` are right from
+    the start.  Never lets an exception into gdb's stop handling."""
+    if machine.injecting or _applying[0]:
+        return
+    try:
+        key = _connection_key()
+        if key is None or key == _state["key"]:
+            return
+        det = ensure()
+        if det is not None and (det.match is not None or _announced_unknown[0] != key):
+            _announce(det)
+            if det.match is None:
+                _announced_unknown[0] = key  # say "could not determine" once per connection
+    except Exception:  # noqa: BLE001 - a stop hook must never break gdb
+        pass
+
+
+_hooks_installed = [False]
+
+
+def install_hooks() -> None:
+    if _hooks_installed[0]:
+        return
+    _hooks_installed[0] = True
+    gdb.events.stop.connect(_on_stop)
+    for name in ("new_objfile", "free_objfile", "clear_objfiles", "exited", "connection_removed",
+                 "inferior_deleted"):
+        reg = getattr(gdb.events, name, None)
+        if reg is not None:
+            reg.connect(reset)
