@@ -5,6 +5,7 @@ raw gate bytes (IDTR from QEMU's `info registers`, the gate through gdb's
 `x/2gx`) minus System.map's asm_exc_divide_error; QEMU's `gva2gpa` for the
 physical load address; System.map for every symbol.
 """
+import json
 import re
 
 import pytest
@@ -119,3 +120,17 @@ def test_physical_and_memory_layout(kk):
     # RANDOMIZE_MEMORY is on in both Debian configs; the direct map moved.
     assert d["memory_randomized"]["page_offset_base"] is True
     assert d["kernel_alignment"] == ALIGN
+
+
+def test_trace_with_kaslr(kk):
+    """kx trace's loop breaks at the slid do_syscall_64 and decodes the
+    workload's openat exactly as without KASLR (issue 5's --kaslr run)."""
+    slide = true_slide(kk)
+    out = kk.gdb.cmd("kx trace openat --count 2 --json", timeout=120)
+    lines = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
+    events, summary = lines[:-1], lines[-1]["summary"]
+    assert summary["engine"] == "loop" and summary["events"] == 2 and not summary["interrupted"]
+    for e in events:
+        check_openat(Slid(kk, slide), e)
+    assert "No breakpoints" in kk.cmd("info breakpoints")
+    assert kk.heartbeat_continues()
