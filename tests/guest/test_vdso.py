@@ -20,6 +20,8 @@ from elftools.elf.elffile import ELFFile
 
 from kxlab import gdbrun, kernels, qemu
 
+from tests import vmlinux_file
+
 HELLO32_LEN = 30
 KXWORK_MARK_LEN = 8
 VSYSCALL = 0xFFFFFFFFFF600000
@@ -35,20 +37,7 @@ def work_line(kx):
 
 def file_image(kx, symbol):
     """The image bytes of `symbol` in the vmlinux file."""
-    addr = kx.symbols[symbol]
-    with open(kx.kernel.vmlinux, "rb") as f:
-        elf = ELFFile(f)
-        loads = [(s["p_vaddr"], s["p_filesz"], s["p_offset"]) for s in elf.iter_segments()
-                 if s["p_type"] == "PT_LOAD"]
-
-        def read_va(va, n):
-            for vaddr, filesz, off in loads:
-                if vaddr <= va and va + n <= vaddr + filesz:
-                    f.seek(off + va - vaddr)
-                    return f.read(n)
-            raise AssertionError(f"{va:#x} not in the vmlinux's PT_LOADs")
-        data, size = struct.unpack("<QQ", read_va(addr, 16))  # asm/vdso.h: data, size first
-        return read_va(data, size)
+    return vmlinux_file.vdso_image(kx.kernel.vmlinux, kx.symbols[symbol])
 
 
 def elf_facts(image):

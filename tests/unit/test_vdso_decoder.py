@@ -9,7 +9,6 @@ symbols, versions and the build-id is binutils' readelf, not kx.
 import io
 import re
 import shutil
-import struct
 import subprocess
 
 import pytest
@@ -19,6 +18,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from gdbext.decoders import vdso
 from gdbext.errors import DecodeError
 from kxlab import kernels
+
+from tests import vmlinux_file
 
 
 _IMAGES = {}
@@ -39,19 +40,7 @@ def _vmlinux_image(k, symbol):
                 break
     if addr is None:
         return None
-    with open(k.vmlinux, "rb") as f:
-        elf = ELFFile(f)
-        loads = [(s["p_vaddr"], s["p_filesz"], s["p_offset"]) for s in elf.iter_segments()
-                 if s["p_type"] == "PT_LOAD"]
-
-        def read_va(va, n):
-            for vaddr, filesz, off in loads:
-                if vaddr <= va and va + n <= vaddr + filesz:
-                    f.seek(off + va - vaddr)
-                    return f.read(n)
-            raise AssertionError(f"{va:#x} is not in {k.vmlinux}'s PT_LOADs")
-        data, size = struct.unpack("<QQ", read_va(addr, 16))
-        _IMAGES[key] = read_va(data, size)
+    _IMAGES[key] = vmlinux_file.vdso_image(k.vmlinux, addr)
     return _IMAGES[key]
 
 

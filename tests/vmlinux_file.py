@@ -1,0 +1,23 @@
+"""Ground truth read straight from a vmlinux file (pyelftools), for tests:
+never through kx's own code."""
+import struct
+
+from elftools.elf.elffile import ELFFile
+
+
+def vdso_image(vmlinux, image_address: int) -> bytes:
+    """The bytes of the vDSO image whose struct vdso_image (asm/vdso.h: `data`
+    and `size` come first) is at `image_address` (System.map)."""
+    with open(vmlinux, "rb") as f:
+        elf = ELFFile(f)
+        loads = [(s["p_vaddr"], s["p_filesz"], s["p_offset"]) for s in elf.iter_segments()
+                 if s["p_type"] == "PT_LOAD"]
+
+        def read_va(va, n):
+            for vaddr, filesz, off in loads:
+                if vaddr <= va and va + n <= vaddr + filesz:
+                    f.seek(off + va - vaddr)
+                    return f.read(n)
+            raise AssertionError(f"{va:#x} is not in {vmlinux}'s PT_LOADs")
+        data, size = struct.unpack("<QQ", read_va(image_address, 16))
+        return read_va(data, size)
