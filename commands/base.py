@@ -6,12 +6,16 @@ line (text) or {"error": ...} (JSON), never a Python traceback.
 """
 import argparse
 import json
+import re
 import sys
 import traceback
 
 import gdb
 
 from gdbext import errors
+
+
+_JSON_WORD = re.compile(r"(?:^|\s)[\"']?--json(?:\s|$)")
 
 
 class _HelpShown(Exception):
@@ -87,11 +91,15 @@ class KxCommand(gdb.Command):
         return sorted({w for w in words if w.startswith(word)})
 
     def invoke(self, arg, from_tty):
+        # --json is honoured even when the rest does not parse: an
+        # unbalanced quote makes gdb's argv one word that swallows it.
+        want_json = bool(_JSON_WORD.search(arg or ""))
         try:
             argv = gdb.string_to_argv(arg)
         except Exception as exc:  # unbalanced quotes and the like
-            raise gdb.GdbError(f"kx {self.name}: {exc}") from None
-        want_json = "--json" in argv
+            self._fail(f"cannot split the arguments: {exc}", want_json)
+            return
+        want_json = want_json or "--json" in argv
         try:
             args = self.parser.parse_args(argv)
             mismatch = kernel_mismatch()
