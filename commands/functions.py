@@ -75,10 +75,11 @@ Example: p $kx_per_cpu("runqueues", 1).nr_running"""
         if symbols.lookup(name) is None:
             raise errors.MissingSymbol(name)
         sym = gdb.lookup_global_symbol(name) or gdb.lookup_static_symbol(name)
-        if sym is None:
-            raise errors.MissingType(f"the variable {name}")
-        vtype = sym.type
         address = percpu.address(name, cpu)
+        if sym is None:
+            raise errors.KxError(f"the debug info has no variable `{name}` (a vmlinux without DWARF?), so its"
+                                 f" type is unknown; on CPU {cpu} it is at {address:#x}")
+        vtype = sym.type
         try:  # an lvalue when gdb can read it on this CPU's page tables
             machine.read(address, max(vtype.sizeof, 1), cpu)
             return gdb.Value(address).cast(vtype.pointer()).dereference()

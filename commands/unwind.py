@@ -111,6 +111,12 @@ class UserFrameFilter:
             name = entry.entry_of(newer.pc())
             if name is None:
                 return decorated
+            # Only below a stub frame that called into C (what the unwinder
+            # claims): stopped inside the stub itself (level 0, say at its
+            # first instruction), pt_regs is not built and the frame gdb
+            # found below is a guess, not the user-mode context.
+            if newer.level() == 0 or machine.read_in_unwinder(newer.pc() - 5, 1) != b"\xe8":
+                return decorated
             sp = int(newer.read_register("rsp")) & machine.MASK64
             mode = ptdec.mode_from_cs(int(frame.read_register("cs")))
             bits = {"64": "64-bit", "32": "32-bit compat"}.get(mode, mode)

@@ -4,7 +4,10 @@ Everything here uses the lab's own code (scripts/kxlab), as the product does.
 """
 import dataclasses
 import json
+import os
 import re
+import signal
+import time
 
 from kxlab import gdbrun, kernels, qemu
 
@@ -106,6 +109,22 @@ class GuestSession:
         lines = [l for l in out.splitlines() if l.strip()]
         assert len(lines) == 1, f"expected one JSON line from {command!r}, got:\n{out}"
         return json.loads(lines[0])
+
+    def cmd_interrupted(self, command: str, after: float, timeout: float = 120):
+        """Start a CLI command, send gdb a real SIGINT `after` seconds later
+        (what Ctrl-C in a terminal does), and wait for the command's result.
+        Returns (MI reply dict, seconds from the signal to the reply)."""
+        gdb = self.gdb
+        gdb.token += 1
+        token = gdb.token
+        quoted = command.replace("\\", "\\\\").replace('"', '\\"')
+        gdb.proc.stdin.write(f'{token}-interpreter-exec console "{quoted}"\n')
+        gdb.proc.stdin.flush()
+        time.sleep(after)
+        os.kill(gdb.proc.pid, signal.SIGINT)
+        t0 = time.monotonic()
+        reply = gdb._collect(token, timeout)
+        return reply, time.monotonic() - t0
 
     def reg(self, name: str) -> int:
         return self.gdb.eval(f"${name}")

@@ -317,9 +317,12 @@ def relocate(table, slide: int) -> float:
             keep = " ".join(f"-s {name} 0" for name in table.zero_based_sections)
             try:
                 gdb.execute(f"add-symbol-file {path} -o {slide:#x} {keep}", to_string=True)
-            except gdb.error as exc:
-                # Never leave gdb without symbols: back to the unrelocated file.
+            except (gdb.error, KeyboardInterrupt) as exc:
+                # Never leave gdb without symbols (a failure, or a Ctrl-C
+                # between the two commands): back to the unrelocated file.
                 gdb.execute(f"symbol-file {path}", to_string=True)
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
                 raise errors.KxError(f"could not relocate the symbols by {slide:#x}: {exc}") from None
     finally:
         _applying[0] = False
@@ -421,6 +424,11 @@ def _on_stop(_event=None) -> None:
             _announce(det)
             if det.match is None:
                 _announced_unknown[0] = key  # say "could not determine" once per connection
+    except KeyboardInterrupt:
+        # Ctrl-C at the attach stop: gdb prints a Python exception for what
+        # escapes a stop hook and nothing is running to interrupt, so drop
+        # it; the verdict was not cached and the next kx command decides.
+        pass
     except Exception:  # noqa: BLE001 - a stop hook must never break gdb
         pass
 

@@ -66,6 +66,7 @@ class StructReader:
     def layout(self) -> Tuple[Dict[str, _Resolved], List[Tuple[int, int]]]:
         cache = types._cache
         if self._layout_key not in cache:
+            types.lookup(self.struct_name)  # a symbol-only vmlinux: name the missing struct itself
             resolved = {}
             for m in self.members:
                 hit = None

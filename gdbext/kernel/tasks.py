@@ -179,8 +179,13 @@ def thread_info_address(task: Task) -> int:
 
 def current_pointer(cpu: int) -> int:
     """Address of `cpu`'s per-cpu pointer to its current task."""
-    if symbols.lookup("pcpu_hot") is not None and types.has_member("struct pcpu_hot", "current_task"):
-        return percpu.address("pcpu_hot", cpu, "current_task", "struct pcpu_hot")
+    if symbols.lookup("pcpu_hot") is not None:
+        if types.has_member("struct pcpu_hot", "current_task"):
+            return percpu.address("pcpu_hot", cpu, "current_task", "struct pcpu_hot")
+        if symbols.lookup("current_task") is None:
+            # 6.2-6.14 without DWARF (a symbol-only vmlinux): the symbol is
+            # there, its layout is not.
+            types.member("struct pcpu_hot", "current_task")  # raises MissingType, naming it
     if symbols.lookup("current_task") is None:
         raise errors.MissingSymbol("current_task (or pcpu_hot.current_task)")
     return percpu.address("current_task", cpu)

@@ -11,6 +11,7 @@ Facts it relies on (design-notes, re-measured on QEMU 7.2):
 - `maint packet Qqemu.PhyMemMode:1` makes memory accesses physical;
 - `monitor info registers` shows GDTR/IDTR/TR for the monitor's current CPU.
 """
+import collections
 import contextlib
 import re
 
@@ -38,8 +39,24 @@ _connection = {}      # per-connection facts (QEMU? KVM?)
 injecting = False     # set while target.msr single-steps; stop hooks ignore it
 
 
+# gdb's events only mark the cache stale, through a builtin (deque.append)
+# rather than a Python function: a Ctrl-C that arrives while gdb runs a
+# Python event handler is raised inside that handler, where gdb prints
+# "Python Exception <class 'KeyboardInterrupt'>" and swallows it, so the
+# kx command in progress would never see it.  A builtin runs no bytecode:
+# the interrupt stays pending for kx's own code.
+_stale = collections.deque(maxlen=1)
+
+
 def invalidate(*_args):
+    _stale.clear()
     _cache.clear()
+
+
+def _check_stale() -> None:
+    if _stale:
+        _stale.clear()
+        _cache.clear()
 
 
 def _forget_connection(*_args):
@@ -52,7 +69,7 @@ def _install_hooks():
                  "inferior_call"):
         reg = getattr(gdb.events, name, None)
         if reg is not None:
-            reg.connect(invalidate)
+            reg.connect(_stale.append)
     gdb.events.exited.connect(_forget_connection)
     if hasattr(gdb.events, "new_inferior"):
         gdb.events.new_inferior.connect(_forget_connection)
@@ -62,6 +79,7 @@ _install_hooks()
 
 
 def cached(key, compute):
+    _check_stale()
     try:
         return _cache[key]
     except KeyError:
@@ -76,6 +94,7 @@ def require_stopped() -> None:
     """Raise one clear error unless a remote target is attached and stopped.
     The verdict is cached per stop: gdb.Inferior.threads() costs ~0.2 ms,
     which `kx ps` would otherwise pay per memory read."""
+    _check_stale()
     if _cache.get("stopped"):
         return
     try:
@@ -94,7 +113,7 @@ def assume_stopped() -> None:
     """For code running inside a breakpoint's stop(): gdb still calls the
     thread running there, but its registers and memory are readable.  Drops
     the previous stop's cache too."""
-    _cache.clear()
+    invalidate()
     _cache["stopped"] = True
 
 
@@ -232,13 +251,36 @@ def _packet(text: str) -> str:
 
 @contextlib.contextmanager
 def physical_mode():
-    """QEMU's physical-memory mode for the gdbstub, always switched back."""
-    if _packet("Qqemu.PhyMemMode:1") != "OK":
+    """QEMU's physical-memory mode for the gdbstub, always switched back,
+    even when a Ctrl-C lands in the middle of a switch (the packet may
+    have been sent before gdb noticed the signal)."""
+    try:
+        ok = _packet("Qqemu.PhyMemMode:1") == "OK"
+    except BaseException:
+        _leave_physical_mode()
+        raise
+    if not ok:
         raise errors.NotSupported("this gdbstub cannot read physical memory (needs QEMU >= 4.1)")
     try:
         yield
     finally:
-        _packet("Qqemu.PhyMemMode:0")
+        _leave_physical_mode()
+
+
+def _leave_physical_mode() -> None:
+    """Switch the stub back to virtual addresses; a Ctrl-C during the switch
+    is held back until the switch is done, then re-raised."""
+    interrupted = False
+    for _attempt in range(3):
+        try:
+            _packet("Qqemu.PhyMemMode:0")
+            break
+        except KeyboardInterrupt:
+            interrupted = True
+        except gdb.error:
+            break  # the connection is gone: nothing left to switch back
+    if interrupted:
+        raise KeyboardInterrupt
 
 
 def read_phys_many(requests) -> list:
@@ -246,6 +288,7 @@ def read_phys_many(requests) -> list:
     out = [None] * len(requests)
     todo = []
     for i, (address, size) in enumerate(requests):
+        _check_stale()
         hit = _cache.get(("pread", address, size))
         if hit is None:
             todo.append(i)
@@ -306,7 +349,13 @@ def read_kernel(address: int, size: int, cpu: int = None) -> bytes:
         return read(address, size, cpu)
     except errors.MemoryUnreadable:
         pass
-    cr3 = registers(cpu)["cr3"]
+    regs = registers(cpu)
+    if regs.get("cr0") is not None and not regs["cr0"] & (1 << 31):
+        # No page tables to walk: the reset vector, real mode, the early
+        # 32-bit boot code.  Say that, not "not mapped at PML4 ...".
+        raise errors.MemoryUnreadable(address, size, f"CPU {cpu} runs with paging off (CR0={regs['cr0']:#x}):"
+                                      " the kernel has not set up its page tables yet (early boot)")
+    cr3 = regs["cr3"]
     kcr3 = paging.kernel_pgd_from_user_cr3(cr3)
     chunks = []
     pos, end = address, address + size

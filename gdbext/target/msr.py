@@ -27,6 +27,9 @@ from gdbext.target import machine
 RDMSR = b"\x0f\x32"
 STEP_ATTEMPTS = 5
 HLT = 0xF4
+EFER_LMA = 1 << 10     # long mode active
+CR0_PG = 1 << 31
+INJECTION_REGS = ("rip", "rcx", "rax", "rdx", "eflags")  # what the injection and its step change
 
 # MSR index -> gdbstub register name (QEMU target/i386/gdbstub.c)
 GDBSTUB_MSRS = {0xC0000080: "efer", 0xC0000100: "fs_base", 0xC0000101: "gs_base",
@@ -52,6 +55,14 @@ def injection_refusal(cpu: int):
     regs = machine.registers(cpu)
     if regs["cs"] is None or regs["cs"] & 3:
         return f"CPU {cpu} is in user mode (CPL {regs['cs'] & 3 if regs['cs'] is not None else '?'}): rdmsr would fault"
+    # Outside long mode with paging (reset vector, real mode, the
+    # decompressor's early 32-bit code) gdb's $pc is not the address the CPU
+    # fetches from (CS base + IP), so the bytes would land elsewhere and the
+    # step would run the real instruction (at reset: a far jmp that changes
+    # CS's hidden base, which gdb cannot put back).
+    if regs.get("efer") is None or not regs["efer"] & EFER_LMA or not (regs.get("cr0") or 0) & CR0_PG:
+        return (f"CPU {cpu} is not in 64-bit mode with paging (early boot: CR0={regs.get('cr0') or 0:#x},"
+                f" EFER={regs.get('efer') or 0:#x}): rdmsr is not injected there")
     try:
         before = machine.read(regs["rip"] - 1, 1, cpu)[0]
     except errors.MemoryUnreadable:
@@ -138,25 +149,36 @@ def _restore(cpu, pc, saved_code, saved_regs, saved_lock):
     """Put back the code bytes, every changed register and scheduler-locking.
     Each step is retried once if a Ctrl-C lands in the middle of it."""
     interrupted = False
-    steps = [lambda: machine.write(pc, saved_code, cpu)]
-    machine.invalidate()
-    now = machine.registers(cpu)
-    for name in machine.GENERAL_REGS:
-        if now.get(name) != saved_regs.get(name) and saved_regs.get(name) is not None:
-            steps.append(lambda n=name: _set_reg(n, saved_regs[n]))
-    steps.append(lambda: gdb.execute(f"set scheduler-locking {saved_lock}", to_string=True))
     failures = []
-    for step in steps:
+
+    def run(step):
+        nonlocal interrupted
         for attempt in range(3):
             try:
-                step()
-                break
+                return step()
             except KeyboardInterrupt:
                 interrupted = True
             except gdb.error as exc:
                 if attempt == 2:
                     failures.append(str(exc))
+        return None
+
+    # A Ctrl-C can cut the raw step short after QEMU executed it but before
+    # gdb's register cache was flushed: the cache would still show the old
+    # $pc and the restore would skip it.  Flush first, and always put back
+    # what the injection itself changes (rip, rcx, rax, rdx), stale or not.
+    run(_flush_register_cache)
+    machine.invalidate()
+    now = run(lambda: machine.registers(cpu)) or {}
+    run(lambda: machine.write(pc, saved_code, cpu))
+    for name in machine.GENERAL_REGS:
+        if saved_regs.get(name) is None:
+            continue
+        if name in INJECTION_REGS or now.get(name) != saved_regs.get(name):
+            run(lambda n=name: _set_reg(n, saved_regs[n]))
+    run(lambda: gdb.execute(f"set scheduler-locking {saved_lock}", to_string=True))
     machine.injecting = False
+    run(_flush_register_cache)
     machine.invalidate()
     after = machine.registers(cpu)
     changed = [n for n in machine.GENERAL_REGS if after.get(n) != saved_regs.get(n)]

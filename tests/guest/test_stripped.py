@@ -1,0 +1,117 @@
+"""A kernel missing what we hoped for (issue 7): gdb attached to the 6.12
+guest through a symbol-only ELF (`objcopy --strip-debug` on a copy of the
+vmlinux: .symtab stays, every .debug_* section goes).
+
+Commands that need only symbols and the CPU still answer, checked against
+System.map and QEMU's monitor: kx msr, gdt, idt, tss, syscalls (+ --check),
+kaslr, break.  Commands that need struct layouts say, in one line (and as
+{"error"} with --json), which type is missing.  Nothing is disturbed.
+"""
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from tests import reliability as R
+
+from .conftest import OwnSession, heartbeat_without_trap
+
+SERIES = "6.12"
+NEEDS_TYPES = ["kx task", "kx ps", "kx regs", "kx event", "kx vdso", "kx task 1", "kx regs 1",
+               "print $kx_current()", "print $kx_ptregs()", 'print $kx_per_cpu("runqueues")']
+# What each must name: a missing type, member or variable, in backquotes.
+MISSING = re.compile(r"(no type|no member|no variable) `[^`]+`")
+
+
+@pytest.fixture(scope="module")
+def stripped_lab(kernel_series, tmp_path_factory):
+    if kernel_series != SERIES:
+        pytest.skip(f"the symbol-only test runs on {SERIES}")
+    from kxlab import kernels
+    vmlinux = kernels.fetch(SERIES, quiet=True).vmlinux
+    out = tmp_path_factory.mktemp("stripped") / "vmlinux-nodebug"
+    subprocess.run([shutil.which("objcopy") or "objcopy", "--strip-debug", str(vmlinux), str(out)], check=True)
+    sections = subprocess.run(["readelf", "-S", "-W", str(out)], capture_output=True, text=True, check=True).stdout
+    assert ".symtab" in sections and ".debug_info" not in sections
+    session = OwnSession(SERIES, smp=2, vmlinux=out)
+    yield session
+    session.close()
+
+
+def test_symbol_only_vmlinux(stripped_lab, kernel_series):
+    kx = stripped_lab
+    s = kx.symbols
+    kx.run_to("entry_SYSCALL_64")                 # a symbol is all `tbreak *` needs
+    cpu = kx.gdb.eval("$_thread") - 1
+    snapper = R.Snapshotter(kx)
+    before = snapper.take()
+    findings = []
+
+    def run(command):
+        R.record_run(kernel_series, "symbol-only vmlinux", command)
+        r = R.run_checked(kx, command, f"{kernel_series}/symbol-only: {command}")
+        findings.extend(f"`{command}`: {p}" for p in r["problems"])
+        return r
+
+    def answer(command):
+        r = run(command + " --json")
+        j = r["json"] or {}
+        if "error" in j or r["error"]:
+            findings.append(f"`{command}` needs only symbols but said {j.get('error') or r['error']!r}")
+            return None
+        return j
+
+    monitor = kx.guest.cpu_registers(cpu)
+    j = answer("kx msr lstar cstar star")
+    if j:
+        m = {x["name"]: x for x in j["msrs"]}
+        assert m["IA32_LSTAR"]["value"] == s["entry_SYSCALL_64"] and m["IA32_LSTAR"]["source"] == "rdmsr"
+        assert m["IA32_LSTAR"]["symbol"] == "entry_SYSCALL_64"
+        assert m["IA32_STAR"]["value"] == (0x23 << 48) | (0x10 << 32)
+        # Intel model: CSTAR is 0.  Without struct cpuinfo_x86 kx cannot
+        # know the vendor, so it must not claim a mismatch.
+        assert m["IA32_CSTAR"]["value"] == 0 and m["IA32_CSTAR"].get("ok") is not False, m["IA32_CSTAR"]
+    j = answer("kx idt 0x80")
+    if j:
+        assert j["gates"][0]["handler"] == s["asm_int80_emulation"]
+        assert j["gates"][0]["symbol"] == "asm_int80_emulation"
+        assert (j["base"], j["limit"]) == (monitor["idt"]["base"], monitor["idt"]["limit"])
+    j = answer("kx gdt")
+    if j:
+        assert (j["base"], j["limit"]) == (monitor["gdt"]["base"], monitor["gdt"]["limit"])
+    j = answer("kx tss")
+    if j:
+        assert j["base"] == monitor["tr_seg"]["base"] and j["selector"] == monitor["tr_seg"]["selector"]
+    j = answer("kx syscalls openat")
+    if j:
+        (e,) = j["entries"]
+        assert e["nr"] == 257 and e["handler"] == s["__x64_sys_openat"]
+    j = answer("kx syscalls --check")
+    if j:
+        assert len(j["entries"]) > 300 and all(e["ok"] is not False for e in j["entries"])
+    j = answer("kx kaslr")
+    if j:
+        assert j["text_slide"] == 0 and j["match"] is True
+    j = answer("kx break openat")
+    if j:
+        assert j["locations"][0]["address"] == s["entry_SYSCALL_64"]
+    answer("kx break delete")
+    # Commands that need struct layouts name what is missing, in one line.
+    for command in NEEDS_TYPES:
+        for suffix in ("", " --json") if command.startswith("kx") else ("",):
+            r = run(command + suffix)
+            said = (r["json"] or {}).get("error") if suffix else r["error"]
+            if not said or not MISSING.search(said):
+                findings.append(f"`{command}{suffix}` should name the missing type, said "
+                                f"{said or r['output'][:200]!r}")
+    r = run("kx trace --count 1 --json")
+    if not (r["json"] and MISSING.search(r["json"].get("error", ""))):
+        findings.append(f"`kx trace --count 1 --json` should name the missing type: {r['output'][:200]!r}")
+    for d in R.diff(before, snapper.take()):
+        R.record_disturbance(f"{kernel_series}/symbol-only", d)
+        findings.append(f"disturbed the guest: {d}")
+    problem = heartbeat_without_trap(kx)
+    if problem:
+        findings.append(problem)
+    assert not findings, "\n".join(findings)
