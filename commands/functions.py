@@ -27,7 +27,9 @@ class _KxFunction(gdb.Function):
     def invoke(self, *args):
         try:
             from gdbext.kernel import kaslr
-            mismatch = kaslr.mismatch_message()  # the vmlinux check and KASLR slide, once per connection
+            # The vmlinux check and KASLR slide, once per connection; never a
+            # symbol reload in the middle of gdb evaluating an expression.
+            mismatch = kaslr.mismatch_message(relocate_gdb=False)
             if mismatch:
                 raise errors.KernelMismatch(mismatch)
             return self.call(*args)

@@ -20,6 +20,7 @@ The verdict is cached per connection and vmlinux file; it is dropped when
 gdb loads another objfile, loses the connection or the inferior exits.
 """
 import dataclasses
+import os
 import time
 from typing import Dict, List, Optional
 
@@ -339,10 +340,14 @@ def relocate(table, slide: int) -> float:
 # ---------------------------------------------------------------------------
 # The entry points
 
-def ensure(force: bool = False, inject: bool = False) -> Optional[Detection]:
+def ensure(force: bool = False, inject: bool = False, relocate_gdb: bool = True) -> Optional[Detection]:
     """The verdict for this connection: detect, relocate, cache.  None when
     there is nothing to check (not attached, or the target is running).
-    Raises only KxError/gdb.error when `force` (the explicit `kx kaslr`)."""
+    Raises only KxError/gdb.error when `force` (the explicit `kx kaslr`).
+    `relocate_gdb=False` (inside a gdb expression: $kx_* functions) slides
+    kx's own symbols only and leaves gdb's reload, and the cached verdict,
+    to the next stop or kx command: reloading the symbol file would free
+    objfiles the expression being evaluated still uses."""
     key = _connection_key()
     if key is None:
         return None
@@ -370,6 +375,9 @@ def ensure(force: bool = False, inject: bool = False) -> Optional[Detection]:
         symbols.set_untrusted(None)
         if det.slide is not None:
             det.gdb_slide = gdb_slide(table)
+            if det.gdb_slide != det.slide and not relocate_gdb:
+                symbols.set_slide(det.slide, det.path)
+                return det
             if det.gdb_slide != det.slide:
                 det.apply_seconds = relocate(table, det.slide)
                 det.relocated_now = True
@@ -387,10 +395,10 @@ def ensure(force: bool = False, inject: bool = False) -> Optional[Detection]:
     return det
 
 
-def mismatch_message(force: bool = False) -> Optional[str]:
+def mismatch_message(force: bool = False, relocate_gdb: bool = True) -> Optional[str]:
     """The mismatch warning for this connection, or None (checks once)."""
     try:
-        det = ensure(force=force)
+        det = ensure(force=force, relocate_gdb=relocate_gdb)
     except (errors.KxError, gdb.error):
         return None
     return det.mismatch if det is not None else None
@@ -441,8 +449,24 @@ def install_hooks() -> None:
         return
     _hooks_installed[0] = True
     gdb.events.stop.connect(_on_stop)
-    for name in ("new_objfile", "free_objfile", "clear_objfiles", "exited", "connection_removed",
-                 "inferior_deleted"):
+    for name in ("new_objfile", "free_objfile"):
+        reg = getattr(gdb.events, name, None)
+        if reg is not None:
+            reg.connect(_on_objfile)
+    for name in ("clear_objfiles", "exited", "connection_removed", "inferior_deleted"):
         reg = getattr(gdb.events, name, None)
         if reg is not None:
             reg.connect(reset)
+
+
+def _on_objfile(event) -> None:
+    """Only the vmlinux's own objfile changes the verdict: `add-symbol-file
+    module.ko` must not drop the slide kx's symbols carry."""
+    objfile = getattr(event, "new_objfile", None) or getattr(event, "objfile", None)
+    try:
+        if objfile is not None and objfile.filename and \
+                os.path.realpath(objfile.filename) != os.path.realpath(symbols.vmlinux_path()):
+            return
+    except Exception:  # noqa: BLE001 - no vmlinux known: forget, to be safe
+        pass
+    reset()

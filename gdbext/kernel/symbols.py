@@ -90,9 +90,14 @@ class SymbolTable:
 
     def describe(self, address: int, max_offset: int = 1 << 20):
         """(name, offset) of the symbol containing `address`, or None."""
-        a = address - self.slide
-        if not relocatable(a) or not relocatable(address):
+        if not relocatable(address):
             a = address  # per-cpu offsets and absolute values do not slide
+        else:
+            a = address - self.slide
+            if not relocatable(a):
+                # Below the slid image, in [__START_KERNEL_map, +slide): where
+                # the image would be without KASLR, so not a kernel symbol.
+                return None
         i = bisect.bisect_right(self._addrs, a) - 1
         # Prefer the innermost sized symbol among same-address aliases.
         while i >= 0:

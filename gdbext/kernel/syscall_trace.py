@@ -20,7 +20,7 @@ owns the connection.  What must come from gdb (per-cpu offsets, the symbols
 and types behind the decoder) is resolved in `prepare()`, before the loop.
 """
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List
 
 from gdbext import errors
 from gdbext.decoders.ptregs import PT_REGS_OFFSETS, PT_REGS_SIZE
@@ -40,30 +40,49 @@ class TracePoint:
     # int80_emulation() is entered with orig_ax = -1 and the number in ax
     # (6.1.66+ / 6.7+, arch/x86/entry/common.c): it stores orig_ax itself.
     nr_in_ax: bool = False
+    # Shared by two stubs: which one is told by the return address at [rsp].
+    shared: bool = False
+
+
+# do_SYSENTER_32() ends in `return do_fast_syscall_32(regs)` (common.c, 6.1
+# and 6.12), so one sysenter passes through both C functions: the loop breaks
+# only in do_fast_syscall_32 and tells the two compat stubs apart there.
+_CALLS_ON = {"do_SYSENTER_32": "do_fast_syscall_32"}
 
 
 def trace_points(flt: syscall_filter.SyscallFilter, want_return: bool) -> List[TracePoint]:
     """The loop's breakpoints for `flt`: the C entry function of every stub
-    this kernel has for the filter's ABIs, and with `want_return` the
-    instruction after each stub's call into C."""
-    points = []
+    this kernel has for the filter's ABIs (one per syscall: see _CALLS_ON),
+    and with `want_return` the instruction after each stub's call into C."""
+    points: Dict[int, TracePoint] = {}
     for abi in flt.abis:
         for stub, _ in syscall_filter.entry_locations(abi):
             for callee in entry.SYSCALL_ENTRIES.get(stub, ()):
                 address = symbols.lookup(callee)
-                if address is not None:
-                    points.append(TracePoint(address, "entry", abi, stub, callee == "int80_emulation"))
-                    break
+                if address is None:
+                    continue
+                inner = _CALLS_ON.get(callee)
+                if inner is not None and symbols.lookup(inner) is not None:
+                    callee, address = inner, symbols.lookup(inner)
+                shared = address in points or callee in _CALLS_ON.values()
+                points[address] = TracePoint(address, "entry", abi, stub, callee == "int80_emulation", shared)
+                break
             else:
                 raise errors.MissingSymbol(" / ".join(entry.SYSCALL_ENTRIES.get(stub, (stub,))))
         if want_return:
             for stub, address in syscall_filter.return_locations(abi):
-                points.append(TracePoint(address, "return", abi, stub))
-    # One C function may serve two stubs (never on x86-64 today): keep one point.
-    unique: Dict[int, TracePoint] = {}
-    for p in points:
-        unique.setdefault(p.address, p)
-    return list(unique.values())
+                points.setdefault(address, TracePoint(address, "return", abi, stub))
+    return list(points.values())
+
+
+def stub_of_shared_point(hit) -> str:
+    """At do_fast_syscall_32: entry_SYSENTER_compat if it was reached
+    through do_SYSENTER_32 (a call or a tail jump), else entry_SYSCALL_compat."""
+    caller = int.from_bytes(hit.read(hit.regs["rsp"], 8), "little")
+    found = symbols.table().describe(caller)
+    if found is not None and found[0] == "do_SYSENTER_32":
+        return "entry_SYSENTER_compat"
+    return entry.entry_of(caller) or "entry_SYSCALL_compat"
 
 
 class HitView(events.View):
@@ -140,17 +159,19 @@ class LoopTracer:
             self.skipped += 1
             return True
         view = HitView(hit, self.current_pointers)
-        if self.filter.needs_task:
-            brief = tasks.LIST_READER.read(view.current_task(), reader=view.read_kernel)
-            if not self.filter.wants_task(brief["pid"], brief["tgid"], brief["comm"]):
-                self.skipped += 1
-                return True
         try:
+            if self.filter.needs_task:
+                brief = tasks.LIST_READER.read(view.current_task(), reader=view.read_kernel)
+                if not self.filter.wants_task(brief["pid"], brief["tgid"], brief["comm"]):
+                    self.skipped += 1
+                    return True
             event = events.decode(view)
+            event.entry = stub_of_shared_point(hit) if point.shared else point.stub
         except errors.KxError:
+            # One unreadable task or pt_regs must not end the trace: counted
+            # in the summary ("undecodable").
             self.undecodable += 1
             return True
-        event.entry = point.stub
         if self.want_return:
             if len(self.pending) < _MAX_PENDING:
                 self.pending[event.task] = event
@@ -168,8 +189,3 @@ class LoopTracer:
         ax = int.from_bytes(hit.read(hit.regs["rsp"] + offset, 8), "little")
         event.ret = ax - (1 << 64) if ax >> 63 else ax
         return self.emit(event)
-
-
-def unfinished(tracer: Optional[LoopTracer]) -> List[events.SyscallEvent]:
-    """Entries still waiting for their return when the trace ended."""
-    return list(tracer.pending.values()) if tracer is not None else []

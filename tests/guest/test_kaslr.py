@@ -11,6 +11,7 @@ import re
 import pytest
 
 from .test_event import check_openat
+from .test_tasks import gdb_value, workload_pid
 
 ALIGN = 0x200000
 START_KERNEL_MAP = 0xFFFFFFFF80000000
@@ -95,13 +96,26 @@ def test_event_decodes_openat_as_without_kaslr(kk):
 
 
 def test_task_and_ps_work_with_kaslr(kk):
+    """Per-cpu and task reads after the relocation, against gdb's own reads
+    of the relocated symbols and the workload's pid from the console."""
     kk.run_to("do_syscall_64")
+    cpu = kk.gdb.eval("$_thread") - 1
     t = kk.json("kx task")
-    assert t["pid"] > 0 and t["comm"]
+    # current, read by gdb through the (relocated) per-cpu symbols.
+    assert t["address"] == gdb_value(kk, "$kx_current()") == runqueue_curr(kk, cpu)
     ps = kk.json("kx ps")
-    assert any(p["pid"] == 1 for p in ps["tasks"]) and any(p["comm"] == t["comm"] for p in ps["tasks"])
+    assert len(ps["tasks"]) == gdb_value(kk, "nr_threads") + 1 + (2 - 1)
+    pid = workload_pid(kk)
+    assert [p["comm"] for p in ps["tasks"] if p["pid"] == pid] == ["kxwork"]
+    w = kk.json(f"kx task {pid}")
+    assert w["comm"] == "kxwork" and w["pid"] == pid
     idt = kk.json("kx idt 0")
     assert idt["gates"][0]["symbol"] == "asm_exc_divide_error"
+
+
+def runqueue_curr(kx, cpu):
+    """runqueues[cpu].curr as gdb computes it from the relocated symbols."""
+    return gdb_value(kx, f"((struct rq *)((char *)&runqueues + __per_cpu_offset[{cpu}]))->curr")
 
 
 def test_physical_and_memory_layout(kk):

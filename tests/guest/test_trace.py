@@ -129,3 +129,17 @@ def test_bad_input(kx):
         assert r["error"] and needle in r["error"], (command, r)
         assert needle in kx.json(command)["error"]
     assert "No breakpoints" in kx.cmd("info breakpoints")
+
+
+def test_loop_breaks_once_per_compat_syscall(kx):
+    """do_SYSENTER_32() ends in do_fast_syscall_32() (arch/x86/entry/common.c):
+    a breakpoint in each would report every sysenter twice.  The loop's
+    entry points for --abi 32 are one C function per path, at System.map's
+    addresses."""
+    out = kx.cmd("python from gdbext.kernel import syscall_filter as f, syscall_trace as t; "
+                 "print(sorted((p.address, p.kind) for p in t.trace_points(f.build([], '32'), False)))")
+    points = dict(eval(out.strip().splitlines()[-1]))
+    sym = kx.symbols
+    int80 = sym.get("int80_emulation") or sym["do_int80_syscall_32"]
+    assert points == {int80: "entry", sym["do_fast_syscall_32"]: "entry"}
+    assert sym["do_SYSENTER_32"] not in points
