@@ -360,8 +360,8 @@ def ensure(force: bool = False, inject: bool = False, relocate_gdb: bool = True)
         if force:
             raise
         return None
-    if not (regs.get("cr0") or 0) >> 31 or not (regs.get("efer") or 0) & (1 << 10):
-        # CR0.PG and EFER.LMA: no 64-bit kernel runs yet (QEMU -S, early boot).
+    if not machine.long_mode_paging(regs):
+        # No 64-bit kernel runs yet (QEMU -S, early boot).
         if force:
             raise errors.NotSupported("the CPU is not in 64-bit paging mode yet: no kernel to check")
         return None

@@ -240,36 +240,20 @@ def read_kernel_image(address: int, name: str, abi: str, cpu: int) -> KernelImag
 def file_image(name: str) -> Optional[bytes]:
     """The image bytes as the vmlinux file has them (before the boot-time
     alternatives), found through the file's own struct vdso_image.data."""
-    path = symbols.vmlinux_path()
-    key = (path, name)
+    table = symbols.elf_table()
+    key = (table.path, name)
     if key in _file_cache:
         return _file_cache[key]
     result = None
-    addr = symbols.lookup(name)
-    if addr is not None:
-        file_va = addr - getattr(symbols.table(), "slide", 0)
-        try:
-            from elftools.elf.elffile import ELFFile
-        except ImportError:
-            return None
-        with open(path, "rb") as f:
-            elf = ELFFile(f)
-            loads = [(s["p_vaddr"], s["p_filesz"], s["p_offset"]) for s in elf.iter_segments()
-                     if s["p_type"] == "PT_LOAD"]
-
-            def read_va(va, n):
-                for vaddr, filesz, off in loads:
-                    if vaddr <= va and va + n <= vaddr + filesz:
-                        f.seek(off + va - vaddr)
-                        return f.read(n)
-                return None
-            head = read_va(file_va + _IMAGE.offset("data"), 8)
-            size = read_va(file_va + _IMAGE.offset("size"), 8)
-            if head and size:
-                data_va = int.from_bytes(head, "little")
-                n = int.from_bytes(size, "little")
-                if 0 < n <= vdec.MAX_IMAGE:
-                    result = read_va(data_va, n)
+    link = table.link_address(name)
+    if link is not None:
+        head = table.file_bytes(link + _IMAGE.offset("data"), 8)
+        size = table.file_bytes(link + _IMAGE.offset("size"), 8)
+        if len(head) == 8 and len(size) == 8:
+            n = int.from_bytes(size, "little")
+            if 0 < n <= vdec.MAX_IMAGE:
+                data = table.file_bytes(int.from_bytes(head, "little"), n)
+                result = data if len(data) == n else None
     _file_cache[key] = result
     return result
 

@@ -202,6 +202,17 @@ def cpu_halted(cpu: int):
     return cached(("halted", cpu), ask)
 
 
+CR0_PG = 1 << 31     # paging on
+EFER_LMA = 1 << 10   # long mode active
+
+
+def long_mode_paging(regs: dict) -> bool:
+    """Whether a vCPU with these registers runs in 64-bit mode with paging,
+    as every kernel C path does; not so at the reset vector, in real mode or
+    in the decompressor's early 32-bit code (QEMU -S, early boot)."""
+    return bool((regs.get("cr0") or 0) & CR0_PG and (regs.get("efer") or 0) & EFER_LMA)
+
+
 def cpl(cpu: int = None) -> int:
     return registers(cpu)["cs"] & 3
 
@@ -350,7 +361,7 @@ def read_kernel(address: int, size: int, cpu: int = None) -> bytes:
     except errors.MemoryUnreadable:
         pass
     regs = registers(cpu)
-    if regs.get("cr0") is not None and not regs["cr0"] & (1 << 31):
+    if regs.get("cr0") is not None and not regs["cr0"] & CR0_PG:
         # No page tables to walk: the reset vector, real mode, the early
         # 32-bit boot code.  Say that, not "not mapped at PML4 ...".
         raise errors.MemoryUnreadable(address, size, f"CPU {cpu} runs with paging off (CR0={regs['cr0']:#x}):"

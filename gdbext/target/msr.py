@@ -27,8 +27,6 @@ from gdbext.target import machine
 RDMSR = b"\x0f\x32"
 STEP_ATTEMPTS = 5
 HLT = 0xF4
-EFER_LMA = 1 << 10     # long mode active
-CR0_PG = 1 << 31
 INJECTION_REGS = ("rip", "rcx", "rax", "rdx", "eflags")  # what the injection and its step change
 
 # MSR index -> gdbstub register name (QEMU target/i386/gdbstub.c)
@@ -60,7 +58,7 @@ def injection_refusal(cpu: int):
     # fetches from (CS base + IP), so the bytes would land elsewhere and the
     # step would run the real instruction (at reset: a far jmp that changes
     # CS's hidden base, which gdb cannot put back).
-    if regs.get("efer") is None or not regs["efer"] & EFER_LMA or not (regs.get("cr0") or 0) & CR0_PG:
+    if not machine.long_mode_paging(regs):
         return (f"CPU {cpu} is not in 64-bit mode with paging (early boot: CR0={regs.get('cr0') or 0:#x},"
                 f" EFER={regs.get('efer') or 0:#x}): rdmsr is not injected there")
     try:
