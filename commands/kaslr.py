@@ -2,75 +2,13 @@
 the running kernel."""
 from gdbext import errors
 from gdbext.decoders import kaslr as kdec
-from gdbext.kernel import kaslr, symbols
+from gdbext.kernel import kaslr
 from gdbext.render import Report, Text
 from gdbext.target import machine
 
 from .base import KxCommand
 
 SOURCES = ("idt", "lstar", "banner", "build_id")
-
-
-def _read_u64(name):
-    addr = symbols.lookup(name)
-    if addr is None:
-        return None
-    try:
-        return machine.read_u64(addr)
-    except errors.KxError:
-        return None
-
-
-def _kernel_alignment():
-    """boot_params.hdr.kernel_alignment: CONFIG_PHYSICAL_ALIGN as the boot
-    loader saw it (Documentation/arch/x86/boot.rst, offset 0x230)."""
-    from gdbext.kernel import types
-    addr = symbols.lookup("boot_params")
-    if addr is None:
-        return None
-    try:
-        off = types.offsetof("struct boot_params", "hdr.kernel_alignment")
-        return int.from_bytes(machine.read_kernel(addr + off, 4), "little")
-    except errors.KxError:
-        return None
-
-
-def _layout(det, warnings):
-    """Physical and direct-map randomisation, read once the slide is known."""
-    out = {}
-    levels = 5 if machine.la57() else 4
-    out["paging_levels"] = levels
-    randomized = {}
-    for name in ("page_offset_base", "vmalloc_base", "vmemmap_base"):
-        out[name] = _read_u64(name)
-        randomized[name] = kdec.randomized(name, out[name], levels)
-    out["memory_randomized"] = randomized
-    phys_base = _read_u64("phys_base")
-    out["phys_base"] = None if phys_base is None else kdec.signed_delta(phys_base, 0)
-    text_link = symbols.elf_table().link_address("_text")
-    out["text"] = None if text_link is None else text_link + det.slide
-    out["physical_load"] = None
-    out["physical_load_walk"] = None
-    out["physical_slide"] = None
-    if text_link is not None:
-        if phys_base is not None:
-            # __pa_symbol(x) = x - __START_KERNEL_map + phys_base (page_64.h)
-            out["physical_load"] = (out["text"] - kdec.START_KERNEL_MAP + phys_base) & kdec.MASK64
-            # Without KASLR _text sits at its link-time physical address.
-            out["physical_slide"] = kdec.signed_delta(out["physical_load"], text_link - kdec.START_KERNEL_MAP)
-        try:
-            out["physical_load_walk"] = machine.translate(out["text"], cr3=machine.kernel_cr3()).phys
-        except errors.KxError as exc:
-            warnings.append(f"page walk of _text failed: {exc}")
-        if (out["physical_load"] is not None and out["physical_load_walk"] is not None
-                and out["physical_load"] != out["physical_load_walk"]):
-            warnings.append(f"phys_base says _text is at {out['physical_load']:#x}, the page tables "
-                            f"say {out['physical_load_walk']:#x}")
-    out["kernel_alignment"] = _kernel_alignment()
-    if out["kernel_alignment"] and det.slide % out["kernel_alignment"]:
-        warnings.append(f"slide {det.slide:#x} is not a multiple of boot_params.hdr.kernel_alignment "
-                        f"{out['kernel_alignment']:#x}")
-    return out
 
 
 class KxKaslr(KxCommand):
@@ -126,7 +64,7 @@ loaded."""
                 "check_ms": round(det.check_seconds * 1000, 1),
                 "apply_ms": round(det.apply_seconds * 1000, 1)}
         if det.match is not False and det.slide is not None:
-            data.update(_layout(det, warnings))
+            data.update(kaslr.memory_layout(det, warnings))
         data["warnings"] = warnings
         return Report(data, self.render(data))
 
