@@ -131,8 +131,22 @@ def selected_cpu() -> int:
     return gdb.selected_thread().num - 1
 
 
+# True while target/rsp.py's loop owns gdb's connection: gdb's register and
+# memory caches are stale then, and a packet sent by gdb would interleave
+# with the loop's.  Code running in the loop reads through its Hit.
+loop_owns_connection = False
+
+
+def _not_in_loop() -> None:
+    if loop_owns_connection:
+        # Not a KxError: callers that tolerate unreadable memory must not
+        # swallow it.
+        raise RuntimeError("the target was read through gdb while kx's trace loop owns the connection")
+
+
 def check_cpu(cpu) -> int:
     """The vCPU number to use: the selected one for None, else validated."""
+    _not_in_loop()
     if cpu is None:
         return selected_cpu()
     valid = cpus()
@@ -255,6 +269,7 @@ def write(address: int, data: bytes, cpu: int = None) -> None:
 
 
 def _packet(text: str) -> str:
+    _not_in_loop()
     out = gdb.execute(f"maint packet {text}", to_string=True)
     m = re.search(r'received: "(.*)"', out)
     return m.group(1) if m else ""

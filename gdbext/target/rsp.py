@@ -750,7 +750,11 @@ def run(breakpoints, on_hit, max_hits=None, duration=None, select_stopped=True,
                 if reply != "OK":
                     raise RspError(f"the stub refused a breakpoint at {a:#x} ({reply or 'unsupported'})")
                 inserted.append(a)
-            _loop(t, addrs, on_hit, max_hits, duration, result, layout, foreign_bps)
+            machine.loop_owns_connection = True
+            try:
+                _loop(t, addrs, on_hit, max_hits, duration, result, layout, foreign_bps)
+            finally:
+                machine.loop_owns_connection = False
         except KeyboardInterrupt:
             result.reason = "interrupted"
         except BaseException as exc:   # the callback's or ours: clean up, then re-raise
