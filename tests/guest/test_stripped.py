@@ -90,6 +90,9 @@ def test_symbol_only_vmlinux(stripped_lab, kernel_series):
     j = answer("kx syscalls --check")
     if j:
         assert len(j["entries"]) > 300 and all(e["ok"] is not False for e in j["entries"])
+        # Each handler is the one System.map gives its symbol (not kx's word).
+        assert all(e["handler"] == s[e["symbol"]] for e in j["entries"] if e["symbol"] in s)
+        assert sum(e["symbol"] in s for e in j["entries"]) > 300
     j = answer("kx kaslr")
     if j:
         assert j["text_slide"] == 0 and j["match"] is True
