@@ -102,6 +102,9 @@ def current() -> Optional[Detection]:
 # Reading the sources
 
 def _idt_source(table, cpu, notes):
+    # Not tables.idt(): that reads all 256 gates and falls back to the
+    # idt_table symbol, which is what is being checked here; this reads only
+    # the gates it compares and falls back to the fixed cpu_entry_area alias.
     links = {v: table.link_address(name) for v, name in kdec.IDT_SYMBOLS.items()}
     links = {v: a for v, a in links.items() if a is not None}
     if not links:
