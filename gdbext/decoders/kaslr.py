@@ -15,7 +15,6 @@ Facts (arch/x86, 6.1 and 6.12):
 """
 import collections
 import dataclasses
-import struct
 from typing import Dict, List, Mapping, Optional, Tuple
 
 MIN_ALIGN = 0x200000                 # arch/x86/Kconfig PHYSICAL_ALIGN, 64-bit
@@ -36,7 +35,6 @@ DEFAULT_BASES = {
 IDT_SYMBOLS = {0: "asm_exc_divide_error", 3: "asm_exc_int3", 6: "asm_exc_invalid_op",
                14: "asm_exc_page_fault"}
 
-NT_GNU_BUILD_ID = 3
 
 
 def relocatable(link_address: int) -> bool:
@@ -105,24 +103,6 @@ def idt_slide(handlers: Mapping[int, int], links: Mapping[int, int]) -> Tuple[Op
     counts = collections.Counter(per_vector.values())
     value, n = counts.most_common(1)[0]
     return (value if n * 2 > len(per_vector) else None), per_vector
-
-
-def find_build_id(notes: bytes) -> Optional[Tuple[int, bytes]]:
-    """(offset of the note header within `notes`, build-id bytes) of the
-    NT_GNU_BUILD_ID note in an ELF note section, or None.  Malformed notes
-    end the search."""
-    off = 0
-    while off + 12 <= len(notes):
-        namesz, descsz, ntype = struct.unpack_from("<III", notes, off)
-        name_off = off + 12
-        desc_off = name_off + ((namesz + 3) & ~3)
-        end = desc_off + ((descsz + 3) & ~3)
-        if end > len(notes) or namesz > 256 or descsz > 4096:
-            return None
-        if ntype == NT_GNU_BUILD_ID and notes[name_off:name_off + namesz] == b"GNU\0":
-            return off, notes[desc_off:desc_off + descsz]
-        off = end
-    return None
 
 
 def banner_summary(banner: str) -> str:

@@ -23,12 +23,12 @@ import struct
 from dataclasses import dataclass, field
 from typing import List, Optional
 
+from gdbext.decoders import elfnote
 from gdbext.decoders.bits import Record
 from gdbext.errors import DecodeError
 
 PAGE_SIZE = 4096
 MAX_IMAGE = 1 << 20          # the x86 images are 2 pages; anything huge is not a vDSO
-NT_GNU_BUILD_ID = 3          # elf.h
 LINUX_NOTE_VERSION = 0       # vdso-note.S: ELFNOTE_START(Linux, 0, "a")
 LINUX_NOTE_BUILD_SALT = 0x100  # include/linux/build-salt.h (CONFIG_BUILD_SALT string)
 
@@ -92,23 +92,6 @@ class VdsoImage(Record):
         return d
 
 
-def _notes(data: bytes):
-    """(name, type, desc) of each note in a PT_NOTE segment (4-byte aligned
-    in both ELF classes, as the kernel emits them)."""
-    pos = 0
-    while pos + 12 <= len(data):
-        namesz, descsz, ntype = struct.unpack_from("<III", data, pos)
-        pos += 12
-        name_end = pos + namesz
-        desc_start = pos + ((namesz + 3) & ~3)
-        desc_end = desc_start + descsz
-        if name_end > len(data) or desc_end > len(data):
-            raise DecodeError("vDSO: truncated ELF note")
-        name = data[pos:name_end].rstrip(b"\0").decode("ascii", "replace")
-        yield name, ntype, data[desc_start:desc_end]
-        pos = desc_start + ((descsz + 3) & ~3)
-
-
 def _check_header(data: bytes) -> int:
     if len(data) < 64 or data[:4] != b"\x7fELF":
         raise DecodeError("vDSO: not an ELF image (bad magic or too short)")
@@ -157,8 +140,8 @@ def _parse(data: bytes, bits: int) -> VdsoImage:
         start, size = seg["p_offset"], seg["p_filesz"]
         if start + size > len(data):
             raise DecodeError("vDSO: PT_NOTE lies outside the image")
-        for name, ntype, desc in _notes(data[start:start + size]):
-            if name == "GNU" and ntype == NT_GNU_BUILD_ID:
+        for _, name, ntype, desc in elfnote.iter_notes(data[start:start + size]):
+            if name == "GNU" and ntype == elfnote.NT_GNU_BUILD_ID:
                 build_id = desc.hex()
             elif name == "Linux" and ntype == LINUX_NOTE_VERSION and len(desc) >= 4:
                 linux_version = struct.unpack_from("<I", desc)[0]

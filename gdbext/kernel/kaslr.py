@@ -27,7 +27,7 @@ from typing import Dict, List, Optional
 import gdb
 
 from gdbext import errors
-from gdbext.decoders import descriptors
+from gdbext.decoders import descriptors, elfnote
 from gdbext.decoders import kaslr as kdec
 from gdbext.kernel import symbols, types
 from gdbext.target import machine
@@ -162,7 +162,7 @@ def _file_build_id(table):
     if not sec:
         return None
     notes = table.file_bytes(sec[0], sec[1])
-    hit = kdec.find_build_id(notes)
+    hit = elfnote.find_build_id(notes)
     if hit is None:
         return None
     off, build_id = hit

@@ -107,10 +107,10 @@ def test_translate_random(va, cr3, la57, mem):
 # vdso, kaslr, paging helpers).  Same rule: a result (JSON-ready where it is
 # data) or DecodeError, nothing else.
 
-from gdbext.decoders import kaslr as kaslrdec, qemu_monitor, syscall_args, vdso, x86insn  # noqa: E402
+from gdbext.decoders import elfnote, kaslr as kaslrdec, qemu_monitor, syscall_args, vdso, x86insn  # noqa: E402
 
 MORE_BYTE_DECODERS = [vdso.parse_vdso, vdso.decode_kernel_vsyscall, vdso.decode_vsyscall_stub,
-                      kaslrdec.find_build_id, kaslrdec.printable_prefix]
+                      elfnote.find_build_id, lambda b: list(elfnote.iter_notes(b)), kaslrdec.printable_prefix]
 MORE_INT_DECODERS = [
     syscall_args.errno_name, syscall_args.format_return, lambda v: syscall_args.format_return(v, True),
     syscall_args.format_open_flags, syscall_args.format_mode, syscall_args.format_at_dirfd,

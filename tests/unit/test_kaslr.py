@@ -4,7 +4,7 @@ import struct
 
 from hypothesis import given, settings, strategies as st
 
-from gdbext.decoders import descriptors
+from gdbext.decoders import descriptors, elfnote
 from gdbext.decoders import kaslr as k
 
 ALIGN = 0x200000
@@ -103,7 +103,7 @@ def test_find_build_id_among_other_notes():
     build_id = bytes(range(20))
     notes = (_note(b"Linux\0", 0x101, b"\0\0\0\0") + _note(b"Xen\0", 6, b"linux\0")
              + _note(b"GNU\0", 3, build_id) + _note(b"Xen\0", 7, b"2.6\0"))
-    off, got = k.find_build_id(notes)
+    off, got = elfnote.find_build_id(notes)
     assert got == build_id
     assert notes[off + 12:off + 16] == b"GNU\0"
 
@@ -111,14 +111,14 @@ def test_find_build_id_among_other_notes():
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=200))
 def test_find_build_id_never_raises(junk):
-    hit = k.find_build_id(junk)
+    hit = elfnote.find_build_id(junk)
     assert hit is None or isinstance(hit[1], bytes)
 
 
 def test_find_build_id_absent_or_truncated():
-    assert k.find_build_id(_note(b"Linux\0", 1, b"abcd")) is None
+    assert elfnote.find_build_id(_note(b"Linux\0", 1, b"abcd")) is None
     full = _note(b"GNU\0", 3, bytes(20))
-    assert k.find_build_id(full[:-4]) is None
+    assert elfnote.find_build_id(full[:-4]) is None
 
 
 def test_banner_summary():
