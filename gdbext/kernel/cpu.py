@@ -21,6 +21,17 @@ def vendor_is_intel():
         return None
 
 
+def boot_cpu_capabilities(cpu: int = None):
+    """boot_cpu_data.x86_capability[] as u32 words (the X86_FEATURE_* bits,
+    arch/x86/include/asm/cpufeatures.h), or None without the type."""
+    addr = symbols.lookup("boot_cpu_data")
+    if addr is None or not types.has_member("struct cpuinfo_x86", "x86_capability"):
+        return None
+    off, t = types.member("struct cpuinfo_x86", "x86_capability")
+    raw = machine.read_kernel(addr + off, t.sizeof, cpu)
+    return [int.from_bytes(raw[i:i + 4], "little") for i in range(0, len(raw) - 3, 4)]
+
+
 def tss(cpu: int):
     """The per-cpu x86_hw_tss (cpu_tss_rw.x86_tss) as the kernel keeps it."""
     size = types.sizeof("struct x86_hw_tss") if types.has("struct x86_hw_tss") else 104

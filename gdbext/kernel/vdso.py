@@ -23,6 +23,7 @@ import gdb
 
 from gdbext import errors
 from gdbext.decoders import vdso as vdec
+from gdbext.kernel import cpu as kcpu
 from gdbext.kernel import symbols, syscalls, tasks, types
 from gdbext.kernel.objcache import ObjfileCache
 from gdbext.kernel.structs import Member, StructReader
@@ -133,25 +134,6 @@ def task_cr3(mm_pgd: int, cpu: int) -> int:
     """The physical address of mm->pgd (a direct-map pointer), found by
     walking the kernel page tables rather than assuming PAGE_OFFSET."""
     return machine.translate(mm_pgd, cpu, machine.kernel_cr3(cpu)).phys
-
-
-def read_user_pages(cr3: int, address: int, size: int, cpu: int):
-    """[(offset, phys or None, bytes or None)] page by page through the
-    task's own page tables; None for a page with no PTE (not faulted in)."""
-    out = []
-    wanted = []
-    for off in range(0, size, PAGE):
-        try:
-            tr = machine.translate(address + off, cpu, cr3)
-        except errors.DecodeError:
-            out.append([off, None, None])
-            continue
-        out.append([off, tr.phys, None])
-        wanted.append((len(out) - 1, tr.phys))
-    data = machine.read_phys_many([(phys, min(PAGE, size - out[i][0])) for i, phys in wanted])
-    for (i, _phys), chunk in zip(wanted, data):
-        out[i][2] = chunk
-    return [tuple(x) for x in out]
 
 
 # ---------------------------------------------------------------------------
@@ -290,7 +272,7 @@ def task_vdso(task, cpu: int) -> TaskVdso:
     cr3 = task_cr3(mm["pgd"], cpu)
     pages = []
     chunks = []
-    for off, phys, data in read_user_pages(cr3, base, kimg.size, cpu):
+    for off, phys, data in machine.read_pages(cr3, base, kimg.size, cpu):
         try:
             kphys = machine.translate(kimg.data + off, cpu, machine.kernel_cr3(cpu)).phys
         except errors.DecodeError:
@@ -364,7 +346,7 @@ def trampoline(v: TaskVdso, cpu: int) -> Optional[dict]:
         return None
     decoded = vdec.decode_kernel_vsyscall(v.bytes_[off:off + 32])
     expected = None
-    caps = boot_cpu_caps(cpu)
+    caps = kcpu.boot_cpu_capabilities(cpu)
     if caps is not None:
         # X86_FEATURE_SYSCALL32 = 3*32+14, X86_FEATURE_SYSENTER32 = 3*32+15
         # (asm/cpufeatures.h, 6.1 and 6.12).
@@ -374,16 +356,6 @@ def trampoline(v: TaskVdso, cpu: int) -> Optional[dict]:
     return {"address": v.base + off, "kind": decoded.kind, "detail": decoded.detail,
             "expected_from_cpu_features": expected,
             "int80_landing_pad": v.base + landing if landing else None}
-
-
-def boot_cpu_caps(cpu: int) -> Optional[List[int]]:
-    """boot_cpu_data.x86_capability[] as u32 words, or None."""
-    addr = symbols.lookup("boot_cpu_data")
-    if addr is None or not types.has_member("struct cpuinfo_x86", "x86_capability"):
-        return None
-    off, t = types.member("struct cpuinfo_x86", "x86_capability")
-    raw = machine.read_kernel(addr + off, t.sizeof, cpu)
-    return [int.from_bytes(raw[i:i + 4], "little") for i in range(0, len(raw) - 3, 4)]
 
 
 # ---------------------------------------------------------------------------

@@ -397,6 +397,26 @@ def read_kernel(address: int, size: int, cpu: int = None) -> bytes:
     return b"".join(read_phys_many(chunks))
 
 
+def read_pages(cr3: int, address: int, size: int, cpu: int = None):
+    """[(offset, phys or None, bytes or None)] page by page through the page
+    tables at `cr3` (another task's, which need not be running), in one
+    batch of physical reads; None for a page with no PTE (not faulted in)."""
+    out = []
+    wanted = []
+    for off in range(0, size, PAGE):
+        try:
+            tr = translate(address + off, cpu, cr3)
+        except errors.DecodeError:
+            out.append([off, None, None])
+            continue
+        out.append([off, tr.phys, None])
+        wanted.append((len(out) - 1, tr.phys))
+    data = read_phys_many([(phys, min(PAGE, size - out[i][0])) for i, phys in wanted])
+    for (i, _phys), chunk in zip(wanted, data):
+        out[i][2] = chunk
+    return [tuple(x) for x in out]
+
+
 def read_u64(address: int, cpu: int = None) -> int:
     return int.from_bytes(read_kernel(address, 8, cpu), "little")
 
