@@ -7,6 +7,7 @@ from gdbext.target import machine
 from .base import KxCommand, add_cpu_option
 
 SEGMENT_REGS = ("cs", "ss", "ds", "es", "fs", "gs")
+CR0_PE = 1 << 0  # protected mode
 
 
 class KxGdt(KxCommand):
@@ -26,8 +27,19 @@ and which of CS/SS/DS/ES/FS/GS/TR hold which selector now."""
 
     def run(self, args):
         cpu = machine.check_cpu(args.cpu)
-        sysregs, entries = tables.gdt(cpu)
         regs = machine.registers(cpu)
+        if regs.get("cr0") is not None and not regs["cr0"] & CR0_PE:
+            # Real mode (reset, the boot sector): segments are base = sel << 4
+            # and the GDT is not consulted; GDTR holds its reset value (base
+            # 0, limit 0xffff) over the interrupt vector table (SDM Vol.3A 9.1.1).
+            sysregs = tables.system_registers(cpu)
+            data = {"cpu": cpu, "base": sysregs["gdt"]["base"], "limit": sysregs["gdt"]["limit"],
+                    "source": sysregs["source"], "entries": [], "selectors": {},
+                    "note": f"CPU {cpu} is in real mode (CR0.PE=0): the GDT is not in use"}
+            t = Text().head(f"GDT of CPU {cpu}: base {data['base']:#x} limit {data['limit']:#x} "
+                            f"({data['source']})").line(("dim", "  " + data["note"]))
+            return Report(data, t)
+        sysregs, entries = tables.gdt(cpu)
         loaded = {r.upper(): regs[r] for r in SEGMENT_REGS if regs.get(r) is not None}
         if sysregs["tr"]["selector"] is not None:
             loaded["TR"] = sysregs["tr"]["selector"]

@@ -260,6 +260,11 @@ def test_early_boot(paused_lab, kernel_series):
     # Commands that read kernel memory say why they cannot, in one line.
     r = R.run_checked(kx, "kx task --json", f"{kernel_series}/early-boot: kx task --json")
     assert "paging off" in r["json"]["error"] and "early boot" in r["json"]["error"], r
+    # Real mode: the GDT is not in use; GDTR is the monitor's reset value.
+    r = R.run_checked(kx, "kx gdt --json", f"{kernel_series}/early-boot: kx gdt --json")
+    gdtr = re.search(r"GDT=\s*([0-9a-f]+) ([0-9a-f]+)", monitor_cpu(kx, 0)["text"])
+    assert r["json"]["entries"] == [] and "real mode" in r["json"]["note"], r
+    assert (r["json"]["base"], r["json"]["limit"]) == (int(gdtr.group(1), 16), int(gdtr.group(2), 16)), r
     subs = help_subcommands(kx)
     findings = []
     for state, thread in (("early-boot", 1), ("early-boot-ap", 2)):
