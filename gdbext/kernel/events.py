@@ -174,8 +174,18 @@ def _live(stub: str, regs: Dict[str, int], view: View):
             notes.append("past the stub's first instruction the IRET frame has moved: the return "
                          "address is in pt_regs once they are built")
     elif stub == "entry_SYSENTER_compat":
+        # __kernel_vsyscall pushes ecx, edx, ebp and moves esp into ebp
+        # before sysenter, which saves no stack pointer: ebp is the user
+        # esp and argument 6 is the ebp pushed there (vdso32/system_call.S,
+        # entry_64_compat.S, common.c do_fast_syscall_32).
         notes.append("SYSENTER saves no return address: the kernel returns to the vDSO's "
                      "__kernel_vsyscall landing pad")
+        arg6 = None
+        try:
+            arg6 = int.from_bytes(view.read_user(values[5], 4), "little")
+        except errors.KxError:
+            notes.append("argument 6 is on the user stack, which is not readable here")
+        args = args[:5] + [("[ebp]", arg6 if arg6 is not None else 0)]
     return "32", nr, args, ret_ip, rflags, notes
 
 

@@ -129,10 +129,11 @@ static __attribute__((noreturn)) void work_main(void)
 				       0x66);
 		int s32 = run_and_wait("/bin/hello32");
 		int s64 = run_and_wait("/bin/hello64");
+		int sys32 = run_and_wait("/bin/sysenter32");
 		say("KX-HEARTBEAT round=%lu pid=%d fd=%ld invalid=%ld%s "
-		    "hello32=%d hello64=%d\n",
+		    "hello32=%d hello64=%d sysenter32=%d\n",
 		    round, getpid(), fd, bad, bad == -ENOSYS ? "(ENOSYS)" : "",
-		    s32, s64);
+		    s32, s64, sys32);
 	}
 }
 

@@ -3,6 +3,8 @@
 /init and /bin/kxwork: the static C workload (one binary, two roles).
 /bin/hello64: the seed's `syscall` hello.  /bin/hello32: the seed's
 `int $0x80` hello, assembled with `as --32` and linked with `ld -m elf_i386`.
+/bin/sysenter32: the same write through the vDSO's __kernel_vsyscall
+(sysenter on Intel).
 
 The archive is written here in the kernel's "newc" cpio format, which lets us
 include /dev/console without mknod or root.  It is cached by the hash of the
@@ -17,7 +19,7 @@ import tempfile
 
 from . import paths
 
-SOURCES = ("kxwork.c", "hello64.S", "hello32.S")
+SOURCES = ("kxwork.c", "hello64.S", "hello32.S", "sysenter32.S")
 TARGET_FILE_TEXT = b"kx lab: the file the workload opens every round\n"
 
 
@@ -29,7 +31,9 @@ def _build(out: pathlib.Path) -> dict:
     run("ld", "-o", "hello64", "hello64.o")
     run("as", "--32", "-o", "hello32.o", str(src / "hello32.S"))
     run("ld", "-m", "elf_i386", "-o", "hello32", "hello32.o")
-    return {name: (out / name).read_bytes() for name in ("kxwork", "hello64", "hello32")}
+    run("as", "--32", "-o", "sysenter32.o", str(src / "sysenter32.S"))
+    run("ld", "-m", "elf_i386", "-o", "sysenter32", "sysenter32.o")
+    return {name: (out / name).read_bytes() for name in ("kxwork", "hello64", "hello32", "sysenter32")}
 
 
 class _Newc:
@@ -94,6 +98,7 @@ def build(force: bool = False) -> pathlib.Path:
         cpio.file("bin/kxspin", bins["kxwork"])
         cpio.file("bin/hello64", bins["hello64"])
         cpio.file("bin/hello32", bins["hello32"])
+        cpio.file("bin/sysenter32", bins["sysenter32"])
         cpio.file("etc/kx-target", TARGET_FILE_TEXT, 0o644)
         # Keep the unpacked binaries beside the image: tests read their ELF
         # symbols (hello64_after_write, ...) as ground truth.

@@ -130,3 +130,18 @@ def test_event_refuses_where_there_is_no_syscall(kx):
         info = kx.cmd(f"thread {cpu + 1}")
         if "native_safe_halt" in info or "safe_halt" in info:
             assert "kernel thread" in kx.json(f"kx event --cpu {cpu}")["error"]
+
+
+def test_event_at_entry_sysenter_compat(kx):
+    """sysenter32's write through __kernel_vsyscall, at the first instruction
+    of entry_SYSENTER_compat: i386 ABI from live registers."""
+    from .test_tasks import elf_symbols
+    sym = elf_symbols("sysenter32")
+    kx.run_to("entry_SYSENTER_compat", condition="$eax == 4")
+    d = kx.json("kx event")
+    assert (d["abi"], d["nr"], d["name"], d["entry"], d["comm"]) == \
+        ("32", 4, "write", "entry_SYSENTER_compat", "sysenter32")
+    assert [(a["reg"], a["value"]) for a in d["args"][:3]] == [("ebx", 1), ("ecx", sym["msg"]), ("edx", 38)]
+    assert d["args"][2]["name"] == "count"
+    assert d["handler"]["symbol"] == "__ia32_sys_write"
+    assert len(d["args"]) == 3   # write's signature: no stack argument to show

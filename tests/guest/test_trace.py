@@ -143,3 +143,23 @@ def test_loop_breaks_once_per_compat_syscall(kx):
     int80 = sym.get("int80_emulation") or sym["do_int80_syscall_32"]
     assert points == {int80: "entry", sym["do_fast_syscall_32"]: "entry"}
     assert sym["do_SYSENTER_32"] not in points
+
+
+SYSENTER32_MSG = b"Hello from __kernel_vsyscall (32-bit)\n"
+
+
+def test_trace_sysenter_once_per_call(kx):
+    """scripts/guest/sysenter32 makes exactly one write, through the vDSO's
+    __kernel_vsyscall (sysenter on this Intel model): each run is one event,
+    named after entry_SYSENTER_compat, with the program's own arguments."""
+    sym = elf_symbols("sysenter32")
+    lines = json_lines(run_trace(kx, "kx trace write --abi 32 --comm sysenter32 --count 3 --json"))
+    events, summary = lines[:-1], lines[-1]["summary"]
+    assert len(events) == 3 and summary["events"] == 3
+    assert len({e["pid"] for e in events}) == 3, "one write per run: a repeated pid is a duplicate event"
+    for e in events:
+        assert (e["abi"], e["nr"], e["name"], e["entry"]) == ("32", 4, "write", "entry_SYSENTER_compat")
+        assert [(a["reg"], a["value"]) for a in e["args"]] == [("ebx", 1), ("ecx", sym["msg"]),
+                                                              ("edx", len(SYSENTER32_MSG))]
+        assert e["args"][1]["decoded"] == '"Hello from __kernel_vsyscall (32-bit)\\n"'
+    assert_no_breakpoint_left(kx)
