@@ -115,11 +115,7 @@ class GuestSession:
         (what Ctrl-C in a terminal does), and wait for the command's result.
         Returns (MI reply dict, seconds from the signal to the reply)."""
         gdb = self.gdb
-        gdb.token += 1
-        token = gdb.token
-        quoted = command.replace("\\", "\\\\").replace('"', '\\"')
-        gdb.proc.stdin.write(f'{token}-interpreter-exec console "{quoted}"\n')
-        gdb.proc.stdin.flush()
+        token = gdb.send_console(command)
         time.sleep(after)
         os.kill(gdb.proc.pid, signal.SIGINT)
         t0 = time.monotonic()

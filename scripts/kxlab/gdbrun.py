@@ -130,11 +130,20 @@ class GdbMI:
                 elif not m:
                     out.append(line + "\n")  # inferior or stray text
 
-    def mi(self, command: str, timeout: float = 120.0) -> dict:
+    def send(self, command: str) -> int:
+        """Send an MI command without waiting; its token, for _collect()."""
         self.token += 1
-        token = self.token
-        self.proc.stdin.write(f"{token}{command}\n")
+        self.proc.stdin.write(f"{self.token}{command}\n")
         self.proc.stdin.flush()
+        return self.token
+
+    def send_console(self, command: str) -> int:
+        """Start a CLI command without waiting (to interrupt it, say)."""
+        quoted = command.replace("\\", "\\\\").replace('"', '\\"')
+        return self.send(f'-interpreter-exec console "{quoted}"')
+
+    def mi(self, command: str, timeout: float = 120.0) -> dict:
+        token = self.send(command)
         reply = self._collect(token, timeout)
         kind, rest = reply["result"]
         if kind == "error":

@@ -114,11 +114,7 @@ def run_with_watchdog(kx, command, seconds):
     """Run a CLI command over MI; if it has not answered after `seconds`,
     send gdb a real SIGINT (Ctrl-C).  Returns (cmd_full-like dict, interrupted)."""
     gdb = kx.gdb
-    gdb.token += 1
-    token = gdb.token
-    quoted = command.replace("\\", "\\\\").replace('"', '\\"')
-    gdb.proc.stdin.write(f'{token}-interpreter-exec console "{quoted}"\n')
-    gdb.proc.stdin.flush()
+    token = gdb.send_console(command)
     interrupted = False
     try:
         reply = gdb._collect(token, seconds)

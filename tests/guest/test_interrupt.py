@@ -219,10 +219,7 @@ def test_qemu_dies_in_the_middle_of_a_command(kernel_series, tmp_path):
         s.cmd(f"source {path}")
         probe(s, slow_read=0.05)
         gdb = s.gdb
-        gdb.token += 1
-        token = gdb.token
-        gdb.proc.stdin.write(f'{token}-interpreter-exec console "kx ps"\n')
-        gdb.proc.stdin.flush()
+        token = gdb.send_console("kx ps")
         time.sleep(0.5)
         os.killpg(s.guest.proc.pid, signal.SIGKILL)
         s.guest.proc.wait(10)
