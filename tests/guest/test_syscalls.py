@@ -9,29 +9,15 @@ import re
 
 import pytest
 
-SRC = "/root/src/linux-source-{series}"
+from tests import kernel_source
 
 
 def source_root(kx):
-    root = SRC.format(series=kx.config.kernel)
-    if not os.path.isdir(root):
-        pytest.skip(f"no kernel source at {root} (apt-get install linux-source-{kx.config.kernel})")
-    return root
+    return kernel_source.source_root(kx.config.kernel)
 
 
 def syscall_tbl(kx, bits):
-    """nr -> (ABI name, entry point or None for ni_syscall), from the .tbl."""
-    out = {}
-    with open(os.path.join(source_root(kx), f"arch/x86/entry/syscalls/syscall_{bits}.tbl")) as f:
-        for line in f:
-            p = line.split()
-            if not p or p[0].startswith("#") or (bits == "64" and p[1] == "x32"):
-                continue
-            entry = p[3] if len(p) > 3 else None
-            if bits == "32" and len(p) > 4 and p[4] != "-":      # the compat entry point
-                entry = p[4]
-            out[int(p[0])] = (p[2], None if entry in (None, "sys_ni_syscall") else entry)
-    return out
+    return kernel_source.syscall_tbl(kx.config.kernel, bits)
 
 
 def define_params(kx, path, name, compat=False):

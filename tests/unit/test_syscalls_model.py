@@ -16,6 +16,7 @@ from hypothesis import given, strategies as st
 
 from gdbext import errors
 from gdbext.kernel import syscalls as S
+from tests import kernel_source
 
 MASK32 = 0xFFFFFFFF
 
@@ -448,22 +449,8 @@ class SizedSymbols(ReadelfSymbols):
 
 
 def syscall_tbl(series, bits):
-    """nr -> entry-point symbol without the ABI prefix (None: ni_syscall),
-    from arch/x86/entry/syscalls/syscall_{64,32}.tbl of the kernel source."""
-    path = f"/root/src/linux-source-{series}/arch/x86/entry/syscalls/syscall_{bits}.tbl"
-    if not os.path.exists(path):
-        pytest.skip(f"no kernel source at {path}")
-    out = {}
-    with open(path) as f:
-        for line in f:
-            p = line.split()
-            if not p or p[0].startswith("#") or (bits == "64" and p[1] == "x32"):
-                continue
-            entry = p[3] if len(p) > 3 else None
-            if bits == "32" and len(p) > 4 and p[4] != "-":      # the compat entry point
-                entry = p[4]
-            out[int(p[0])] = None if entry in (None, "sys_ni_syscall") else entry
-    return out
+    """nr -> entry-point symbol without the ABI prefix (None: ni_syscall)."""
+    return {nr: entry for nr, (_abi, entry) in kernel_source.syscall_tbl(series, bits).items()}
 
 
 KERNELS = _cached_kernels()

@@ -1,0 +1,31 @@
+"""Ground truth from the kernel's own source tree (Debian's linux-source-*
+unpacked under /root/src), for tests: never through kx's code."""
+import os
+
+import pytest
+
+SRC = "/root/src/linux-source-{series}"
+
+
+def source_root(series: str) -> str:
+    root = SRC.format(series=series)
+    if not os.path.isdir(root):
+        pytest.skip(f"no kernel source at {root} (apt-get install linux-source-{series})")
+    return root
+
+
+def syscall_tbl(series: str, bits: str) -> dict:
+    """nr -> (ABI name, entry point or None for ni_syscall), from
+    arch/x86/entry/syscalls/syscall_{64,32}.tbl; the i386 table's compat
+    entry point where it has one."""
+    out = {}
+    with open(os.path.join(source_root(series), f"arch/x86/entry/syscalls/syscall_{bits}.tbl")) as f:
+        for line in f:
+            p = line.split()
+            if not p or p[0].startswith("#") or (bits == "64" and p[1] == "x32"):
+                continue
+            entry = p[3] if len(p) > 3 else None
+            if bits == "32" and len(p) > 4 and p[4] != "-":      # the compat entry point
+                entry = p[4]
+            out[int(p[0])] = (p[2], None if entry in (None, "sys_ni_syscall") else entry)
+    return out
