@@ -140,7 +140,7 @@ def test_trace_with_kaslr(kk):
     """kx trace's loop breaks at the slid do_syscall_64 and decodes the
     workload's openat exactly as without KASLR (issue 5's --kaslr run)."""
     slide = true_slide(kk)
-    out = kk.gdb.cmd("kx trace openat --count 2 --json", timeout=120)
+    out = kk.gdb.cmd("kx trace openat --comm kxwork --count 2 --json", timeout=120)
     lines = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
     events, summary = lines[:-1], lines[-1]["summary"]
     assert summary["engine"] == "loop" and summary["events"] == 2 and not summary["interrupted"]
