@@ -11,10 +11,11 @@ setup(
     name="kx-gdb",
     version="0.1.0",
     description="GDB extension for debugging the Linux kernel's syscall entry path under QEMU",
+    license="GPL-2.0-or-later",
+    classifiers=["License :: OSI Approved :: GNU General Public License v2 or later (GPLv2+)"],
     python_requires=">=3.9",
-    packages=["gdbext", "gdbext.decoders", "gdbext.target", "gdbext.kernel",
+    packages=["gdbext", "gdbext.decoders", "gdbext.machine", "gdbext.kernel",
               "gdbext.commands"],
     package_dir={"gdbext.commands": "commands"},
-    package_data={"gdbext": ["data/*.json"]},
     install_requires=["pygments", "pyelftools"],
 )

@@ -5,7 +5,7 @@ from gdbext import errors, settings
 from gdbext.decoders.ptregs import PT_REGS_OFFSETS
 from gdbext.kernel import events, syscall_filter, tasks
 from gdbext.render import Report, Text
-from gdbext.target import machine
+from gdbext import machine
 
 from .base import KxCommand, parse_int
 from .event import render_event

@@ -3,7 +3,7 @@ import gdb
 
 from gdbext import errors
 from gdbext.kernel import percpu, symbols, tasks, types
-from gdbext.target import machine
+from gdbext import machine
 
 
 def _int(value, what):

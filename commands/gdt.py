@@ -2,7 +2,7 @@
 from gdbext.decoders import descriptors
 from gdbext.kernel import tables
 from gdbext.render import Report, Text
-from gdbext.target import machine
+from gdbext import machine
 
 from .base import KxCommand, add_cpu_option
 

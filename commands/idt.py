@@ -1,7 +1,7 @@
 """kx idt: one vCPU's Interrupt Descriptor Table, with int 0x80 called out."""
 from gdbext.kernel import symbols, tables
 from gdbext.render import Report, Text
-from gdbext.target import machine
+from gdbext import machine
 
 from .base import KxCommand, add_cpu_option, parse_int
 

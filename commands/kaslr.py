@@ -4,7 +4,7 @@ from gdbext import errors
 from gdbext.decoders import kaslr as kdec
 from gdbext.kernel import kaslr
 from gdbext.render import Report, Text
-from gdbext.target import machine
+from gdbext import machine
 
 from .base import KxCommand
 

@@ -4,8 +4,8 @@ from gdbext.decoders import msr as msrdec
 from gdbext.kernel import cpu as kcpu
 from gdbext.kernel import symbols
 from gdbext.render import Report, Text
-from gdbext.target import machine
-from gdbext.target import msr as tmsr
+from gdbext import machine
+from gdbext.machine import msr as tmsr
 
 from .base import KxCommand, add_cpu_option
 

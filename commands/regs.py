@@ -6,7 +6,7 @@ from gdbext.decoders.ptregs import PT_REGS_FIELDS, syscall_arg_registers
 from gdbext.kernel import entry, tasks
 from gdbext.kernel.events import X32_SYSCALL_BIT
 from gdbext.render import Report, Text
-from gdbext.target import machine
+from gdbext import machine
 
 from .base import KxCommand
 from .task import task_completions

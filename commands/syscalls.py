@@ -6,7 +6,7 @@ import textwrap
 from gdbext import errors
 from gdbext.kernel import syscalls
 from gdbext.render import Report, Text
-from gdbext.target import machine
+from gdbext import machine
 
 from .base import KxCommand, add_cpu_option, parse_int
 

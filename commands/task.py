@@ -3,7 +3,7 @@ from gdbext.decoders import flags as flagdec
 from gdbext.kernel import tasks, version
 from gdbext.kernel import cpu as kcpu
 from gdbext.render import Report, Text
-from gdbext.target import machine
+from gdbext import machine
 
 from .base import KxCommand, add_cpu_option
 

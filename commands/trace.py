@@ -8,7 +8,7 @@ import gdb
 from gdbext import errors, settings
 from gdbext.kernel import syscall_filter
 from gdbext.render import Report, Text
-from gdbext.target import machine
+from gdbext import machine
 
 from .base import KxCommand, parse_int
 from .breaks import KxBreakpoint
@@ -32,7 +32,7 @@ class _Sink:
             self.out.write(json.dumps(d, separators=(",", ":")) + "\n")
         if self.as_json:
             gdb.write(json.dumps(d, separators=(",", ":")) + "\n")
-        elif self.out is None or settings.get("debug") == "on":
+        elif self.out is None or settings.debug():
             t = Text().line(("dim", f"[cpu{event.cpu}] "), ("num", f"{event.pid} "), f"{event.comm:<15} ",
                             ("sym", event.strace()))
             gdb.write(t.render(settings.color_enabled()))
@@ -136,7 +136,7 @@ def _run_loop(flt, args, sink):
     """The trace on kx's own breakpoint loop (target/rsp.py): synchronous
     under every gdb interpreter, Ctrl-C ends it at once."""
     from gdbext.kernel import syscall_trace
-    from gdbext.target import rsp
+    from gdbext.machine import rsp
     try:
         points = syscall_trace.trace_points(flt, args.want_return)
         tracer = syscall_trace.LoopTracer(flt, args.want_return, points, lambda e: not sink.emit(e))

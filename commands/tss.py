@@ -5,7 +5,7 @@ from gdbext.decoders.tss import decode_tss64, ist_names_for_version
 from gdbext.kernel import cpu as kcpu
 from gdbext.kernel import symbols, tables, version
 from gdbext.render import Report, Text
-from gdbext.target import machine
+from gdbext import machine
 
 from .base import KxCommand, add_cpu_option
 

@@ -17,7 +17,7 @@ from gdbext import errors
 from gdbext.decoders import ptregs as ptdec
 from gdbext.decoders.descriptors import KERNEL_CS, USER32_CS, USER_CS
 from gdbext.kernel import entry, symbols
-from gdbext.target import machine
+from gdbext import machine
 
 # pt_regs field -> gdb's amd64 register name
 _REG_NAMES = {"r15": "r15", "r14": "r14", "r13": "r13", "r12": "r12", "bp": "rbp", "bx": "rbx",

@@ -3,7 +3,7 @@ from gdbext import errors
 from gdbext.kernel import tasks
 from gdbext.kernel import vdso as kvdso
 from gdbext.render import Report, Text
-from gdbext.target import machine
+from gdbext import machine
 
 from .base import KxCommand, add_cpu_option
 from .task import task_completions

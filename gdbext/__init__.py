@@ -1,8 +1,8 @@
 """kx: a gdb extension for debugging the Linux kernel's entry path on x86-64.
 
-Layers (see README and design notes):
+Layers (see README, "Layout"):
   gdbext.decoders   pure functions: bytes/ints in, structured values out
-  gdbext.target     the only code that touches the stopped machine
+  gdbext.machine    the only code that touches the stopped machine
   gdbext.kernel     symbols, types, per-cpu data, tasks, syscalls
   gdbext.commands   the thin `kx ...` gdb commands (the checkout's commands/)
 

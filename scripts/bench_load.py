@@ -5,7 +5,7 @@
 
 Prints, per measurement, the wall time and gdb's peak RSS.  Targets: loading
 the extension under 200 ms; the first type lookup with a warm index cache
-under ~1 s (vs ~20 s / 1.9 GB cold, design-notes).  Not a test: numbers only.
+under ~1 s (vs ~20 s / 1.9 GB cold).  Not a test: numbers only.
 """
 import argparse
 import os

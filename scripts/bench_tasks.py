@@ -31,7 +31,7 @@ def time_ps(s, repeat):
     s.run_to("ksys_write")
     runs, count = [], 0
     for _ in range(repeat):
-        s.cmd("python import gdbext.target.machine as m; m.invalidate()")  # as after a new stop
+        s.cmd("python import gdbext.machine as m; m.invalidate()")  # as after a new stop
         t0 = time.perf_counter()
         out = s.cmd("kx ps --json")
         runs.append(time.perf_counter() - t0)

@@ -15,7 +15,7 @@ the first instruction of do_syscall_64).  In one run it prints:
                arguments, strings) and written as JSON; its own summary's
                rate, set-up and resync included (--gdb-engine: also the
                gdb-breakpoint engine at entry_SYSCALL_64);
-  kx loop      gdbext.target.rsp.run() with a decoding callback that does
+  kx loop      gdbext.machine.rsp.run() with a decoding callback that does
                what full decoding needs: pt_regs (168 bytes at rdi), the
                current task (per-cpu current_task at __per_cpu_offset[cpu]),
                its pid and comm, and one user string (64 bytes at the user
@@ -50,13 +50,14 @@ sys.path[:0] = [ROOT, os.path.join(ROOT, "scripts")]
 
 from kxlab import bootstrap  # noqa: E402
 from tests.guestlib import GuestSession, LabConfig  # noqa: E402
-from gdbext.target import rsp  # noqa: E402  (its pure parts run without gdb)
+from gdbext.machine import rsp  # noqa: E402  (its pure parts run without gdb)
 
 # Runs inside gdb (sourced once).  Prints one JSON line per call.
 GDB_SIDE = r'''
 import json, time
 import gdb
-from gdbext.target import machine, rsp
+from gdbext import machine
+from gdbext.machine import rsp
 
 def _eval(expr):
     return int(gdb.parse_and_eval(expr)) & rsp.MASK64

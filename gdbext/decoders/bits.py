@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import struct
-from typing import Any, Dict, Iterable, List, Mapping, Union
+from typing import Any, Dict, List, Mapping, Union
 
 from gdbext.errors import DecodeError
 
@@ -122,21 +122,12 @@ def flag_bools(value: int, table: Mapping[int, str]) -> Dict[str, bool]:
     return {name: bit(value, n) for n, name in sorted(table.items())}
 
 
-def join_flags(names: Iterable[str], empty: str = "0") -> str:
-    names = list(names)
-    return "|".join(names) if names else empty
-
-
 def unpack_from(fmt: str, data: bytes, offset: int, what: str) -> tuple:
     """struct.unpack_from that reports short buffers as DecodeError."""
     try:
         return struct.unpack_from(fmt, data, offset)
     except struct.error as e:
         raise DecodeError(f"{what}: buffer too short ({len(data)} bytes): {e}") from None
-
-
-def u64_le(raw: BytesLike, what: str = "value") -> int:
-    return int.from_bytes(as_bytes(raw, 8, what, exact=True), "little")
 
 
 def int_or_bytes(raw: Any, size: int, what: str) -> int:

@@ -7,7 +7,7 @@ from gdbext.decoders import msr as msrdec
 from gdbext.decoders.descriptors import KERNEL_CS
 from gdbext.decoders.tss import decode_tss64
 from gdbext.kernel import percpu, symbols, types
-from gdbext.target import machine
+from gdbext import machine
 
 X86_VENDOR_INTEL = 0  # arch/x86/include/asm/processor.h
 

@@ -11,7 +11,7 @@ from typing import Optional, Tuple
 from gdbext import errors
 from gdbext.kernel import symbols
 from gdbext.kernel.objcache import ObjfileCache
-from gdbext.target import machine
+from gdbext import machine
 
 # entry stub -> the C functions it may call with pt_regs, newest kernel first.
 SYSCALL_ENTRIES = {

@@ -23,7 +23,7 @@ from gdbext.decoders.descriptors import USER32_CS
 from gdbext.decoders.msr import decode_rflags
 from gdbext.decoders.ptregs import PT_REGS_SIZE, decode_pt_regs
 from gdbext.kernel import entry, symbols, syscalls, tasks
-from gdbext.target import machine
+from gdbext import machine
 
 X32_SYSCALL_BIT = 0x40000000   # arch/x86/include/uapi/asm/unistd.h
 TS_COMPAT = 0x0002             # arch/x86/include/asm/thread_info.h

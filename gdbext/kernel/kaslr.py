@@ -30,7 +30,7 @@ from gdbext import errors
 from gdbext.decoders import descriptors, elfnote
 from gdbext.decoders import kaslr as kdec
 from gdbext.kernel import symbols, types
-from gdbext.target import machine
+from gdbext import machine
 
 # cpu_entry_area's read-only IDT alias, where idt_map_in_cea() puts idt_table
 # and what IDTR holds (arch/x86/include/asm/cpu_entry_area.h, 6.1 and 6.12):
@@ -139,7 +139,7 @@ def _idt_source(table, cpu, notes):
 
 
 def _lstar_source(table, cpu, notes):
-    from gdbext.target import msr as tmsr
+    from gdbext.machine import msr as tmsr
     link = table.link_address("entry_SYSCALL_64")
     if link is None:
         notes["lstar"] = "the vmlinux has no entry_SYSCALL_64"

@@ -8,7 +8,7 @@ is never trusted, since around swapgs it may hold the user value.
 """
 from gdbext import errors
 from gdbext.kernel import symbols, types
-from gdbext.target import machine
+from gdbext import machine
 
 
 def offset(cpu: int) -> int:

@@ -3,7 +3,7 @@
 A StructReader knows, per objfile, the offset and size of each member it was
 asked for (from the DWARF, through kernel/types).  `read(address)` coalesces
 members that lie close together into one range, reads each range once with
-target.machine.read_kernel, and unpacks every member from those bytes: for
+gdbext.machine.read_kernel, and unpacks every member from those bytes: for
 `kx ps` that is two small reads per task_struct instead of one gdb.Value per
 field.
 """
@@ -12,7 +12,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from gdbext import errors
 from gdbext.kernel import types
-from gdbext.target import machine
+from gdbext import machine
 
 # Two members closer than this are read together; the gap costs less than a
 # second round trip to the gdbstub.
@@ -93,7 +93,7 @@ class StructReader:
     def read(self, address: int, cpu: Optional[int] = None, reader=None) -> Dict[str, object]:
         """{key: value} for every member this kernel has; absent optional
         members are None.  `reader(address, size) -> bytes` replaces
-        target.machine.read_kernel (the trace loop reads through its own
+        gdbext.machine.read_kernel (the trace loop reads through its own
         packets)."""
         resolved, ranges = self.layout()
         if reader is None:

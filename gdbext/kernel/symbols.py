@@ -26,7 +26,7 @@ _STT_NOTYPE, _STT_OBJECT, _STT_FUNC = 0, 1, 2
 class SymbolTable:
     def __init__(self, path: str):
         self.path = path
-        self.slide = 0  # KASLR text slide applied by `kx kaslr` (issue 6)
+        self.slide = 0  # KASLR text slide applied by `kx kaslr`
         self._by_name = {}
         self._addrs = []
         self._entries = []  # (address, size, name), sorted by address

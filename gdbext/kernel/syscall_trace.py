@@ -15,7 +15,7 @@ Where the loop breaks, and why not at the entry stubs `kx break` uses:
   uses).
 
 Everything here reads the guest only through the loop's Hit (its packets),
-never through gdb or target.machine: gdb's caches are stale while the loop
+never through gdb or gdbext.machine: gdb's caches are stale while the loop
 owns the connection.  What must come from gdb (per-cpu offsets, the symbols
 and types behind the decoder) is resolved in `prepare()`, before the loop.
 """
@@ -25,7 +25,7 @@ from typing import Callable, Dict, List
 from gdbext import errors
 from gdbext.decoders.ptregs import PT_REGS_OFFSETS, PT_REGS_SIZE
 from gdbext.kernel import entry, events, symbols, syscall_filter, syscalls, tasks
-from gdbext.target import machine
+from gdbext import machine
 
 # Cap on entries waiting for their return (a task killed mid-call never returns).
 _MAX_PENDING = 4096

@@ -4,7 +4,7 @@ signatures, and how the kernel dispatches.
 Everything static comes from the vmlinux file (pyelftools, no guest reads,
 no DWARF): the tables, the dispatch switch, the ftrace metadata.  Only
 `check()` reads guest memory, once per table per stop, through
-target.machine.
+gdbext.machine.
 
 Facts this relies on (read in linux-source-6.1 and 6.12):
 - arch/x86/entry/syscall_64.c: `sys_call_table[]` holds `__x64_sys_NAME`
@@ -898,7 +898,7 @@ def check(abi: str = "64", cpu: int = None) -> List[Problem]:
     _stext.._etext) and, where the kernel dispatches through a switch, the
     switch's decoded targets.  Reads each once (batched, cached per stop)."""
     from gdbext.kernel import symbols
-    from gdbext.target import machine
+    from gdbext import machine
     t = table(abi)
     m = t.model
     st = symbols.table()

@@ -1,7 +1,7 @@
 """The descriptor tables of one vCPU: GDTR, IDTR and TR, then their contents.
 
 GDTR/IDTR/TR are not gdbstub registers.  They come from QEMU's monitor for
-exactly the vCPU asked about (target.machine.monitor_cpu_state), or, on a
+exactly the vCPU asked about (gdbext.machine.monitor_cpu_state), or, on a
 gdbserver without a monitor, from the kernel's own per-cpu copies: gdt_page
 (the RW alias of the GDT the CPU loads from cpu_entry_area), idt_table and
 cpu_tss_rw.  Either way one CPU's base is never paired with another's table.
@@ -9,7 +9,7 @@ cpu_tss_rw.  Either way one CPU's base is never paired with another's table.
 from gdbext import errors
 from gdbext.decoders import descriptors
 from gdbext.kernel import percpu, symbols, version
-from gdbext.target import machine
+from gdbext import machine
 
 GDT_SIZE = descriptors.GDT_ENTRIES * 8          # arch/x86/include/asm/segment.h
 IDT_SIZE = 256 * 16

@@ -1,7 +1,7 @@
 """Tasks: current, the task list, task_struct fields, stacks and pt_regs.
 
 Everything is read through StructReader (a few batched reads per task) and
-cached per stop by target.machine.  Version differences are handled here:
+cached per stop by gdbext.machine.  Version differences are handled here:
 - current: per-cpu `current_task` up to 6.1; `pcpu_hot.current_task` from
   6.2 ("x86/percpu: Move current_task to percpu hot section") to 6.14; plain
   `current_task` again from 6.15, when pcpu_hot was dissolved.  Per-cpu
@@ -21,7 +21,7 @@ from gdbext import errors
 from gdbext.decoders.ptregs import PT_REGS_SIZE, decode_pt_regs
 from gdbext.kernel import percpu, symbols, types
 from gdbext.kernel.structs import Member, StructReader
-from gdbext.target import machine
+from gdbext import machine
 
 PF_IDLE = 0x00000002      # include/linux/sched.h
 PF_KTHREAD = 0x00200000

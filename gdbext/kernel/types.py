@@ -78,5 +78,3 @@ def sizeof(name: str) -> int:
     return lookup(name).sizeof
 
 
-def member_size(struct: str, path: str) -> int:
-    return member(struct, path)[1].sizeof

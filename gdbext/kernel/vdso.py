@@ -27,7 +27,7 @@ from gdbext.kernel import cpu as kcpu
 from gdbext.kernel import symbols, syscalls, tasks, types
 from gdbext.kernel.objcache import ObjfileCache
 from gdbext.kernel.structs import Member, StructReader
-from gdbext.target import machine
+from gdbext import machine
 
 PAGE = 4096
 # enum order in arch/x86/entry/vsyscall/vsyscall_64.c (6.1, 6.12); the

@@ -19,7 +19,6 @@ def main(args) -> int:
         bootstrap.log(f"workload is running: pid {work['pid']}; attaching gdb")
         argv = gdbrun.gdb_argv(kernel.vmlinux, guest.port, batch=True,
                                extra_ex=["set kx color auto",
-                                         f"python KX_DEMO_PID = {work['pid']}",
                                          f"source {paths.SCRIPTS / 'kxlab' / 'demo_session.py'}"])
         rc = subprocess.run(argv).returncode
         if rc != 0:

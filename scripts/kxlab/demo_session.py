@@ -5,9 +5,6 @@ what kx sees there (the decoded event first), follows the call into C,
 traces the next 20 syscalls, then detaches and lets the guest run on."""
 import gdb
 
-PID = globals().get("KX_DEMO_PID")
-
-
 def banner(title):
     gdb.write("\n\x1b[1m== %s ==\x1b[0m\n" % title if gdb.parameter("style enabled") else
               "\n== %s ==\n" % title)

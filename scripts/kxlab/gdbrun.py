@@ -2,7 +2,7 @@
 
 The argv enables gdb's index cache *before* the vmlinux loads (`-iex`): on the
 590 MB Debian vmlinux that turns the first type lookup from ~20 s / 1.9 GB
-into well under a second (design-notes: loading cost).
+into well under a second.
 
 `GdbMI` drives one long-lived gdb over the machine interface, which frames
 every command's output and error exactly; the tests and benchmarks use it so

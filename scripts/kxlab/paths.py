@@ -12,7 +12,7 @@ GDBINIT = SCRIPTS / "gdbinit.py"
 REQUIREMENTS = REPO / "requirements.txt"
 
 # gdb embeds Debian's /usr/bin/python3, so the venv that gives gdb pygments
-# and pyelftools must be made by that interpreter (design-notes: gdb's Python).
+# and pyelftools must be made by that interpreter.
 SYSTEM_PYTHON = "/usr/bin/python3"
 
 

@@ -1,4 +1,4 @@
-"""Fixtures of the reliability tests (issue 7) and the figures they print.
+"""Fixtures of the reliability tests and the figures they print.
 
 tests/conftest.py owns the shared lab guests; this file adds
 - `paused_lab`: a guest booted with QEMU's -S, attached before its first
@@ -81,7 +81,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     f = reliability.FIGURES
     if not (f.runs or f.fuzzed or f.interrupts or f.checks):
         return
-    terminalreporter.section("kx reliability figures (issue 7)")
+    terminalreporter.section("kx reliability figures")
     for line in reliability.summary_lines():
         terminalreporter.write_line(line)
     out = os.environ.get("KX_RELIABILITY_OUT")

@@ -1,4 +1,4 @@
-"""Command-line fuzzing of every `kx` subcommand (issue 7: bad input).
+"""Command-line fuzzing of every `kx` subcommand.
 
 The subcommands come from `help kx`, so a new one is fuzzed without
 touching this file.  Inputs are drawn from a seeded generator

@@ -110,7 +110,7 @@ def test_kernel_read_through_page_walk_under_pti(at_entry):
     addr = kx.symbols["sys_call_table"]
     with pytest.raises(Exception, match="Cannot access memory"):
         kx.cmd(f"x/gx {addr:#x}")
-    out = kx.cmd(f"python from gdbext.target import machine; print(machine.read_kernel({addr:#x}, 16).hex())")
+    out = kx.cmd(f"python from gdbext import machine; print(machine.read_kernel({addr:#x}, 16).hex())")
     via_walk = bytes.fromhex(out.strip())
     kx.run_to("do_syscall_64")
     direct = kx.cmd(f"x/2gx {addr:#x}")
@@ -153,7 +153,7 @@ def test_injection_restores_on_error_and_interrupt(at_entry, fault):
     regs = ("rax", "rcx", "rdx", "rip", "eflags", "rsp")
     before = {r: kx.reg(r) for r in regs}
     code_before = kx.cmd("x/4bx $pc")
-    kx.cmd("python import gdb, gdbext.target.msr as M; M._saved_step = M._raw_step")
+    kx.cmd("python import gdb, gdbext.machine.msr as M; M._saved_step = M._raw_step")
     kx.cmd(f"python M._raw_step = lambda cpu: (_ for _ in ()).throw({fault})")
     try:
         r = kx.gdb.cmd_full("kx msr lstar")

@@ -1,5 +1,5 @@
 """Ctrl-C in the middle of kx commands, and a QEMU that dies under one
-(issue 7).  kx trace's Ctrl-C is tested in test_trace.py / test_rsp_loop.py.
+kx trace's Ctrl-C is tested in test_trace.py / test_rsp_loop.py.
 
 The SIGINT is real: os.kill(gdb, SIGINT), what a terminal's Ctrl-C does.
 Where it lands is reported honestly.  A probe installed in the test's gdb
@@ -31,8 +31,8 @@ from .conftest import OwnSession, heartbeat_without_trap
 
 PROBE = r'''
 import time, gdb
-import gdbext.target.msr as _M
-import gdbext.target.machine as _MA
+import gdbext.machine.msr as _M
+import gdbext.machine as _MA
 KXI = {"landed": None, "slow_step": 0.0, "slow_read": 0.0, "steps": 0, "reads": 0}
 _orig_step, _orig_read = _M._raw_step, _MA.read
 

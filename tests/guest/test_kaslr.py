@@ -138,7 +138,7 @@ def test_physical_and_memory_layout(kk):
 
 def test_trace_with_kaslr(kk):
     """kx trace's loop breaks at the slid do_syscall_64 and decodes the
-    workload's openat exactly as without KASLR (issue 5's --kaslr run)."""
+    workload's openat exactly as without KASLR."""
     slide = true_slide(kk)
     out = kk.gdb.cmd("kx trace openat --comm kxwork --count 2 --json", timeout=120)
     lines = [json.loads(l) for l in out.splitlines() if l.startswith("{")]

@@ -1,5 +1,5 @@
 """Every kx command, with its typical arguments (text and --json), in every
-target state; after each, the guest must be exactly as it was (issue 7).
+target state; after each, the guest must be exactly as it was.
 
 States (each checked against QEMU's monitor, never against kx):
 - user:       a vCPU at hello64's first user instruction (CPL 3);

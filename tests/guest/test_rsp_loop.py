@@ -1,4 +1,4 @@
-"""The fast trace loop (gdbext/target/rsp.py) on a live guest.
+"""The fast trace loop (gdbext/machine/rsp.py) on a live guest.
 
 Ground truth, none of it from the loop itself:
 - the workload's own account on the serial console: its pid (KX-WORK), its
@@ -27,7 +27,8 @@ GDB_SIDE = r'''
 import json
 import gdb
 from gdbext import errors
-from gdbext.target import machine, rsp
+from gdbext import machine
+from gdbext.machine import rsp
 
 
 def _eval(expr):

@@ -1,4 +1,4 @@
-"""A kernel missing what we hoped for (issue 7): gdb attached to the 6.12
+"""A kernel missing what we hoped for: gdb attached to the 6.12
 guest through a symbol-only ELF (`objcopy --strip-debug` on a copy of the
 vmlinux: .symtab stays, every .debug_* section goes).
 

@@ -103,7 +103,7 @@ def test_translate_random(va, cr3, la57, mem):
     json.dumps(t.to_dict())
 
 
-# -- issue 7: the decoders added since (x86insn, qemu_monitor, syscall_args,
+# -- the decoders added since (x86insn, qemu_monitor, syscall_args,
 # vdso, kaslr, paging helpers).  Same rule: a result (JSON-ready where it is
 # data) or DecodeError, nothing else.
 

@@ -5,7 +5,7 @@ target: registers per vCPU, virtual and physical memory, the page walk, and
 the QEMU monitor.  Everything above it asks here, so faults, caching and
 restores have one home.
 
-Facts it relies on (design-notes, re-measured on QEMU 7.2):
+Facts it relies on (measured on QEMU 7.2):
 - gdb thread N is vCPU N-1;
 - the gdbstub exposes fs_base, gs_base, k_gs_base, cr0-cr4, cr8 and efer;
 - `maint packet Qqemu.PhyMemMode:1` makes memory accesses physical;
@@ -36,7 +36,7 @@ ALL_REGS = GENERAL_REGS + SEGMENT_REGS + SYSTEM_REGS
 # or something writes to it.
 _cache = {}
 _connection = {}      # per-connection facts (QEMU? KVM?)
-injecting = False     # set while target.msr single-steps; stop hooks ignore it
+injecting = False     # set while gdbext.machine.msr single-steps; stop hooks ignore it
 
 
 # gdb's events only mark the cache stale, through a builtin (deque.append)
@@ -227,10 +227,6 @@ def long_mode_paging(regs: dict) -> bool:
     return bool((regs.get("cr0") or 0) & CR0_PG and (regs.get("efer") or 0) & EFER_LMA)
 
 
-def cpl(cpu: int = None) -> int:
-    return registers(cpu)["cs"] & 3
-
-
 # ---------------------------------------------------------------------------
 # Memory
 
@@ -259,7 +255,7 @@ def read_in_unwinder(address: int, size: int) -> bytes:
 
 
 def write(address: int, data: bytes, cpu: int = None) -> None:
-    """Only target.msr writes guest memory, and restores what it wrote."""
+    """Only gdbext.machine.msr writes guest memory, and restores what it wrote."""
     with on_cpu(check_cpu(cpu)):
         try:
             gdb.selected_inferior().write_memory(address, data)

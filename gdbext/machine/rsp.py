@@ -16,7 +16,7 @@ scripts/bench_trace.py, which also prints the numbers behind this):
 - Resuming a vCPU that sits on a breakpoint re-reports the same breakpoint
   without executing anything.  A loop of `c` + stop reply + `g` that does
   not step over the breakpoint runs at ~1 ms per "hit" and never makes
-  progress (the design notes' 0.27 ms raw figure came from such a loop).
+  progress (a 0.27 ms "raw" figure measured earlier came from such a loop).
 - gdb steps over the breakpoint on each hit (z0, vCont;s, Z0, vCont;c): two
   debug stops per event (the second flush is cheap: only one instruction ran
   since the first), plus its stop processing (~0.5-1.4 ms of gdb CPU).
@@ -719,7 +719,7 @@ def run(breakpoints, on_hit, max_hits=None, duration=None, select_stopped=True,
     single-steps every hit; `resync_gdb=False` is for tests that show what
     goes wrong without `resync`.
     """
-    from gdbext.target import machine
+    from gdbext import machine
     machine.require_stopped()
     addrs = sorted({a & MASK64 for a in breakpoints})
     if not addrs:
@@ -966,7 +966,7 @@ def resync(cpu: int = None) -> None:
     """Make gdb's view exact after packets it did not see: the stub's general
     thread, gdb's register, frame and memory caches, kx's per-stop cache,
     and (with `cpu`) the selected thread.  The guest must be stopped."""
-    from gdbext.target import machine
+    from gdbext import machine
     threads = {t.num: t for t in gdb.selected_inferior().threads()}
     thread = threads.get(cpu + 1) if cpu is not None else None
     if thread is not None and thread.is_valid():

@@ -1,4 +1,4 @@
-"""MSR reads, best source first (design-notes: registers over the gdbstub,
+"""MSR reads, best source first (measured: registers over the gdbstub,
 rdmsr injection):
 
 1. the gdbstub's own registers: efer, fs_base, gs_base, k_gs_base;
@@ -22,7 +22,7 @@ import dataclasses
 import gdb
 
 from gdbext import errors, settings
-from gdbext.target import machine
+from gdbext import machine
 
 RDMSR = b"\x0f\x32"
 STEP_ATTEMPTS = 5
