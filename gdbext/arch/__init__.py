@@ -1,0 +1,83 @@
+"""The architecture seam: one subpackage per architecture, chosen per
+connection from what gdb says it debugs.
+
+Adding an architecture means adding its subpackage (an `Arch` subclass, see
+base.py) and naming it in ARCHITECTURES below; nothing else in kx changes.
+Unit tests install a fake one with `use()`.
+"""
+import importlib
+from typing import Dict, Optional
+
+from gdbext import errors
+from gdbext.arch.base import Arch, EntryStub, RawCall, SyscallAbi, TableChoice  # noqa: F401
+
+# The one registration per architecture: its module builds ARCH.
+ARCHITECTURES = ("gdbext.arch.x86_64",)
+
+_registry: Dict[str, Arch] = {}
+_forced: Optional[Arch] = None
+
+
+def registry() -> Dict[str, Arch]:
+    if not _registry:
+        for module in ARCHITECTURES:
+            arch = importlib.import_module(module).ARCH
+            _registry[arch.name] = arch
+    return _registry
+
+
+def use(arch: Optional[Arch]) -> None:
+    """Force `arch` (a unit test's fake, or a user's choice); None restores
+    detection."""
+    global _forced
+    _forced = arch
+
+
+def for_gdb_name(name: str) -> Arch:
+    for arch in registry().values():
+        if name in arch.gdb_names:
+            return arch
+    raise errors.NotSupported(f"kx has no support for the {name} architecture "
+                              f"(it knows {', '.join(sorted(registry()))})")
+
+
+def _gdb_arch_name() -> Optional[str]:
+    try:
+        import gdb
+    except ImportError:
+        return None
+    try:
+        return gdb.selected_inferior().architecture().name()
+    except (gdb.error, AttributeError):
+        return None
+
+
+def current() -> Arch:
+    """The architecture of the target gdb debugs (x86-64 when gdb cannot
+    say, as before a connection)."""
+    if _forced is not None:
+        return _forced
+    name = _gdb_arch_name()
+    if name is None:
+        return registry()["x86_64"]
+    return for_gdb_name(name)
+
+
+def parse_abi(word: Optional[str], allow_all: bool = False, hidden: bool = True):
+    """The ABI a user's --abi word names (`64`, `ia32`, ...), or with
+    `allow_all` every selectable one for `all`: a list of SyscallAbi.  The
+    one parser behind every command's --abi.  `hidden` admits ABIs that
+    --abi does not offer by default (x32, reached through the 64-bit entry)."""
+    arch = current()
+    text = (word or arch.abis[0].name).lower()
+    if allow_all and text == "all":
+        return arch.selectable_abis()
+    try:
+        abi = arch.abi(text)
+    except KeyError:
+        abi = None
+    if abi is None or not (abi.selectable or hidden):
+        offered = [a.name for a in (arch.abis if hidden else arch.selectable_abis())]
+        words = ", ".join(offered) + (" or all" if allow_all else "")
+        raise errors.BadArgument(f"--abi must be {words}, not {word!r}")
+    return [abi]

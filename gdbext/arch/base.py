@@ -1,0 +1,184 @@
+"""The contract every architecture fulfils: what is specific to a CPU or a
+syscall ABI, and nothing else.
+
+The kernel model (tasks, events, syscall tables, the trace pipeline) and the
+arch-neutral commands ask `gdbext.arch.current()` for these facts; they
+never test which architecture they run on.  An architecture is one
+subpackage of gdbext.arch that builds an `Arch` and registers it.
+
+Pure data (register names, the ABIs, the entry stubs) lives in dataclasses;
+behaviour that differs (decoding the live registers at an entry stub,
+pt_regs, the page walk, stepping over a breakpoint) is a method that the
+architecture's subclass overrides.
+"""
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Tuple
+
+
+@dataclass(frozen=True)
+class EntryStub:
+    """Where the CPU lands for one syscall instruction, and the C functions
+    the stub calls with pt_regs (newest kernel first)."""
+    name: str                          # entry_SYSCALL_64
+    instruction: str                   # "syscall", "int $0x80", ...
+    c_functions: Tuple[str, ...]       # do_syscall_64
+    labels: Tuple[str, ...] = ()       # symbols inside the stub that name it too
+
+
+@dataclass(frozen=True)
+class SyscallAbi:
+    """One syscall ABI: which register holds the number and the arguments,
+    where pt_regs keeps them, and the entry stubs that serve it."""
+    name: str                          # kx's word for it: "64", "32"
+    aliases: Tuple[str, ...]           # other words --abi accepts
+    label: str                         # "64-bit", "i386 (compat)"
+    bits: int                          # width of the number and the arguments
+    nr_reg: str                        # register with the number at the instruction
+    arg_regs: Tuple[str, ...]          # argument registers, in order, as named to users
+    ptregs_nr: str                     # pt_regs member with the number once saved
+    ptregs_args: Tuple[str, ...]       # pt_regs members with the arguments
+    ptregs_ret: str                    # pt_regs member with the return value
+    stubs: Tuple[EntryStub, ...]       # entry stubs, newest kernel first
+    table: str                         # the kernel's table symbol (names the handlers)
+    handler_prefixes: Tuple[str, ...]  # __x64_sys_, sys_
+    compat_prefixes: Tuple[str, ...] = ()  # __ia32_compat_sys_, compat_sys_
+    switch: Optional[str] = None       # a dispatch function that replaced the table, if any
+    caller: str = ""                   # the C function(s) that dispatch, for the text
+    table_label: str = ""              # "64-bit", "ia32", "x32"
+    selectable: bool = True            # offered by --abi (x32 is reached through "64")
+
+    @property
+    def mask(self) -> int:
+        return (1 << self.bits) - 1
+
+
+@dataclass
+class RawCall:
+    """A syscall read off the machine, before names and types: the ABI, the
+    number and the six argument values with the registers that held them."""
+    abi: str
+    nr: int
+    args: List[Tuple[str, int]]
+    return_ip: Optional[int] = None
+    flags: Optional[int] = None
+    notes: List[str] = field(default_factory=list)
+    stub: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class TableChoice:
+    """Which table a number indexes, once ABI-specific bits are split off
+    (x86-64's x32 bit): the table's ABI, the index, and a note."""
+    abi: str
+    nr: int
+    note: Optional[str] = None
+    flagged: bool = False
+
+
+class Arch:
+    """An architecture.  Subclasses set the data attributes and override the
+    methods their CPU needs."""
+
+    name = ""                            # "x86_64"
+    gdb_names: Tuple[str, ...] = ()      # gdb's architecture names ("i386:x86-64")
+    elf_machine = ""                     # pyelftools' e_machine ("EM_X86_64")
+    pc = "pc"                            # register names as gdb calls them
+    sp = "sp"
+    general_regs: Tuple[str, ...] = ()   # read per vCPU in one `g` packet
+    system_regs: Tuple[str, ...] = ()
+    abis: Tuple[SyscallAbi, ...] = ()
+    pointer_size = 8
+
+    # -- ABIs -------------------------------------------------------------
+    def abi(self, name: str) -> SyscallAbi:
+        word = (name or self.abis[0].name).lower()
+        for a in self.abis:
+            if word == a.name or word in a.aliases:
+                return a
+        raise KeyError(name)
+
+    def selectable_abis(self) -> List[SyscallAbi]:
+        return [a for a in self.abis if a.selectable]
+
+    def stubs(self) -> Dict[str, Tuple[SyscallAbi, EntryStub]]:
+        """entry stub name (or a label inside it) -> (ABI, stub)."""
+        out = {}
+        for a in self.abis:
+            for s in a.stubs:
+                for name in (s.name,) + s.labels:
+                    out.setdefault(name, (a, s))
+        return out
+
+    def split_nr(self, abi: SyscallAbi, nr: int) -> TableChoice:
+        """The table and index a number selects; most ABIs: itself."""
+        return TableChoice(abi.name, nr)
+
+    def nr_from_raw(self, abi: SyscallAbi, raw: int) -> int:
+        """The number as the kernel compares it, from a raw register or
+        pt_regs slot (sign-extended at the ABI's width)."""
+        raw &= abi.mask
+        return raw - (1 << abi.bits) if raw >> (abi.bits - 1) else raw
+
+    def ret_from_raw(self, raw: int) -> int:
+        """A return value from its pt_regs slot (a signed long)."""
+        bits = 8 * self.pointer_size
+        raw &= (1 << bits) - 1
+        return raw - (1 << bits) if raw >> (bits - 1) else raw
+
+    # -- the machine's state ------------------------------------------------
+    def in_user_mode(self, regs: Dict[str, int]) -> bool:
+        raise NotImplementedError
+
+    def decode_pt_regs(self, raw: bytes):
+        """An object with one attribute per pt_regs member."""
+        raise NotImplementedError
+
+    pt_regs_size = 0
+
+    def live_call(self, stub: EntryStub, regs: Dict[str, int], view) -> RawCall:
+        """The call at an entry stub before pt_regs exist, from the live
+        registers (and, where the ABI needs it, the stack)."""
+        raise NotImplementedError
+
+    def pt_regs_pending(self, stub: EntryStub, regs: Dict[str, int], stack: int, pt_regs: int) -> bool:
+        """Whether, at `stub`, the syscall is still in the live registers
+        rather than in the (not yet written) pt_regs on the task stack."""
+        raise NotImplementedError
+
+    def call_from_pt_regs(self, pt, stub: Optional[EntryStub], pc: int, task: Dict) -> RawCall:
+        """The call saved in pt_regs; raises KxError when pt_regs do not
+        hold a syscall (an interrupt or exception frame)."""
+        raise NotImplementedError
+
+    # -- tracing --------------------------------------------------------------
+    def c_entry_pt_regs(self, function: str, regs: Dict[str, int]) -> int:
+        """pt_regs' address at the first instruction of the C function an
+        entry stub calls (`function`), from the argument registers."""
+        raise NotImplementedError
+
+    def plan_resume(self, address: int, code: bytes):
+        """How to get past a breakpoint at `address` (whose first bytes are
+        `code`) without a single-step: an emulation plan, or None."""
+        return None
+
+    def emulate(self, plan, regs: Dict[str, int]) -> Dict[str, int]:
+        raise NotImplementedError
+
+    # -- memory -----------------------------------------------------------------
+    def translate(self, address: int, regs: Dict[str, int], read_phys_u64: Callable[[int], int],
+                  root: Optional[int] = None):
+        """The page walk: a decoders.paging.Translation-like result."""
+        raise NotImplementedError
+
+    def kernel_page_table(self, regs: Dict[str, int]) -> int:
+        """The root of the kernel's page tables while `regs` may be on a
+        user one (KPTI)."""
+        raise NotImplementedError
+
+    def paging_enabled(self, regs: Dict[str, int]) -> bool:
+        return True
+
+    # -- commands -------------------------------------------------------------------
+    def register_commands(self) -> None:
+        """Register this architecture's CPU-state commands (x86: msr, gdt,
+        idt, tss)."""

@@ -1,0 +1,166 @@
+"""x86-64: the `syscall` ABI, ia32 compat (int $0x80, sysenter, 32-bit
+syscall) and x32; 4- and 5-level paging with KPTI; the MSR/GDT/IDT/TSS
+commands."""
+from typing import Dict, Optional
+
+from gdbext import errors
+from gdbext.arch.base import Arch, EntryStub, RawCall, SyscallAbi, TableChoice
+from gdbext.arch.x86_64 import abi as abis
+from gdbext.decoders import paging
+from gdbext.decoders.bits import MASK32, MASK64
+from gdbext.decoders.descriptors import USER32_CS
+from gdbext.decoders.ptregs import PT_REGS_SIZE, decode_pt_regs
+
+TS_COMPAT = 0x0002  # arch/x86/include/asm/thread_info.h
+CR0_PG = 1 << 31    # SDM Vol.3A 2.5
+CR4_LA57 = 1 << 12  # SDM Vol.3A 4.5
+
+
+def _u32(data: bytes) -> int:
+    return int.from_bytes(data[:4], "little")
+
+
+class X86_64(Arch):
+    name = "x86_64"
+    gdb_names = ("i386:x86-64",)
+    elf_machine = "EM_X86_64"
+    pc = "rip"
+    sp = "rsp"
+    general_regs = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp",
+                    "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip", "eflags",
+                    "cs", "ss", "ds", "es", "fs", "gs")
+    system_regs = ("fs_base", "gs_base", "k_gs_base", "cr0", "cr2", "cr3", "cr4", "cr8", "efer")
+    abis = abis.ABIS
+    pt_regs_size = PT_REGS_SIZE
+
+    # -- ABIs -------------------------------------------------------------
+    def split_nr(self, abi: SyscallAbi, nr: int) -> TableChoice:
+        if abi.name == "64" and nr >= 0 and nr & abis.X32_SYSCALL_BIT:
+            return TableChoice("x32", nr & ~abis.X32_SYSCALL_BIT,
+                               f"x32 ABI: nr {nr:#x} has __X32_SYSCALL_BIT (0x40000000) set", True)
+        return TableChoice(abi.name, nr)
+
+    def nr_from_raw(self, abi: SyscallAbi, raw: int) -> int:
+        if abi.bits == 64:
+            # do_syscall_64 compares the number as an unsigned long with
+            # the x32 bit cleared (arch/x86/entry/common.c).
+            raw &= MASK64
+            return raw - (1 << 64) if raw >> 63 else raw
+        return super().nr_from_raw(abi, raw)
+
+    # -- the machine's state ------------------------------------------------
+    def in_user_mode(self, regs: Dict[str, int]) -> bool:
+        return regs.get("cs") is not None and regs["cs"] & 3 == 3
+
+    def decode_pt_regs(self, raw: bytes):
+        return decode_pt_regs(raw)
+
+    def pt_regs_pending(self, stub: EntryStub, regs: Dict[str, int], stack: int, pt_regs: int) -> bool:
+        # Until the stub has switched to the task stack and pushed the
+        # frame, rsp is outside [stack, pt_regs].
+        return not (stack <= regs["rsp"] <= pt_regs)
+
+    def live_call(self, stub: EntryStub, regs: Dict[str, int], view) -> RawCall:
+        if stub.name == "entry_SYSCALL_64":
+            # SYSCALL left RIP in RCX and RFLAGS in R11 (SDM Vol.2B, SYSCALL).
+            nr = self.nr_from_raw(abis.ABI_64, regs["rax"])
+            return RawCall("64", nr, [(r, regs[r]) for r in abis.ABI_64.arg_regs],
+                           regs["rcx"], regs["r11"], stub=stub.name)
+        return _live_compat(stub, regs, view)
+
+    def call_from_pt_regs(self, pt, stub: Optional[EntryStub], pc: int, task: Dict) -> RawCall:
+        orig_ax, notes = pt.orig_ax, []
+        if orig_ax < 0 and _int80_before_orig_ax(stub, pc):
+            # int $0x80 as an IDT entry (6.1.66+ / 6.7+, common.c
+            # int80_emulation): the idtentry stub pushes -1 as orig_ax and
+            # int80_emulation() itself stores regs->orig_ax = regs->ax & 0xffffffff.
+            # Until it has, the number is still in pt_regs->ax.
+            orig_ax = pt.ax & MASK32
+            notes.append("int80_emulation() has not stored orig_ax yet: nr is pt_regs->ax")
+        if orig_ax < 0:
+            raise errors.KxError("it is not in a system call: pt_regs.orig_ax is -1 "
+                                 "(an interrupt or exception entry)")
+        compat = pt.cs == USER32_CS or bool((task.get("ti_status") or 0) & TS_COMPAT) or bool(notes)
+        abi = abis.ABI_32 if compat else abis.ABI_64
+        args = [(hw, getattr(pt, f) & abi.mask) for hw, f in zip(abi.arg_regs, abi.ptregs_args)]
+        name = stub.name if stub else ("entry_SYSCALL_64" if not compat else None)
+        return RawCall(abi.name, self.nr_from_raw(abi, orig_ax), args, pt.ip, pt.flags, notes, name)
+
+    # -- tracing --------------------------------------------------------------
+    def c_entry_pt_regs(self, function: str, regs: Dict[str, int]) -> int:
+        # do_syscall_64(struct pt_regs *, int), int80_emulation(struct
+        # pt_regs *), do_int80_syscall_32 / do_fast_syscall_32(struct pt_regs *):
+        # pt_regs is the first argument, in rdi (System V AMD64 ABI).
+        return regs["rdi"]
+
+    # -- memory -----------------------------------------------------------------
+    def paging_enabled(self, regs: Dict[str, int]) -> bool:
+        return regs.get("cr0") is None or bool(regs["cr0"] & CR0_PG)
+
+    def translate(self, address, regs, read_phys_u64, root=None):
+        la57 = bool((regs.get("cr4") or 0) & CR4_LA57)
+        cr3 = regs["cr3"] if root is None else root
+        return paging.translate(address & MASK64, cr3, read_phys_u64, la57)
+
+    def kernel_page_table(self, regs: Dict[str, int]) -> int:
+        # Under PTI the user CR3 has bit 12 set and the kernel PGD is the
+        # 8 KiB-aligned page below it (arch/x86/entry/calling.h).
+        return paging.kernel_pgd_from_user_cr3(regs["cr3"])
+
+
+def _int80_before_orig_ax(stub: Optional[EntryStub], pc: int) -> bool:
+    """Whether `pc` is in the int $0x80 IDT entry before orig_ax is set: in
+    asm_int80_emulation, or in int80_emulation() itself."""
+    if stub is not None and stub.name == "asm_int80_emulation":
+        return True
+    from gdbext.kernel import symbols
+    hit = symbols.table().describe(pc)
+    return hit is not None and hit[0] == "int80_emulation"
+
+
+def _live_compat(stub: EntryStub, regs: Dict[str, int], view) -> RawCall:
+    """The i386 ABI at a compat stub: eax = nr, ebx ecx edx esi edi ebp."""
+    a = abis.ABI_32
+    values = [regs[n.replace("e", "r", 1)] & MASK32 for n in a.arg_regs]
+    args = list(zip(a.arg_regs, values))
+    call = RawCall("32", X86.nr_from_raw(a, regs["rax"]), args, stub=stub.name)
+    if stub.name == "entry_SYSCALL_compat":
+        # SYSCALL from 32-bit code clobbers ECX, so the vDSO passes arg 2
+        # in EBP and arg 6 on the user stack (entry_64_compat.S).
+        call.return_ip, call.flags = regs["rcx"] & MASK32, regs["r11"]
+        arg6 = _user_u32(view, regs["rsp"] & MASK32, call.notes)
+        call.args = [("ebx", values[0]), ("ebp", values[5]), ("edx", values[2]), ("esi", values[3]),
+                     ("edi", values[4]), ("[esp]", arg6)]
+    elif stub.name in ("asm_int80_emulation", "entry_INT80_compat"):
+        from gdbext.kernel import symbols
+        if regs["rip"] == symbols.lookup(stub.name):
+            # The CPU pushed an IRET frame (RIP, CS, RFLAGS, RSP, SS) and
+            # %rsp points at it (SDM Vol.3A 6.14.2).
+            frame = view.read_kernel(regs["rsp"], 24)
+            call.return_ip = int.from_bytes(frame[0:8], "little")
+            call.flags = int.from_bytes(frame[16:24], "little")
+        else:
+            call.notes.append("past the stub's first instruction the IRET frame has moved: the return "
+                              "address is in pt_regs once they are built")
+    elif stub.name == "entry_SYSENTER_compat":
+        # __kernel_vsyscall pushes ecx, edx, ebp and moves esp into ebp
+        # before sysenter, which saves no stack pointer: ebp is the user
+        # esp and argument 6 is the ebp pushed there (vdso32/system_call.S,
+        # entry_64_compat.S, common.c do_fast_syscall_32).
+        call.notes.append("SYSENTER saves no return address: the kernel returns to the vDSO's "
+                          "__kernel_vsyscall landing pad")
+        arg6 = _user_u32(view, values[5], call.notes)
+        call.args = args[:5] + [("[ebp]", arg6)]
+    return call
+
+
+def _user_u32(view, address: int, notes) -> int:
+    try:
+        return _u32(view.read_user(address, 4))
+    except errors.KxError:
+        notes.append("argument 6 is on the user stack, which is not readable here")
+        return 0
+
+
+X86 = X86_64()
+ARCH = X86
