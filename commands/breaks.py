@@ -1,16 +1,13 @@
 """kx break: stop on matching system calls, at the entry stub, decoded."""
 import gdb
 
-from gdbext import errors, settings
-from gdbext.decoders.ptregs import PT_REGS_OFFSETS
-from gdbext.kernel import events, syscall_filter, tasks
+from gdbext import errors, machine, settings
+from gdbext.kernel import events, syscall_filter, syscall_hits, tasks
+from gdbext.machine import breakpoints
 from gdbext.render import Report, Text
-from gdbext import machine
 
 from .base import KxCommand, parse_int
 from .event import render_event
-
-_MAX_PENDING = 4096  # entries waiting for their return (exit() never returns)
 
 
 class _StubBreakpoint(gdb.Breakpoint):
@@ -34,14 +31,14 @@ class _StubBreakpoint(gdb.Breakpoint):
 
 
 class KxBreakpoint:
-    """One `kx break`: a filter and the gdb breakpoints that implement it."""
+    """One `kx break`: a filter, the gdb breakpoints that implement it, and
+    the syscall-hit pipeline (kernel/syscall_hits.py) behind them."""
 
     def __init__(self, number, flt, want_return):
         self.number = number
         self.filter = flt
         self.want_return = want_return
-        self.hits = 0
-        self.pending = {}
+        self.pipeline = syscall_hits.SyscallHits(flt, want_return)
         self.gdb_breakpoints = []
         try:
             for abi in flt.abis:
@@ -54,30 +51,24 @@ class KxBreakpoint:
             self.delete()
             raise
 
+    @property
+    def hits(self) -> int:
+        return self.pipeline.hits
+
     def _add(self, stub, address, kind):
-        # gdb announces a new breakpoint ("Breakpoint 3 at ...") on stdout,
-        # which would break --json's one-line promise: create it inside a
-        # gdb.execute(..., to_string=True) that captures the announcement.
-        _creating.append((self, stub, address, kind))
-        try:
-            gdb.execute(f"python import {__name__} as _kx_breaks; _kx_breaks._create_next()", to_string=True)
-        finally:
-            _creating.clear()
-        if _created_error:
-            raise _created_error.pop()
+        self.gdb_breakpoints.append(breakpoints.create_quietly(
+            lambda: _StubBreakpoint(self, stub, address, kind)))
 
     def alive(self) -> bool:
         return any(b.is_valid() for b in self.gdb_breakpoints)
 
     def delete(self):
-        for b in self.gdb_breakpoints:
-            if b.is_valid():
-                b.delete()
+        breakpoints.delete_all(self.gdb_breakpoints)
         self.gdb_breakpoints = []
-        self.pending.clear()
+        self.pipeline.pending.clear()
 
     def locations(self):
-        return [{"stub": b.stub, "address": int(b.location.lstrip("*"), 16), "kind": b.kind[0]}
+        return [{"stub": b.stub, "address": breakpoints.address_of(b), "kind": b.kind[0]}
                 for b in self.gdb_breakpoints if b.is_valid()]
 
     # -- the hot path: every syscall on every vCPU comes through here --------
@@ -86,32 +77,27 @@ class KxBreakpoint:
         kind, abi = bp.kind
         cpu = machine.selected_cpu()
         if kind == "return":
-            return self._on_return(cpu)
-        # Cheapest test first: the number is in a register.  At the entry
-        # stub the CPU is still on the user page table, so every kernel
-        # read is a page walk; a non-matching call must not pay for one.
-        rax = int(gdb.selected_frame().read_register("rax")) & machine.MASK64
-        nr = events.signed32(rax) if abi == "32" else (rax & ~events.X32_SYSCALL_BIT)
-        if not self.filter.wants_nr(abi, nr):
-            return False
-        if self.filter.needs_task:
+            return self._on_return(cpu, abi)
+        # At the entry stub the CPU may still be on the user page table, so
+        # every kernel read is a page walk: the number comes first, from its
+        # register, so a call nobody asked for pays for none.
+        raw = int(gdb.selected_frame().read_register(arch_nr_register(abi)))
+
+        def identity():
             t = tasks.read_task(tasks.current(cpu), detail=False, cpu=cpu)
-            if not self.filter.wants_task(t.pid, t.tgid, t.comm):
-                return False
-        event = events.decode(events.View(cpu))
-        self.hits += 1
-        if self.want_return and len(self.pending) < _MAX_PENDING:
-            self.pending[event.task] = event
+            return t.pid, t.tgid, t.comm
+        if not self.pipeline.wants(abi, raw, identity):
+            return False
+        event = self.pipeline.entered(events.decode(events.View(cpu)))
         return self.entered(event)
 
-    def _on_return(self, cpu) -> bool:
-        event = self.pending.pop(tasks.current(cpu), None)
+    def _on_return(self, cpu, abi) -> bool:
+        from gdbext import arch
+        pt_regs = arch.current().pt_regs_after_c_call(machine.registers(cpu))
+        offset = syscall_hits.return_value_offset(abi)
+        event = self.pipeline.returned(tasks.current(cpu), lambda: machine.read_u64(pt_regs + offset, cpu))
         if event is None:
             return False
-        rsp = machine.registers(cpu)["rsp"]  # just after the call: rsp = pt_regs
-        ax = int.from_bytes(machine.read_kernel(rsp + PT_REGS_OFFSETS["ax"], 8, cpu), "little")
-        event.ret = ax - (1 << 64) if ax >> 63 else ax
-        self.hits += 1
         return self.returned(event, cpu)
 
     # -- what a match does: `kx break` prints and stops; `kx trace` overrides
@@ -130,18 +116,17 @@ class KxBreakpoint:
         gdb.write(text.render(settings.color_enabled()))
 
 
+def arch_nr_register(abi: str) -> str:
+    """The register that holds the number at the ABI's entry stubs, as the
+    machine layer names it (the 64-bit register for eax)."""
+    from gdbext import arch
+    a = arch.current()
+    name = a.abi(abi).nr_reg
+    return a.full_register(name)
+
+
 _breakpoints = {}
 _next_number = [1]
-_creating = []        # (owner, stub, address, kind) handed to _create_next()
-_created_error = []
-
-
-def _create_next():
-    owner, stub, address, kind = _creating.pop()
-    try:
-        owner.gdb_breakpoints.append(_StubBreakpoint(owner, stub, address, kind))
-    except Exception as exc:  # re-raised by KxBreakpoint._add outside gdb.execute
-        _created_error.append(exc)
 
 
 def active():

@@ -149,7 +149,7 @@ def _run_loop(flt, args, sink):
             sink.out.close()
     extra = {"engine": "loop", "reason": result.reason, "hits": tracer.hits, "filtered_out": tracer.skipped,
              "undecodable": tracer.undecodable, "single_steps": result.steps,
-             "unreturned": len(tracer.pending) if args.want_return else 0}
+             "unreturned": tracer.unreturned if args.want_return else 0}
     interrupted = result.reason != "callback"
     return _summary(flt, args, sink, elapsed, interrupted, extra)
 

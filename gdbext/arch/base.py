@@ -23,6 +23,12 @@ class EntryStub:
     instruction: str                   # "syscall", "int $0x80", ...
     c_functions: Tuple[str, ...]       # do_syscall_64
     labels: Tuple[str, ...] = ()       # symbols inside the stub that name it too
+    # The pt_regs member that holds the number when the C function is
+    # entered, where it is not the ABI's (the C function stores it itself).
+    c_nr_member: Optional[str] = None
+    # A C function the stub's C function ends by calling with the same
+    # pt_regs: a tracer breaks there instead, so each call is seen once.
+    c_tail: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,7 @@ class RawCall:
     flags: Optional[int] = None
     notes: List[str] = field(default_factory=list)
     stub: Optional[str] = None
+    source: str = "registers"          # or "pt_regs"
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,9 @@ class Arch:
     system_regs: Tuple[str, ...] = ()
     abis: Tuple[SyscallAbi, ...] = ()
     pointer_size = 8
+    kernel_space_start = 0             # lowest kernel address
+    other_entry_prefixes: Tuple[str, ...] = ()  # non-syscall entry stubs that also build pt_regs
+    default_thread_size = 16 * 1024    # THREAD_SIZE when no symbol tells
 
     # -- ABIs -------------------------------------------------------------
     def abi(self, name: str) -> SyscallAbi:
@@ -125,7 +135,22 @@ class Arch:
         raw &= (1 << bits) - 1
         return raw - (1 << bits) if raw >> (bits - 1) else raw
 
+    def full_register(self, name: str) -> str:
+        """The register the machine layer reads for `name` (an ABI may name
+        a part of one: x86's eax is rax's low half)."""
+        return name
+
     # -- the machine's state ------------------------------------------------
+    def current_task_pointer(self, cpu: int) -> int:
+        """Address of `cpu`'s pointer to its current task: by default the
+        per-cpu variable `current_task` (&var + __per_cpu_offset[cpu],
+        kernel/percpu.py)."""
+        from gdbext import errors
+        from gdbext.kernel import percpu, symbols
+        if symbols.lookup("current_task") is None:
+            raise errors.MissingSymbol("current_task")
+        return percpu.address("current_task", cpu)
+
     def in_user_mode(self, regs: Dict[str, int]) -> bool:
         raise NotImplementedError
 
@@ -134,6 +159,11 @@ class Arch:
         raise NotImplementedError
 
     pt_regs_size = 0
+    pt_regs_offsets: Dict[str, int] = {}
+
+    def top_of_stack_padding(self, lookup: Callable[[str], Optional[int]]) -> int:
+        """Bytes between pt_regs and the top of a task's stack."""
+        return 0
 
     def live_call(self, stub: EntryStub, regs: Dict[str, int], view) -> RawCall:
         """The call at an entry stub before pt_regs exist, from the live
@@ -150,10 +180,24 @@ class Arch:
         hold a syscall (an interrupt or exception frame)."""
         raise NotImplementedError
 
+    def direct_calls(self, code: bytes, start: int) -> List[Tuple[int, int, int]]:
+        """[(address, target, address after it)] of the direct calls in
+        `code`, which starts at `start`."""
+        raise NotImplementedError
+
     # -- tracing --------------------------------------------------------------
     def c_entry_pt_regs(self, function: str, regs: Dict[str, int]) -> int:
         """pt_regs' address at the first instruction of the C function an
         entry stub calls (`function`), from the argument registers."""
+        raise NotImplementedError
+
+    def pt_regs_after_c_call(self, regs: Dict[str, int]) -> int:
+        """pt_regs' address in an entry stub just after its call into C
+        returned (where the return value is in pt_regs)."""
+        raise NotImplementedError
+
+    def return_address_at_c_entry(self, regs: Dict[str, int], read: Callable[[int, int], bytes]) -> int:
+        """Where the C function just entered returns to (the caller)."""
         raise NotImplementedError
 
     def plan_resume(self, address: int, code: bytes):

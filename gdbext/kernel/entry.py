@@ -1,38 +1,19 @@
 """The kernel's entry points and where each one hands pt_regs to C.
 
-Every entry stub builds struct pt_regs on the task stack and then calls a C
-function with %rsp pointing at it (arch/x86/entry/entry_64.S,
-entry_64_compat.S, idtentry.h).  So in the stub's frame, just after that
-call, the stack pointer *is* the pt_regs address: the unwinder uses this, and
-`kx regs` uses the call site to tell whether pt_regs are complete yet.
+Every syscall entry stub builds struct pt_regs on the task stack and then
+calls a C function with the stack pointer at them (on x86-64:
+arch/x86/entry/entry_64.S, entry_64_compat.S, idtentry.h).  So in the
+stub's frame, just after that call, the stack pointer *is* the pt_regs
+address: the unwinder uses this, and `kx regs` uses the call site to tell
+whether pt_regs are complete yet.  Which stubs exist, and how a call looks
+in machine code, is the architecture's (gdbext/arch).
 """
 from typing import Optional, Tuple
 
-from gdbext import errors
-from gdbext.kernel import symbols
+from gdbext import arch, errors
+from gdbext.arch.base import EntryStub
+from gdbext.kernel import backend, symbols
 from gdbext.kernel.objcache import ObjfileCache
-from gdbext import machine
-
-# entry stub -> the C functions it may call with pt_regs, newest kernel first.
-SYSCALL_ENTRIES = {
-    "entry_SYSCALL_64": ("do_syscall_64",),
-    # int 0x80: an IDT entry since 6.7 / 6.1.66 ("x86/entry: Convert INT 0x80
-    # emulation to IDTENTRY"); before that entry_INT80_compat.
-    "asm_int80_emulation": ("int80_emulation",),
-    "entry_INT80_compat": ("do_int80_syscall_32",),
-    "entry_SYSENTER_compat": ("do_SYSENTER_32",),
-    "entry_SYSCALL_compat": ("do_fast_syscall_32",),
-}
-# Labels inside those stubs that the symbol table may name instead.
-_ALIASES = {
-    "entry_SYSCALL_64_safe_stack": "entry_SYSCALL_64",
-    "entry_SYSCALL_64_after_hwframe": "entry_SYSCALL_64",
-    "entry_SYSENTER_compat_after_hwframe": "entry_SYSENTER_compat",
-    "entry_SYSCALL_compat_safe_stack": "entry_SYSCALL_compat",
-    "entry_SYSCALL_compat_after_hwframe": "entry_SYSCALL_compat",
-}
-# IDT stubs (idtentry.h) also call their C handler with %rsp = pt_regs.
-_IDT_PREFIXES = ("asm_exc_", "asm_sysvec_", "asm_common_interrupt", "asm_spurious_interrupt")
 
 _STUB_SCAN = 0x400  # entry stubs are shorter than this
 _call_sites = ObjfileCache()
@@ -43,35 +24,42 @@ def entry_of(address: int) -> Optional[str]:
     hit = symbols.table().describe(address, max_offset=_STUB_SCAN)
     if hit is None:
         return None
-    name = _ALIASES.get(hit[0], hit[0])
-    if name in SYSCALL_ENTRIES or name.startswith(_IDT_PREFIXES):
-        return name
+    a = arch.current()
+    found = a.stubs().get(hit[0])
+    if found is not None:
+        return found[1].name
+    if hit[0].startswith(a.other_entry_prefixes):
+        return hit[0]
     return None
 
 
+def syscall_stub(name: Optional[str]) -> Optional[EntryStub]:
+    """The syscall entry stub called `name`, or None (an IDT stub, say)."""
+    found = arch.current().stubs().get(name) if name else None
+    return found[1] if found else None
+
+
 def is_syscall_entry(name: Optional[str]) -> bool:
-    return name in SYSCALL_ENTRIES
+    return syscall_stub(name) is not None
 
 
-def call_site(entry: str, cpu=None) -> Optional[Tuple[int, str]]:
-    """(address of the `call` that passes pt_regs, callee name) in `entry`,
-    found by decoding `e8 rel32` calls in the stub's code, or None."""
+def call_site(entry: str, cpu=None) -> Optional[Tuple[int, str, int]]:
+    """(address of the call that passes pt_regs, callee name, address after
+    the call) in `entry`, found by decoding the stub's calls, or None."""
     if entry in _call_sites:
         return _call_sites[entry]
     start = symbols.lookup(entry)
+    stub = syscall_stub(entry)
     result = None
-    if start is not None:
-        callees = {symbols.lookup(c): c for c in SYSCALL_ENTRIES.get(entry, ()) if symbols.lookup(c)}
+    if start is not None and stub is not None:
+        callees = {symbols.lookup(c): c for c in stub.c_functions if symbols.lookup(c)}
         try:
-            code = machine.read_kernel(start, _STUB_SCAN, cpu)
+            code = backend.read_kernel(start, _STUB_SCAN, cpu)
         except errors.MemoryUnreadable:
             return None
-        for i in range(len(code) - 5):
-            if code[i] != 0xE8:
-                continue
-            target = (start + i + 5 + int.from_bytes(code[i + 1:i + 5], "little", signed=True)) & machine.MASK64
+        for address, target, after in arch.current().direct_calls(code, start):
             if target in callees:
-                result = (start + i, callees[target])
+                result = (address, callees[target], after)
                 break
     _call_sites[entry] = result
     return result

@@ -7,13 +7,12 @@ target.read_kernel, so they work on a user page table under KPTI too; GS_BASE
 is never trusted, since around swapgs it may hold the user value.
 """
 from gdbext import errors
-from gdbext.kernel import symbols, types
-from gdbext import machine
+from gdbext.kernel import backend, symbols, types
 
 
 def offset(cpu: int) -> int:
     base = symbols.address("__per_cpu_offset")
-    return machine.read_u64(base + 8 * cpu)
+    return backend.read_u64(base + 8 * cpu)
 
 
 def address(name: str, cpu: int, member: str = None, struct: str = None) -> int:
@@ -25,7 +24,7 @@ def address(name: str, cpu: int, member: str = None, struct: str = None) -> int:
 
 
 def read(name: str, cpu: int, size: int, member: str = None, struct: str = None) -> bytes:
-    return machine.read_kernel(address(name, cpu, member, struct), size)
+    return backend.read_kernel(address(name, cpu, member, struct), size)
 
 
 def read_u64(name: str, cpu: int, member: str = None, struct: str = None) -> int:
@@ -36,4 +35,4 @@ def nr_cpu_ids() -> int:
     addr = symbols.lookup("nr_cpu_ids")
     if addr is None:
         raise errors.MissingSymbol("nr_cpu_ids")
-    return int.from_bytes(machine.read_kernel(addr, 4), "little")
+    return int.from_bytes(backend.read_kernel(addr, 4), "little")

@@ -3,7 +3,7 @@
 A StructReader knows, per objfile, the offset and size of each member it was
 asked for (from the DWARF, through kernel/types).  `read(address)` coalesces
 members that lie close together into one range, reads each range once with
-gdbext.machine.read_kernel, and unpacks every member from those bytes: for
+the kernel model's backend (kernel/backend.py), and unpacks every member from those bytes: for
 `kx ps` that is two small reads per task_struct instead of one gdb.Value per
 field.
 """
@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from gdbext import errors
-from gdbext.kernel import types
-from gdbext import machine
+from gdbext.kernel import backend, types
 
 # Two members closer than this are read together; the gap costs less than a
 # second round trip to the gdbstub.
@@ -64,16 +63,17 @@ class StructReader:
         self._layout_key = ("structreader", struct_name, self.members)
 
     def layout(self) -> Tuple[Dict[str, _Resolved], List[Tuple[int, int]]]:
-        cache = types._cache
+        cache = types.cache()
         if self._layout_key not in cache:
-            types.lookup(self.struct_name)  # a symbol-only vmlinux: name the missing struct itself
+            if not types.has(self.struct_name):  # a symbol-only vmlinux: name the missing struct itself
+                raise errors.MissingType(self.struct_name)
             resolved = {}
             for m in self.members:
                 hit = None
                 for path in m.paths:
                     if types.has_member(self.struct_name, path):
-                        off, t = types.member(self.struct_name, path)
-                        hit = _Resolved(m.key, off, t.sizeof, m.kind, path)
+                        hit = _Resolved(m.key, types.offsetof(self.struct_name, path),
+                                        types.member_size(self.struct_name, path), m.kind, path)
                         break
                 if hit is None:
                     if m.required:
@@ -92,13 +92,13 @@ class StructReader:
 
     def read(self, address: int, cpu: Optional[int] = None, reader=None) -> Dict[str, object]:
         """{key: value} for every member this kernel has; absent optional
-        members are None.  `reader(address, size) -> bytes` replaces
-        gdbext.machine.read_kernel (the trace loop reads through its own
+        members are None.  `reader(address, size) -> bytes` replaces the
+        backend's read_kernel (the trace loop reads through its own
         packets)."""
         resolved, ranges = self.layout()
         if reader is None:
             def reader(a, n):
-                return machine.read_kernel(a, n, cpu)
+                return backend.read_kernel(a, n, cpu)
         chunks = [(start, reader(address + start, end - start)) for start, end in ranges]
         out = {m.key: None for m in self.members}
         for r in resolved.values():

@@ -15,8 +15,6 @@ import bisect
 import os
 import struct
 
-import gdb
-
 from gdbext import errors
 from gdbext.decoders.kaslr import relocatable
 
@@ -130,6 +128,7 @@ class GdbSymbols:
     slide = 0
 
     def lookup(self, name):
+        import gdb
         try:
             return int(gdb.parse_and_eval(f"(unsigned long)&'{name}'")) & ((1 << 64) - 1)
         except gdb.error:
@@ -142,6 +141,7 @@ class GdbSymbols:
         return v
 
     def describe(self, address, max_offset=1 << 20):
+        import gdb
         try:
             out = gdb.execute(f"info symbol {address:#x}", to_string=True)
         except gdb.error:
@@ -192,7 +192,14 @@ class UntrustedSymbols:
 # reloads the objfile, and re-reading 110k symbols for that would cost 0.2 s.
 # Keyed by the file's identity, so a rebuilt vmlinux is read again.
 _tables = {}
-_state = {"slide": 0, "untrusted": None, "path": None}
+_state = {"slide": 0, "untrusted": None, "path": None, "installed": None}
+
+
+def use(symbol_table) -> None:
+    """Answer from `symbol_table` (a unit test's fake: lookup, address,
+    describe, format, in_kernel_text) instead of the vmlinux; None goes
+    back to the vmlinux."""
+    _state["installed"] = symbol_table
 
 
 def _file_key(path):
@@ -204,6 +211,7 @@ def _file_key(path):
 
 
 def vmlinux_path() -> str:
+    import gdb
     path = gdb.current_progspace().filename
     if not path and _state["path"]:
         # After `kx kaslr` relocated it with add-symbol-file, the vmlinux is
@@ -235,6 +243,8 @@ def elf_table():
 def table():
     """The symbol table of the loaded vmlinux, slid for KASLR; an
     UntrustedSymbols while the vmlinux does not match the running kernel."""
+    if _state["installed"] is not None:
+        return _state["installed"]
     if _state["untrusted"]:
         return UntrustedSymbols(_state["untrusted"])
     return elf_table()

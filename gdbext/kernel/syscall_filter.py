@@ -7,18 +7,8 @@ then the task's pid/comm (one small read).
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Set
 
-from gdbext import errors
+from gdbext import arch, errors
 from gdbext.kernel import entry, symbols, syscalls
-
-ABIS = ("64", "32")
-# Entry stubs per ABI: where the CPU lands for each syscall instruction.
-ENTRY_STUBS = {
-    "64": ("entry_SYSCALL_64",),                     # syscall (LSTAR)
-    # int 0x80: asm_int80_emulation since 6.7 and 6.1.66; entry_INT80_compat before.
-    "32": ("asm_int80_emulation", "entry_INT80_compat",
-           "entry_SYSENTER_compat",                 # sysenter (SYSENTER_EIP)
-           "entry_SYSCALL_compat"),                 # syscall from 32-bit code (CSTAR, AMD)
-}
 
 
 @dataclass
@@ -51,19 +41,10 @@ class SyscallFilter:
         return ", ".join(parts)
 
 
-def parse_abi(text: str) -> List[str]:
-    text = (text or "64").lower()
-    if text == "all":
-        return list(ABIS)
-    if text not in ABIS:
-        raise errors.BadArgument(f"--abi must be 64, 32 or all, not {text!r}")
-    return [text]
-
-
 def build(words: List[str], abi: str = "64", pid: Optional[int] = None,
           comm: Optional[str] = None) -> SyscallFilter:
     """A filter from syscall names or numbers; unknown names are an error."""
-    abis = parse_abi(abi)
+    abis = [a.name for a in arch.parse_abi(abi, allow_all=True, hidden=False)]
     if pid is not None and pid < 0:
         raise errors.BadArgument(f"--pid must be >= 0, got {pid}")
     nrs: Dict[str, Optional[Set[int]]] = {a: (set() if words else None) for a in abis}
@@ -92,14 +73,16 @@ def build(words: List[str], abi: str = "64", pid: Optional[int] = None,
 
 
 def entry_locations(abi: str) -> List[tuple]:
-    """[(stub name, address)] this kernel has for `abi`."""
+    """[(stub name, address)] this kernel has for `abi`: where the CPU lands
+    for each of its syscall instructions."""
+    stubs = arch.current().abi(abi).stubs
     out = []
-    for stub in ENTRY_STUBS[abi]:
-        address = symbols.lookup(stub)
+    for stub in stubs:
+        address = symbols.lookup(stub.name)
         if address is not None:
-            out.append((stub, address))
+            out.append((stub.name, address))
     if not out:
-        raise errors.MissingSymbol(" / ".join(ENTRY_STUBS[abi]))
+        raise errors.MissingSymbol(" / ".join(s.name for s in stubs))
     return out
 
 
@@ -110,5 +93,5 @@ def return_locations(abi: str) -> List[tuple]:
     for stub, _ in entry_locations(abi):
         site = entry.call_site(stub)
         if site is not None:
-            out.append((stub, site[0] + 5))
+            out.append((stub, site[2]))
     return out

@@ -20,15 +20,11 @@ owns the connection.  What must come from gdb (per-cpu offsets, the symbols
 and types behind the decoder) is resolved in `prepare()`, before the loop.
 """
 from dataclasses import dataclass
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
-from gdbext import errors
-from gdbext.decoders.ptregs import PT_REGS_OFFSETS, PT_REGS_SIZE
-from gdbext.kernel import entry, events, symbols, syscall_filter, syscalls, tasks
-from gdbext import machine
-
-# Cap on entries waiting for their return (a task killed mid-call never returns).
-_MAX_PENDING = 4096
+from gdbext import arch, errors
+from gdbext.arch.base import EntryStub
+from gdbext.kernel import backend, entry, events, symbols, syscall_filter, syscall_hits, syscalls, tasks
 
 
 @dataclass(frozen=True)
@@ -37,54 +33,62 @@ class TracePoint:
     kind: str       # "entry" or "return"
     abi: str        # "64" or "32"
     stub: str       # the entry stub this point belongs to
-    # int80_emulation() is entered with orig_ax = -1 and the number in ax
-    # (6.1.66+ / 6.7+, arch/x86/entry/common.c): it stores orig_ax itself.
-    nr_in_ax: bool = False
-    # Shared by two stubs: which one is told by the return address at [rsp].
+    # The pt_regs member with the number on entry (the ABI's, unless the
+    # stub's C function stores it itself: EntryStub.c_nr_member).
+    nr_member: Optional[str] = None
+    # The C function, for an entry point.
+    function: Optional[str] = None
+    # Shared by two stubs: which one is told by the caller (see stub_of_shared_point).
     shared: bool = False
 
 
-# do_SYSENTER_32() ends in `return do_fast_syscall_32(regs)` (common.c, 6.1
-# and 6.12), so one sysenter passes through both C functions: the loop breaks
-# only in do_fast_syscall_32 and tells the two compat stubs apart there.
-_CALLS_ON = {"do_SYSENTER_32": "do_fast_syscall_32"}
+def _entry_point(abi, stub: EntryStub, taken: Dict[int, TracePoint]) -> TracePoint:
+    """The C function `stub` calls with pt_regs (or the one that function
+    ends by calling: EntryStub.c_tail, so each call is caught once)."""
+    for callee in stub.c_functions:
+        address = symbols.lookup(callee)
+        if address is None:
+            continue
+        if stub.c_tail and symbols.lookup(stub.c_tail) is not None:
+            callee, address = stub.c_tail, symbols.lookup(stub.c_tail)
+        shared = address in taken or any(s.c_tail == callee for s in abi.stubs)
+        return TracePoint(address, "entry", abi.name, stub.name, stub.c_nr_member or abi.ptregs_nr,
+                          callee, shared)
+    raise errors.MissingSymbol(" / ".join(stub.c_functions))
 
 
 def trace_points(flt: syscall_filter.SyscallFilter, want_return: bool) -> List[TracePoint]:
     """The loop's breakpoints for `flt`: the C entry function of every stub
-    this kernel has for the filter's ABIs (one per syscall: see _CALLS_ON),
-    and with `want_return` the instruction after each stub's call into C."""
+    this kernel has for the filter's ABIs, and with `want_return` the
+    instruction after each stub's call into C."""
     points: Dict[int, TracePoint] = {}
-    for abi in flt.abis:
-        for stub, _ in syscall_filter.entry_locations(abi):
-            for callee in entry.SYSCALL_ENTRIES.get(stub, ()):
-                address = symbols.lookup(callee)
-                if address is None:
-                    continue
-                inner = _CALLS_ON.get(callee)
-                if inner is not None and symbols.lookup(inner) is not None:
-                    callee, address = inner, symbols.lookup(inner)
-                shared = address in points or callee in _CALLS_ON.values()
-                points[address] = TracePoint(address, "entry", abi, stub, callee == "int80_emulation", shared)
-                break
-            else:
-                raise errors.MissingSymbol(" / ".join(entry.SYSCALL_ENTRIES.get(stub, (stub,))))
+    a = arch.current()
+    for abi_name in flt.abis:
+        abi = a.abi(abi_name)
+        for stub_name, _ in syscall_filter.entry_locations(abi_name):
+            stub = entry.syscall_stub(stub_name)
+            point = _entry_point(abi, stub, points)
+            points[point.address] = point
         if want_return:
-            for stub, address in syscall_filter.return_locations(abi):
-                points.setdefault(address, TracePoint(address, "return", abi, stub))
+            for stub_name, address in syscall_filter.return_locations(abi_name):
+                points.setdefault(address, TracePoint(address, "return", abi_name, stub_name))
     return list(points.values())
 
 
-def stub_of_shared_point(hit) -> str:
-    """At do_fast_syscall_32: entry_SYSENTER_compat if it was reached
-    through do_SYSENTER_32 (a call or a tail jump), else entry_SYSCALL_compat."""
-    caller = int.from_bytes(hit.read(hit.regs["rsp"], 8), "little")
+def stub_of_shared_point(hit, point: TracePoint) -> str:
+    """At a C function two stubs reach (do_fast_syscall_32: directly from
+    entry_SYSCALL_compat, through do_SYSENTER_32 from entry_SYSENTER_compat):
+    the stub, told by the caller."""
+    caller = arch.current().return_address_at_c_entry(hit.regs, hit.read)
     found = symbols.table().describe(caller)
-    if found is not None and found[0] == "do_SYSENTER_32":
-        return "entry_SYSENTER_compat"
-    return entry.entry_of(caller) or "entry_SYSCALL_compat"
-
-
+    for s in arch.current().abi(point.abi).stubs:
+        if found is not None and found[0] in s.c_functions and s.c_tail == point.function:
+            return s.name
+    stub = entry.entry_of(caller)
+    if stub is not None:
+        return stub
+    return next((s.name for s in arch.current().abi(point.abi).stubs if point.function in s.c_functions),
+                point.stub)
 class HitView(events.View):
     """events.View over one loop hit: registers from its `g`, memory through
     its `m` packets (the vCPU is on the kernel CR3 at every trace point, and
@@ -109,25 +113,23 @@ class HitView(events.View):
 
 
 class LoopTracer:
-    """The loop's callback: filter, decode, pair entries with returns, and
-    hand each wanted event to `emit(event) -> bool` (False ends the trace)."""
+    """The loop's callback: the syscall-hit pipeline (kernel/syscall_hits.py)
+    over the loop's hits; each wanted event goes to `emit(event) -> bool`
+    (False ends the trace)."""
 
     def __init__(self, flt, want_return: bool, points: List[TracePoint],
                  emit: Callable[[events.SyscallEvent], bool]):
         self.filter, self.want_return, self.emit = flt, want_return, emit
         self.points = {p.address: p for p in points}
-        self.pending: Dict[int, events.SyscallEvent] = {}
+        self.pipeline = syscall_hits.SyscallHits(flt, want_return)
         self.current_pointers: Dict[int, int] = {}
-        self.hits = 0
-        self.skipped = 0       # hits the filter turned away
-        self.undecodable = 0   # hits that could not be decoded (a note, not an error)
+        self.hits = 0          # every stop at a trace point
 
     def prepare(self) -> None:
         """Everything that needs gdb, done while gdb still owns the target:
-        each vCPU's per-cpu `current` pointer (&var + __per_cpu_offset[cpu]),
-        the syscall tables, the task_struct layout, and the signatures of the
-        syscalls asked for by name."""
-        for cpu in machine.cpus():
+        each vCPU's `current` pointer, the syscall tables, the task_struct
+        layout, and the signatures of the syscalls asked for by name."""
+        for cpu in backend.cpus():
             self.current_pointers[cpu] = tasks.current_pointer(cpu)
         tasks.LIST_READER.layout()
         tasks.pt_regs_address_for_stack(0)
@@ -142,6 +144,18 @@ class LoopTracer:
     def addresses(self) -> List[int]:
         return list(self.points)
 
+    @property
+    def skipped(self) -> int:
+        return self.pipeline.skipped
+
+    @property
+    def undecodable(self) -> int:
+        return self.pipeline.undecodable
+
+    @property
+    def unreturned(self) -> int:
+        return self.pipeline.unreturned
+
     def on_hit(self, hit) -> bool:
         self.hits += 1
         point = self.points.get(hit.pc)
@@ -149,43 +163,35 @@ class LoopTracer:
             return True
         if point.kind == "return":
             return self._on_return(hit)
-        # Cheapest test first: the number, from pt_regs->orig_ax (%rdi is
-        # pt_regs at every C entry point: `do_syscall_64(struct pt_regs *, int)`).
-        pt = hit.read(hit.regs["rdi"], PT_REGS_SIZE)
-        field = "ax" if point.nr_in_ax else "orig_ax"
-        raw = int.from_bytes(pt[PT_REGS_OFFSETS[field]:PT_REGS_OFFSETS[field] + 8], "little")
-        nr = events.signed32(raw) if point.abi == "32" else (raw & ~events.X32_SYSCALL_BIT)
-        if not self.filter.wants_nr(point.abi, nr):
-            self.skipped += 1
-            return True
+        a = arch.current()
+        pt_regs = a.c_entry_pt_regs(point.function, hit.regs)
+        raw = int.from_bytes(hit.read(pt_regs + a.pt_regs_offsets[point.nr_member], a.pointer_size), "little")
         view = HitView(hit, self.current_pointers)
         try:
-            if self.filter.needs_task:
-                brief = tasks.LIST_READER.read(view.current_task(), reader=view.read_kernel)
-                if not self.filter.wants_task(brief["pid"], brief["tgid"], brief["comm"]):
-                    self.skipped += 1
-                    return True
+            if not self.pipeline.wants(point.abi, raw, lambda: _task_identity(view)):
+                return True
             event = events.decode(view)
-            event.entry = stub_of_shared_point(hit) if point.shared else point.stub
+            event.entry = stub_of_shared_point(hit, point) if point.shared else point.stub
         except errors.KxError:
             # One unreadable task or pt_regs must not end the trace: counted
             # in the summary ("undecodable").
-            self.undecodable += 1
+            self.pipeline.undecodable += 1
             return True
-        if self.want_return:
-            if len(self.pending) < _MAX_PENDING:
-                self.pending[event.task] = event
-            return True
-        return self.emit(event)
+        self.pipeline.entered(event)
+        return True if self.want_return else self.emit(event)
 
     def _on_return(self, hit) -> bool:
-        if not self.pending:
+        if not self.pipeline.pending:
             return True
         view = HitView(hit, self.current_pointers)
-        event = self.pending.pop(view.current_task(), None)
-        if event is None:
-            return True
-        offset = PT_REGS_OFFSETS["ax"]
-        ax = int.from_bytes(hit.read(hit.regs["rsp"] + offset, 8), "little")
-        event.ret = ax - (1 << 64) if ax >> 63 else ax
-        return self.emit(event)
+        a = arch.current()
+        pt_regs = a.pt_regs_after_c_call(hit.regs)
+        offset = syscall_hits.return_value_offset(self.points[hit.pc].abi)
+        event = self.pipeline.returned(
+            view.current_task(), lambda: int.from_bytes(hit.read(pt_regs + offset, a.pointer_size), "little"))
+        return True if event is None else self.emit(event)
+
+
+def _task_identity(view) -> tuple:
+    brief = tasks.LIST_READER.read(view.current_task(), reader=view.read_kernel)
+    return brief["pid"], brief["tgid"], brief["comm"]

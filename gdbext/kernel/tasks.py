@@ -1,11 +1,8 @@
 """Tasks: current, the task list, task_struct fields, stacks and pt_regs.
 
 Everything is read through StructReader (a few batched reads per task) and
-cached per stop by gdbext.machine.  Version differences are handled here:
-- current: per-cpu `current_task` up to 6.1; `pcpu_hot.current_task` from
-  6.2 ("x86/percpu: Move current_task to percpu hot section") to 6.14; plain
-  `current_task` again from 6.15, when pcpu_hot was dissolved.  Per-cpu
-  addresses are always `&var + __per_cpu_offset[cpu]` (kernel/percpu.py).
+cached per stop by the backend (kernel/backend.py).  Where `current` lives
+is the architecture's (gdbext/arch).  Version differences are handled here:
 - task_struct.state was renamed __state in 5.14 (2f064a59a11f).
 - thread_info.cpu moved from task_struct into thread_info in 5.16 for
   THREAD_INFO_IN_TASK arches (bcf9033e5449).
@@ -17,16 +14,13 @@ cached per stop by gdbext.machine.  Version differences are handled here:
 from dataclasses import dataclass
 from typing import Dict, List, Optional
 
-from gdbext import errors
-from gdbext.decoders.ptregs import PT_REGS_SIZE, decode_pt_regs
-from gdbext.kernel import percpu, symbols, types
+from gdbext import arch, errors
+from gdbext.kernel import backend, percpu, symbols, types
 from gdbext.kernel.structs import Member, StructReader
-from gdbext import machine
 
 PF_IDLE = 0x00000002      # include/linux/sched.h
 PF_KTHREAD = 0x00200000
 STACK_END_MAGIC = 0x57AC6E9D  # include/uapi/linux/magic.h
-KERNEL_SPACE_START = 0xFFFF800000000000  # lowest canonical kernel address (4-level)
 _MAX_TASKS = 1 << 17      # a corrupted list must not loop forever
 
 # The members `kx ps` needs; they sit in two clusters of task_struct (the
@@ -106,7 +100,7 @@ class Task:
 
 
 def _u64(address: int, cpu=None) -> int:
-    return int.from_bytes(machine.read_kernel(address, 8, cpu), "little")
+    return int.from_bytes(backend.read_kernel(address, 8, cpu), "little")
 
 
 # ---------------------------------------------------------------------------
@@ -121,26 +115,23 @@ def thread_size() -> int:
     """THREAD_SIZE, from the linker symbols around init_task's stack: the
     script places THREAD_SIZE bytes between them (include/asm-generic/
     vmlinux.lds.h; __start_init_task/__end_init_task up to 6.1, renamed
-    __start_init_stack/__end_init_stack later).  16 KiB is x86-64's value
-    without KASAN (arch/x86/include/asm/page_64_types.h)."""
+    __start_init_stack/__end_init_stack later); without them, the
+    architecture's usual value."""
     table = symbols.table()
     for start, end in (("__start_init_stack", "__end_init_stack"),
                        ("__start_init_task", "__end_init_task")):
         a, b = table.lookup(start), table.lookup(end)
         if a is not None and b is not None and 0 < b - a <= 1 << 20:
             return b - a
-    return 16 * 1024
+    return arch.current().default_thread_size
 
 
 def top_of_stack_padding() -> int:
-    """TOP_OF_KERNEL_STACK_PADDING (arch/x86/include/asm/thread_info.h): 0 on
-    x86-64, 16 with CONFIG_X86_FRED (6.9+), which we recognise by its entry
-    point symbol."""
-    return 16 if symbols.lookup("asm_fred_entrypoint_user") is not None else 0
+    return arch.current().top_of_stack_padding(symbols.lookup)
 
 
 def pt_regs_size() -> int:
-    return types.sizeof("struct pt_regs") if types.has("struct pt_regs") else PT_REGS_SIZE
+    return types.sizeof("struct pt_regs") if types.has("struct pt_regs") else arch.current().pt_regs_size
 
 
 def stack_top(task: Task) -> int:
@@ -165,7 +156,7 @@ def stack_end_ok(task: Task, cpu=None) -> Optional[bool]:
     if not thread_info_in_task():
         end += types.sizeof("struct thread_info")
     try:
-        return int.from_bytes(machine.read_kernel(end, 4, cpu), "little") == STACK_END_MAGIC
+        return int.from_bytes(backend.read_kernel(end, 4, cpu), "little") == STACK_END_MAGIC
     except errors.MemoryUnreadable:
         return None
 
@@ -178,22 +169,14 @@ def thread_info_address(task: Task) -> int:
 # current
 
 def current_pointer(cpu: int) -> int:
-    """Address of `cpu`'s per-cpu pointer to its current task."""
-    if symbols.lookup("pcpu_hot") is not None:
-        if types.has_member("struct pcpu_hot", "current_task"):
-            return percpu.address("pcpu_hot", cpu, "current_task", "struct pcpu_hot")
-        if symbols.lookup("current_task") is None:
-            # 6.2-6.14 without DWARF (a symbol-only vmlinux): the symbol is
-            # there, its layout is not.
-            types.member("struct pcpu_hot", "current_task")  # raises MissingType, naming it
-    if symbols.lookup("current_task") is None:
-        raise errors.MissingSymbol("current_task (or pcpu_hot.current_task)")
-    return percpu.address("current_task", cpu)
+    """Address of `cpu`'s per-cpu pointer to its current task (where it
+    lives is the architecture's and the kernel version's business)."""
+    return arch.current().current_task_pointer(cpu)
 
 
 def current(cpu: int) -> int:
     """Address of the task running on `cpu`, as the kernel's `current` sees it."""
-    return machine.cached(("current", cpu), lambda: _u64(current_pointer(cpu), cpu))
+    return backend.cached(("current", cpu), lambda: _u64(current_pointer(cpu), cpu))
 
 
 def runqueue_curr(cpu: int) -> Optional[int]:
@@ -225,10 +208,10 @@ def running_map() -> Dict[int, int]:
     """{task address: cpu} for every vCPU's current task."""
     def build():
         out = {}
-        for cpu in machine.cpus():
+        for cpu in backend.cpus():
             out.setdefault(current(cpu), cpu)
         return out
-    return machine.cached(("running-map",), build)
+    return backend.cached(("running-map",), build)
 
 
 # ---------------------------------------------------------------------------
@@ -260,7 +243,7 @@ def read_task(address: int, detail: bool = True, cpu=None) -> Task:
                     real_parent=v.get("real_parent"))
         task.running_on = running_map().get(address)
         return task
-    return machine.cached(key, read)
+    return backend.cached(key, read)
 
 
 def all_tasks(cpu=None) -> List[Task]:
@@ -308,14 +291,14 @@ def all_tasks(cpu=None) -> List[Task]:
             if idle and idle not in seen:
                 add(idle)
         return out
-    return machine.cached(("all-tasks",), walk)
+    return backend.cached(("all-tasks",), walk)
 
 
 def _nr_cpus() -> int:
     try:
         return percpu.nr_cpu_ids()
     except errors.KxError:
-        return len(machine.cpus())
+        return len(backend.cpus())
 
 
 def idle_task(cpu: int) -> int:
@@ -328,7 +311,7 @@ def idle_task(cpu: int) -> int:
 
 
 def looks_like_address(value: int) -> bool:
-    return value >= KERNEL_SPACE_START
+    return value >= arch.current().kernel_space_start
 
 
 def find(spec, cpu: int) -> Task:
@@ -392,4 +375,5 @@ def user_pt_regs(task: Task, cpu=None):
         what = "an idle task" if task.is_idle else "a kernel thread"
         raise errors.KxError(f"pid {task.pid} ({task.comm}) is {what}: it has no user-mode pt_regs")
     address = pt_regs_address(task)
-    return address, decode_pt_regs(machine.read_kernel(address, PT_REGS_SIZE, cpu))
+    a = arch.current()
+    return address, a.decode_pt_regs(backend.read_kernel(address, a.pt_regs_size, cpu))

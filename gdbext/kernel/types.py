@@ -3,18 +3,35 @@
 gdb.lookup_type() finds a type through the index and expands only the
 compilation unit that defines it, never the whole DWARF.  Offsets are cached
 per objfile and forgotten when a new objfile loads.
-"""
-import gdb
 
+What the kernel model asks of a type source is small: a type's size, and a
+member's offset and size.  A unit test installs another source with `use()`
+(kernel/fake.py's FakeTypes), so nothing here imports gdb at load time.
+"""
 from gdbext import errors
 
 from gdbext.kernel.objcache import ObjfileCache
 
 _cache = ObjfileCache()
+_source = [None]   # a non-gdb type source, while one is installed
 
 
-def lookup(name: str) -> gdb.Type:
-    """`struct task_struct`, `unsigned long`, ... or MissingType."""
+def use(source) -> None:
+    """Answer from `source` (offsetof/sizeof/has/has_member/member_size)
+    instead of gdb; None goes back to gdb."""
+    _source[0] = source
+    _cache.clear()
+
+
+def cache():
+    """The per-objfile cache, for layouts derived from these types
+    (kernel/structs.py)."""
+    return _cache
+
+
+def lookup(name: str):
+    """The gdb.Type of `struct task_struct`, `unsigned long`, ... or MissingType."""
+    import gdb
     key = ("type", name)
     if key not in _cache:
         try:
@@ -25,6 +42,8 @@ def lookup(name: str) -> gdb.Type:
 
 
 def has(name: str) -> bool:
+    if _source[0] is not None:
+        return _source[0].has(name)
     try:
         lookup(name)
         return True
@@ -32,9 +51,10 @@ def has(name: str) -> bool:
         return False
 
 
-def _field(t: gdb.Type, member: str):
-    """The field `member` of t, looking through anonymous structs/unions.
-    Returns (byte offset, field type) or None."""
+def _field(t, member: str):
+    """The field `member` of the gdb.Type t, looking through anonymous
+    structs/unions.  Returns (byte offset, field type) or None."""
+    import gdb
     t = t.strip_typedefs()
     for f in t.fields():
         if f.name == member:
@@ -63,10 +83,20 @@ def member(struct: str, path: str):
 
 
 def offsetof(struct: str, path: str) -> int:
+    if _source[0] is not None:
+        return _source[0].offsetof(struct, path)
     return member(struct, path)[0]
 
 
+def member_size(struct: str, path: str) -> int:
+    if _source[0] is not None:
+        return _source[0].member_size(struct, path)
+    return member(struct, path)[1].sizeof
+
+
 def has_member(struct: str, path: str) -> bool:
+    if _source[0] is not None:
+        return _source[0].has_member(struct, path)
     try:
         member(struct, path)
         return True
@@ -75,6 +105,6 @@ def has_member(struct: str, path: str) -> bool:
 
 
 def sizeof(name: str) -> int:
+    if _source[0] is not None:
+        return _source[0].sizeof(name)
     return lookup(name).sizeof
-
-

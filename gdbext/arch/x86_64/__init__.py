@@ -9,7 +9,7 @@ from gdbext.arch.x86_64 import abi as abis
 from gdbext.decoders import paging
 from gdbext.decoders.bits import MASK32, MASK64
 from gdbext.decoders.descriptors import USER32_CS
-from gdbext.decoders.ptregs import PT_REGS_SIZE, decode_pt_regs
+from gdbext.decoders.ptregs import PT_REGS_OFFSETS, PT_REGS_SIZE, decode_pt_regs
 
 TS_COMPAT = 0x0002  # arch/x86/include/asm/thread_info.h
 CR0_PG = 1 << 31    # SDM Vol.3A 2.5
@@ -32,6 +32,17 @@ class X86_64(Arch):
     system_regs = ("fs_base", "gs_base", "k_gs_base", "cr0", "cr2", "cr3", "cr4", "cr8", "efer")
     abis = abis.ABIS
     pt_regs_size = PT_REGS_SIZE
+    pt_regs_offsets = PT_REGS_OFFSETS
+    kernel_space_start = 0xFFFF800000000000   # lowest canonical kernel address (4-level)
+    default_thread_size = 16 * 1024           # without KASAN (asm/page_64_types.h)
+    # IDT stubs (idtentry.h) also call their C handler with %rsp = pt_regs.
+    other_entry_prefixes = ("asm_exc_", "asm_sysvec_", "asm_common_interrupt", "asm_spurious_interrupt")
+
+    def top_of_stack_padding(self, lookup) -> int:
+        # TOP_OF_KERNEL_STACK_PADDING (arch/x86/include/asm/thread_info.h):
+        # 0 on x86-64, 16 with CONFIG_X86_FRED (6.9+), recognised by its
+        # entry point symbol.
+        return 16 if lookup("asm_fred_entrypoint_user") is not None else 0
 
     # -- ABIs -------------------------------------------------------------
     def split_nr(self, abi: SyscallAbi, nr: int) -> TableChoice:
@@ -48,7 +59,27 @@ class X86_64(Arch):
             return raw - (1 << 64) if raw >> 63 else raw
         return super().nr_from_raw(abi, raw)
 
+    def full_register(self, name: str) -> str:
+        # eax, ebx, ... are the low halves of rax, rbx, ... (SDM Vol.1 3.4.1.1)
+        return "r" + name[1:] if len(name) == 3 and name[0] == "e" else name
+
     # -- the machine's state ------------------------------------------------
+    def current_task_pointer(self, cpu: int) -> int:
+        """Per-cpu `current_task` up to 6.1; `pcpu_hot.current_task` from
+        6.2 ("x86/percpu: Move current_task to percpu hot section") to 6.14;
+        plain `current_task` again from 6.15, when pcpu_hot was dissolved."""
+        from gdbext.kernel import percpu, symbols, types
+        if symbols.lookup("pcpu_hot") is not None:
+            if types.has_member("struct pcpu_hot", "current_task"):
+                return percpu.address("pcpu_hot", cpu, "current_task", "struct pcpu_hot")
+            if symbols.lookup("current_task") is None:
+                # 6.2-6.14 without DWARF (a symbol-only vmlinux): the symbol
+                # is there, its layout is not.
+                types.member("struct pcpu_hot", "current_task")  # raises MissingType, naming it
+        if symbols.lookup("current_task") is None:
+            raise errors.MissingSymbol("current_task (or pcpu_hot.current_task)")
+        return percpu.address("current_task", cpu)
+
     def in_user_mode(self, regs: Dict[str, int]) -> bool:
         return regs.get("cs") is not None and regs["cs"] & 3 == 3
 
@@ -86,12 +117,31 @@ class X86_64(Arch):
         name = stub.name if stub else ("entry_SYSCALL_64" if not compat else None)
         return RawCall(abi.name, self.nr_from_raw(abi, orig_ax), args, pt.ip, pt.flags, notes, name)
 
+    def direct_calls(self, code: bytes, start: int):
+        # `e8 rel32`, relative to the next instruction (SDM Vol.2A CALL).
+        # A byte-wise scan: stubs are short and the callee must match.
+        out = []
+        for i in range(len(code) - 4):
+            if code[i] == 0xE8:
+                rel = int.from_bytes(code[i + 1:i + 5], "little", signed=True)
+                out.append((start + i, (start + i + 5 + rel) & MASK64, start + i + 5))
+        return out
+
     # -- tracing --------------------------------------------------------------
     def c_entry_pt_regs(self, function: str, regs: Dict[str, int]) -> int:
         # do_syscall_64(struct pt_regs *, int), int80_emulation(struct
         # pt_regs *), do_int80_syscall_32 / do_fast_syscall_32(struct pt_regs *):
         # pt_regs is the first argument, in rdi (System V AMD64 ABI).
         return regs["rdi"]
+
+    def pt_regs_after_c_call(self, regs) -> int:
+        # The stubs call C with %rsp at pt_regs and pop nothing before the
+        # return path reads them (entry_64.S, entry_64_compat.S).
+        return regs["rsp"]
+
+    def return_address_at_c_entry(self, regs, read) -> int:
+        # `call` pushed it: it is at [rsp] on the first instruction.
+        return int.from_bytes(read(regs["rsp"], 8), "little")
 
     # -- memory -----------------------------------------------------------------
     def paging_enabled(self, regs: Dict[str, int]) -> bool:
@@ -121,7 +171,7 @@ def _int80_before_orig_ax(stub: Optional[EntryStub], pc: int) -> bool:
 def _live_compat(stub: EntryStub, regs: Dict[str, int], view) -> RawCall:
     """The i386 ABI at a compat stub: eax = nr, ebx ecx edx esi edi ebp."""
     a = abis.ABI_32
-    values = [regs[n.replace("e", "r", 1)] & MASK32 for n in a.arg_regs]
+    values = [regs[X86.full_register(n)] & MASK32 for n in a.arg_regs]
     args = list(zip(a.arg_regs, values))
     call = RawCall("32", X86.nr_from_raw(a, regs["rax"]), args, stub=stub.name)
     if stub.name == "entry_SYSCALL_compat":

@@ -17,10 +17,14 @@ SYSCALL_64 = EntryStub(
     ("entry_SYSCALL_64_safe_stack", "entry_SYSCALL_64_after_hwframe"))
 # int 0x80: an IDT entry since 6.7 / 6.1.66 ("x86/entry: Convert INT 0x80
 # emulation to IDTENTRY"); before that entry_INT80_compat.
-INT80_IDT = EntryStub("asm_int80_emulation", "int $0x80", ("int80_emulation",))
+# int80_emulation() is entered with orig_ax = -1 and the number in ax: it
+# stores orig_ax itself (arch/x86/entry/common.c).
+INT80_IDT = EntryStub("asm_int80_emulation", "int $0x80", ("int80_emulation",), c_nr_member="ax")
 INT80_COMPAT = EntryStub("entry_INT80_compat", "int $0x80", ("do_int80_syscall_32",))
+# do_SYSENTER_32() ends in `return do_fast_syscall_32(regs)` (common.c, 6.1
+# and 6.12): one sysenter passes through both.
 SYSENTER = EntryStub("entry_SYSENTER_compat", "sysenter", ("do_SYSENTER_32",),
-                     ("entry_SYSENTER_compat_after_hwframe",))
+                     ("entry_SYSENTER_compat_after_hwframe",), c_tail="do_fast_syscall_32")
 SYSCALL_COMPAT = EntryStub(
     "entry_SYSCALL_compat", "syscall (32-bit code)", ("do_fast_syscall_32",),
     ("entry_SYSCALL_compat_safe_stack", "entry_SYSCALL_compat_after_hwframe"))
