@@ -1,10 +1,9 @@
 """kx regs: what user space handed the kernel, from pt_regs on the task stack."""
-from gdbext import errors
+from gdbext import arch, errors
 from gdbext.decoders import descriptors
 from gdbext.decoders.msr import decode_rflags
-from gdbext.decoders.ptregs import PT_REGS_FIELDS, syscall_arg_registers
+from gdbext.decoders.ptregs import PT_REGS_FIELDS
 from gdbext.kernel import entry, tasks
-from gdbext.kernel.events import X32_SYSCALL_BIT
 from gdbext.render import Report, Text
 from gdbext import machine
 
@@ -31,11 +30,10 @@ def describe_syscall(orig_ax: int, mode: str):
     """{nr, name, abi, x32} for a pt_regs orig_ax, or None if not a syscall."""
     if orig_ax < 0:
         return None
-    abi = "32" if mode == "32" else "64"
-    x32 = abi == "64" and bool(orig_ax & X32_SYSCALL_BIT)
-    nr = orig_ax & ~X32_SYSCALL_BIT if x32 else orig_ax
-    name = syscall_name(nr, "x32" if x32 else abi)
-    return {"nr": orig_ax, "name": name, "abi": "x32" if x32 else abi, "x32": x32}
+    a = arch.current()
+    choice = a.split_nr(a.abi("32" if mode == "32" else "64"), orig_ax)
+    name = syscall_name(choice.nr, choice.abi)
+    return {"nr": orig_ax, "name": name, "abi": choice.abi, "x32": choice.flagged}
 
 
 class KxRegs(KxCommand):
@@ -75,13 +73,14 @@ arguments 1-6.  A kernel thread has no user pt_regs and is refused."""
             warnings.append(f"CS {regs.cs:#x} is not a user code segment: this is not a user-mode frame")
         syscall = describe_syscall(regs.orig_ax, mode)
         args_abi = "32" if mode == "32" else "64"
-        arg_list = [{"reg": hw, "field": f, "value": getattr(regs, f) & (0xFFFFFFFF if args_abi == "32" else ~0)}
-                    for hw, f in syscall_arg_registers(args_abi)]
+        abi = arch.current().abi(args_abi)
+        arg_list = [{"reg": hw, "field": f, "value": getattr(regs, f) & abi.mask}
+                    for hw, f in zip(abi.arg_regs, abi.ptregs_args)]
         data = {
             "task": {"address": task.address, "pid": task.pid, "comm": task.comm},
             "address": address, "mode": mode, "regs": regs.to_dict(),
             "syscall": syscall,
-            "nr_reg": "eax" if args_abi == "32" else "rax",
+            "nr_reg": abi.nr_reg,
             "args": arg_list if syscall else [],
             "cs": {"selector": regs.cs, "name": descriptors.selector_name(regs.cs), "mode": mode},
             "ss": {"selector": regs.ss, "name": descriptors.selector_name(regs.ss)},

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Any, Dict, List, Tuple, Union
+from typing import Dict, Tuple, Union
 
 from gdbext.errors import DecodeError
-from gdbext.decoders.bits import MASK32, MASK64, Record, as_bytes, field, to_signed, to_unsigned
+from gdbext.decoders.bits import MASK64, Record, as_bytes, field, to_signed, to_unsigned
 from gdbext.decoders.descriptors import KERNEL32_CS, KERNEL_CS, USER32_CS, USER_CS
 
 PT_REGS_FIELDS: Tuple[str, ...] = (
@@ -127,38 +127,3 @@ def mode_from_cs(cs: int) -> str:
     if cs in (KERNEL_CS, KERNEL32_CS):
         return "kernel"
     return "unknown"
-
-
-_ARG_REGS = {
-    # x86-64 syscall ABI: rdi rsi rdx r10 r8 r9 (r10 because SYSCALL clobbers rcx).
-    "64": [("rdi", "di"), ("rsi", "si"), ("rdx", "dx"), ("r10", "r10"), ("r8", "r8"), ("r9", "r9")],
-    # i386 ABI (int 0x80 / compat SYSCALL/SYSENTER): ebx ecx edx esi edi ebp.
-    "32": [("ebx", "bx"), ("ecx", "cx"), ("edx", "dx"), ("esi", "si"), ("edi", "di"), ("ebp", "bp")],
-}
-
-
-def _abi(abi: Any) -> str:
-    key = str(abi).strip().lower()
-    key = {"x86_64": "64", "x64": "64", "ia32": "32", "compat": "32", "i386": "32"}.get(key, key)
-    if key not in _ARG_REGS:
-        raise DecodeError(f"unknown syscall ABI {abi!r}: use \"64\" or \"32\"")
-    return key
-
-
-def syscall_arg_registers(abi: Any) -> List[Tuple[str, str]]:
-    """[(hardware register name, pt_regs field)] for the six arguments."""
-    return list(_ARG_REGS[_abi(abi)])
-
-
-def syscall_args(regs: Union[PtRegs, Dict[str, int]], abi: Any) -> List[int]:
-    """The six raw argument values; the 32-bit ABI sees only the low 32 bits."""
-    key = _abi(abi)
-    get = regs.get if isinstance(regs, dict) else (lambda n: getattr(regs, n))
-    mask = MASK32 if key == "32" else MASK64
-    return [get(field_name) & mask for _, field_name in _ARG_REGS[key]]
-
-
-def syscall_nr(regs: Union[PtRegs, Dict[str, int]]) -> int:
-    """orig_ax as a signed number (-1 = not a syscall)."""
-    v = regs["orig_ax"] if isinstance(regs, dict) else regs.orig_ax
-    return to_signed(v, 64)

@@ -30,8 +30,7 @@ def test_decode_hello():
     assert r.to_dict() == HELLO
     assert list(r.to_dict()) == FIELDS
     assert r.mode == "64" and r.is_syscall
-    assert ptregs.syscall_args(r, "64") == [1, MSG, LEN, 0, 0, 0]
-    assert ptregs.syscall_nr(r) == 1
+    assert (r.orig_ax, r.di, r.si, r.dx) == (1, 1, MSG, LEN)
     assert ptregs.encode_pt_regs(**HELLO) == HELLO_BYTES
 
 
@@ -63,20 +62,6 @@ def test_mode_from_cs():
     assert ptregs.mode_from_cs(0x10) == "kernel"
     assert ptregs.mode_from_cs(0x2B) == "unknown"
     assert ptregs.mode_from_cs(0x10033) == "64"
-
-
-def test_syscall_arg_registers():
-    assert ptregs.syscall_arg_registers("64") == [
-        ("rdi", "di"), ("rsi", "si"), ("rdx", "dx"), ("r10", "r10"), ("r8", "r8"), ("r9", "r9")]
-    assert ptregs.syscall_arg_registers("32") == [
-        ("ebx", "bx"), ("ecx", "cx"), ("edx", "dx"), ("esi", "si"), ("edi", "di"), ("ebp", "bp")]
-    with pytest.raises(DecodeError):
-        ptregs.syscall_arg_registers("16")
-
-
-def test_syscall_args_32_truncates():
-    regs = dict(HELLO, bx=0xFFFFFFFF00000001, cx=0x1_0000_0002, dx=3, si=4, di=5, bp=6)
-    assert ptregs.syscall_args(regs, "32") == [1, 2, 3, 4, 5, 6]
 
 
 def test_truncated():
