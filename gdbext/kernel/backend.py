@@ -37,6 +37,11 @@ class GdbMachine:
     def cached(self, key, compute):
         return self._m().cached(key, compute)
 
+    @property
+    def syscalls(self):
+        from gdbext.kernel import syscalls
+        return syscalls
+
 
 _machine = GdbMachine()
 
@@ -72,6 +77,11 @@ def read_u64(address: int, cpu: Optional[int] = None) -> int:
 
 def cached(key, compute):
     return _machine.cached(key, compute)
+
+
+def syscalls():
+    """The syscall tables' questions (kernel/syscalls.py, or a fake's)."""
+    return _machine.syscalls
 
 
 @contextlib.contextmanager

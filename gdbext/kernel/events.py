@@ -21,7 +21,7 @@ from gdbext import arch, errors
 from gdbext.decoders import syscall_args
 from gdbext.decoders.msr import decode_rflags
 from gdbext.decoders.ptregs import ENOSYS
-from gdbext.kernel import backend, entry, syscalls, tasks
+from gdbext.kernel import backend, entry, tasks
 
 PAGE = 4096
 
@@ -159,6 +159,7 @@ class _Lookup:
 
 def _look_up(table_abi: str, nr: int, notes: List[str], choice) -> _Lookup:
     out = _Lookup()
+    syscalls = backend.syscalls()
     try:
         table = syscalls.table(table_abi)
         out.nr_syscalls = table.nr_syscalls

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Set
 
 from gdbext import arch, errors
-from gdbext.kernel import entry, symbols, syscalls
+from gdbext.kernel import backend, entry, symbols
 
 
 @dataclass
@@ -51,7 +51,7 @@ def build(words: List[str], abi: str = "64", pid: Optional[int] = None,
     for word in words:
         found = False
         for a in abis:
-            table = syscalls.table(a)
+            table = backend.syscalls().table(a)
             try:
                 nr = int(word, 0)
             except ValueError:
