@@ -1,7 +1,6 @@
 """kx task and kx ps: which task is this, and which tasks are there."""
 from gdbext.decoders import flags as flagdec
 from gdbext.kernel import tasks, version
-from gdbext.kernel import cpu as kcpu
 from gdbext.render import Report, Text
 from gdbext import machine
 
@@ -48,24 +47,10 @@ thread_info lives, mm/active_mm and thread.sp/fsbase/gsbase."""
     def run(self, args):
         cpu = machine.check_cpu(args.cpu)
         task = tasks.find(args.task, cpu)
-        warnings = []
-        check = tasks.current_disagreement(task.running_on if task.running_on is not None else cpu)
-        if check and (args.task is None or task.running_on is not None):
-            warnings.append(check)
-        if args.task is not None and not task.is_idle and not tasks.on_task_list(task, cpu):
-            warnings.append("this task is not on init_task.tasks (exiting, or not a task_struct?)")
+        warnings = tasks.task_warnings(task, cpu, named=args.task is not None)
         state = state_of(task)
-        size = tasks.thread_size()
-        magic_ok = tasks.stack_end_ok(task, cpu)
-        if magic_ok is False:
-            warnings.append("STACK_END_MAGIC is overwritten: the kernel stack overflowed")
-        top = tasks.stack_top(task)
-        if task.running_on is not None:
-            # The per-cpu stack top is task_top_of_stack(current) (set in
-            # __switch_to); a difference means our THREAD_SIZE/padding is wrong.
-            live_top = kcpu.top_of_stack(task.running_on)
-            if live_top is not None and live_top != top:
-                warnings.append(f"computed stack top {top:#x} differs from the CPU's top_of_stack {live_top:#x}")
+        stack = tasks.stack_facts(task, cpu)
+        warnings += stack.pop("warnings")
         data = {
             "address": task.address, "pid": task.pid, "tgid": task.tgid, "comm": task.comm,
             "state": state.label, "state_value": task.state, "exit_state": task.exit_state,
@@ -76,9 +61,7 @@ thread_info lives, mm/active_mm and thread.sp/fsbase/gsbase."""
             "ti_status": _flag_set(task.ti_status, flagdec.decode_ts_status),
             "thread_info": {"address": tasks.thread_info_address(task),
                             "location": "task_struct" if tasks.thread_info_in_task() else "stack"},
-            "stack": {"base": task.stack, "top": top, "size": size,
-                      "pt_regs": None if task.is_kernel_thread else tasks.pt_regs_address(task),
-                      "end_magic_ok": magic_ok},
+            "stack": stack,
             "cpu": task.cpu, "running_on": task.running_on, "kernel_thread": task.is_kernel_thread,
             "mm": task.mm or None, "active_mm": task.active_mm or None,
             "thread": {"sp": task.thread_sp, "fsbase": task.fsbase, "gsbase": task.gsbase},

@@ -9,7 +9,10 @@ import importlib
 from typing import Dict, Optional
 
 from gdbext import errors
-from gdbext.arch.base import Arch, EntryStub, RawCall, SyscallAbi, TableChoice  # noqa: F401
+from gdbext.arch.base import Arch, EntryStub, RawCall, SyscallAbi, TableChoice
+
+__all__ = ["Arch", "EntryStub", "RawCall", "SyscallAbi", "TableChoice", "ARCHITECTURES", "registry",
+           "use", "for_gdb_name", "current", "parse_abi"]
 
 # The one registration per architecture: its module builds ARCH.
 ARCHITECTURES = ("gdbext.arch.x86_64",)

@@ -151,6 +151,11 @@ class Arch:
             raise errors.MissingSymbol("current_task")
         return percpu.address("current_task", cpu)
 
+    def cpu_stack_top(self, cpu: int) -> Optional[int]:
+        """The stack top the CPU itself holds for its current task, where
+        the architecture keeps one (None: nothing to cross-check)."""
+        return None
+
     def in_user_mode(self, regs: Dict[str, int]) -> bool:
         raise NotImplementedError
 

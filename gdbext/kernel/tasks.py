@@ -161,6 +161,38 @@ def stack_end_ok(task: Task, cpu=None) -> Optional[bool]:
         return None
 
 
+def stack_facts(task: Task, cpu=None) -> Dict:
+    """The task's kernel stack: base, top, size, user pt_regs, whether
+    STACK_END_MAGIC is intact, and warnings when a check fails."""
+    top = stack_top(task)
+    facts = {"base": task.stack, "top": top, "size": thread_size(),
+             "pt_regs": None if task.is_kernel_thread else pt_regs_address(task),
+             "end_magic_ok": stack_end_ok(task, cpu), "warnings": []}
+    if facts["end_magic_ok"] is False:
+        facts["warnings"].append("STACK_END_MAGIC is overwritten: the kernel stack overflowed")
+    if task.running_on is not None:
+        # The CPU's own idea of the stack top (x86: cpu_current_top_of_stack,
+        # set in __switch_to) must be ours; else THREAD_SIZE/padding are wrong.
+        live_top = arch.current().cpu_stack_top(task.running_on)
+        if live_top is not None and live_top != top:
+            facts["warnings"].append(f"computed stack top {top:#x} differs from the CPU's top_of_stack "
+                                     f"{live_top:#x}")
+    return facts
+
+
+def task_warnings(task: Task, cpu: int, named: bool) -> List[str]:
+    """What is odd about `task` (asked for by name/pid/address if `named`,
+    else `cpu`'s current): current and the runqueue disagree, or a named
+    task is not on the task list."""
+    warnings = []
+    check = current_disagreement(task.running_on if task.running_on is not None else cpu)
+    if check and (not named or task.running_on is not None):
+        warnings.append(check)
+    if named and not task.is_idle and not on_task_list(task, cpu):
+        warnings.append("this task is not on init_task.tasks (exiting, or not a task_struct?)")
+    return warnings
+
+
 def thread_info_address(task: Task) -> int:
     return task.address if thread_info_in_task() else task.stack
 

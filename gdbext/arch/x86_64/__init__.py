@@ -80,6 +80,10 @@ class X86_64(Arch):
             raise errors.MissingSymbol("current_task (or pcpu_hot.current_task)")
         return percpu.address("current_task", cpu)
 
+    def cpu_stack_top(self, cpu: int) -> Optional[int]:
+        from gdbext.kernel import cpu as kcpu
+        return kcpu.top_of_stack(cpu)
+
     def in_user_mode(self, regs: Dict[str, int]) -> bool:
         return regs.get("cs") is not None and regs["cs"] & 3 == 3
 
