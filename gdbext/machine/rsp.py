@@ -91,6 +91,8 @@ try:
 except ImportError:      # outside gdb: the framing, the decoders and the loop
     gdb = None           # itself still work (scripts/bench_trace.py's raw client)
 
+from gdbext.decoders import rsp_packets
+from gdbext.decoders.rsp_packets import parse_g, parse_stop
 from gdbext.decoders.x86insn import modrm_length
 from gdbext import errors
 
@@ -157,23 +159,6 @@ def _connection_key():
         return (conn.num, conn.details) if conn is not None else None
     except (AttributeError, gdb.error):
         return None
-
-
-def parse_g(reply: str, layout: dict) -> dict:
-    """The `g` reply as {name: int}; registers the stub marks unavailable
-    ('xx') are None."""
-    out = {}
-    for name, (_num, off, size) in layout.items():
-        h = reply[2 * off:2 * (off + size)]
-        if len(h) != 2 * size or "x" in h:
-            out[name] = None
-        else:
-            out[name] = int.from_bytes(bytes.fromhex(h), "little")
-    return out
-
-
-def _le(value: int, size: int) -> str:
-    return (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little").hex()
 
 
 # ---------------------------------------------------------------------------
@@ -290,34 +275,6 @@ def emulate(plan: ResumePlan, regs: dict):
 # ---------------------------------------------------------------------------
 # Transports
 
-_STOP = re.compile(r"^[TS]([0-9a-fA-F]{2})")
-_THREAD = re.compile(r"thread:(?:p([0-9a-fA-F]+)\.)?([0-9a-fA-F]+|-1);")
-
-
-def parse_stop(reply: str):
-    """(signal, thread id or None) of a stop reply, or None if it is not one."""
-    m = _STOP.match(reply)
-    if not m:
-        return None
-    t = _THREAD.search(reply)
-    tid = int(t.group(2), 16) if t and t.group(2) != "-1" else None
-    return int(m.group(1), 16), tid
-
-
-def _checksum(data: bytes) -> bytes:
-    return b"%02x" % (sum(data) & 0xFF)
-
-
-def _escape(data: bytes) -> bytes:
-    out = bytearray()
-    for c in data:
-        if c in b"$#}*":
-            out += bytes((0x7D, c ^ 0x20))
-        else:
-            out.append(c)
-    return bytes(out)
-
-
 class SocketTransport:
     """RSP on a dup of gdb's own connection socket."""
 
@@ -388,8 +345,7 @@ class SocketTransport:
             view = view[n:]
 
     def send(self, packet: str):
-        body = _escape(packet.encode("latin-1"))
-        self.last = b"$" + body + b"#" + _checksum(body)
+        self.last = rsp_packets.frame(packet)
         self._send_raw(self.last)
 
     def _fill(self, timeout):
@@ -409,26 +365,26 @@ class SocketTransport:
         """The next packet's payload (acknowledged), or None on timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            # Acks and stray bytes before the packet
-            while self.buf and self.buf[0] != 0x24:      # '$'
-                c = self.buf[0]
-                del self.buf[0]
-                if c == 0x2B and self.ack is None:       # '+'
-                    self.ack = True
-                elif c == 0x2D and self.last:            # '-': resend
-                    self._send_raw(self.last)
-            j = self.buf.find(b"#")
-            if self.buf and j > 0 and len(self.buf) >= j + 3:
-                body = bytes(self.buf[1:j])
-                del self.buf[:j + 3]
+            before, body, used = rsp_packets.take_packet(self.buf)
+            del self.buf[:used]
+            self._take_acks(before)
+            if body is not None:
                 if self.ack is None:
                     self.ack = False
                 if self.ack:
-                    self._send_raw(b"+")
-                return _unescape(body).decode("latin-1")
+                    self._send_raw(rsp_packets.ACK)
+                return rsp_packets.payload(body)
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             if not self._fill(left) and deadline is not None and time.monotonic() >= deadline:
                 return None
+
+    def _take_acks(self, data: bytes):
+        """Acks learn whether the stub acknowledges; a nak resends."""
+        for c in data:
+            if c == rsp_packets.ACK[0] and self.ack is None:
+                self.ack = True
+            elif c == rsp_packets.NAK[0] and self.last:
+                self._send_raw(self.last)
 
     # -- operations --------------------------------------------------------
     def request(self, packet: str) -> str:
@@ -450,7 +406,7 @@ class SocketTransport:
         return reply
 
     def interrupt(self):
-        self._send_raw(b"\x03")
+        self._send_raw(rsp_packets.INTERRUPT)
 
     def recover(self):
         """Bring the connection to rest: the guest stopped, nothing unread.
@@ -482,25 +438,6 @@ class SocketTransport:
             elif reply.startswith("QC") or reply == "":
                 return stop
         raise errors.TargetLost("the stub did not answer after the trace was interrupted")
-
-
-def _unescape(body: bytes) -> bytes:
-    if b"}" not in body and b"*" not in body:
-        return body
-    out = bytearray()
-    i = 0
-    while i < len(body):
-        c = body[i]
-        if c == 0x7D and i + 1 < len(body):
-            out.append(body[i + 1] ^ 0x20)
-            i += 2
-        elif c == 0x2A and out and i + 1 < len(body):   # run-length encoding
-            out += bytes((out[-1],)) * (body[i + 1] - 29)
-            i += 2
-        else:
-            out.append(c)
-            i += 1
-    return bytes(out)
 
 
 def _peer_matcher(details: str):
@@ -616,7 +553,7 @@ class Hit:
         while len(out) < size:
             n = min(MAX_READ, size - len(out))
             reply = self._t.request(f"m{pos:x},{n:x}")
-            if not reply or reply[0] == "E" and len(reply) == 3:
+            if not reply or rsp_packets.is_error(reply):
                 raise errors.MemoryUnreadable(address, size, f"the stub answered {reply or 'nothing'}")
             try:
                 chunk = bytes.fromhex(reply)
@@ -928,7 +865,7 @@ def _step_past(t, hit, plan, regnum, result) -> str:
         try:
             # Memory first: it only ever lands below the stack pointer.
             for address, data in mem_writes:
-                reply = t.request(f"M{address:x},{len(data):x}:{data.hex()}")
+                reply = t.request(rsp_packets.write_memory(address, data))
                 if reply != "OK":
                     raise RspError(f"cannot write the stack at {address:#x} ({reply})")
             for name, value in reg_writes:
@@ -947,14 +884,14 @@ def _step_past(t, hit, plan, regnum, result) -> str:
         stop = t.request(f"vCont;s:p1.{hit.cpu + 1:x}")
         if parse_stop(stop) is None:
             raise RspError(f"the stub refused to single-step ({stop!r})")
-        pc = int.from_bytes(bytes.fromhex(t.request(f"p{regnum['rip']:x}")), "little")
+        pc = rsp_packets.decode_le_hex(t.request(f"p{regnum['rip']:x}"))
         if pc != hit.pc:
             return "vCont;c"
     raise RspError(f"CPU {hit.cpu} did not move off {hit.pc:#x} after {STEP_ATTEMPTS} single-steps")
 
 
 def _set_reg(t, regnum, name, value):
-    reply = t.request(f"P{regnum[name]:x}={_le(value, 4 if name == 'eflags' else 8)}")
+    reply = t.request(rsp_packets.write_register(regnum[name], value, 4 if name == 'eflags' else 8))
     if reply != "OK":
         raise RspError(f"cannot set {name} ({reply})")
 
