@@ -15,7 +15,10 @@ import collections
 import contextlib
 import re
 
-import gdb
+try:
+    import gdb
+except ImportError:   # outside gdb: only the trace loop's raw RSP client (scripts/bench_trace.py)
+    gdb = None
 
 from gdbext import errors
 from gdbext.decoders import paging
@@ -75,7 +78,8 @@ def _install_hooks():
         gdb.events.new_inferior.connect(_forget_connection)
 
 
-_install_hooks()
+if gdb is not None:
+    _install_hooks()
 
 
 def cached(key, compute):
