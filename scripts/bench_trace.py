@@ -50,17 +50,20 @@ sys.path[:0] = [ROOT, os.path.join(ROOT, "scripts")]
 
 from kxlab import bootstrap  # noqa: E402
 from tests.guestlib import GuestSession, LabConfig  # noqa: E402
-from gdbext.machine import rsp  # noqa: E402  (its pure parts run without gdb)
+from gdbext import arch  # noqa: E402
+from gdbext.decoders.rsp_packets import parse_g  # noqa: E402
+from gdbext.machine import rsp  # noqa: E402  (its raw client runs without gdb)
 
 # Runs inside gdb (sourced once).  Prints one JSON line per call.
 GDB_SIDE = r'''
 import json, time
 import gdb
 from gdbext import machine
+from gdbext.decoders.bits import MASK64
 from gdbext.machine import rsp
 
 def _eval(expr):
-    return int(gdb.parse_and_eval(expr)) & rsp.MASK64
+    return int(gdb.parse_and_eval(expr)) & MASK64
 
 def kxb_setup(point):
     addr = _eval(f"(long)&{point}")
@@ -169,7 +172,7 @@ class Raw:
 
 
 def raw_floor(raw, info, n, decode=False):
-    plans = {info["addr"]: rsp.plan_resume(info["addr"], bytes.fromhex(info["code"]))}
+    plans = {info["addr"]: arch.current().plan_resume(info["addr"], bytes.fromhex(info["code"]))}
     times = []
 
     def on_hit(hit):
@@ -193,7 +196,7 @@ def raw_floor(raw, info, n, decode=False):
 def raw_no_progress(raw, info, n):
     """c / stop / g without stepping over the breakpoint."""
     t = raw.t
-    layout = dict(rsp._QEMU_X86_64_LAYOUT)
+    layout = arch.current().gdb_register_layout()
     assert t.request(f"Z0,{info['addr']:x},1") == "OK"
     seen = set()
     try:
@@ -201,7 +204,7 @@ def raw_no_progress(raw, info, n):
         for _ in range(n):
             t.resume("c")
             stop = t.wait_stop(30)
-            regs = rsp.parse_g(t.request("g"), layout)
+            regs = parse_g(t.request("g"), layout)
             seen.add((stop, regs["rsi"], regs["rdi"]))
         dt = time.perf_counter() - t0
     finally:
@@ -296,7 +299,7 @@ def main():
     try:
         s.cmd(f"source {helper.name}")
         info = gdb_json(s, f"python kxb_setup({a.point!r})")
-        plan = rsp.plan_resume(info["addr"], bytes.fromhex(info["code"]))
+        plan = arch.current().plan_resume(info["addr"], bytes.fromhex(info["code"]))
         print(f"kernel {a.kernel}, trace point {a.point} = {info['addr']:#x} ({plan.text}: "
               f"the loop resumes with a {plan.kind}), {a.hits} hits x {a.rounds} rounds", flush=True)
         for rnd in range(a.rounds):

@@ -93,33 +93,14 @@ except ImportError:      # outside gdb: the framing, the decoders and the loop
 
 from gdbext.decoders import rsp_packets
 from gdbext.decoders.rsp_packets import parse_g, parse_stop
-from gdbext.decoders.x86insn import modrm_length
-from gdbext import errors
+from gdbext import arch, errors
+from gdbext.arch.base import ResumePlan
 
 MASK64 = (1 << 64) - 1
 PAGE = 4096
 # QEMU 7.2: PacketSize=1000 (hex), so an `m` reply holds at most 2047 bytes.
 MAX_READ = 0x7F0
 STEP_ATTEMPTS = 5
-
-# Register layout of QEMU's x86-64 `g` packet (gdb's `maint print
-# remote-registers`, QEMU 7.2): name -> (remote number, g offset, size).
-# Used when gdb's own table cannot be read.
-_QEMU_X86_64_LAYOUT = {
-    **{n: (i, i * 8, 8) for i, n in enumerate(
-        ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp",
-         "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip"))},
-    "eflags": (17, 136, 4),
-    **{n: (18 + i, 140 + 4 * i, 4) for i, n in enumerate(("cs", "ss", "ds", "es", "fs", "gs"))},
-    **{n: (24 + i, 164 + 8 * i, 8) for i, n in enumerate(
-        ("fs_base", "gs_base", "k_gs_base", "cr0", "cr2", "cr3", "cr4", "cr8", "efer"))},
-}
-REG_NAMES = tuple(_QEMU_X86_64_LAYOUT)
-
-# x86 register encoding -> name (64-bit forms)
-_GPR = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
-        "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")
-
 
 class RspError(errors.KxError):
     """The stub answered something the loop cannot use."""
@@ -132,23 +113,25 @@ _layout_cache = {}
 
 
 def register_layout() -> dict:
-    """{name: (remote regnum, offset in the g reply, size)} for REG_NAMES,
-    from gdb's own table (`maint print remote-registers`), else QEMU's."""
+    """{name: (remote regnum, offset in the g reply, size)} for the
+    registers of the architecture's layout, from gdb's own table (`maint
+    print remote-registers`), else QEMU's."""
     key = _connection_key()
     if key in _layout_cache:
         return _layout_cache[key]
+    qemu = arch.current().gdb_register_layout()
     layout = {}
     try:
         text = gdb.execute("maint print remote-registers", to_string=True)
         for line in text.splitlines():
             f = line.split()
             # Name Nr Rel Offset Size Type RmtNr g/GOffset
-            if len(f) == 8 and f[0] in _QEMU_X86_64_LAYOUT and f[6].isdigit() and f[7].isdigit():
+            if len(f) == 8 and f[0] in qemu and f[6].isdigit() and f[7].isdigit():
                 layout[f[0]] = (int(f[6]), int(f[7]), int(f[4]))
     except gdb.error:
         layout = {}
-    if set(layout) != set(_QEMU_X86_64_LAYOUT):
-        layout = dict(_QEMU_X86_64_LAYOUT)
+    if set(layout) != set(qemu):
+        layout = qemu
     _layout_cache[key] = layout
     return layout
 
@@ -159,117 +142,6 @@ def _connection_key():
         return (conn.num, conn.details) if conn is not None else None
     except (AttributeError, gdb.error):
         return None
-
-
-# ---------------------------------------------------------------------------
-# Stepping over the breakpoint without a single-step
-
-@dataclasses.dataclass(frozen=True)
-class ResumePlan:
-    """How the loop moves a vCPU past the instruction at a breakpoint.
-
-    kind: "skip" (set pc to `target` and continue: NOPs, ENDBR, jmp),
-          "emulate" (apply `op` to the registers first), or "step".
-    """
-    kind: str
-    length: int = 0
-    target: int = None      # the pc after the instruction (skip/emulate)
-    op: tuple = ()          # ("push", reg) | ("mov", dst, src, bits) | ("test", a, b, bits)
-    text: str = ""          # for reports: what the instruction is
-
-
-_LEGACY_PREFIXES = {0x66, 0x2E, 0x3E, 0x26, 0x36, 0x64, 0x65}
-
-
-def plan_resume(address: int, code: bytes) -> ResumePlan:
-    """Decide how to get past the instruction whose bytes start `code`
-    (read from guest memory at `address`: QEMU's breakpoints do not patch
-    memory, so these are the real, possibly runtime-patched, bytes)."""
-    step = ResumePlan("step", text="other")
-    i = 0
-    prefixes = set()
-    while i < len(code) and i < 14 and code[i] in _LEGACY_PREFIXES | {0xF3}:
-        prefixes.add(code[i])
-        i += 1
-    rex = 0
-    if i < len(code) and 0x40 <= code[i] <= 0x4F:
-        rex = code[i]
-        i += 1
-    if i >= len(code):
-        return step
-    op = code[i]
-
-    def done(n, kind="skip", op=(), text=""):
-        length = i + n
-        return ResumePlan(kind, length, (address + length) & MASK64, op, text)
-
-    # NOP (0x90; not with REX.B, which makes it xchg r8) and PAUSE (f3 90)
-    if op == 0x90 and not (rex & 1):
-        return done(1, text="pause" if 0xF3 in prefixes else "nop")
-    if op == 0x0F and i + 1 < len(code):
-        op2 = code[i + 1]
-        if op2 == 0x1F and 0xF3 not in prefixes:      # nopw/nopl r/m (0f 1f /0)
-            m = modrm_length(code, i + 2)
-            if m is not None and (code[i + 2] >> 3) & 7 == 0:
-                return done(2 + m, text="nop")
-        if op2 == 0x1E and 0xF3 in prefixes and i + 2 < len(code) and code[i + 2] in (0xFA, 0xFB):
-            return done(3, text="endbr64" if code[i + 2] == 0xFA else "endbr32")
-        return step
-    if prefixes:
-        return step     # only the NOP forms above take legacy prefixes here
-    # jmp rel8 / rel32
-    if op == 0xEB and i + 1 < len(code) and not rex:
-        rel = int.from_bytes(code[i + 1:i + 2], "little", signed=True)
-        return ResumePlan("skip", i + 2, (address + i + 2 + rel) & MASK64, (), "jmp")
-    if op == 0xE9 and i + 4 < len(code) and not rex:
-        rel = int.from_bytes(code[i + 1:i + 5], "little", signed=True)
-        return ResumePlan("skip", i + 5, (address + i + 5 + rel) & MASK64, (), "jmp")
-    # push r64 (50+r, REX.B selects r8-r15)
-    if 0x50 <= op <= 0x57 and rex in (0, 0x41):
-        reg = _GPR[(op - 0x50) + (8 if rex & 1 else 0)]
-        return done(1, "emulate", ("push", reg), f"push %{reg}")
-    # mov r, r (89 /r: rm <- reg; 8b /r: reg <- rm), register forms only
-    if op in (0x89, 0x8B) and i + 1 < len(code) and code[i + 1] >> 6 == 3:
-        modrm = code[i + 1]
-        reg = _GPR[((modrm >> 3) & 7) + (8 if rex & 4 else 0)]
-        rm = _GPR[(modrm & 7) + (8 if rex & 1 else 0)]
-        bits = 64 if rex & 8 else 32
-        dst, src = (rm, reg) if op == 0x89 else (reg, rm)
-        return done(2, "emulate", ("mov", dst, src, bits), f"mov{bits} %{src},%{dst}")
-    # test r, r (84 /r: 8-bit; 85 /r: 32/64-bit), register forms only
-    if op in (0x84, 0x85) and i + 1 < len(code) and code[i + 1] >> 6 == 3:
-        modrm = code[i + 1]
-        r1, r2 = ((modrm >> 3) & 7) + (8 if rex & 4 else 0), (modrm & 7) + (8 if rex & 1 else 0)
-        if op == 0x84 and not rex and (r1 >= 4 or r2 >= 4):
-            return step       # ah/ch/dh/bh: not worth it
-        bits = 8 if op == 0x84 else (64 if rex & 8 else 32)
-        return done(2, "emulate", ("test", _GPR[r1], _GPR[r2], bits), f"test{bits}")
-    return step
-
-
-def emulate(plan: ResumePlan, regs: dict):
-    """The register and memory writes that have the effect of `plan` on a
-    vCPU with registers `regs`: ([(reg name, value)], [(address, bytes)])."""
-    kind = plan.op[0]
-    if kind == "push":
-        value = regs[plan.op[1]]
-        sp = (regs["rsp"] - 8) & MASK64
-        return [("rsp", sp)], [(sp, value.to_bytes(8, "little"))]
-    if kind == "mov":
-        _, dst, src, bits = plan.op
-        return [(dst, regs[src] & ((1 << bits) - 1))], []
-    if kind == "test":
-        _, a, b, bits = plan.op
-        result = regs[a] & regs[b] & ((1 << bits) - 1)
-        flags = regs["eflags"] & ~((1 << 0) | (1 << 2) | (1 << 6) | (1 << 7) | (1 << 11))
-        if result == 0:
-            flags |= 1 << 6                               # ZF
-        if result >> (bits - 1) & 1:
-            flags |= 1 << 7                               # SF
-        if bin(result & 0xFF).count("1") % 2 == 0:
-            flags |= 1 << 2                               # PF
-        return [("eflags", flags)], []                    # CF = OF = 0; AF undefined
-    raise ValueError(f"cannot emulate {plan}")
 
 
 # ---------------------------------------------------------------------------
@@ -530,7 +402,7 @@ class Hit:
     def __init__(self, t, cpu, regs, index):
         self._t = t
         self.cpu = cpu                  # vCPU number (gdb thread cpu + 1)
-        self.regs = regs                # {name: int}, REG_NAMES
+        self.regs = regs                # {name: int}, those of register_layout()
         self.pc = regs["rip"]
         self.index = index              # 0-based
         self.time = time.monotonic()
@@ -668,7 +540,7 @@ def run(breakpoints, on_hit, max_hits=None, duration=None, select_stopped=True,
     # is on a user CR3 (KPTI), which plain `m` could not.
     code = {a: machine.read_kernel(a, 16) for a in addrs} if emulate_insns else {}
     for a in addrs:
-        result.plans[a] = plan_resume(a, code[a]) if emulate_insns else ResumePlan("step")
+        result.plans[a] = arch.current().plan_resume(a, code[a]) if emulate_insns else ResumePlan("step")
     layout = register_layout()
     # gdb takes its own breakpoints out of the target at every stop, unless
     # told to keep them in.
@@ -734,7 +606,7 @@ def drive(t, plans: dict, on_hit, max_hits=None, duration=None, layout=None) -> 
     runs it on a connection of its own while gdb is detached): Z0 at each
     address of `plans` ({address: ResumePlan}), the loop, z0.  The guest is
     left stopped; nothing is resynchronised."""
-    layout = layout or dict(_QEMU_X86_64_LAYOUT)
+    layout = layout or arch.current().gdb_register_layout()
     result = TraceResult(transport=getattr(t, "name", "?"), plans=dict(plans))
     inserted = []
     try:
@@ -861,7 +733,7 @@ def _step_past(t, hit, plan, regnum, result) -> str:
     if plan.kind == "skip":
         return f"c{plan.target:x}"
     if plan.kind == "emulate":
-        reg_writes, mem_writes = emulate(plan, hit.regs)
+        reg_writes, mem_writes = arch.current().emulate(plan, hit.regs)
         try:
             # Memory first: it only ever lands below the stack pointer.
             for address, data in mem_writes:

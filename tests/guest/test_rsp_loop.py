@@ -26,13 +26,14 @@ ENOSYS = 38
 GDB_SIDE = r'''
 import json
 import gdb
-from gdbext import errors
+from gdbext import arch, errors
 from gdbext import machine
+from gdbext.decoders.bits import MASK64
 from gdbext.machine import rsp
 
 
 def _eval(expr):
-    return int(gdb.parse_and_eval(expr)) & rsp.MASK64
+    return int(gdb.parse_and_eval(expr)) & MASK64
 
 
 def _info():
@@ -91,7 +92,7 @@ def kxt_trace(entry=None, exit=None, raw=(), max_hits=None, stop_on_cpu=None, ra
     if exit:
         kinds[_eval(f"(long)&{exit}")] = "exit"
     for a in raw:
-        kinds[a & rsp.MASK64] = "raw"
+        kinds[a & MASK64] = "raw"
     events = []
 
     def on_hit(hit):
@@ -118,13 +119,12 @@ def kxt_plan(address):
     """The loop's plan for the instruction at `address`, and what emulating
     it would do on the selected vCPU (stopped there)."""
     code = machine.read_kernel(address, 16)
-    plan = rsp.plan_resume(address, code)
-    regs = {n: (int(gdb.newest_frame().read_register(n)) & rsp.MASK64) for n in rsp.REG_NAMES
-            if n in machine.GENERAL_REGS}
+    plan = arch.current().plan_resume(address, code)
+    regs = {n: (int(gdb.newest_frame().read_register(n)) & MASK64) for n in machine.GENERAL_REGS}
     out = {"kind": plan.kind, "text": plan.text, "target": plan.target, "regs": regs,
            "code": code.hex(), "reg_writes": [], "mem_writes": []}
     if plan.kind == "emulate":
-        rw, mw = rsp.emulate(plan, regs)
+        rw, mw = arch.current().emulate(plan, regs)
         out["reg_writes"] = rw
         out["mem_writes"] = [(a, d.hex()) for a, d in mw]
     print(json.dumps(out))

@@ -4,8 +4,9 @@ commands."""
 from typing import Dict, Optional
 
 from gdbext import errors
-from gdbext.arch.base import Arch, EntryStub, RawCall, SyscallAbi, TableChoice
+from gdbext.arch.base import Arch, EntryStub, RawCall, ResumePlan, SyscallAbi, TableChoice
 from gdbext.arch.x86_64 import abi as abis
+from gdbext.arch.x86_64 import gdbregs, stepover
 from gdbext.decoders import paging
 from gdbext.decoders.bits import MASK32, MASK64
 from gdbext.decoders.descriptors import USER32_CS
@@ -92,6 +93,15 @@ class X86_64(Arch):
         # pt_regs *), do_int80_syscall_32 / do_fast_syscall_32(struct pt_regs *):
         # pt_regs is the first argument, in rdi (System V AMD64 ABI).
         return regs["rdi"]
+
+    def plan_resume(self, address: int, code: bytes) -> ResumePlan:
+        return stepover.plan_resume(address, code)
+
+    def emulate(self, plan: ResumePlan, regs: Dict[str, int]):
+        return stepover.emulate(plan, regs)
+
+    def gdb_register_layout(self):
+        return dict(gdbregs.QEMU_G_LAYOUT)
 
     # -- memory -----------------------------------------------------------------
     def paging_enabled(self, regs: Dict[str, int]) -> bool:
