@@ -81,7 +81,6 @@ stale while the loop owns the connection.  Symbol and type lookups are fine.
 """
 import dataclasses
 import os
-import re
 import select
 import socket
 import time
@@ -93,7 +92,7 @@ except ImportError:      # outside gdb: the framing, the decoders and the loop
 
 from gdbext.decoders import rsp_packets
 from gdbext.decoders.rsp_packets import parse_g, parse_stop
-from gdbext import arch, errors
+from gdbext import arch, errors, machine
 from gdbext.arch.base import ResumePlan
 
 MASK64 = (1 << 64) - 1
@@ -344,23 +343,15 @@ class MaintTransport:
         self.outstanding = None
         self._pending_stop = None
 
-    @staticmethod
-    def _packet(text: str) -> str:
-        out = gdb.execute(f"maint packet {text}", to_string=True)
-        m = re.search(r'received: "(.*)"\s*$', out, re.S)
-        if not m:
-            raise RspError(f"no reply to {text!r}")
-        return m.group(1)
-
     def request(self, packet: str) -> str:
         self.outstanding = "reply"
-        reply = self._packet(packet)
+        reply = machine.packet(packet, from_loop=True)
         self.outstanding = None
         return reply
 
     def resume(self, packet: str):
         self.outstanding = "stop"
-        self._pending_stop = self._packet(packet)
+        self._pending_stop = machine.packet(packet, from_loop=True)
 
     def wait_stop(self, timeout=None):
         reply, self._pending_stop = self._pending_stop, None
@@ -528,7 +519,6 @@ def run(breakpoints, on_hit, max_hits=None, duration=None, select_stopped=True,
     single-steps every hit; `resync_gdb=False` is for tests that show what
     goes wrong without `resync`.
     """
-    from gdbext import machine
     machine.require_stopped()
     addrs = sorted({a & MASK64 for a in breakpoints})
     if not addrs:
@@ -775,7 +765,6 @@ def resync(cpu: int = None) -> None:
     """Make gdb's view exact after packets it did not see: the stub's general
     thread, gdb's register, frame and memory caches, kx's per-stop cache,
     and (with `cpu`) the selected thread.  The guest must be stopped."""
-    from gdbext import machine
     threads = {t.num: t for t in gdb.selected_inferior().threads()}
     thread = threads.get(cpu + 1) if cpu is not None else None
     if thread is not None and thread.is_valid():
@@ -783,7 +772,7 @@ def resync(cpu: int = None) -> None:
     selected = gdb.selected_thread()
     if selected is not None:
         # 1. the stub's Hg to the thread gdb will read first ...
-        machine._packet(f"Hgp1.{selected.num:x}")
+        machine.packet(f"Hgp1.{selected.num:x}")
     gdb.execute("maintenance flush register-cache", to_string=True)
     try:
         gdb.execute("maintenance flush dcache", to_string=True)
