@@ -15,13 +15,13 @@ the first instruction of do_syscall_64).  In one run it prints:
                arguments, strings) and written as JSON; its own summary's
                rate, set-up and resync included (--gdb-engine: also the
                gdb-breakpoint engine at entry_SYSCALL_64);
-  kx loop      gdbext.machine.rsp.run() with a decoding callback that does
+  kx loop      gdbext.machine.rsp_loop.run() with a decoding callback that does
                what full decoding needs: pt_regs (168 bytes at rdi), the
                current task (per-cpu current_task at __per_cpu_offset[cpu]),
                its pid and comm, and one user string (64 bytes at the user
                stack pointer, standing in for a path argument); over the
                borrowed socket, and over `maint packet`;
-  raw floor    the same loop code (rsp.drive) in a separate Python process on
+  raw floor    the same loop code (rsp_loop.drive) in a separate Python process on
                its own connection while gdb is detached: `c`, stop reply,
                `g`, nothing else; and once with the same decoding reads;
   no progress  the raw `c` / stop reply / `g` loop *without* stepping over
@@ -52,7 +52,7 @@ from kxlab import bootstrap  # noqa: E402
 from tests.guestlib import GuestSession, LabConfig  # noqa: E402
 from gdbext import arch  # noqa: E402
 from gdbext.decoders.rsp_packets import parse_g  # noqa: E402
-from gdbext.machine import rsp  # noqa: E402  (its raw client runs without gdb)
+from gdbext.machine import rsp_loop, rsp_transport  # noqa: E402  (the raw client runs without gdb)
 
 # Runs inside gdb (sourced once).  Prints one JSON line per call.
 GDB_SIDE = r'''
@@ -60,7 +60,7 @@ import json, time
 import gdb
 from gdbext import machine
 from gdbext.decoders.bits import MASK64
-from gdbext.machine import rsp
+from gdbext.machine import rsp_loop
 
 def _eval(expr):
     return int(gdb.parse_and_eval(expr)) & MASK64
@@ -128,7 +128,7 @@ def kxb_loop(n, transport):
         pid, comm = kxb_decode(hit)
         pids[comm.decode(errors="replace")] = pid
         return True
-    r = rsp.run([KXB["addr"]], on_hit, max_hits=n + 1, transport_kind=transport)
+    r = rsp_loop.run([KXB["addr"]], on_hit, max_hits=n + 1, transport_kind=transport)
     # Same clock as the bare breakpoint: hit 1 to hit n + 1.
     print(json.dumps({"hits": r.hits - 1, "seconds": times[-1] - times[0],
                       "transport": r.transport, "plan": r.plans[KXB["addr"]].text,
@@ -157,7 +157,7 @@ class Raw:
     def __init__(self, port):
         sock = socket.create_connection(("127.0.0.1", port))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.t = rsp.SocketTransport(sock)
+        self.t = rsp_transport.SocketTransport(sock)
         # QEMU stops the guest on connect and says so (T02): drain it.
         while self.t.recv(0.3) is not None:
             pass
@@ -188,7 +188,7 @@ def raw_floor(raw, info, n, decode=False):
             except Exception:
                 pass
         return True
-    r = rsp.drive(raw.t, plans, on_hit, max_hits=n + 1)
+    r = rsp_loop.drive(raw.t, plans, on_hit, max_hits=n + 1)
     assert r.hits == n + 1, r
     return n, times[-1] - times[0]
 

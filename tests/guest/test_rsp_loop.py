@@ -1,4 +1,4 @@
-"""The fast trace loop (gdbext/machine/rsp.py) on a live guest.
+"""The fast trace loop (gdbext/machine/rsp_loop.py) on a live guest.
 
 Ground truth, none of it from the loop itself:
 - the workload's own account on the serial console: its pid (KX-WORK), its
@@ -29,7 +29,7 @@ import gdb
 from gdbext import arch, errors
 from gdbext import machine
 from gdbext.decoders.bits import MASK64
-from gdbext.machine import rsp
+from gdbext.machine import rsp_loop
 
 
 def _eval(expr):
@@ -103,9 +103,9 @@ def kxt_trace(entry=None, exit=None, raw=(), max_hits=None, stop_on_cpu=None, ra
         if raise_at is not None and len(events) >= raise_at:
             raise RuntimeError("raised by the test's callback")
         return stop_on_cpu is None or hit.cpu != stop_on_cpu
-    r = rsp.run(list(kinds), on_hit, max_hits=max_hits, duration=duration,
-                select_stopped=select_stopped, transport_kind=transport,
-                resync_gdb=resync, emulate_insns=emulate)
+    r = rsp_loop.run(list(kinds), on_hit, max_hits=max_hits, duration=duration,
+                     select_stopped=select_stopped, transport_kind=transport,
+                     resync_gdb=resync, emulate_insns=emulate)
     print(json.dumps({
         "reason": r.reason, "hits": r.hits, "elapsed": r.elapsed, "transport": r.transport,
         "at_last_hit": r.at_last_hit, "stopped_cpu": r.stopped_cpu, "stop_pc": r.stop_pc,
@@ -131,7 +131,7 @@ def kxt_plan(address):
 
 
 def kxt_resync():
-    rsp.resync(gdb.selected_thread().num - 1)
+    rsp_loop.resync(gdb.selected_thread().num - 1)
     print(json.dumps({"ok": True}))
 '''
 
@@ -411,7 +411,7 @@ def test_emulation_matches_a_real_step(kt, where):
     kt.cmd("set scheduler-locking on")
     try:
         # Now and then QEMU answers a step in which nothing ran (NOTES.md;
-        # rsp.py: a pending debug request of the other vCPU); step again.
+        # rsp_loop.py: a pending debug request of the other vCPU); step again.
         for _ in range(5):
             kt.gdb.async_records.clear()
             kt.cmd("stepi")                # asynchronous under MI
