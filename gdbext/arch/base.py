@@ -176,7 +176,8 @@ class Arch:
         `code`): without a single-step where the architecture can tell."""
         return ResumePlan("step")
 
-    def emulate(self, plan: ResumePlan, regs: Dict[str, int]) -> Tuple[List[Tuple[str, int]], List[Tuple[int, bytes]]]:
+    def emulate(self, plan: ResumePlan,
+                regs: Dict[str, int]) -> Tuple[List[Tuple[str, int]], List[Tuple[int, bytes]]]:
         """The writes that have the effect of an "emulate" plan on a vCPU
         with registers `regs`: ([(register, value)], [(address, bytes)])."""
         raise NotImplementedError

@@ -15,7 +15,7 @@ RegisterLayout = Dict[str, Tuple[int, int, int]]
 ACK = b"+"
 NAK = b"-"
 INTERRUPT = b"\x03"            # "Interrupts": a bare byte, no framing
-_START, _END, _ESCAPE, _RUN = 0x24, 0x23, 0x7D, 0x2A      # $ # } *
+_ESCAPE, _RUN = 0x7D, 0x2A        # } *
 _MUST_ESCAPE = frozenset(b"$#}*")
 
 

@@ -91,7 +91,7 @@ MAX_READ = 0x7F0
 STEP_ATTEMPTS = 5
 # Debug stops in a row in which nothing hit before the loop gives up.
 MAX_SPURIOUS_RUN = 50
-SIGINT, SIGTRAP = 2, 5       # as stop replies number them (GDB manual, "Stop Reply Packets")
+SIGINT, SIGTRAP = 2, 5       # gdb's signal numbers, which stop replies carry (include/gdb/signals.def)
 
 
 class RspError(errors.KxError):

@@ -118,7 +118,8 @@ def test_escaped_body_has_no_framing_byte(data):
         i += 1
 
 
-@given(st.text(alphabet=st.characters(max_codepoint=255)), st.binary(max_size=4).filter(lambda b: b"$" not in b))
+@given(st.text(alphabet=st.characters(max_codepoint=255)),
+       st.binary(max_size=4).filter(lambda b: b"$" not in b))
 def test_frame_round_trip(text, noise):
     wire = noise + rp.frame(text) + b"+"
     before, body, used = rp.take_packet(wire)
