@@ -136,7 +136,7 @@ def _run_loop(flt, args, sink):
     """The trace on kx's own breakpoint loop (target/rsp.py): synchronous
     under every gdb interpreter, Ctrl-C ends it at once."""
     from gdbext.kernel import syscall_trace
-    from gdbext.machine import rsp
+    from gdbext.machine import rsp_loop as rsp
     try:
         points = syscall_trace.trace_points(flt, args.want_return)
         tracer = syscall_trace.LoopTracer(flt, args.want_return, points, lambda e: not sink.emit(e))

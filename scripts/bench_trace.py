@@ -15,13 +15,13 @@ the first instruction of do_syscall_64).  In one run it prints:
                arguments, strings) and written as JSON; its own summary's
                rate, set-up and resync included (--gdb-engine: also the
                gdb-breakpoint engine at entry_SYSCALL_64);
-  kx loop      gdbext.machine.rsp.run() with a decoding callback that does
+  kx loop      gdbext.machine.rsp_loop.run() with a decoding callback that does
                what full decoding needs: pt_regs (168 bytes at rdi), the
                current task (per-cpu current_task at __per_cpu_offset[cpu]),
                its pid and comm, and one user string (64 bytes at the user
                stack pointer, standing in for a path argument); over the
                borrowed socket, and over `maint packet`;
-  raw floor    the same loop code (rsp.drive) in a separate Python process on
+  raw floor    the same loop code (rsp_loop.drive) in a separate Python process on
                its own connection while gdb is detached: `c`, stop reply,
                `g`, nothing else; and once with the same decoding reads;
   no progress  the raw `c` / stop reply / `g` loop *without* stepping over
@@ -50,17 +50,20 @@ sys.path[:0] = [ROOT, os.path.join(ROOT, "scripts")]
 
 from kxlab import bootstrap  # noqa: E402
 from tests.guestlib import GuestSession, LabConfig  # noqa: E402
-from gdbext.machine import rsp  # noqa: E402  (its pure parts run without gdb)
+from gdbext import arch  # noqa: E402
+from gdbext.decoders.rsp_packets import parse_g  # noqa: E402
+from gdbext.machine import rsp_loop, rsp_transport  # noqa: E402  (the raw client runs without gdb)
 
 # Runs inside gdb (sourced once).  Prints one JSON line per call.
 GDB_SIDE = r'''
 import json, time
 import gdb
 from gdbext import machine
-from gdbext.machine import rsp
+from gdbext.decoders.bits import MASK64
+from gdbext.machine import rsp_loop
 
 def _eval(expr):
-    return int(gdb.parse_and_eval(expr)) & rsp.MASK64
+    return int(gdb.parse_and_eval(expr)) & MASK64
 
 def kxb_setup(point):
     addr = _eval(f"(long)&{point}")
@@ -125,7 +128,7 @@ def kxb_loop(n, transport):
         pid, comm = kxb_decode(hit)
         pids[comm.decode(errors="replace")] = pid
         return True
-    r = rsp.run([KXB["addr"]], on_hit, max_hits=n + 1, transport_kind=transport)
+    r = rsp_loop.run([KXB["addr"]], on_hit, max_hits=n + 1, transport_kind=transport)
     # Same clock as the bare breakpoint: hit 1 to hit n + 1.
     print(json.dumps({"hits": r.hits - 1, "seconds": times[-1] - times[0],
                       "transport": r.transport, "plan": r.plans[KXB["addr"]].text,
@@ -154,7 +157,7 @@ class Raw:
     def __init__(self, port):
         sock = socket.create_connection(("127.0.0.1", port))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.t = rsp.SocketTransport(sock)
+        self.t = rsp_transport.SocketTransport(sock)
         # QEMU stops the guest on connect and says so (T02): drain it.
         while self.t.recv(0.3) is not None:
             pass
@@ -169,7 +172,7 @@ class Raw:
 
 
 def raw_floor(raw, info, n, decode=False):
-    plans = {info["addr"]: rsp.plan_resume(info["addr"], bytes.fromhex(info["code"]))}
+    plans = {info["addr"]: arch.current().plan_resume(info["addr"], bytes.fromhex(info["code"]))}
     times = []
 
     def on_hit(hit):
@@ -185,7 +188,7 @@ def raw_floor(raw, info, n, decode=False):
             except Exception:
                 pass
         return True
-    r = rsp.drive(raw.t, plans, on_hit, max_hits=n + 1)
+    r = rsp_loop.drive(raw.t, plans, on_hit, max_hits=n + 1)
     assert r.hits == n + 1, r
     return n, times[-1] - times[0]
 
@@ -193,7 +196,7 @@ def raw_floor(raw, info, n, decode=False):
 def raw_no_progress(raw, info, n):
     """c / stop / g without stepping over the breakpoint."""
     t = raw.t
-    layout = dict(rsp._QEMU_X86_64_LAYOUT)
+    layout = arch.current().gdb_register_layout()
     assert t.request(f"Z0,{info['addr']:x},1") == "OK"
     seen = set()
     try:
@@ -201,7 +204,7 @@ def raw_no_progress(raw, info, n):
         for _ in range(n):
             t.resume("c")
             stop = t.wait_stop(30)
-            regs = rsp.parse_g(t.request("g"), layout)
+            regs = parse_g(t.request("g"), layout)
             seen.add((stop, regs["rsi"], regs["rdi"]))
         dt = time.perf_counter() - t0
     finally:
@@ -296,7 +299,7 @@ def main():
     try:
         s.cmd(f"source {helper.name}")
         info = gdb_json(s, f"python kxb_setup({a.point!r})")
-        plan = rsp.plan_resume(info["addr"], bytes.fromhex(info["code"]))
+        plan = arch.current().plan_resume(info["addr"], bytes.fromhex(info["code"]))
         print(f"kernel {a.kernel}, trace point {a.point} = {info['addr']:#x} ({plan.text}: "
               f"the loop resumes with a {plan.kind}), {a.hits} hits x {a.rounds} rounds", flush=True)
         for rnd in range(a.rounds):

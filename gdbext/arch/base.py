@@ -14,6 +14,8 @@ architecture's subclass overrides.
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
+from gdbext.decoders.rsp_packets import RegisterLayout
+
 
 @dataclass(frozen=True)
 class EntryStub:
@@ -80,6 +82,19 @@ class TableChoice:
     nr: int
     note: Optional[str] = None
     flagged: bool = False
+
+
+@dataclass(frozen=True)
+class ResumePlan:
+    """How the trace loop gets a vCPU past the instruction at one of its
+    breakpoints: "skip" (continue at `target`), "emulate" (apply `op`'s
+    effect with the architecture's `emulate`, then continue at `target`)
+    or "step" (a real single-step)."""
+    kind: str
+    length: int = 0
+    target: Optional[int] = None   # the pc after the instruction (skip, emulate)
+    op: tuple = ()                 # what `emulate` applies; the architecture's own words
+    text: str = ""                 # for reports: what the instruction is
 
 
 class Arch:
@@ -205,12 +220,21 @@ class Arch:
         """Where the C function just entered returns to (the caller)."""
         raise NotImplementedError
 
-    def plan_resume(self, address: int, code: bytes):
+    def plan_resume(self, address: int, code: bytes) -> ResumePlan:
         """How to get past a breakpoint at `address` (whose first bytes are
-        `code`) without a single-step: an emulation plan, or None."""
-        return None
+        `code`): without a single-step where the architecture can tell."""
+        return ResumePlan("step")
 
-    def emulate(self, plan, regs: Dict[str, int]) -> Dict[str, int]:
+    def emulate(self, plan: ResumePlan,
+                regs: Dict[str, int]) -> Tuple[List[Tuple[str, int]], List[Tuple[int, bytes]]]:
+        """The writes that have the effect of an "emulate" plan on a vCPU
+        with registers `regs`: ([(register, value)], [(address, bytes)])."""
+        raise NotImplementedError
+
+    def gdb_register_layout(self) -> RegisterLayout:
+        """The registers the trace loop reads from the gdbstub's `g` reply,
+        as QEMU lays them out; used when gdb's own table (`maint print
+        remote-registers`) cannot be read.  Names as gdb calls them."""
         raise NotImplementedError
 
     # -- memory -----------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Instruction-length facts shared by the code readers (the syscall switch
-decoder in kernel/syscalls.py, the trace loop's step-over in target/rsp.py).
+decoder in kernel/syscalls.py, the trace loop's step-over in arch/x86_64/stepover.py).
 SDM Vol.2A 2.1.5: ModRM, SIB and displacement in 64-bit addressing."""
 from typing import Optional
 

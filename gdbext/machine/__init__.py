@@ -13,12 +13,14 @@ Facts it relies on (measured on QEMU 7.2):
 """
 import collections
 import contextlib
-import re
 
-import gdb
+try:
+    import gdb
+except ImportError:   # outside gdb: only the trace loop's raw RSP client (scripts/bench_trace.py)
+    gdb = None
 
 from gdbext import errors
-from gdbext.decoders import paging
+from gdbext.decoders import paging, rsp_packets
 from gdbext.decoders.qemu_monitor import parse_info_cpus, parse_info_registers
 
 MASK64 = (1 << 64) - 1
@@ -75,7 +77,8 @@ def _install_hooks():
         gdb.events.new_inferior.connect(_forget_connection)
 
 
-_install_hooks()
+if gdb is not None:
+    _install_hooks()
 
 
 def cached(key, compute):
@@ -131,7 +134,7 @@ def selected_cpu() -> int:
     return gdb.selected_thread().num - 1
 
 
-# True while target/rsp.py's loop owns gdb's connection: gdb's register and
+# True while the trace loop (machine/rsp_loop.py) owns gdb's connection: gdb's register and
 # memory caches are stale then, and a packet sent by gdb would interleave
 # with the loop's.  Code running in the loop reads through its Hit.
 loop_owns_connection = False
@@ -205,7 +208,7 @@ def cpu_halted(cpu: int):
     cpu = check_cpu(cpu)
 
     def ask():
-        reply = _packet(f"qThreadExtraInfo,p1.{cpu + 1:x}")
+        reply = packet(f"qThreadExtraInfo,p1.{cpu + 1:x}")
         try:
             text = bytes.fromhex(reply).decode("ascii", "replace")
         except ValueError:
@@ -264,11 +267,15 @@ def write(address: int, data: bytes, cpu: int = None) -> None:
     invalidate()
 
 
-def _packet(text: str) -> str:
-    _not_in_loop()
+def packet(text: str, from_loop: bool = False) -> str:
+    """The stub's reply to the raw packet `text`, sent through gdb's `maint
+    packet` ("" if gdb shows none).  While the trace loop owns the
+    connection only the loop itself (`from_loop`) may send."""
+    if not from_loop:
+        _not_in_loop()
     out = gdb.execute(f"maint packet {text}", to_string=True)
-    m = re.search(r'received: "(.*)"', out)
-    return m.group(1) if m else ""
+    reply = rsp_packets.maint_packet_reply(out)
+    return "" if reply is None else reply
 
 
 @contextlib.contextmanager
@@ -277,7 +284,7 @@ def physical_mode():
     even when a Ctrl-C lands in the middle of a switch (the packet may
     have been sent before gdb noticed the signal)."""
     try:
-        ok = _packet("Qqemu.PhyMemMode:1") == "OK"
+        ok = packet("Qqemu.PhyMemMode:1") == "OK"
     except BaseException:
         _leave_physical_mode()
         raise
@@ -295,7 +302,7 @@ def _leave_physical_mode() -> None:
     interrupted = False
     for _attempt in range(3):
         try:
-            _packet("Qqemu.PhyMemMode:0")
+            packet("Qqemu.PhyMemMode:0")
             break
         except KeyboardInterrupt:
             interrupted = True
@@ -432,7 +439,7 @@ def is_qemu() -> bool:
     (ENABLE=1,NOIRQ=2,NOTIMER=4); other gdbservers reply empty."""
     if "qemu" not in _connection:
         try:
-            _connection["qemu"] = "ENABLE=" in _packet("qqemu.sstepbits")
+            _connection["qemu"] = "ENABLE=" in packet("qqemu.sstepbits")
         except gdb.error:
             _connection["qemu"] = False
     return _connection["qemu"]

@@ -85,7 +85,7 @@ def _raw_step(cpu: int) -> bool:
     # Make gdb select this thread on the stub (Hg) before the step, so gdb's
     # idea of the stub's current thread stays true afterwards.
     gdb.newest_frame().read_register("rip")
-    reply = machine._packet(f"vCont;s:p1.{cpu + 1:x}")
+    reply = machine.packet(f"vCont;s:p1.{cpu + 1:x}")
     _flush_register_cache()
     return reply[:1] in ("T", "S")
 

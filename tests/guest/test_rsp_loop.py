@@ -1,4 +1,4 @@
-"""The fast trace loop (gdbext/machine/rsp.py) on a live guest.
+"""The fast trace loop (gdbext/machine/rsp_loop.py) on a live guest.
 
 Ground truth, none of it from the loop itself:
 - the workload's own account on the serial console: its pid (KX-WORK), its
@@ -26,13 +26,14 @@ ENOSYS = 38
 GDB_SIDE = r'''
 import json
 import gdb
-from gdbext import errors
+from gdbext import arch, errors
 from gdbext import machine
-from gdbext.machine import rsp
+from gdbext.decoders.bits import MASK64
+from gdbext.machine import rsp_loop
 
 
 def _eval(expr):
-    return int(gdb.parse_and_eval(expr)) & rsp.MASK64
+    return int(gdb.parse_and_eval(expr)) & MASK64
 
 
 def _info():
@@ -91,7 +92,7 @@ def kxt_trace(entry=None, exit=None, raw=(), max_hits=None, stop_on_cpu=None, ra
     if exit:
         kinds[_eval(f"(long)&{exit}")] = "exit"
     for a in raw:
-        kinds[a & rsp.MASK64] = "raw"
+        kinds[a & MASK64] = "raw"
     events = []
 
     def on_hit(hit):
@@ -102,9 +103,9 @@ def kxt_trace(entry=None, exit=None, raw=(), max_hits=None, stop_on_cpu=None, ra
         if raise_at is not None and len(events) >= raise_at:
             raise RuntimeError("raised by the test's callback")
         return stop_on_cpu is None or hit.cpu != stop_on_cpu
-    r = rsp.run(list(kinds), on_hit, max_hits=max_hits, duration=duration,
-                select_stopped=select_stopped, transport_kind=transport,
-                resync_gdb=resync, emulate_insns=emulate)
+    r = rsp_loop.run(list(kinds), on_hit, max_hits=max_hits, duration=duration,
+                     select_stopped=select_stopped, transport_kind=transport,
+                     resync_gdb=resync, emulate_insns=emulate)
     print(json.dumps({
         "reason": r.reason, "hits": r.hits, "elapsed": r.elapsed, "transport": r.transport,
         "at_last_hit": r.at_last_hit, "stopped_cpu": r.stopped_cpu, "stop_pc": r.stop_pc,
@@ -118,20 +119,19 @@ def kxt_plan(address):
     """The loop's plan for the instruction at `address`, and what emulating
     it would do on the selected vCPU (stopped there)."""
     code = machine.read_kernel(address, 16)
-    plan = rsp.plan_resume(address, code)
-    regs = {n: (int(gdb.newest_frame().read_register(n)) & rsp.MASK64) for n in rsp.REG_NAMES
-            if n in machine.GENERAL_REGS}
+    plan = arch.current().plan_resume(address, code)
+    regs = {n: (int(gdb.newest_frame().read_register(n)) & MASK64) for n in machine.GENERAL_REGS}
     out = {"kind": plan.kind, "text": plan.text, "target": plan.target, "regs": regs,
            "code": code.hex(), "reg_writes": [], "mem_writes": []}
     if plan.kind == "emulate":
-        rw, mw = rsp.emulate(plan, regs)
+        rw, mw = arch.current().emulate(plan, regs)
         out["reg_writes"] = rw
         out["mem_writes"] = [(a, d.hex()) for a, d in mw]
     print(json.dumps(out))
 
 
 def kxt_resync():
-    rsp.resync(gdb.selected_thread().num - 1)
+    rsp_loop.resync(gdb.selected_thread().num - 1)
     print(json.dumps({"ok": True}))
 '''
 
@@ -411,7 +411,7 @@ def test_emulation_matches_a_real_step(kt, where):
     kt.cmd("set scheduler-locking on")
     try:
         # Now and then QEMU answers a step in which nothing ran (NOTES.md;
-        # rsp.py: a pending debug request of the other vCPU); step again.
+        # rsp_loop.py: a pending debug request of the other vCPU); step again.
         for _ in range(5):
             kt.gdb.async_records.clear()
             kt.cmd("stepi")                # asynchronous under MI

@@ -4,8 +4,9 @@ commands."""
 from typing import Dict, Optional
 
 from gdbext import errors
-from gdbext.arch.base import Arch, EntryStub, RawCall, SyscallAbi, TableChoice
+from gdbext.arch.base import Arch, EntryStub, RawCall, ResumePlan, SyscallAbi, TableChoice
 from gdbext.arch.x86_64 import abi as abis
+from gdbext.arch.x86_64 import gdbregs, stepover
 from gdbext.decoders import paging
 from gdbext.decoders.bits import MASK32, MASK64
 from gdbext.decoders.descriptors import USER32_CS
@@ -146,6 +147,15 @@ class X86_64(Arch):
     def return_address_at_c_entry(self, regs, read) -> int:
         # `call` pushed it: it is at [rsp] on the first instruction.
         return int.from_bytes(read(regs["rsp"], 8), "little")
+
+    def plan_resume(self, address: int, code: bytes) -> ResumePlan:
+        return stepover.plan_resume(address, code)
+
+    def emulate(self, plan: ResumePlan, regs: Dict[str, int]):
+        return stepover.emulate(plan, regs)
+
+    def gdb_register_layout(self):
+        return dict(gdbregs.QEMU_G_LAYOUT)
 
     # -- memory -----------------------------------------------------------------
     def paging_enabled(self, regs: Dict[str, int]) -> bool:
