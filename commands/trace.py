@@ -133,7 +133,7 @@ breakpoints at the entry stubs instead (slower; any gdb remote)."""
 
 
 def _run_loop(flt, args, sink):
-    """The trace on kx's own breakpoint loop (target/rsp.py): synchronous
+    """The trace on kx's own breakpoint loop (machine/rsp_loop.py): synchronous
     under every gdb interpreter, Ctrl-C ends it at once."""
     from gdbext.kernel import syscall_trace
     from gdbext.machine import rsp_loop as rsp

@@ -1,4 +1,4 @@
-"""Syscall tracing on kx's own breakpoint loop (target/rsp.py).
+"""Syscall tracing on kx's own breakpoint loop (machine/rsp_loop.py).
 
 Where the loop breaks, and why not at the entry stubs `kx break` uses:
 

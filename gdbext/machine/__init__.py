@@ -1,6 +1,6 @@
 """The stopped machine, as seen through QEMU's gdbstub.
 
-This module (with target/msr.py) is the only code in kx that touches the
+This package (with the architectures' own injection code) is the only code that touches the
 target: registers per vCPU, virtual and physical memory, the page walk, and
 the QEMU monitor.  Everything above it asks here, so faults, caching and
 restores have one home.
