@@ -1,9 +1,10 @@
 """The stopped machine, as seen through QEMU's gdbstub.
 
-This module (with target/msr.py) is the only code in kx that touches the
-target: registers per vCPU, virtual and physical memory, the page walk, and
-the QEMU monitor.  Everything above it asks here, so faults, caching and
-restores have one home.
+This package (with an architecture's injection, arch/x86_64/msr_inject.py)
+is the only code in kx that touches the target: registers per vCPU, virtual
+and physical memory, the page walk, the QEMU monitor, gdb's events (hooks.py)
+and its symbol file (symbol_files.py).  Everything above it asks here, so
+faults, caching and restores have one home.
 
 Facts it relies on (measured on QEMU 7.2):
 - gdb thread N is vCPU N-1;
@@ -20,6 +21,7 @@ import gdb
 from gdbext import errors
 from gdbext.decoders import paging
 from gdbext.decoders.qemu_monitor import parse_info_cpus, parse_info_registers
+from gdbext.machine import hooks
 
 MASK64 = (1 << 64) - 1
 PAGE = 4096
@@ -36,7 +38,6 @@ ALL_REGS = GENERAL_REGS + SEGMENT_REGS + SYSTEM_REGS
 # or something writes to it.
 _cache = {}
 _connection = {}      # per-connection facts (QEMU? KVM?)
-injecting = False     # set while gdbext.machine.msr single-steps; stop hooks ignore it
 
 
 # gdb's events only mark the cache stale, through a builtin (deque.append)
@@ -44,7 +45,8 @@ injecting = False     # set while gdbext.machine.msr single-steps; stop hooks ig
 # Python event handler is raised inside that handler, where gdb prints
 # "Python Exception <class 'KeyboardInterrupt'>" and swallows it, so the
 # kx command in progress would never see it.  A builtin runs no bytecode:
-# the interrupt stays pending for kx's own code.
+# the interrupt stays pending for kx's own code (hooks.py connects it to
+# gdb directly).
 _stale = collections.deque(maxlen=1)
 
 
@@ -64,18 +66,8 @@ def _forget_connection(*_args):
     _connection.clear()
 
 
-def _install_hooks():
-    for name in ("stop", "cont", "memory_changed", "register_changed", "new_objfile",
-                 "inferior_call"):
-        reg = getattr(gdb.events, name, None)
-        if reg is not None:
-            reg.connect(_stale.append)
-    gdb.events.exited.connect(_forget_connection)
-    if hasattr(gdb.events, "new_inferior"):
-        gdb.events.new_inferior.connect(_forget_connection)
-
-
-_install_hooks()
+hooks.connect(_stale.append, "stop", "cont", "write", "objfile")
+hooks.connect(_forget_connection, "exit", "new_inferior")
 
 
 def cached(key, compute):
@@ -131,7 +123,7 @@ def selected_cpu() -> int:
     return gdb.selected_thread().num - 1
 
 
-# True while target/rsp.py's loop owns gdb's connection: gdb's register and
+# True while machine/rsp.py's loop owns gdb's connection: gdb's register and
 # memory caches are stale then, and a packet sent by gdb would interleave
 # with the loop's.  Code running in the loop reads through its Hit.
 loop_owns_connection = False
@@ -255,7 +247,8 @@ def read_in_unwinder(address: int, size: int) -> bytes:
 
 
 def write(address: int, data: bytes, cpu: int = None) -> None:
-    """Only gdbext.machine.msr writes guest memory, and restores what it wrote."""
+    """Only the rdmsr injection (arch/x86_64/msr_inject.py) writes guest
+    memory, and restores what it wrote."""
     with on_cpu(check_cpu(cpu)):
         try:
             gdb.selected_inferior().write_memory(address, data)
