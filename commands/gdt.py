@@ -1,6 +1,6 @@
 """kx gdt: every descriptor of one vCPU's GDT, named after the kernel's layout."""
 from gdbext.decoders import descriptors
-from gdbext.kernel import tables
+from gdbext.arch.x86_64 import descriptor_tables as tables
 from gdbext.render import Report, Text
 from gdbext import machine
 

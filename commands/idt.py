@@ -1,5 +1,6 @@
 """kx idt: one vCPU's Interrupt Descriptor Table, with int 0x80 called out."""
-from gdbext.kernel import symbols, tables
+from gdbext.arch.x86_64 import descriptor_tables as tables
+from gdbext.kernel import symbols
 from gdbext.render import Report, Text
 from gdbext import machine
 

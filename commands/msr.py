@@ -1,11 +1,11 @@
 """kx msr: the syscall-path MSRs of one vCPU, decoded, with a verdict."""
 from gdbext import errors
 from gdbext.decoders import msr as msrdec
-from gdbext.kernel import cpu as kcpu
+from gdbext.arch.x86_64 import cpu_setup
 from gdbext.kernel import symbols
 from gdbext.render import Report, Text
 from gdbext import machine
-from gdbext.machine import msr as tmsr
+from gdbext.arch.x86_64 import msr_inject
 
 from .base import KxCommand, add_cpu_option
 
@@ -17,7 +17,7 @@ SYMBOLIC = (msrdec.IA32_LSTAR, msrdec.IA32_CSTAR, msrdec.IA32_SYSENTER_EIP,
 
 
 def _gs_fields(cpu, regs, index):
-    kernel_base = kcpu.kernel_gs_base(cpu)
+    kernel_base = cpu_setup.kernel_gs_base(cpu)
     value = regs["gs_base"] if index == msrdec.IA32_GS_BASE else regs["k_gs_base"]
     holds = "kernel per-cpu base" if value == kernel_base else "user value"
     gs_is_kernel = regs["gs_base"] == kernel_base
@@ -57,12 +57,12 @@ compared with syscall_init(): a mismatch (a hooked entry) is a WARNING."""
         def expected(index):
             if index not in expected_by_index:
                 try:
-                    expected_by_index[index] = kcpu.expected_msr(cpu, index)
+                    expected_by_index[index] = cpu_setup.expected_msr(cpu, index)
                 except errors.KernelMismatch:  # wrong vmlinux: no expectations
                     expected_by_index[index] = None
             return expected_by_index[index]
 
-        readings, warnings = tmsr.read_msrs(cpu, indices, expected)
+        readings, warnings = msr_inject.read_msrs(cpu, indices, expected)
         rows = []
         for info, r in zip(wanted, readings):
             fields = {}

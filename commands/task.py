@@ -1,7 +1,7 @@
 """kx task and kx ps: which task is this, and which tasks are there."""
+from gdbext.arch.x86_64 import cpu_setup
 from gdbext.decoders import flags as flagdec
 from gdbext.kernel import tasks, version
-from gdbext.kernel import cpu as kcpu
 from gdbext.render import Report, Text
 from gdbext import machine
 
@@ -63,7 +63,7 @@ thread_info lives, mm/active_mm and thread.sp/fsbase/gsbase."""
         if task.running_on is not None:
             # The per-cpu stack top is task_top_of_stack(current) (set in
             # __switch_to); a difference means our THREAD_SIZE/padding is wrong.
-            live_top = kcpu.top_of_stack(task.running_on)
+            live_top = cpu_setup.top_of_stack(task.running_on)
             if live_top is not None and live_top != top:
                 warnings.append(f"computed stack top {top:#x} differs from the CPU's top_of_stack {live_top:#x}")
         data = {

@@ -2,8 +2,9 @@
 from gdbext import errors
 from gdbext.decoders import descriptors
 from gdbext.decoders.tss import decode_tss64, ist_names_for_version
-from gdbext.kernel import cpu as kcpu
-from gdbext.kernel import symbols, tables, version
+from gdbext.arch.x86_64 import cpu_setup
+from gdbext.arch.x86_64 import descriptor_tables as tables
+from gdbext.kernel import symbols, version
 from gdbext.render import Report, Text
 from gdbext import machine
 
@@ -44,8 +45,8 @@ exception stack each IST slot is (DF, NMI, DB, MCE, VC)."""
         elif slot.kind != "tss-busy":
             warnings.append("the TSS descriptor is not marked busy, yet TR points at it")
         tss = decode_tss64(machine.read_kernel(base, 104, cpu))
-        top = kcpu.top_of_stack(cpu)
-        if kcpu.in_cpu_entry_area(tss.rsp[0]):
+        top = cpu_setup.top_of_stack(cpu)
+        if cpu_setup.in_cpu_entry_area(tss.rsp[0]):
             rsp0_is = "cpu_entry_area entry stack (entry code switches to the task stack)"
         elif top is not None and tss.rsp[0] == top:
             rsp0_is = "top of the current task's kernel stack"

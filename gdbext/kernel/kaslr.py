@@ -140,16 +140,16 @@ def _idt_source(table, cpu, notes):
 
 
 def _lstar_source(table, cpu, notes):
-    from gdbext.machine import msr as tmsr
+    from gdbext.arch.x86_64 import msr_inject
     link = table.link_address("entry_SYSCALL_64")
     if link is None:
         notes["lstar"] = "the vmlinux has no entry_SYSCALL_64"
         return None
-    why = tmsr.injection_refusal(cpu)
+    why = msr_inject.injection_refusal(cpu)
     if why:
         notes["lstar"] = why
         return None
-    readings, _warnings = tmsr.read_msrs(cpu, [LSTAR])
+    readings, _warnings = msr_inject.read_msrs(cpu, [LSTAR])
     r = readings[0]
     if r.value is None or r.source not in ("gdbstub", "rdmsr"):
         notes["lstar"] = r.note or "LSTAR not readable"

@@ -153,7 +153,7 @@ def test_injection_restores_on_error_and_interrupt(at_entry, fault):
     regs = ("rax", "rcx", "rdx", "rip", "eflags", "rsp")
     before = {r: kx.reg(r) for r in regs}
     code_before = kx.cmd("x/4bx $pc")
-    kx.cmd("python import gdb, gdbext.machine.msr as M; M._saved_step = M._raw_step")
+    kx.cmd("python import gdb, gdbext.arch.x86_64.msr_inject as M; M._saved_step = M._raw_step")
     kx.cmd(f"python M._raw_step = lambda cpu: (_ for _ in ()).throw({fault})")
     try:
         r = kx.gdb.cmd_full("kx msr lstar")
@@ -174,7 +174,7 @@ def test_hooked_entry_point_is_flagged(at_entry):
     LSTAR is reported as a mismatch."""
     kx = at_entry
     fake = kx.symbols["entry_SYSCALL_compat"]
-    kx.cmd("python import gdbext.kernel.cpu as C; C._saved_expected = C.expected_msr")
+    kx.cmd("python import gdbext.arch.x86_64.cpu_setup as C; C._saved_expected = C.expected_msr")
     kx.cmd(f"python C.expected_msr = lambda cpu, i: {fake:#x} if i == 0xC0000082 else C._saved_expected(cpu, i)")
     try:
         r = kx.json("kx msr lstar")

@@ -31,7 +31,7 @@ from .conftest import OwnSession, heartbeat_without_trap
 
 PROBE = r'''
 import time, gdb
-import gdbext.machine.msr as _M
+import gdbext.arch.x86_64.msr_inject as _M
 import gdbext.machine as _MA
 import gdbext.machine.hooks as _MH
 KXI = {"landed": None, "slow_step": 0.0, "slow_read": 0.0, "steps": 0, "reads": 0}

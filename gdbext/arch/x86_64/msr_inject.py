@@ -1,5 +1,6 @@
 """MSR reads, best source first (measured: registers over the gdbstub,
-rdmsr injection):
+rdmsr injection).  x86-only, and with gdbext.machine the only code that
+writes to the machine:
 
 1. the gdbstub's own registers: efer, fs_base, gs_base, k_gs_base;
 2. executing `rdmsr` in the guest: TCG only, CPL 0, scheduler-locking on;
