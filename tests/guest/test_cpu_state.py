@@ -145,6 +145,23 @@ def test_msr_in_user_mode_falls_back_to_expected(kx):
     assert any("user mode" in w for w in r["warnings"])
 
 
+def test_other_architecture_is_refused_in_one_line(kx):
+    """On another architecture's target (here a stand-in Arch named aarch64,
+    as gdb.arch would detect one) the x86 commands refuse, each in one line."""
+    kx.cmd("python import gdbext.arch as A; from gdbext.arch.base import Arch; "
+           "A.use(type('Aarch64', (Arch,), {'name': 'aarch64'})())")
+    try:
+        for command in ("kx msr", "kx gdt", "kx idt 0x80", "kx tss --cpu 1"):
+            r = kx.gdb.cmd_full(command)
+            name = " ".join(command.split()[:2])
+            assert r["error"] and f"{name}: x86_64 only; this target is aarch64" in r["error"], (command, r)
+            assert "\n" not in r["error"].strip() and "Traceback" not in r["error"]
+            assert kx.json(command) == {"error": "x86_64 only; this target is aarch64"}
+    finally:
+        kx.cmd("python A.use(None)")
+    assert kx.json("kx idt 0x80")["gates"][0]["ok"] is True
+
+
 @pytest.mark.parametrize("fault", ["gdb.error('simulated stub failure')", "KeyboardInterrupt()"])
 def test_injection_restores_on_error_and_interrupt(at_entry, fault):
     """A gdb error or a Ctrl-C in the middle of the injection (after the

@@ -107,6 +107,13 @@ class X86_64(Arch):
         # 8 KiB-aligned page below it (arch/x86/entry/calling.h).
         return paging.kernel_pgd_from_user_cr3(regs["cr3"])
 
+    # -- commands -------------------------------------------------------------------
+    def register_commands(self) -> None:
+        # kx msr, gdt, idt, tss live with the other commands (gdbext.commands,
+        # the checkout's commands/), which need gdb: imported only now.
+        import importlib
+        importlib.import_module("gdbext.commands.x86_64").register()
+
 
 def _int80_before_orig_ax(stub: Optional[EntryStub], pc: int) -> bool:
     """Whether `pc` is in the int $0x80 IDT entry before orig_ax is set: in
