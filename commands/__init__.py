@@ -12,7 +12,7 @@ the target's architecture.
 import importlib
 import sys
 
-# Every module with commands, functions or parameters, in `help kx` order.
+# Every architecture-neutral module with commands, functions or parameters.
 MODULES = ("prefix", "params", "task", "regs", "functions", "unwind", "syscalls", "event", "breaks", "trace", "kaslr", "vdso")
 
 _registered = False

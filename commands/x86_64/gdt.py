@@ -2,7 +2,6 @@
 from gdbext.arch.x86_64 import cpustate
 from gdbext.render import Report, Text
 
-from ..base import add_cpu_option
 from . import X86CpuStateCommand
 
 
@@ -16,9 +15,6 @@ kernel's layout (KERNEL_CS 0x10 ... USER_CS 0x33, TSS 0x40, CPUNODE 0x7b),
 and which of CS/SS/DS/ES/FS/GS/TR hold which selector now."""
 
     name = "gdt"
-
-    def arguments(self, p):
-        add_cpu_option(p)
 
     def run(self, args):
         data = cpustate.gdt(args.cpu)

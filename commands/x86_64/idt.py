@@ -3,7 +3,7 @@ from gdbext import errors
 from gdbext.arch.x86_64 import cpustate
 from gdbext.render import Report, Text
 
-from ..base import add_cpu_option, parse_int
+from ..base import parse_int
 from . import X86CpuStateCommand
 
 
@@ -20,7 +20,7 @@ newer kernels); anything else is a WARNING."""
 
     def arguments(self, p):
         p.add_argument("vector", nargs="?", type=parse_int, help="only this vector (0-255)")
-        add_cpu_option(p)
+        super().arguments(p)
 
     def run(self, args):
         if args.vector is not None and not 0 <= args.vector <= 255:

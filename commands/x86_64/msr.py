@@ -3,7 +3,6 @@ from gdbext.arch.x86_64 import cpustate
 from gdbext.decoders import msr as msrdec
 from gdbext.render import Report, Text
 
-from ..base import add_cpu_option
 from . import X86CpuStateCommand
 
 
@@ -25,7 +24,7 @@ compared with syscall_init(): a mismatch (a hooked entry) is a WARNING."""
 
     def arguments(self, p):
         p.add_argument("names", nargs="*", metavar="NAME|INDEX")
-        add_cpu_option(p)
+        super().arguments(p)
 
     def run(self, args):
         wanted = [msrdec.lookup_msr(n) for n in args.names] or list(msrdec.ALL_MSRS)

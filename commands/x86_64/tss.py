@@ -2,7 +2,6 @@
 from gdbext.arch.x86_64 import cpustate
 from gdbext.render import Report, Text
 
-from ..base import add_cpu_option
 from . import X86CpuStateCommand
 
 
@@ -16,9 +15,6 @@ cpu_entry_area entry stack, or the current task's stack top) and which
 exception stack each IST slot is (DF, NMI, DB, MCE, VC)."""
 
     name = "tss"
-
-    def arguments(self, p):
-        add_cpu_option(p)
 
     def run(self, args):
         data = cpustate.tss(args.cpu)

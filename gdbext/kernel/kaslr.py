@@ -171,6 +171,24 @@ def _file_build_id(table):
     return sec[0] + off, notes[off:off + note_len], build_id.hex()
 
 
+def _build_id_source(table, candidates, cpu, notes):
+    """(the candidate slide at which the file's build-id note is in memory
+    or None, the file's build ID)."""
+    note = _file_build_id(table)
+    if note is None:
+        notes["build_id"] = "the vmlinux has no GNU build-id note"
+        return None, None
+    readable = False
+    for c in candidates:
+        same, got = _memory_equals(note[0], note[1], c, cpu)
+        readable = readable or got is not None
+        if same:
+            return c, note[2]
+    notes["build_id"] = ("the file's build ID is not in memory at any candidate slide" if readable
+                         else "the .notes section is not readable in memory")
+    return None, note[2]
+
+
 def _memory_equals(link, expected, slide, cpu):
     try:
         got = machine.read_kernel(link + slide, len(expected), cpu)
@@ -225,22 +243,7 @@ def detect(inject: bool = False) -> Detection:
             notes["banner"] = ("the file's linux_banner is not in memory at "
                                + (", ".join(f"+{c:#x}" for c in candidates) or "any valid slide"))
 
-    sources["build_id"] = None
-    note = _file_build_id(table)
-    build_id = note[2] if note else None
-    if note is None:
-        notes["build_id"] = "the vmlinux has no GNU build-id note"
-    else:
-        readable = False
-        for c in candidates:
-            same, got = _memory_equals(note[0], note[1], c, cpu)
-            readable = readable or got is not None
-            if same:
-                sources["build_id"] = c
-                break
-        else:
-            notes["build_id"] = ("the file's build ID is not in memory at any candidate slide" if readable
-                                 else "the .notes section is not readable in memory")
+    sources["build_id"], build_id = _build_id_source(table, candidates, cpu, notes)
 
     vote = kdec.vote(sources)
     for name, why in vote.rejected.items():
