@@ -62,11 +62,17 @@ class KxCommand(gdb.Command):
     the running kernel (kernel/kaslr.py: once per connection; the KASLR slide
     is applied there too).  On a mismatch a command with
     `needs_kernel_match` refuses with the warning; one without (CPU-state
-    decoders: msr, gdt, idt, tss) runs without symbol names and carries it."""
+    decoders: msr, gdt, idt, tss) runs without symbol names and carries it.
+
+    A command of one architecture (`architecture`, an Arch.name) is
+    registered whatever the target, since gdb learns the target's
+    architecture only on connecting; on another architecture's target it
+    refuses in one line."""
 
     name = ""
     json_ok = True
     needs_kernel_match = True
+    architecture = None  # the Arch.name this command is for; None: every architecture
     completions = ()  # extra words offered by tab completion
 
     def __init__(self):
@@ -102,6 +108,7 @@ class KxCommand(gdb.Command):
         want_json = want_json or "--json" in argv
         try:
             args = self.parser.parse_args(argv)
+            self.check_architecture()
             mismatch = kernel_mismatch()
             if mismatch and self.needs_kernel_match:
                 raise errors.KernelMismatch(mismatch)
@@ -133,12 +140,37 @@ class KxCommand(gdb.Command):
                 from gdbext import settings
                 gdb.write(report.text(color=settings.color_enabled()))
 
+    def check_architecture(self) -> None:
+        if self.architecture is None or not _target_attached():
+            return  # without a target, run() says so
+        here = target_architecture()
+        if here != self.architecture:
+            raise errors.NotSupported(f"{self.architecture} only; this target is {here}")
+
     def _fail(self, message: str, want_json: bool):
         message = " ".join(str(message).split())  # one line, always
         if want_json:
             gdb.write(json.dumps({"error": message}) + "\n")
             return
         raise gdb.GdbError(f"kx {self.name}: {message}")
+
+
+def _target_attached() -> bool:
+    try:
+        inferior = gdb.selected_inferior()
+        return bool(inferior.pid and inferior.threads())
+    except gdb.error:
+        return False
+
+
+def target_architecture() -> str:
+    """kx's name for the target's architecture, or gdb's when kx has no
+    support for it."""
+    from gdbext import arch
+    try:
+        return arch.current().name
+    except errors.NotSupported:
+        return gdb.selected_inferior().architecture().name()
 
 
 def kernel_mismatch():

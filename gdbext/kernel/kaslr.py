@@ -12,9 +12,9 @@ function, whichever comes first) kx:
    - build_id: the file's GNU build-id note found in memory at .notes + slide;
 2. decides whether the vmlinux is the running kernel: its linux_banner must
    be in memory at the agreed slide (one small read) and its build ID too;
-3. relocates gdb's symbols (add-symbol-file -o SLIDE, keeping zero-based
-   per-cpu sections at 0) and kx's own ELF table, or, on a mismatch, makes
-   the symbol layer refuse (symbols.UntrustedSymbols).
+3. relocates gdb's symbols (machine/symbol_files.py: add-symbol-file -o
+   SLIDE, keeping zero-based per-cpu sections at 0) and kx's own ELF table,
+   or, on a mismatch, makes the symbol layer refuse (symbols.UntrustedSymbols).
 
 The verdict is cached per connection and vmlinux file; it is dropped when
 gdb loads another objfile, loses the connection or the inferior exits.
@@ -31,6 +31,7 @@ from gdbext.decoders import descriptors, elfnote
 from gdbext.decoders import kaslr as kdec
 from gdbext.kernel import symbols, types
 from gdbext import machine
+from gdbext.machine import hooks, symbol_files
 
 # cpu_entry_area's read-only IDT alias, where idt_map_in_cea() puts idt_table
 # and what IDTR holds (arch/x86/include/asm/cpu_entry_area.h, 6.1 and 6.12):
@@ -63,7 +64,6 @@ class Detection:
 
 
 _state = {"key": None, "detection": None}
-_applying = [False]
 
 
 # ---------------------------------------------------------------------------
@@ -82,8 +82,9 @@ def _connection_key():
 
 
 def reset(*_args) -> None:
-    """Forget the verdict: a new objfile, a lost connection, an exit."""
-    if _applying[0]:
+    """Forget the verdict: a new objfile, a lost connection, an exit (not
+    kx's own reload of the symbols)."""
+    if hooks.during(hooks.RELOAD):
         return
     _state["key"] = _state["detection"] = None
     symbols.set_slide(0)
@@ -139,16 +140,16 @@ def _idt_source(table, cpu, notes):
 
 
 def _lstar_source(table, cpu, notes):
-    from gdbext.machine import msr as tmsr
+    from gdbext.arch.x86_64 import msr_inject
     link = table.link_address("entry_SYSCALL_64")
     if link is None:
         notes["lstar"] = "the vmlinux has no entry_SYSCALL_64"
         return None
-    why = tmsr.injection_refusal(cpu)
+    why = msr_inject.injection_refusal(cpu)
     if why:
         notes["lstar"] = why
         return None
-    readings, _warnings = tmsr.read_msrs(cpu, [LSTAR])
+    readings, _warnings = msr_inject.read_msrs(cpu, [LSTAR])
     r = readings[0]
     if r.value is None or r.source not in ("gdbstub", "rdmsr"):
         notes["lstar"] = r.note or "LSTAR not readable"
@@ -168,6 +169,24 @@ def _file_build_id(table):
     off, build_id = hit
     note_len = 16 + len(build_id)  # header, "GNU\0", the id
     return sec[0] + off, notes[off:off + note_len], build_id.hex()
+
+
+def _build_id_source(table, candidates, cpu, notes):
+    """(the candidate slide at which the file's build-id note is in memory
+    or None, the file's build ID)."""
+    note = _file_build_id(table)
+    if note is None:
+        notes["build_id"] = "the vmlinux has no GNU build-id note"
+        return None, None
+    readable = False
+    for c in candidates:
+        same, got = _memory_equals(note[0], note[1], c, cpu)
+        readable = readable or got is not None
+        if same:
+            return c, note[2]
+    notes["build_id"] = ("the file's build ID is not in memory at any candidate slide" if readable
+                         else "the .notes section is not readable in memory")
+    return None, note[2]
 
 
 def _memory_equals(link, expected, slide, cpu):
@@ -224,22 +243,7 @@ def detect(inject: bool = False) -> Detection:
             notes["banner"] = ("the file's linux_banner is not in memory at "
                                + (", ".join(f"+{c:#x}" for c in candidates) or "any valid slide"))
 
-    sources["build_id"] = None
-    note = _file_build_id(table)
-    build_id = note[2] if note else None
-    if note is None:
-        notes["build_id"] = "the vmlinux has no GNU build-id note"
-    else:
-        readable = False
-        for c in candidates:
-            same, got = _memory_equals(note[0], note[1], c, cpu)
-            readable = readable or got is not None
-            if same:
-                sources["build_id"] = c
-                break
-        else:
-            notes["build_id"] = ("the file's build ID is not in memory at any candidate slide" if readable
-                                 else "the .notes section is not readable in memory")
+    sources["build_id"], build_id = _build_id_source(table, candidates, cpu, notes)
 
     vote = kdec.vote(sources)
     for name, why in vote.rejected.items():
@@ -290,54 +294,8 @@ def gdb_slide(table) -> Optional[int]:
     link = table.link_address("_text")
     if link is None:
         return None
-    try:
-        value = int(gdb.parse_and_eval("(unsigned long)&'_text'")) & kdec.MASK64
-    except gdb.error:
-        return None
-    return kdec.signed_delta(value, link)
-
-
-def _quote(path: str) -> str:
-    return '"' + path.replace("\\", "\\\\").replace('"', '\\"') + '"' if any(c in path for c in ' "\'\\') else path
-
-
-def relocate(table, slide: int) -> float:
-    """Reload the vmlinux's symbols in gdb at `slide`; returns seconds spent.
-
-    add-symbol-file's `-s SECTION 0` keeps zero-based per-cpu sections at 0
-    (`symbol-file -o` would slide &pcpu_hot too).  Dropping the main symbol
-    file disables breakpoints with symbolic locations; they are re-enabled
-    as they were once the new objfile has moved them.  gdb's index cache is
-    keyed by build ID, so the reload costs about 0.3-0.8 s, not a re-index."""
-    t0 = time.perf_counter()
-    saved = [(b, b.enabled) for b in gdb.breakpoints()]
-    path = _quote(table.path)
-    _applying[0] = True
-    try:
-        if slide == 0:
-            gdb.execute(f"symbol-file {path}", to_string=True)
-        else:
-            gdb.execute("symbol-file", to_string=True)
-            keep = " ".join(f"-s {name} 0" for name in table.zero_based_sections)
-            try:
-                gdb.execute(f"add-symbol-file {path} -o {slide:#x} {keep}", to_string=True)
-            except (gdb.error, KeyboardInterrupt) as exc:
-                # Never leave gdb without symbols (a failure, or a Ctrl-C
-                # between the two commands): back to the unrelocated file.
-                gdb.execute(f"symbol-file {path}", to_string=True)
-                if isinstance(exc, KeyboardInterrupt):
-                    raise
-                raise errors.KxError(f"could not relocate the symbols by {slide:#x}: {exc}") from None
-    finally:
-        _applying[0] = False
-        for b, enabled in saved:
-            try:
-                if b.is_valid() and b.enabled != enabled:
-                    b.enabled = enabled
-            except (gdb.error, RuntimeError):
-                pass
-        machine.invalidate()
-    return time.perf_counter() - t0
+    value = symbol_files.loaded_address("_text")
+    return None if value is None else kdec.signed_delta(value, link)
 
 
 # ---------------------------------------------------------------------------
@@ -382,7 +340,7 @@ def ensure(force: bool = False, inject: bool = False, relocate_gdb: bool = True)
                 symbols.set_slide(det.slide, det.path)
                 return det
             if det.gdb_slide != det.slide:
-                det.apply_seconds = relocate(table, det.slide)
+                det.apply_seconds = symbol_files.reload(table.path, det.slide, table.zero_based_sections)
                 det.relocated_now = True
                 det.gdb_slide = gdb_slide(table)
             det.applied = det.gdb_slide == det.slide
@@ -424,7 +382,7 @@ def _on_stop(_event=None) -> None:
     """The first stop of a connection (gdb stops when `target remote`
     attaches) runs the check, so `break` and `info symbol` are right from
     the start.  Never lets an exception into gdb's stop handling."""
-    if machine.injecting or _applying[0]:
+    if hooks.during():
         return
     try:
         key = _connection_key()
@@ -444,22 +402,10 @@ def _on_stop(_event=None) -> None:
         pass
 
 
-_hooks_installed = [False]
-
-
 def install_hooks() -> None:
-    if _hooks_installed[0]:
-        return
-    _hooks_installed[0] = True
-    gdb.events.stop.connect(_on_stop)
-    for name in ("new_objfile", "free_objfile"):
-        reg = getattr(gdb.events, name, None)
-        if reg is not None:
-            reg.connect(_on_objfile)
-    for name in ("clear_objfiles", "exited", "connection_removed", "inferior_deleted"):
-        reg = getattr(gdb.events, name, None)
-        if reg is not None:
-            reg.connect(reset)
+    hooks.connect(_on_stop, "stop")
+    hooks.connect(_on_objfile, "objfile")
+    hooks.connect(reset, "objfiles_cleared", "exit", "disconnect")
 
 
 def _on_objfile(event) -> None:

@@ -22,8 +22,8 @@ from typing import Dict, List, Optional
 import gdb
 
 from gdbext import errors
+from gdbext.arch.x86_64 import cpu_setup
 from gdbext.decoders import vdso as vdec
-from gdbext.kernel import cpu as kcpu
 from gdbext.kernel import symbols, syscalls, tasks, types
 from gdbext.kernel.objcache import ObjfileCache
 from gdbext.kernel.structs import Member, StructReader
@@ -346,7 +346,7 @@ def trampoline(v: TaskVdso, cpu: int) -> Optional[dict]:
         return None
     decoded = vdec.decode_kernel_vsyscall(v.bytes_[off:off + 32])
     expected = None
-    caps = kcpu.boot_cpu_capabilities(cpu)
+    caps = cpu_setup.boot_cpu_capabilities(cpu)
     if caps is not None:
         # X86_FEATURE_SYSCALL32 = 3*32+14, X86_FEATURE_SYSENTER32 = 3*32+15
         # (asm/cpufeatures.h, 6.1 and 6.12).

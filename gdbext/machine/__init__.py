@@ -1,9 +1,10 @@
 """The stopped machine, as seen through QEMU's gdbstub.
 
-This package (with the architectures' own injection code) is the only code that touches the
-target: registers per vCPU, virtual and physical memory, the page walk, and
-the QEMU monitor.  Everything above it asks here, so faults, caching and
-restores have one home.
+This package (with an architecture's injection, arch/x86_64/msr_inject.py)
+is the only code in kx that touches the target: registers per vCPU, virtual
+and physical memory, the page walk, the QEMU monitor, gdb's events (hooks.py)
+and its symbol file (symbol_files.py).  Everything above it asks here, so
+faults, caching and restores have one home.
 
 Facts it relies on (measured on QEMU 7.2):
 - gdb thread N is vCPU N-1;
@@ -22,6 +23,7 @@ except ImportError:   # outside gdb: only the trace loop's raw RSP client (scrip
 from gdbext import errors
 from gdbext.decoders import paging, rsp_packets
 from gdbext.decoders.qemu_monitor import parse_info_cpus, parse_info_registers
+from gdbext.machine import hooks
 
 MASK64 = (1 << 64) - 1
 PAGE = 4096
@@ -38,7 +40,6 @@ ALL_REGS = GENERAL_REGS + SEGMENT_REGS + SYSTEM_REGS
 # or something writes to it.
 _cache = {}
 _connection = {}      # per-connection facts (QEMU? KVM?)
-injecting = False     # set while gdbext.machine.msr single-steps; stop hooks ignore it
 
 
 # gdb's events only mark the cache stale, through a builtin (deque.append)
@@ -46,7 +47,8 @@ injecting = False     # set while gdbext.machine.msr single-steps; stop hooks ig
 # Python event handler is raised inside that handler, where gdb prints
 # "Python Exception <class 'KeyboardInterrupt'>" and swallows it, so the
 # kx command in progress would never see it.  A builtin runs no bytecode:
-# the interrupt stays pending for kx's own code.
+# the interrupt stays pending for kx's own code (hooks.py connects it to
+# gdb directly).
 _stale = collections.deque(maxlen=1)
 
 
@@ -66,19 +68,9 @@ def _forget_connection(*_args):
     _connection.clear()
 
 
-def _install_hooks():
-    for name in ("stop", "cont", "memory_changed", "register_changed", "new_objfile",
-                 "inferior_call"):
-        reg = getattr(gdb.events, name, None)
-        if reg is not None:
-            reg.connect(_stale.append)
-    gdb.events.exited.connect(_forget_connection)
-    if hasattr(gdb.events, "new_inferior"):
-        gdb.events.new_inferior.connect(_forget_connection)
-
-
 if gdb is not None:
-    _install_hooks()
+    hooks.connect(_stale.append, "stop", "cont", "write", "objfile")
+    hooks.connect(_forget_connection, "exit", "new_inferior")
 
 
 def cached(key, compute):
@@ -258,7 +250,8 @@ def read_in_unwinder(address: int, size: int) -> bytes:
 
 
 def write(address: int, data: bytes, cpu: int = None) -> None:
-    """Only gdbext.machine.msr writes guest memory, and restores what it wrote."""
+    """Only the rdmsr injection (arch/x86_64/msr_inject.py) writes guest
+    memory, and restores what it wrote."""
     with on_cpu(check_cpu(cpu)):
         try:
             gdb.selected_inferior().write_memory(address, data)

@@ -145,6 +145,23 @@ def test_msr_in_user_mode_falls_back_to_expected(kx):
     assert any("user mode" in w for w in r["warnings"])
 
 
+def test_other_architecture_is_refused_in_one_line(kx):
+    """On another architecture's target (here a stand-in Arch named aarch64,
+    as gdb.arch would detect one) the x86 commands refuse, each in one line."""
+    kx.cmd("python import gdbext.arch as A; from gdbext.arch.base import Arch; "
+           "A.use(type('Aarch64', (Arch,), {'name': 'aarch64'})())")
+    try:
+        for command in ("kx msr", "kx gdt", "kx idt 0x80", "kx tss --cpu 1"):
+            r = kx.gdb.cmd_full(command)
+            name = " ".join(command.split()[:2])
+            assert r["error"] and f"{name}: x86_64 only; this target is aarch64" in r["error"], (command, r)
+            assert "\n" not in r["error"].strip() and "Traceback" not in r["error"]
+            assert kx.json(command) == {"error": "x86_64 only; this target is aarch64"}
+    finally:
+        kx.cmd("python A.use(None)")
+    assert kx.json("kx idt 0x80")["gates"][0]["ok"] is True
+
+
 @pytest.mark.parametrize("fault", ["gdb.error('simulated stub failure')", "KeyboardInterrupt()"])
 def test_injection_restores_on_error_and_interrupt(at_entry, fault):
     """A gdb error or a Ctrl-C in the middle of the injection (after the
@@ -153,7 +170,7 @@ def test_injection_restores_on_error_and_interrupt(at_entry, fault):
     regs = ("rax", "rcx", "rdx", "rip", "eflags", "rsp")
     before = {r: kx.reg(r) for r in regs}
     code_before = kx.cmd("x/4bx $pc")
-    kx.cmd("python import gdb, gdbext.machine.msr as M; M._saved_step = M._raw_step")
+    kx.cmd("python import gdb, gdbext.arch.x86_64.msr_inject as M; M._saved_step = M._raw_step")
     kx.cmd(f"python M._raw_step = lambda cpu: (_ for _ in ()).throw({fault})")
     try:
         r = kx.gdb.cmd_full("kx msr lstar")
@@ -174,7 +191,7 @@ def test_hooked_entry_point_is_flagged(at_entry):
     LSTAR is reported as a mismatch."""
     kx = at_entry
     fake = kx.symbols["entry_SYSCALL_compat"]
-    kx.cmd("python import gdbext.kernel.cpu as C; C._saved_expected = C.expected_msr")
+    kx.cmd("python import gdbext.arch.x86_64.cpu_setup as C; C._saved_expected = C.expected_msr")
     kx.cmd(f"python C.expected_msr = lambda cpu, i: {fake:#x} if i == 0xC0000082 else C._saved_expected(cpu, i)")
     try:
         r = kx.json("kx msr lstar")

@@ -31,8 +31,9 @@ from .conftest import OwnSession, heartbeat_without_trap
 
 PROBE = r'''
 import time, gdb
-import gdbext.machine.msr as _M
+import gdbext.arch.x86_64.msr_inject as _M
 import gdbext.machine as _MA
+import gdbext.machine.hooks as _MH
 KXI = {"landed": None, "slow_step": 0.0, "slow_read": 0.0, "steps": 0, "reads": 0}
 _orig_step, _orig_read = _M._raw_step, _MA.read
 
@@ -54,7 +55,7 @@ def _probe_read(*a, **k):
             time.sleep(KXI["slow_read"])
         return _orig_read(*a, **k)
     except KeyboardInterrupt:
-        KXI["landed"] = KXI["landed"] or ("inside a memory read (injecting)" if _MA.injecting
+        KXI["landed"] = KXI["landed"] or ("inside a memory read (injecting)" if _MH.during(_MH.STEP)
                                           else "inside a memory read")
         raise
 

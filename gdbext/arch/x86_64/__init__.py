@@ -82,7 +82,7 @@ class X86_64(Arch):
         return percpu.address("current_task", cpu)
 
     def cpu_stack_top(self, cpu: int) -> Optional[int]:
-        from gdbext.kernel import cpu as kcpu
+        from gdbext.arch.x86_64 import cpu_setup as kcpu
         return kcpu.top_of_stack(cpu)
 
     def in_user_mode(self, regs: Dict[str, int]) -> bool:
@@ -170,6 +170,13 @@ class X86_64(Arch):
         # Under PTI the user CR3 has bit 12 set and the kernel PGD is the
         # 8 KiB-aligned page below it (arch/x86/entry/calling.h).
         return paging.kernel_pgd_from_user_cr3(regs["cr3"])
+
+    # -- commands -------------------------------------------------------------------
+    def register_commands(self) -> None:
+        # kx msr, gdt, idt, tss live with the other commands (gdbext.commands,
+        # the checkout's commands/), which need gdb: imported only now.
+        import importlib
+        importlib.import_module("gdbext.commands.x86_64").register()
 
 
 def _int80_before_orig_ax(stub: Optional[EntryStub], pc: int) -> bool:

@@ -1,7 +1,8 @@
-"""What the kernel programs into each CPU: the values syscall_init() writes
+"""What the kernel sets up in each x86 CPU: the values syscall_init() writes
 (arch/x86/kernel/cpu/common.c; idt_syscall_init() in 6.12), the per-cpu
-TSS, and which GS base is the kernel's.  These are the `expected` MSR source
-and the reference for kx msr's verdicts."""
+TSS, the stack top, the CPU features, and which GS base is the kernel's.
+These are the `expected` MSR source and the reference for cpustate.py's
+verdicts."""
 from gdbext import errors
 from gdbext.decoders import msr as msrdec
 from gdbext.decoders.descriptors import KERNEL_CS

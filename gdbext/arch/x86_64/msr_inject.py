@@ -1,5 +1,6 @@
 """MSR reads, best source first (measured: registers over the gdbstub,
-rdmsr injection):
+rdmsr injection).  x86-only, and with gdbext.machine the only code that
+writes to the machine:
 
 1. the gdbstub's own registers: efer, fs_base, gs_base, k_gs_base;
 2. executing `rdmsr` in the guest: TCG only, CPL 0, scheduler-locking on;
@@ -23,6 +24,7 @@ import gdb
 
 from gdbext import errors, settings
 from gdbext import machine
+from gdbext.machine import hooks
 
 RDMSR = b"\x0f\x32"
 STEP_ATTEMPTS = 5
@@ -105,12 +107,12 @@ def inject_rdmsr(cpu: int, indices) -> dict:
     if why:
         raise errors.NotSupported(why)
     values = {}
-    with machine.on_cpu(cpu):
+    # The step's stop is kx's own: the stop hooks leave it alone.
+    with machine.on_cpu(cpu), hooks.kx_activity(hooks.STEP):
         saved_regs = dict(machine.registers(cpu))
         pc = saved_regs["rip"]
         saved_code = machine.read(pc, len(RDMSR), cpu)
         saved_lock = gdb.parameter("scheduler-locking")
-        machine.injecting = True
         raw = True
         try:
             machine.write(pc, RDMSR, cpu)
@@ -175,7 +177,6 @@ def _restore(cpu, pc, saved_code, saved_regs, saved_lock):
         if name in INJECTION_REGS or now.get(name) != saved_regs.get(name):
             run(lambda n=name: _set_reg(n, saved_regs[n]))
     run(lambda: gdb.execute(f"set scheduler-locking {saved_lock}", to_string=True))
-    machine.injecting = False
     run(_flush_register_cache)
     machine.invalidate()
     after = machine.registers(cpu)
