@@ -20,6 +20,10 @@ def parse_info_registers(text: str) -> dict:
     m = re.search(r"EFER=([0-9a-f]+)", text)
     if m:
         regs["efer"] = int(m.group(1), 16)
+    # The one-digit state flags on the RFL line: II (interrupt shadow after
+    # sti / mov ss, SDM Vol.3A 6.8.3), HLT (halted), SMM, A20.
+    for name, value in re.findall(r"\b(II|HLT|SMM|A20)=([01])\b", text):
+        regs[name.lower()] = int(value)
     return regs
 
 

@@ -64,10 +64,15 @@ def injection_refusal(cpu: int):
         return (f"CPU {cpu} is not in 64-bit mode with paging (early boot: CR0={regs.get('cr0') or 0:#x},"
                 f" EFER={regs.get('efer') or 0:#x}): rdmsr is not injected there")
     try:
-        before = machine.read(regs["rip"] - 1, 1, cpu)[0]
+        before, at = machine.read(regs["rip"] - 1, 2, cpu)
     except errors.MemoryUnreadable:
         return f"CPU {cpu}: the code at $pc is not readable"
-    if machine.cpu_halted(cpu) or before == HLT:
+    if machine.monitor_cpu_state(cpu).get("ii"):
+        # Right after sti or mov ss (native_safe_halt is `sti; hlt`) the CPU
+        # holds interrupts off for one instruction (SDM Vol.3A 6.8.3); a
+        # step would use up that shadow, which gdb cannot put back.
+        return f"CPU {cpu} is in an interrupt shadow (just after sti): rdmsr is not injected there"
+    if machine.cpu_halted(cpu) or HLT in (before, at):
         # A halted vCPU does not execute a single-step (QEMU steps with IRQs
         # masked), so stepi would never return.
         return f"CPU {cpu} is halted (idle in hlt); stop it at a breakpoint to read MSRs"
