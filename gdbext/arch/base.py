@@ -14,6 +14,8 @@ architecture's subclass overrides.
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
+from gdbext import errors
+
 
 @dataclass(frozen=True)
 class EntryStub:
@@ -163,6 +165,15 @@ class Arch:
 
     def emulate(self, plan, regs: Dict[str, int]) -> Dict[str, int]:
         raise NotImplementedError
+
+    # -- the kernel's code -------------------------------------------------------
+    def decode_syscall_switch(self, code: bytes, start: int):
+        """nr -> handler as an ABI's dispatch function (SyscallAbi.switch)
+        sends it, decoded from its machine code at `start`: an object with
+        target(nr), default, nr_syscalls and cases(count) (see
+        decoders.x86_switch.SwitchMap).  DecodeError when the code is not
+        such a switch, so callers fall back to the ABI's table."""
+        raise errors.DecodeError(f"kx cannot decode {self.name} dispatch code")
 
     # -- memory -----------------------------------------------------------------
     def translate(self, address: int, regs: Dict[str, int], read_phys_u64: Callable[[int], int],

@@ -6,7 +6,7 @@ from typing import Dict, Optional
 from gdbext import errors
 from gdbext.arch.base import Arch, EntryStub, RawCall, SyscallAbi, TableChoice
 from gdbext.arch.x86_64 import abi as abis
-from gdbext.decoders import paging
+from gdbext.decoders import paging, x86_switch
 from gdbext.decoders.bits import MASK32, MASK64
 from gdbext.decoders.descriptors import USER32_CS
 from gdbext.decoders.ptregs import PT_REGS_SIZE, decode_pt_regs
@@ -92,6 +92,10 @@ class X86_64(Arch):
         # pt_regs *), do_int80_syscall_32 / do_fast_syscall_32(struct pt_regs *):
         # pt_regs is the first argument, in rdi (System V AMD64 ABI).
         return regs["rdi"]
+
+    # -- the kernel's code -------------------------------------------------------
+    def decode_syscall_switch(self, code: bytes, start: int):
+        return x86_switch.decode_switch(code, start)
 
     # -- memory -----------------------------------------------------------------
     def paging_enabled(self, regs: Dict[str, int]) -> bool:
