@@ -23,13 +23,13 @@ import gdb
 
 from gdbext import errors
 from gdbext.decoders import vdso as vdec
+from gdbext.decoders.paging import PAGE_SIZE_4K
 from gdbext.kernel import cpu as kcpu
-from gdbext.kernel import symbols, syscalls, tasks, types
+from gdbext.kernel import symbols, syscalls, tasks, types, vmlinux
 from gdbext.kernel.objcache import ObjfileCache
 from gdbext.kernel.structs import Member, StructReader
 from gdbext import machine
 
-PAGE = 4096
 # enum order in arch/x86/entry/vsyscall/vsyscall_64.c (6.1, 6.12); the
 # DWARF enumerators are preferred when gdb can see them.
 VSYSCALL_MODES = ("emulate", "xonly", "none")
@@ -214,7 +214,7 @@ def kernel_images() -> Dict[int, tuple]:
 
 def read_kernel_image(address: int, name: str, abi: str, cpu: int) -> KernelImage:
     v = _IMAGE.read(address, cpu)
-    if not v["size"] or v["size"] % PAGE or v["size"] > vdec.MAX_IMAGE:
+    if not v["size"] or v["size"] % PAGE_SIZE_4K or v["size"] > vdec.MAX_IMAGE:
         raise errors.KxError(f"{name}.size = {v['size']:#x} is not a page multiple (wrong vmlinux?)")
     return KernelImage(name=name, abi=abi, address=address, data=v["data"], size=v["size"], fields=v)
 
@@ -223,21 +223,26 @@ def file_image(name: str) -> Optional[bytes]:
     """The image bytes as the vmlinux file has them (before the boot-time
     alternatives), found through the file's own struct vdso_image.data."""
     table = symbols.elf_table()
-    key = (table.path, name)
-    if key in _file_cache:
-        return _file_cache[key]
-    result = None
-    link = table.link_address(name)
-    if link is not None:
-        head = table.file_bytes(link + _IMAGE.offset("data"), 8)
-        size = table.file_bytes(link + _IMAGE.offset("size"), 8)
-        if len(head) == 8 and len(size) == 8:
-            n = int.from_bytes(size, "little")
-            if 0 < n <= vdec.MAX_IMAGE:
-                data = table.file_bytes(int.from_bytes(head, "little"), n)
-                result = data if len(data) == n else None
-    _file_cache[key] = result
-    return result
+    if not isinstance(table, symbols.SymbolTable):
+        return None
+    key = (vmlinux.file_key(table.path), name)
+    if key not in _file_cache:
+        _file_cache[key] = _read_file_image(vmlinux.image(table.path), table.link_address(name))
+    return _file_cache[key]
+
+
+def _read_file_image(image, link: Optional[int]) -> Optional[bytes]:
+    if link is None:
+        return None
+    try:
+        (data,) = vmlinux.read_u64s(image.read, link + _IMAGE.offset("data"), 1)
+        (size,) = vmlinux.read_u64s(image.read, link + _IMAGE.offset("size"), 1)
+        if not 0 < size <= vdec.MAX_IMAGE:
+            return None
+        raw = image.read(data, size)
+    except errors.DecodeError:
+        return None
+    return raw if len(raw) == size else None
 
 
 # ---------------------------------------------------------------------------
@@ -277,7 +282,7 @@ def task_vdso(task, cpu: int) -> TaskVdso:
             kphys = machine.translate(kimg.data + off, cpu, machine.kernel_cr3(cpu)).phys
         except errors.DecodeError:
             kphys = None
-        ref = kernel_bytes[off:off + PAGE]
+        ref = kernel_bytes[off:off + PAGE_SIZE_4K]
         if data is None:
             source = "kernel"   # no PTE yet: vdso_fault() would map image->data's page
             data = ref
