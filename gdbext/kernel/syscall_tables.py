@@ -268,8 +268,9 @@ def model(abi) -> FileModel:
     """The file model of `abi` (link-time addresses: it does not change with
     the KASLR slide)."""
     from gdbext.kernel import symbols
+    path = symbols.vmlinux_path()   # "no vmlinux loaded" before any word about the ABI
     spec = resolve_abi(abi)
-    key = ("syscalls-model", symbols.vmlinux_path(), spec.name)
+    key = ("syscalls-model", path, spec.name)
     if key not in cache():
         cache()[key] = FileModel(spec, image(), LinkSymbols(symbols.table()))
     return cache()[key]
