@@ -3,7 +3,7 @@ a rootkit check of the tables in guest memory."""
 import difflib
 import textwrap
 
-from gdbext import errors
+from gdbext import arch, errors
 from gdbext.kernel import syscalls
 from gdbext.render import Report, Text
 from gdbext import machine
@@ -11,12 +11,8 @@ from gdbext import machine
 from .base import KxCommand, add_cpu_option, parse_int
 
 
-def _abi(text):
-    import argparse
-    try:
-        return syscalls.normalize_abi(text)
-    except errors.BadArgument as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+def _abi_words():
+    return [a.name for a in arch.current().abis]
 
 
 class KxSyscalls(KxCommand):
@@ -42,14 +38,14 @@ handlers and a hook would have to patch the switch."""
     def completions(self):
         try:
             words = set()
-            for abi in ("64", "32"):
+            for abi in arch.current().selectable_abis():
                 try:
                     words.update(syscalls.table(abi).names())
                 except errors.KxError:
                     pass
-            return sorted(words) + ["64", "32", "x32"]
+            return sorted(words) + _abi_words()
         except Exception:  # completion must never raise (no vmlinux yet, ...)
-            return ["64", "32", "x32"]
+            return _abi_words()
 
     def complete(self, text, word):
         # gdb breaks words at '-': for "--ch" the word is "ch", so options
@@ -63,21 +59,24 @@ handlers and a hook would have to patch the switch."""
 
     def arguments(self, p):
         p.add_argument("which", nargs="?", metavar="NAME|NR", help="one syscall, by name or number")
-        p.add_argument("--abi", type=_abi, default="64", help="64 (default), 32 (ia32) or x32")
+        # The word is checked by syscalls.table() (gdbext.arch.parse_abi),
+        # after "no vmlinux loaded": before a file gdb knows no architecture.
+        p.add_argument("--abi", default="64", help="64 (default), 32 (ia32) or x32")
         p.add_argument("--check", action="store_true",
                        help="compare the tables in guest memory with the vmlinux file")
         add_cpu_option(p)
 
     def run(self, args):
         t = syscalls.table(args.abi)
-        bits = syscalls.ABIS[t.abi]["bits"]
+        spec = arch.current().abi(t.abi)
+        bits = spec.table_label
         entries = t.entries
         single = None
         if args.which is not None:
             single = self._find(t, args.which, bits)
             entries = [single]
         dispatch = syscalls.dispatch(t.abi)
-        data = {"abi": t.abi, "table": t.address, "table_symbol": syscalls.ABIS[t.abi]["table"] if t.address is not None else None,
+        data = {"abi": t.abi, "table": t.address, "table_symbol": spec.table if t.address is not None else None,
                 "switch": t.switch_address, "nr_syscalls": t.nr_syscalls, "source": t.source,
                 "dispatch": dispatch}
         problems_by_nr = {}
@@ -160,22 +159,7 @@ handlers and a hook would have to patch the switch."""
             elif e["implemented"]:
                 t.kv("signature", "unknown", kind="dim", width=10, note="no ftrace metadata or DWARF for it")
         else:
-            t.line(("key", f"  {'nr':>7}  {'name':<24} {'handler':<18}  symbol"))
-            rows = d["entries"]
-            i = 0
-            while i < len(rows):
-                e = rows[i]
-                j = i
-                # Runs of unimplemented numbers (gaps in syscall_64.tbl) on one line.
-                while (not e["implemented"] and j + 1 < len(rows) and not rows[j + 1]["implemented"]
-                       and rows[j + 1]["handler"] == e["handler"] and rows[j + 1]["ok"] in (None, True)
-                       and e["ok"] in (None, True)):
-                    j += 1
-                nr = f"{e['nr']}" if j == i else f"{e['nr']}-{rows[j]['nr']}"
-                mark = " " if e["ok"] in (None, True) else "!"
-                t.line(mark, ("num", f" {nr:>7}  "), ("sym" if e["name"] else "dim", f"{e['name'] or '-':<24} "),
-                       ("num", f"{e['handler']:#018x}  "), ("dim", e["symbol"] or "?"))
-                i = j + 1
+            _render_rows(t, d["entries"])
         c = d.get("check")
         if c is not None and c.get("switch_error"):
             t.warn(c["switch_error"])
@@ -196,6 +180,24 @@ handlers and a hook would have to patch the switch."""
                     t.line(("ok", f"  check (CPU {c['cpu']}): this syscall is clean"
                                   " (other entries have problems: run without NAME)"))
         return t
+
+
+def _render_rows(t, rows):
+    t.line(("key", f"  {'nr':>7}  {'name':<24} {'handler':<18}  symbol"))
+    i = 0
+    while i < len(rows):
+        e = rows[i]
+        j = i
+        # Runs of unimplemented numbers (gaps in syscall_64.tbl) on one line.
+        while (not e["implemented"] and j + 1 < len(rows) and not rows[j + 1]["implemented"]
+               and rows[j + 1]["handler"] == e["handler"] and rows[j + 1]["ok"] in (None, True)
+               and e["ok"] in (None, True)):
+            j += 1
+        nr = f"{e['nr']}" if j == i else f"{e['nr']}-{rows[j]['nr']}"
+        mark = " " if e["ok"] in (None, True) else "!"
+        t.line(mark, ("num", f" {nr:>7}  "), ("sym" if e["name"] else "dim", f"{e['name'] or '-':<24} "),
+               ("num", f"{e['handler']:#018x}  "), ("dim", e["symbol"] or "?"))
+        i = j + 1
 
 
 def register():

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
 from gdbext.decoders.rsp_packets import RegisterLayout
+from gdbext import errors
 
 
 @dataclass(frozen=True)
@@ -236,6 +237,15 @@ class Arch:
         as QEMU lays them out; used when gdb's own table (`maint print
         remote-registers`) cannot be read.  Names as gdb calls them."""
         raise NotImplementedError
+
+    # -- the kernel's code -------------------------------------------------------
+    def decode_syscall_switch(self, code: bytes, start: int):
+        """nr -> handler as an ABI's dispatch function (SyscallAbi.switch)
+        sends it, decoded from its machine code at `start`: an object with
+        target(nr), default, nr_syscalls and cases(count) (see
+        decoders.x86_switch.SwitchMap).  DecodeError when the code is not
+        such a switch, so callers fall back to the ABI's table."""
+        raise errors.DecodeError(f"kx cannot decode {self.name} dispatch code")
 
     # -- memory -----------------------------------------------------------------
     def translate(self, address: int, regs: Dict[str, int], read_phys_u64: Callable[[int], int],

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional, Tuple, Union
 
 from gdbext.errors import DecodeError
-from gdbext.decoders.bits import Record, as_bytes, bit, check_uint, field, int_or_bytes
+from gdbext.decoders.bits import MASK32, MASK64, Record, as_bytes, bit, check_uint, field, int_or_bytes
 
 # --- Linux x86-64 GDT layout (arch/x86/include/asm/segment.h, both versions) ---
 GDT_ENTRY_KERNEL32_CS = 1
@@ -247,12 +247,12 @@ class SystemDescriptor(Record):
 
 def decode_system_descriptor(raw: Union[bytes, bytearray, int]) -> SystemDescriptor:
     v = int_or_bytes(raw, 16, "system descriptor")
-    low, high = v & ((1 << 64) - 1), v >> 64
+    low, high = v & MASK64, v >> 64
     seg = decode_segment_descriptor(low)
     if seg.s:
         raise DecodeError("not a system descriptor (S bit set)")
     return SystemDescriptor(
-        raw_low=low, raw_high=high, base=seg.base | ((high & 0xFFFFFFFF) << 32),
+        raw_low=low, raw_high=high, base=seg.base | ((high & MASK32) << 32),
         limit=seg.limit, effective_limit=seg.effective_limit, type=seg.type, dpl=seg.dpl,
         present=seg.present, avl=seg.avl, granularity=seg.granularity,
         kind=_system_kind(seg.type, True), reserved_high=high >> 32)
@@ -263,7 +263,7 @@ def encode_system_descriptor(base: int, limit: int, type: int = 0x9, dpl: int = 
                              granularity: bool = False) -> bytes:
     """16 bytes, as set_tssldt_descriptor() in arch/x86/include/asm/desc.h builds."""
     base = check_uint(base, 64, "base")
-    low = encode_segment_descriptor(base=base & 0xFFFFFFFF, limit=limit, type=type, s=0,
+    low = encode_segment_descriptor(base=base & MASK32, limit=limit, type=type, s=0,
                                     dpl=dpl, present=present, avl=avl, granularity=granularity)
     return low + (base >> 32).to_bytes(4, "little") + bytes(4)
 

@@ -17,10 +17,11 @@ import collections
 import dataclasses
 from typing import Dict, List, Mapping, Optional, Tuple
 
+from gdbext.decoders.bits import MASK64
+
 MIN_ALIGN = 0x200000                 # arch/x86/Kconfig PHYSICAL_ALIGN, 64-bit
 MAX_SLIDE = 1 << 30                  # KERNEL_IMAGE_SIZE with RANDOMIZE_BASE
 START_KERNEL_MAP = 0xFFFFFFFF80000000  # __START_KERNEL_map (page_64_types.h)
-MASK64 = (1 << 64) - 1
 
 # Where the direct map, vmalloc and vmemmap start without RANDOMIZE_MEMORY
 # (arch/x86/include/asm/page_64_types.h, pgtable_64_types.h), by paging mode.

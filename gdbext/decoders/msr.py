@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Tuple
 
 from gdbext.errors import DecodeError
-from gdbext.decoders.bits import Record, check_uint, decode_flags, flag_bools
+from gdbext.decoders.bits import MASK32, Record, check_uint, decode_flags, flag_bools
 from gdbext.decoders.descriptors import (
     KERNEL_CS, USER32_CS, decode_cpunode, decode_selector)
 
@@ -179,7 +179,7 @@ def decode_star(v: int) -> Dict[str, Any]:
         "sysret_cs32": sel(sysret_base | 3),
         "sysret_ss": sel((sysret_base + 8) | 3),
         "sysret_cs64": sel((sysret_base + 16) | 3),
-        "legacy_eip": v & 0xFFFFFFFF,
+        "legacy_eip": v & MASK32,
         "matches_linux": v == expected_star(),
     }
 
@@ -243,7 +243,7 @@ def decode_tsc_aux(v: int) -> Dict[str, Any]:
     (setup_getcpu() in arch/x86/kernel/cpu/common.c); only the low 32 bits
     are architectural."""
     v = check_uint(v, 64, "TSC_AUX")
-    return decode_cpunode(v & 0xFFFFFFFF)
+    return decode_cpunode(v & MASK32)
 
 
 def decode_sysenter_cs(v: int) -> Dict[str, Any]:

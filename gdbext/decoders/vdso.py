@@ -27,7 +27,6 @@ from gdbext.decoders import elfnote
 from gdbext.decoders.bits import Record
 from gdbext.errors import DecodeError
 
-PAGE_SIZE = 4096
 MAX_IMAGE = 1 << 20          # the x86 images are 2 pages; anything huge is not a vDSO
 LINUX_NOTE_VERSION = 0       # vdso-note.S: ELFNOTE_START(Linux, 0, "a")
 LINUX_NOTE_BUILD_SALT = 0x100  # include/linux/build-salt.h (CONFIG_BUILD_SALT string)

@@ -1,6 +1,7 @@
 """Instruction-length facts shared by the code readers (the syscall switch
-decoder in kernel/syscalls.py, the trace loop's step-over in arch/x86_64/stepover.py).
-SDM Vol.2A 2.1.5: ModRM, SIB and displacement in 64-bit addressing."""
+decoder in decoders/x86_switch.py, the trace loop's step-over in
+arch/x86_64/stepover.py).  SDM Vol.2A 2.1.5: ModRM, SIB and displacement in
+64-bit addressing."""
 from typing import Optional
 
 
@@ -25,3 +26,13 @@ def modrm_length(code: bytes, i: int) -> Optional[int]:
     elif mod == 2:
         n += 4
     return n if i + n <= len(code) else None
+
+
+def multibyte_nop_length(code: bytes, i: int) -> Optional[int]:
+    """Length of the `0f 1f /0` NOP (nopl/nopw r/m, SDM Vol.2B NOP) whose
+    0f is at code[i], without prefixes; None if `code` ends first or the
+    bytes are not that NOP."""
+    if code[i:i + 2] != b"\x0f\x1f" or i + 2 >= len(code) or (code[i + 2] >> 3) & 7:
+        return None
+    n = modrm_length(code, i + 2)
+    return None if n is None else 2 + n

@@ -27,9 +27,10 @@ from typing import Dict, List, Optional
 import gdb
 
 from gdbext import errors
-from gdbext.decoders import descriptors, elfnote
+from gdbext.decoders import descriptors
 from gdbext.decoders import kaslr as kdec
-from gdbext.kernel import symbols, types
+from gdbext.decoders.bits import MASK64
+from gdbext.kernel import symbols, types, version, vmlinux
 from gdbext import machine
 from gdbext.machine import hooks, symbol_files
 
@@ -78,7 +79,7 @@ def _connection_key():
         path = symbols.vmlinux_path()
     except (gdb.error, errors.KxError):
         return None
-    return inf.num, getattr(inf, "connection_num", None), symbols._file_key(path)
+    return inf.num, getattr(inf, "connection_num", None), vmlinux.file_key(path)
 
 
 def reset(*_args) -> None:
@@ -157,44 +158,48 @@ def _lstar_source(table, cpu, notes):
     return kdec.signed_delta(r.value, link)
 
 
-def _file_build_id(table):
-    """(link address of the note, note bytes, build id hex) or None."""
-    sec = table.sections.get(".notes")
-    if not sec:
-        return None
-    notes = table.file_bytes(sec[0], sec[1])
-    hit = elfnote.find_build_id(notes)
-    if hit is None:
-        return None
-    off, build_id = hit
-    note_len = 16 + len(build_id)  # header, "GNU\0", the id
-    return sec[0] + off, notes[off:off + note_len], build_id.hex()
-
-
-def _build_id_source(table, candidates, cpu, notes):
-    """(the candidate slide at which the file's build-id note is in memory
-    or None, the file's build ID)."""
-    note = _file_build_id(table)
-    if note is None:
-        notes["build_id"] = "the vmlinux has no GNU build-id note"
-        return None, None
-    readable = False
-    for c in candidates:
-        same, got = _memory_equals(note[0], note[1], c, cpu)
-        readable = readable or got is not None
-        if same:
-            return c, note[2]
-    notes["build_id"] = ("the file's build ID is not in memory at any candidate slide" if readable
-                         else "the .notes section is not readable in memory")
-    return None, note[2]
-
-
 def _memory_equals(link, expected, slide, cpu):
     try:
         got = machine.read_kernel(link + slide, len(expected), cpu)
     except errors.MemoryUnreadable:
         return None, None
     return got == expected, got
+
+
+def _banner_source(candidates, cpu, notes):
+    """(the first candidate slide at which memory holds the file's
+    linux_banner or None, what memory held at the first readable one)."""
+    link, raw = version.file_banner()
+    if not raw.strip(b"\0"):
+        notes["banner"] = "the vmlinux has no linux_banner"
+        return None, None
+    memory_banner = None
+    for c in candidates:
+        same, got = _memory_equals(link, raw, c, cpu)
+        if memory_banner is None and got is not None:
+            memory_banner = kdec.printable_prefix(got)
+        if same:
+            return c, memory_banner
+    notes["banner"] = ("the file's linux_banner is not in memory at "
+                       + (", ".join(f"+{c:#x}" for c in candidates) or "any valid slide"))
+    return None, memory_banner
+
+
+def _build_id_source(note, candidates, cpu, notes):
+    """The first candidate slide at which memory holds the file's build-id
+    note (vmlinux.VmlinuxImage.build_id_note), or None."""
+    if note is None:
+        notes["build_id"] = "the vmlinux has no GNU build-id note"
+        return None
+    readable = False
+    for c in candidates:
+        same, got = _memory_equals(note[0], note[1], c, cpu)
+        readable = readable or got is not None
+        if same:
+            return c
+    notes["build_id"] = ("the file's build ID is not in memory at any candidate slide" if readable
+                         else "the .notes section is not readable in memory")
+    return None
 
 
 def detect(inject: bool = False) -> Detection:
@@ -224,26 +229,11 @@ def detect(inject: bool = False) -> Detection:
         if value is not None and kdec.slide_problem(value) is None and value not in candidates:
             candidates.append(value)
 
-    banner_link = table.link_address("linux_banner")
-    file_banner_raw = table.file_bytes(banner_link, 512).split(b"\0")[0] + b"\0" if banner_link else b""
-    file_banner = file_banner_raw.rstrip(b"\0").decode("ascii", "replace")
-    sources["banner"] = None
-    memory_banner = None
-    if not file_banner_raw.strip(b"\0"):
-        notes["banner"] = "the vmlinux has no linux_banner"
-    else:
-        for c in candidates:
-            same, got = _memory_equals(banner_link, file_banner_raw, c, cpu)
-            if memory_banner is None and got is not None:
-                memory_banner = kdec.printable_prefix(got)
-            if same:
-                sources["banner"] = c
-                break
-        else:
-            notes["banner"] = ("the file's linux_banner is not in memory at "
-                               + (", ".join(f"+{c:#x}" for c in candidates) or "any valid slide"))
-
-    sources["build_id"], build_id = _build_id_source(table, candidates, cpu, notes)
+    file_banner = version.banner_from_file()
+    sources["banner"], memory_banner = _banner_source(candidates, cpu, notes)
+    note = vmlinux.image(path).build_id_note()
+    build_id = note[2] if note else None
+    sources["build_id"] = _build_id_source(note, candidates, cpu, notes)
 
     vote = kdec.vote(sources)
     for name, why in vote.rejected.items():
@@ -340,7 +330,7 @@ def ensure(force: bool = False, inject: bool = False, relocate_gdb: bool = True)
                 symbols.set_slide(det.slide, det.path)
                 return det
             if det.gdb_slide != det.slide:
-                det.apply_seconds = symbol_files.reload(table.path, det.slide, table.zero_based_sections)
+                det.apply_seconds = symbol_files.reload(table.path, det.slide, vmlinux.image(table.path).zero_based_sections)
                 det.relocated_now = True
                 det.gdb_slide = gdb_slide(table)
             det.applied = det.gdb_slide == det.slide
@@ -467,7 +457,7 @@ def memory_layout(det, warnings):
     if text_link is not None:
         if phys_base is not None:
             # __pa_symbol(x) = x - __START_KERNEL_map + phys_base (page_64.h)
-            out["physical_load"] = (out["text"] - kdec.START_KERNEL_MAP + phys_base) & kdec.MASK64
+            out["physical_load"] = (out["text"] - kdec.START_KERNEL_MAP + phys_base) & MASK64
             # Without KASLR _text sits at its link-time physical address.
             out["physical_slide"] = kdec.signed_delta(out["physical_load"], text_link - kdec.START_KERNEL_MAP)
         try:

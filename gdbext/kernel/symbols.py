@@ -1,9 +1,8 @@
 """Kernel symbols from the vmlinux ELF symbol table.
 
-The ELF .symtab is read once per vmlinux file with pyelftools (sections) and
-struct.iter_unpack (the 110k entries), about 0.2 s on the Debian vmlinux, and
-never touches the DWARF.  Without pyelftools kx falls back to gdb's minimal
-symbols, one query at a time.
+The ELF .symtab is read once per vmlinux file (kernel/vmlinux.py), about
+0.2 s on the Debian vmlinux, and never touches the DWARF.  Without
+pyelftools kx falls back to gdb's minimal symbols, one query at a time.
 
 KASLR: the table holds link-time addresses; `slide` (set by kernel/kaslr.py
 for the current connection) is added to the symbols of the kernel image only.
@@ -12,13 +11,11 @@ table() hands out an UntrustedSymbols that knows no names, so nothing prints
 a wrong symbol and every address lookup fails with the mismatch message.
 """
 import bisect
-import os
-import struct
 
 from gdbext import errors
+from gdbext.decoders.bits import MASK64
 from gdbext.decoders.kaslr import relocatable
-
-_STT_NOTYPE, _STT_OBJECT, _STT_FUNC = 0, 1, 2
+from gdbext.kernel import vmlinux
 
 
 class SymbolTable:
@@ -31,31 +28,9 @@ class SymbolTable:
         self._load()
 
     def _load(self):
-        from elftools.elf.elffile import ELFFile
-        with open(self.path, "rb") as f:
-            elf = ELFFile(f)
-            symtab = elf.get_section_by_name(".symtab")
-            if symtab is None:
-                raise errors.KxError(f"{self.path} has no symbol table")
-            strtab = elf.get_section(symtab["sh_link"]).data()
-            entries = []
-            for name_off, info, _other, shndx, value, size in struct.iter_unpack("<IBBHQQ", symtab.data()):
-                if not value or (info & 0xF) not in (_STT_NOTYPE, _STT_OBJECT, _STT_FUNC) or shndx == 0:
-                    continue
-                name = strtab[name_off:strtab.index(b"\0", name_off)].decode("ascii", "replace")
-                if not name or name.startswith("$"):
-                    continue
-                entries.append((value, size, name))
-                self._by_name.setdefault(name, value)
-            self.sections = {s.name: (s["sh_addr"], s["sh_size"]) for s in elf.iter_sections()
-                             if s["sh_addr"]}
-            # Allocated sections linked at 0: zero-based per-cpu data (up to 6.14)
-            self.zero_based_sections = [s.name for s in elf.iter_sections()
-                                        if not s["sh_addr"] and s["sh_size"] and s["sh_flags"] & 2]  # SHF_ALLOC
-            # (link address, size, file offset) of the sections with file bytes
-            self.file_sections = sorted(
-                (s["sh_addr"], s["sh_size"], s["sh_offset"]) for s in elf.iter_sections()
-                if s["sh_addr"] and s["sh_size"] and s["sh_type"] != "SHT_NOBITS")
+        entries = vmlinux.image(self.path).symbols()
+        for value, _size, name in entries:
+            self._by_name.setdefault(name, value)
         entries.sort()
         self._entries = entries
         self._addrs = [e[0] for e in entries]
@@ -69,16 +44,6 @@ class SymbolTable:
         if value is None:
             return None
         return value + self.slide if relocatable(value) else value
-
-    def file_bytes(self, link_addr: int, size: int) -> bytes:
-        """Up to `size` bytes of the vmlinux file at a link-time address
-        (b"" when no section holds file bytes there)."""
-        for start, length, offset in self.file_sections:
-            if start <= link_addr < start + length:
-                with open(self.path, "rb") as f:
-                    f.seek(offset + link_addr - start)
-                    return f.read(min(size, start + length - link_addr))
-        return b""
 
     def address(self, name: str) -> int:
         value = self.lookup(name)
@@ -130,7 +95,7 @@ class GdbSymbols:
     def lookup(self, name):
         import gdb
         try:
-            return int(gdb.parse_and_eval(f"(unsigned long)&'{name}'")) & ((1 << 64) - 1)
+            return int(gdb.parse_and_eval(f"(unsigned long)&'{name}'")) & MASK64
         except gdb.error:
             return None
 
@@ -202,14 +167,6 @@ def use(symbol_table) -> None:
     _state["installed"] = symbol_table
 
 
-def _file_key(path):
-    try:
-        st = os.stat(path)
-        return path, st.st_mtime_ns, st.st_size
-    except OSError:
-        return path, None, None
-
-
 def vmlinux_path() -> str:
     import gdb
     path = gdb.current_progspace().filename
@@ -227,12 +184,12 @@ def elf_table():
     """The vmlinux's own table with the current slide, whatever the match
     verdict (kernel/kaslr.py compares it with memory)."""
     path = vmlinux_path()
-    key = _file_key(path)
+    key = vmlinux.file_key(path)
     t = _tables.get(key)
     if t is None:
         try:
             t = SymbolTable(path)
-        except ImportError:
+        except vmlinux.PyelftoolsMissing:
             t = GdbSymbols()
         _tables.clear()
         _tables[key] = t

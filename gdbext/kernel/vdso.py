@@ -24,12 +24,12 @@ import gdb
 from gdbext import errors
 from gdbext.arch.x86_64 import cpu_setup
 from gdbext.decoders import vdso as vdec
-from gdbext.kernel import symbols, syscalls, tasks, types
+from gdbext.decoders.paging import PAGE_SIZE_4K
+from gdbext.kernel import symbols, syscalls, tasks, types, vmlinux
 from gdbext.kernel.objcache import ObjfileCache
 from gdbext.kernel.structs import Member, StructReader
 from gdbext import machine
 
-PAGE = 4096
 # enum order in arch/x86/entry/vsyscall/vsyscall_64.c (6.1, 6.12); the
 # DWARF enumerators are preferred when gdb can see them.
 VSYSCALL_MODES = ("emulate", "xonly", "none")
@@ -214,7 +214,7 @@ def kernel_images() -> Dict[int, tuple]:
 
 def read_kernel_image(address: int, name: str, abi: str, cpu: int) -> KernelImage:
     v = _IMAGE.read(address, cpu)
-    if not v["size"] or v["size"] % PAGE or v["size"] > vdec.MAX_IMAGE:
+    if not v["size"] or v["size"] % PAGE_SIZE_4K or v["size"] > vdec.MAX_IMAGE:
         raise errors.KxError(f"{name}.size = {v['size']:#x} is not a page multiple (wrong vmlinux?)")
     return KernelImage(name=name, abi=abi, address=address, data=v["data"], size=v["size"], fields=v)
 
@@ -223,21 +223,26 @@ def file_image(name: str) -> Optional[bytes]:
     """The image bytes as the vmlinux file has them (before the boot-time
     alternatives), found through the file's own struct vdso_image.data."""
     table = symbols.elf_table()
-    key = (table.path, name)
-    if key in _file_cache:
-        return _file_cache[key]
-    result = None
-    link = table.link_address(name)
-    if link is not None:
-        head = table.file_bytes(link + _IMAGE.offset("data"), 8)
-        size = table.file_bytes(link + _IMAGE.offset("size"), 8)
-        if len(head) == 8 and len(size) == 8:
-            n = int.from_bytes(size, "little")
-            if 0 < n <= vdec.MAX_IMAGE:
-                data = table.file_bytes(int.from_bytes(head, "little"), n)
-                result = data if len(data) == n else None
-    _file_cache[key] = result
-    return result
+    if not isinstance(table, symbols.SymbolTable):
+        return None
+    key = (vmlinux.file_key(table.path), name)
+    if key not in _file_cache:
+        _file_cache[key] = _read_file_image(vmlinux.image(table.path), table.link_address(name))
+    return _file_cache[key]
+
+
+def _read_file_image(image, link: Optional[int]) -> Optional[bytes]:
+    if link is None:
+        return None
+    try:
+        (data,) = vmlinux.read_u64s(image.read, link + _IMAGE.offset("data"), 1)
+        (size,) = vmlinux.read_u64s(image.read, link + _IMAGE.offset("size"), 1)
+        if not 0 < size <= vdec.MAX_IMAGE:
+            return None
+        raw = image.read(data, size)
+    except errors.DecodeError:
+        return None
+    return raw if len(raw) == size else None
 
 
 # ---------------------------------------------------------------------------
@@ -269,25 +274,7 @@ def task_vdso(task, cpu: int) -> TaskVdso:
     warnings = []
 
     kernel_bytes = machine.read_kernel(kimg.data, kimg.size, cpu)
-    cr3 = task_cr3(mm["pgd"], cpu)
-    pages = []
-    chunks = []
-    for off, phys, data in machine.read_pages(cr3, base, kimg.size, cpu):
-        try:
-            kphys = machine.translate(kimg.data + off, cpu, machine.kernel_cr3(cpu)).phys
-        except errors.DecodeError:
-            kphys = None
-        ref = kernel_bytes[off:off + PAGE]
-        if data is None:
-            source = "kernel"   # no PTE yet: vdso_fault() would map image->data's page
-            data = ref
-        else:
-            source = "task"
-        chunks.append(data)
-        pages.append({"offset": off, "present": phys is not None, "phys": phys,
-                      "kernel_phys": kphys, "same_page": phys is not None and phys == kphys,
-                      "source": source, "matches_kernel": data == ref})
-    image_bytes = b"".join(chunks)
+    pages, image_bytes = _task_pages(kimg, kernel_bytes, task_cr3(mm["pgd"], cpu), base, cpu)
     mismatched = sum(1 for a, b in zip(image_bytes, kernel_bytes) if a != b)
     if mismatched:
         warnings.append(f"{mismatched} bytes of the task's vDSO differ from {name}->data "
@@ -298,36 +285,8 @@ def task_vdso(task, cpu: int) -> TaskVdso:
         warnings.append(f"the mapped image is ELF{image.bits} but {name} serves the {abi}-bit ABI")
 
     vvar = base + kimg.fields["sym_vvar_start"]
-    vmas = {"vdso": None, "vvar": None}
-    if mm["ma_root"] is not None:
-        specials = _special_names(cpu)
-        for key, addr in (("vdso", base), ("vvar", vvar)):
-            vma = find_vma(mm["ma_root"], addr, cpu)
-            if vma:
-                v = read_vma(vma, cpu, specials)
-                if v.start <= addr < v.end:
-                    vmas[key] = v
-            if vmas[key] is None:
-                warnings.append(f"no VMA covers the {key} address {addr:#x}")
-        if vmas["vdso"] and (vmas["vdso"].start != base or vmas["vdso"].end - base != kimg.size):
-            warnings.append("the [vdso] VMA does not span mm->context.vdso .. + image size")
-    else:
-        warnings.append("this kernel has no mm_struct.mm_mt (pre-6.1): VMAs not shown")
-
-    fimg = None
-    fbytes = file_image(name)
-    if fbytes is not None:
-        diff = sum(1 for a, b in zip(fbytes, kernel_bytes) if a != b) + abs(len(fbytes) - len(kernel_bytes))
-        try:
-            fbuild = vdec.parse_vdso(fbytes).build_id
-        except errors.DecodeError:
-            fbuild = None
-        fimg = {"size": len(fbytes), "build_id": fbuild, "differing_bytes": diff,
-                "build_id_matches": fbuild is not None and fbuild == image.build_id}
-        if fbuild is not None and fbuild != image.build_id:
-            warnings.append("the vDSO build-id differs from the vmlinux file's image: "
-                            "is this vmlinux the running kernel?")
-
+    vmas = _vdso_vmas(mm, base, vvar, kimg.size, cpu, warnings)
+    fimg = _compare_file_image(name, kernel_bytes, image, warnings)
     result = TaskVdso(task=task, mm=task.mm, base=base, vvar=vvar, vvar_size=-kimg.fields["sym_vvar_start"],
                       kernel_image=kimg, image=image, bytes_=image_bytes, pages=pages,
                       image_matches_kernel=(mismatched == 0 and len(image_bytes) == len(kernel_bytes)),
@@ -335,6 +294,63 @@ def task_vdso(task, cpu: int) -> TaskVdso:
     if abi == "32":
         result.trampoline = trampoline(result, cpu)
     return result
+
+
+def _task_pages(kimg: KernelImage, kernel_bytes: bytes, cr3: int, base: int, cpu: int):
+    """(one dict per page of the task's mapping, the image bytes the task
+    sees): a page without a PTE reads as the kernel's (vdso_fault() would
+    map image->data's page)."""
+    pages, chunks = [], []
+    for off, phys, data in machine.read_pages(cr3, base, kimg.size, cpu):
+        try:
+            kphys = machine.translate(kimg.data + off, cpu, machine.kernel_cr3(cpu)).phys
+        except errors.DecodeError:
+            kphys = None
+        ref = kernel_bytes[off:off + PAGE_SIZE_4K]
+        source = "kernel" if data is None else "task"
+        data = ref if data is None else data
+        chunks.append(data)
+        pages.append({"offset": off, "present": phys is not None, "phys": phys,
+                      "kernel_phys": kphys, "same_page": phys is not None and phys == kphys,
+                      "source": source, "matches_kernel": data == ref})
+    return pages, b"".join(chunks)
+
+
+def _vdso_vmas(mm, base: int, vvar: int, size: int, cpu: int, warnings) -> Dict[str, Optional[Vma]]:
+    """The [vdso] and [vvar] VMAs from the mm's maple tree."""
+    vmas = {"vdso": None, "vvar": None}
+    if mm["ma_root"] is None:
+        warnings.append("this kernel has no mm_struct.mm_mt (pre-6.1): VMAs not shown")
+        return vmas
+    specials = _special_names(cpu)
+    for key, addr in (("vdso", base), ("vvar", vvar)):
+        vma = find_vma(mm["ma_root"], addr, cpu)
+        if vma:
+            v = read_vma(vma, cpu, specials)
+            if v.start <= addr < v.end:
+                vmas[key] = v
+        if vmas[key] is None:
+            warnings.append(f"no VMA covers the {key} address {addr:#x}")
+    if vmas["vdso"] and (vmas["vdso"].start != base or vmas["vdso"].end - base != size):
+        warnings.append("the [vdso] VMA does not span mm->context.vdso .. + image size")
+    return vmas
+
+
+def _compare_file_image(name: str, kernel_bytes: bytes, image, warnings) -> Optional[dict]:
+    """How the vmlinux file's copy of the image differs from the kernel's."""
+    fbytes = file_image(name)
+    if fbytes is None:
+        return None
+    diff = sum(1 for a, b in zip(fbytes, kernel_bytes) if a != b) + abs(len(fbytes) - len(kernel_bytes))
+    try:
+        fbuild = vdec.parse_vdso(fbytes).build_id
+    except errors.DecodeError:
+        fbuild = None
+    if fbuild is not None and fbuild != image.build_id:
+        warnings.append("the vDSO build-id differs from the vmlinux file's image: "
+                        "is this vmlinux the running kernel?")
+    return {"size": len(fbytes), "build_id": fbuild, "differing_bytes": diff,
+            "build_id_matches": fbuild is not None and fbuild == image.build_id}
 
 
 def trampoline(v: TaskVdso, cpu: int) -> Optional[dict]:

@@ -1,34 +1,35 @@
 """Which kernel the loaded vmlinux is: `linux_banner`, read from the ELF file."""
 import re
+from typing import Optional, Tuple
 
-from gdbext.kernel import symbols
+from gdbext import errors
+from gdbext.kernel import symbols, vmlinux
 
+BANNER_MAX = 512
 _cache = {}
 
 
-def banner_from_file() -> str:
+def file_banner() -> Tuple[Optional[int], bytes]:
+    """(link address, bytes up to and with the NUL) of the vmlinux file's
+    linux_banner; (None, b"") when the file has none or cannot be read."""
     path = symbols.vmlinux_path()
-    if path in _cache:
-        return _cache[path]
-    table = symbols.elf_table()  # the file itself, whatever the match verdict
-    addr = table.lookup("linux_banner") if hasattr(table, "lookup") else None
-    text = ""
-    if addr is not None:
-        try:
-            from elftools.elf.elffile import ELFFile
-            with open(path, "rb") as f:
-                elf = ELFFile(f)
-                for sec in elf.iter_sections():
-                    start, size = sec["sh_addr"], sec["sh_size"]
-                    if start <= addr - table.slide < start + size and sec["sh_type"] != "SHT_NOBITS":
-                        off = addr - table.slide - start
-                        f.seek(sec["sh_offset"] + off)
-                        text = f.read(512).split(b"\0")[0].decode("ascii", "replace")
-                        break
-        except ImportError:
-            pass
-    _cache[path] = text
-    return text
+    key = vmlinux.file_key(path)
+    if key not in _cache:
+        table = symbols.elf_table()  # the file itself, whatever the match verdict
+        link = table.link_address("linux_banner") if isinstance(table, symbols.SymbolTable) else None
+        raw = b""
+        if link is not None:
+            try:
+                raw = vmlinux.image(path).read(link, BANNER_MAX).split(b"\0")[0] + b"\0"
+            except errors.KxError:   # pyelftools missing, not in a file-backed section
+                link = None
+        _cache.clear()
+        _cache[key] = (link, raw)
+    return _cache[key]
+
+
+def banner_from_file() -> str:
+    return file_banner()[1].rstrip(b"\0").decode("ascii", "replace")
 
 
 def version() -> tuple:

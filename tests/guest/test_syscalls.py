@@ -77,6 +77,8 @@ def test_ia32_table_from_the_switch(kx):
         want = "__ia32_" + (entry or "sys_ni_syscall")
         assert (e["symbol"], e["handler"]) == (want, kx.symbols[want]), e
         assert e["compat"] == (entry or "").startswith("compat_")
+    # --abi takes the arch's words for the ABI (gdbext.arch.parse_abi).
+    assert kx.json("kx syscalls 4 --abi ia32")["entries"] == kx.json("kx syscalls 4 --abi 32")["entries"]
     write = kx.json("kx syscalls 4 --abi 32")["entries"][0]
     assert (write["name"], write["symbol"], write["handler"]) == \
         ("write", "__ia32_sys_write", kx.symbols["__ia32_sys_write"])
@@ -231,7 +233,7 @@ def test_bad_input_is_one_clear_line(kx):
                             ("kx syscalls 100000", "out of range"),
                             ("kx syscalls -1", "out of range"),
                             ("kx syscalls --abi x32", "x32"),
-                            ("kx syscalls --abi arm", "unknown ABI"),
+                            ("kx syscalls --abi arm", "--abi must be 64, 32, x32, not 'arm'"),
                             ("kx syscalls --check --cpu 9", "no CPU 9")]:
         r = kx.gdb.cmd_full(command)
         assert r["error"] and needle in r["error"], (command, r)

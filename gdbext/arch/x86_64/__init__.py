@@ -7,7 +7,7 @@ from gdbext import errors
 from gdbext.arch.base import Arch, EntryStub, RawCall, ResumePlan, SyscallAbi, TableChoice
 from gdbext.arch.x86_64 import abi as abis
 from gdbext.arch.x86_64 import gdbregs, stepover
-from gdbext.decoders import paging
+from gdbext.decoders import paging, x86_switch
 from gdbext.decoders.bits import MASK32, MASK64
 from gdbext.decoders.descriptors import USER32_CS
 from gdbext.decoders.ptregs import PT_REGS_OFFSETS, PT_REGS_SIZE, decode_pt_regs
@@ -156,6 +156,10 @@ class X86_64(Arch):
 
     def gdb_register_layout(self):
         return dict(gdbregs.QEMU_G_LAYOUT)
+
+    # -- the kernel's code -------------------------------------------------------
+    def decode_syscall_switch(self, code: bytes, start: int):
+        return x86_switch.decode_switch(code, start)
 
     # -- memory -----------------------------------------------------------------
     def paging_enabled(self, regs: Dict[str, int]) -> bool:
