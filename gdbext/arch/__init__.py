@@ -45,13 +45,18 @@ def for_gdb_name(name: str) -> Arch:
 
 
 def _gdb_arch_name() -> Optional[str]:
+    """gdb's name for the target's architecture, or None while nothing says
+    it (no target and no file: gdb then reports its default, i386)."""
     try:
         import gdb
     except ImportError:
         return None
     try:
-        return gdb.selected_inferior().architecture().name()
-    except (gdb.error, AttributeError):
+        inferior = gdb.selected_inferior()
+        if not inferior.pid and not any(o.is_valid() and o.filename for o in gdb.objfiles()):
+            return None
+        return inferior.architecture().name()
+    except (gdb.error, AttributeError, RuntimeError):
         return None
 
 

@@ -288,6 +288,14 @@ def _hex_or_null(v: int) -> str:
     return "NULL" if v == 0 else f"{v:#x}"
 
 
+def _syscall_stem(syscall: Optional[str]) -> str:
+    """"openat" from "openat", "__x64_sys_openat" or "sys_openat"."""
+    sc = (syscall or "").lower()
+    if sc.startswith(("__x64_sys_", "__ia32_sys_")):
+        return sc.split("_sys_", 1)[1]
+    return sc[4:] if sc.startswith("sys_") else sc
+
+
 def format_arg(ctype: str, name: str, value: int,
                read_string: Optional[Callable[[int, int], bytes]] = None,
                other_args: Optional[Mapping[str, int]] = None,
@@ -302,11 +310,7 @@ def format_arg(ctype: str, name: str, value: int,
     name (raw ints), used for `count` of write() and to recognise open-like
     calls; syscall: the syscall's name when known ("openat")."""
     other = dict(other_args or {})
-    sc = (syscall or "").lower()
-    if sc.startswith(("__x64_sys_", "__ia32_sys_")):
-        sc = sc.split("_sys_", 1)[1]
-    elif sc.startswith("sys_"):
-        sc = sc[4:]
+    sc = _syscall_stem(syscall)
     nm = (name or "").strip()
     t = _clean_type(ctype)
     v = int(value) & MASK64
@@ -345,7 +349,12 @@ def format_arg(ctype: str, name: str, value: int,
 
     if _is_pointer(ctype):
         return _hex_or_null(v)
+    return _format_scalar(t, nm, v, sc, other)
 
+
+def _format_scalar(t: str, nm: str, v: int, sc: str, other: Mapping[str, int]) -> str:
+    """A non-pointer argument: flags and modes by name, fds signed, the
+    rest by its C type (`t`, cleaned)."""
     if nm == "flags" and (sc in OPEN_SYSCALLS or (not sc and ("filename" in other)
                                                   and "mode" in other)):
         return format_open_flags(v)

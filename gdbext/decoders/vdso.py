@@ -119,20 +119,9 @@ def parse_vdso(raw) -> VdsoImage:
         raise DecodeError(f"vDSO: malformed ELF ({type(exc).__name__}: {exc})") from None
 
 
-def _parse(data: bytes, bits: int) -> VdsoImage:
-    from elftools.elf.elffile import ELFFile
-
-    elf = ELFFile(io.BytesIO(data))
-    if elf.num_sections() > 256 or elf.num_segments() > 64:
-        raise DecodeError("vDSO: implausible section/segment count")
-    loads = [s for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
-    if not loads:
-        raise DecodeError("vDSO: no PT_LOAD segment")
-    load_address = min(s["p_vaddr"] for s in loads)
-
-    build_id = None
-    linux_version = None
-    build_salt = None
+def _notes(elf, data: bytes):
+    """(build id hex, Linux version note, build salt) from the PT_NOTEs."""
+    build_id = linux_version = build_salt = None
     for seg in elf.iter_segments():
         if seg["p_type"] != "PT_NOTE":
             continue
@@ -146,10 +135,28 @@ def _parse(data: bytes, bits: int) -> VdsoImage:
                 linux_version = struct.unpack_from("<I", desc)[0]
             elif name == "Linux" and ntype == LINUX_NOTE_BUILD_SALT:
                 build_salt = desc.split(b"\0", 1)[0].decode("ascii", "replace") or None
+    return build_id, linux_version, build_salt
 
-    def in_bounds(sec):
-        return sec["sh_type"] == "SHT_NOBITS" or sec["sh_offset"] + sec["sh_size"] <= len(data)
 
+def _version_definitions(elf, in_bounds):
+    """({version index: name}, [version names]) from .gnu.version_d."""
+    verdef = next((s for s in elf.iter_sections() if s["sh_type"] == "SHT_GNU_verdef"), None)
+    version_names, versions = {}, []
+    if verdef is None:
+        return version_names, versions
+    if not in_bounds(verdef) or verdef["sh_info"] > 256:
+        raise DecodeError("vDSO: implausible .gnu.version_d")
+    for vd, auxiter in verdef.iter_versions():
+        aux = next(iter(auxiter), None)
+        if aux is None:
+            continue
+        version_names[vd["vd_ndx"]] = aux.name
+        if not vd["vd_flags"] & 1:  # VER_FLG_BASE names the file, not a version
+            versions.append(aux.name)
+    return version_names, versions
+
+
+def _symbols(elf, in_bounds, version_names) -> List[VdsoSymbol]:
     dynsym = next((s for s in elf.iter_sections() if s["sh_type"] == "SHT_DYNSYM"), None)
     if dynsym is None:
         raise DecodeError("vDSO: no .dynsym section")
@@ -157,24 +164,9 @@ def _parse(data: bytes, bits: int) -> VdsoImage:
         raise DecodeError("vDSO: .dynsym or its string table lies outside the image")
     if not dynsym["sh_entsize"] or dynsym["sh_size"] // dynsym["sh_entsize"] > 4096:
         raise DecodeError("vDSO: implausible .dynsym size")
-
     versym = next((s for s in elf.iter_sections() if s["sh_type"] == "SHT_GNU_versym"), None)
-    verdef = next((s for s in elf.iter_sections() if s["sh_type"] == "SHT_GNU_verdef"), None)
-    version_names = {}
-    versions: List[str] = []
-    if verdef is not None:
-        if not in_bounds(verdef) or verdef["sh_info"] > 256:
-            raise DecodeError("vDSO: implausible .gnu.version_d")
-        for vd, auxiter in verdef.iter_versions():
-            aux = next(iter(auxiter), None)
-            if aux is None:
-                continue
-            version_names[vd["vd_ndx"]] = aux.name
-            if not vd["vd_flags"] & 1:  # VER_FLG_BASE names the file, not a version
-                versions.append(aux.name)
     if versym is not None and not in_bounds(versym):
         raise DecodeError("vDSO: .gnu.version lies outside the image")
-
     symbols = []
     for i, sym in enumerate(dynsym.iter_symbols()):
         if i == 0 or not sym.name:
@@ -193,20 +185,40 @@ def _parse(data: bytes, bits: int) -> VdsoImage:
             type=str(info["type"]).replace("STT_", "").lower(),
             bind=str(info["bind"]).replace("STB_", "").lower(),
             version=ver, hidden=hidden))
+    return symbols
 
-    soname = None
+
+def _soname(elf, in_bounds) -> Optional[str]:
     dynamic = next((s for s in elf.iter_sections() if s["sh_type"] == "SHT_DYNAMIC"), None)
-    if dynamic is not None and in_bounds(dynamic):
-        for tag in dynamic.iter_tags():
-            if tag.entry.d_tag == "DT_SONAME":
-                soname = tag.soname
-                break
-            if tag.entry.d_tag == "DT_NULL":
-                break
+    if dynamic is None or not in_bounds(dynamic):
+        return None
+    for tag in dynamic.iter_tags():
+        if tag.entry.d_tag == "DT_SONAME":
+            return tag.soname
+        if tag.entry.d_tag == "DT_NULL":
+            break
+    return None
 
+
+def _parse(data: bytes, bits: int) -> VdsoImage:
+    from elftools.elf.elffile import ELFFile
+
+    elf = ELFFile(io.BytesIO(data))
+    if elf.num_sections() > 256 or elf.num_segments() > 64:
+        raise DecodeError("vDSO: implausible section/segment count")
+    loads = [s for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
+    if not loads:
+        raise DecodeError("vDSO: no PT_LOAD segment")
+
+    def in_bounds(sec):
+        return sec["sh_type"] == "SHT_NOBITS" or sec["sh_offset"] + sec["sh_size"] <= len(data)
+    build_id, linux_version, build_salt = _notes(elf, data)
+    version_names, versions = _version_definitions(elf, in_bounds)
+    symbols = _symbols(elf, in_bounds, version_names)
     return VdsoImage(bits=bits, machine=str(elf["e_machine"]), size=len(data),
-                     load_address=load_address, soname=soname, build_id=build_id,
-                     linux_version=linux_version, build_salt=build_salt, versions=versions, symbols=symbols)
+                     load_address=min(s["p_vaddr"] for s in loads), soname=_soname(elf, in_bounds),
+                     build_id=build_id, linux_version=linux_version, build_salt=build_salt,
+                     versions=versions, symbols=symbols)
 
 
 @dataclass
