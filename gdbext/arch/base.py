@@ -258,8 +258,14 @@ class Arch:
         user one (KPTI)."""
         raise NotImplementedError
 
-    def paging_enabled(self, regs: Dict[str, int]) -> bool:
-        return True
+    def paging_off(self, regs: Dict[str, int]) -> Optional[str]:
+        """Why there are no page tables to walk yet (early boot), or None."""
+        return None
+
+    def kernel_mode_ready(self, regs: Dict[str, int]) -> bool:
+        """Whether the CPU runs in the mode the kernel's C code runs in
+        (not at the reset vector or in early boot code)."""
+        return self.paging_off(regs) is None
 
     # -- commands -------------------------------------------------------------------
     def register_commands(self) -> None:

@@ -20,10 +20,9 @@ from typing import Dict, List, Optional
 from gdbext import arch, errors
 from gdbext.decoders import syscall_args
 from gdbext.decoders.msr import decode_rflags
+from gdbext.decoders.paging import PAGE_SIZE_4K as PAGE
 from gdbext.decoders.ptregs import ENOSYS
 from gdbext.kernel import backend, entry, tasks
-
-PAGE = 4096
 
 
 class View:

@@ -26,7 +26,7 @@ from typing import Dict, List, Optional
 
 import gdb
 
-from gdbext import errors
+from gdbext import arch, errors
 from gdbext.decoders import descriptors
 from gdbext.decoders import kaslr as kdec
 from gdbext.decoders.bits import MASK64
@@ -311,7 +311,7 @@ def ensure(force: bool = False, inject: bool = False, relocate_gdb: bool = True)
         if force:
             raise
         return None
-    if not machine.long_mode_paging(regs):
+    if not arch.current().kernel_mode_ready(regs):
         # No 64-bit kernel runs yet (QEMU -S, early boot).
         if force:
             raise errors.NotSupported("the CPU is not in 64-bit paging mode yet: no kernel to check")
@@ -440,7 +440,7 @@ def _kernel_alignment():
 def memory_layout(det, warnings):
     """Physical and direct-map randomisation, read once the slide is known."""
     out = {}
-    levels = 5 if machine.la57() else 4
+    levels = 5 if arch.current().la57(machine.registers()) else 4
     out["paging_levels"] = levels
     randomized = {}
     for name in ("page_offset_base", "vmalloc_base", "vmemmap_base"):
@@ -461,7 +461,7 @@ def memory_layout(det, warnings):
             # Without KASLR _text sits at its link-time physical address.
             out["physical_slide"] = kdec.signed_delta(out["physical_load"], text_link - kdec.START_KERNEL_MAP)
         try:
-            out["physical_load_walk"] = machine.translate(out["text"], cr3=machine.kernel_cr3()).phys
+            out["physical_load_walk"] = machine.translate(out["text"], root=machine.kernel_page_table()).phys
         except errors.KxError as exc:
             warnings.append(f"page walk of _text failed: {exc}")
         if (out["physical_load"] is not None and out["physical_load_walk"] is not None

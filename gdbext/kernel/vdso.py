@@ -133,7 +133,7 @@ class TaskVdso:
 def task_cr3(mm_pgd: int, cpu: int) -> int:
     """The physical address of mm->pgd (a direct-map pointer), found by
     walking the kernel page tables rather than assuming PAGE_OFFSET."""
-    return machine.translate(mm_pgd, cpu, machine.kernel_cr3(cpu)).phys
+    return machine.translate(mm_pgd, cpu, machine.kernel_page_table(cpu)).phys
 
 
 # ---------------------------------------------------------------------------
@@ -303,7 +303,7 @@ def _task_pages(kimg: KernelImage, kernel_bytes: bytes, cr3: int, base: int, cpu
     pages, chunks = [], []
     for off, phys, data in machine.read_pages(cr3, base, kimg.size, cpu):
         try:
-            kphys = machine.translate(kimg.data + off, cpu, machine.kernel_cr3(cpu)).phys
+            kphys = machine.translate(kimg.data + off, cpu, machine.kernel_page_table(cpu)).phys
         except errors.DecodeError:
             kphys = None
         ref = kernel_bytes[off:off + PAGE_SIZE_4K]

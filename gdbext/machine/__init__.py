@@ -20,20 +20,21 @@ try:
 except ImportError:   # outside gdb: only the trace loop's raw RSP client (scripts/bench_trace.py)
     gdb = None
 
-from gdbext import errors
-from gdbext.decoders import paging, rsp_packets
+from gdbext import arch, errors
+from gdbext.decoders import rsp_packets
 from gdbext.decoders.qemu_monitor import parse_info_cpus, parse_info_registers
 from gdbext.machine import hooks
 
-MASK64 = (1 << 64) - 1
-PAGE = 4096
+from gdbext.decoders.bits import MASK64
+from gdbext.decoders.paging import PAGE_SIZE_4K as PAGE
 
-# Registers kx reads per vCPU; one `g` packet brings them all.
-GENERAL_REGS = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp",
-                "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip", "eflags")
-SEGMENT_REGS = ("cs", "ss", "ds", "es", "fs", "gs")
-SYSTEM_REGS = ("fs_base", "gs_base", "k_gs_base", "cr0", "cr2", "cr3", "cr4", "cr8", "efer")
-ALL_REGS = GENERAL_REGS + SEGMENT_REGS + SYSTEM_REGS
+
+
+def register_names() -> tuple:
+    """The registers kx reads per vCPU: the architecture's general and
+    system registers (one `g` packet brings the general ones)."""
+    a = arch.current()
+    return a.general_regs + a.system_regs
 
 # ---------------------------------------------------------------------------
 # Per-stop cache: anything read from the machine is valid until it runs again
@@ -178,14 +179,15 @@ def on_cpu(cpu: int):
 
 
 def registers(cpu: int = None) -> dict:
-    """All of ALL_REGS for one vCPU as unsigned ints (cached per stop)."""
+    """register_names() for one vCPU as unsigned ints (cached per stop);
+    None for a register the stub does not have."""
     cpu = check_cpu(cpu)
 
     def read():
         with on_cpu(cpu):
             frame = gdb.newest_frame()
             out = {}
-            for name in ALL_REGS:
+            for name in register_names():
                 try:
                     out[name] = int(frame.read_register(name)) & MASK64
                 except (gdb.error, ValueError):
@@ -209,17 +211,6 @@ def cpu_halted(cpu: int):
             return True
         return False if "running" in text else None
     return cached(("halted", cpu), ask)
-
-
-CR0_PG = 1 << 31     # paging on
-EFER_LMA = 1 << 10   # long mode active
-
-
-def long_mode_paging(regs: dict) -> bool:
-    """Whether a vCPU with these registers runs in 64-bit mode with paging,
-    as every kernel C path does; not so at the reset vector, in real mode or
-    in the decompressor's early 32-bit code (QEMU -S, early boot)."""
-    return bool((regs.get("cr0") or 0) & CR0_PG and (regs.get("efer") or 0) & EFER_LMA)
 
 
 # ---------------------------------------------------------------------------
@@ -341,49 +332,42 @@ def _read_u64_phys(address: int) -> int:
     return int.from_bytes(table[off:off + 8], "little")
 
 
-def la57(cpu: int = None) -> bool:
-    cr4 = registers(cpu)["cr4"] or 0
-    return bool(cr4 & (1 << 12))  # CR4.LA57, SDM Vol.3 4.5
-
-
-def translate(address: int, cpu: int = None, cr3: int = None) -> "paging.Translation":
-    """Walk the page tables of `cr3` (default: `cpu`'s CR3) for `address`."""
+def translate(address: int, cpu: int = None, root: int = None):
+    """The architecture's page walk of `address` through the page tables at
+    `root` (default: the ones `cpu` runs on)."""
     cpu = check_cpu(cpu)
-    if cr3 is None:
-        cr3 = registers(cpu)["cr3"]
-    return paging.translate(address & MASK64, cr3, _read_u64_phys, la57(cpu))
+    return arch.current().translate(address & MASK64, registers(cpu), _read_u64_phys, root)
 
 
-def kernel_cr3(cpu: int = None) -> int:
-    """The kernel PGD for `cpu`: under PTI the user CR3 has bit 12 set and the
-    kernel PGD is the 8 KiB-aligned page below it (arch/x86/entry/calling.h,
-    PTI_USER_PGTABLE_MASK)."""
-    return paging.kernel_pgd_from_user_cr3(registers(cpu)["cr3"])
+def kernel_page_table(cpu: int = None) -> int:
+    """The kernel's page-table root for `cpu`, even while it runs on a user
+    one (KPTI)."""
+    return arch.current().kernel_page_table(registers(cpu))
 
 
 def read_kernel(address: int, size: int, cpu: int = None) -> bytes:
     """Read kernel memory even while `cpu` runs on a user page table (KPTI:
     at the first instruction of entry_SYSCALL_64 gdb itself cannot read
     kernel data).  Tries the plain virtual read first; falls back to a walk
-    of the kernel PGD and physical reads."""
+    of the kernel's page tables and physical reads."""
     cpu = check_cpu(cpu)
     try:
         return read(address, size, cpu)
     except errors.MemoryUnreadable:
         pass
+    a = arch.current()
     regs = registers(cpu)
-    if regs.get("cr0") is not None and not regs["cr0"] & CR0_PG:
-        # No page tables to walk: the reset vector, real mode, the early
-        # 32-bit boot code.  Say that, not "not mapped at PML4 ...".
-        raise errors.MemoryUnreadable(address, size, f"CPU {cpu} runs with paging off (CR0={regs['cr0']:#x}):"
-                                      " the kernel has not set up its page tables yet (early boot)")
-    cr3 = regs["cr3"]
-    kcr3 = paging.kernel_pgd_from_user_cr3(cr3)
+    off = a.paging_off(regs)
+    if off:
+        # No page tables to walk (reset vector, real mode, early boot code):
+        # say that, not "not mapped at PML4 ...".
+        raise errors.MemoryUnreadable(address, size, f"CPU {cpu} {off}")
+    root = a.kernel_page_table(regs)
     chunks = []
     pos, end = address, address + size
     try:
         while pos < end:
-            tr = translate(pos, cpu, kcr3)
+            tr = translate(pos, cpu, root)
             page_end = (pos | (tr.page_size - 1)) + 1
             n = min(end, page_end) - pos
             chunks.append((tr.phys, n))

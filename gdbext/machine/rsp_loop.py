@@ -82,10 +82,10 @@ from gdbext import arch, errors, machine
 from gdbext.arch.base import ResumePlan
 from gdbext.decoders import rsp_packets
 from gdbext.decoders.bits import MASK64
+from gdbext.decoders.paging import PAGE_SIZE_4K as PAGE
 from gdbext.decoders.rsp_packets import parse_g, parse_stop
 from gdbext.machine.rsp_transport import transport
 
-PAGE = 4096
 # QEMU 7.2: PacketSize=1000 (hex), so an `m` reply holds at most 2047 bytes.
 MAX_READ = 0x7F0
 STEP_ATTEMPTS = 5

@@ -8,9 +8,8 @@ import gdb
 
 from gdbext import errors
 from gdbext import machine
+from gdbext.decoders.bits import MASK64
 from gdbext.machine import hooks
-
-MASK64 = (1 << 64) - 1
 
 
 def loaded_address(name: str) -> Optional[int]:

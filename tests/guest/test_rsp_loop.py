@@ -28,6 +28,7 @@ import json
 import gdb
 from gdbext import arch, errors
 from gdbext import machine
+from gdbext.arch.x86_64 import GPRS
 from gdbext.decoders.bits import MASK64
 from gdbext.machine import rsp_loop
 
@@ -120,7 +121,7 @@ def kxt_plan(address):
     it would do on the selected vCPU (stopped there)."""
     code = machine.read_kernel(address, 16)
     plan = arch.current().plan_resume(address, code)
-    regs = {n: (int(gdb.newest_frame().read_register(n)) & MASK64) for n in machine.GENERAL_REGS}
+    regs = {n: (int(gdb.newest_frame().read_register(n)) & MASK64) for n in GPRS}
     out = {"kind": plan.kind, "text": plan.text, "target": plan.target, "regs": regs,
            "code": code.hex(), "reg_writes": [], "mem_writes": []}
     if plan.kind == "emulate":

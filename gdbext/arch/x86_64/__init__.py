@@ -12,9 +12,13 @@ from gdbext.decoders.bits import MASK32, MASK64
 from gdbext.decoders.descriptors import USER32_CS
 from gdbext.decoders.ptregs import PT_REGS_OFFSETS, PT_REGS_SIZE, decode_pt_regs
 
+GPRS = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp",
+        "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip", "eflags")
+SEGMENTS = ("cs", "ss", "ds", "es", "fs", "gs")
 TS_COMPAT = 0x0002  # arch/x86/include/asm/thread_info.h
 CR0_PG = 1 << 31    # SDM Vol.3A 2.5
 CR4_LA57 = 1 << 12  # SDM Vol.3A 4.5
+EFER_LMA = 1 << 10  # long mode active, SDM Vol.3A 2.2.1
 
 
 def _u32(data: bytes) -> int:
@@ -27,9 +31,7 @@ class X86_64(Arch):
     elf_machine = "EM_X86_64"
     pc = "rip"
     sp = "rsp"
-    general_regs = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp",
-                    "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip", "eflags",
-                    "cs", "ss", "ds", "es", "fs", "gs")
+    general_regs = GPRS + SEGMENTS
     system_regs = ("fs_base", "gs_base", "k_gs_base", "cr0", "cr2", "cr3", "cr4", "cr8", "efer")
     abis = abis.ABIS
     pt_regs_size = PT_REGS_SIZE
@@ -162,13 +164,24 @@ class X86_64(Arch):
         return x86_switch.decode_switch(code, start)
 
     # -- memory -----------------------------------------------------------------
-    def paging_enabled(self, regs: Dict[str, int]) -> bool:
-        return regs.get("cr0") is None or bool(regs["cr0"] & CR0_PG)
+    def paging_off(self, regs: Dict[str, int]) -> Optional[str]:
+        if regs.get("cr0") is not None and not regs["cr0"] & CR0_PG:
+            return (f"runs with paging off (CR0={regs['cr0']:#x}): the kernel has not set up its "
+                    "page tables yet (early boot)")
+        return None
+
+    def kernel_mode_ready(self, regs: Dict[str, int]) -> bool:
+        # 64-bit mode with paging, as every kernel C path runs; not so at
+        # the reset vector, in real mode or in the decompressor's 32-bit
+        # code (QEMU -S, early boot).  SDM Vol.3A 9.8.5.
+        return bool((regs.get("cr0") or 0) & CR0_PG and (regs.get("efer") or 0) & EFER_LMA)
+
+    def la57(self, regs: Dict[str, int]) -> bool:
+        return bool((regs.get("cr4") or 0) & CR4_LA57)
 
     def translate(self, address, regs, read_phys_u64, root=None):
-        la57 = bool((regs.get("cr4") or 0) & CR4_LA57)
         cr3 = regs["cr3"] if root is None else root
-        return paging.translate(address & MASK64, cr3, read_phys_u64, la57)
+        return paging.translate(address & MASK64, cr3, read_phys_u64, self.la57(regs))
 
     def kernel_page_table(self, regs: Dict[str, int]) -> int:
         # Under PTI the user CR3 has bit 12 set and the kernel PGD is the

@@ -22,8 +22,10 @@ import dataclasses
 
 import gdb
 
-from gdbext import errors, settings
+from gdbext import arch, errors, settings
 from gdbext import machine
+from gdbext.arch.x86_64 import GPRS
+from gdbext.decoders.bits import MASK64
 from gdbext.machine import hooks
 
 RDMSR = b"\x0f\x32"
@@ -60,7 +62,7 @@ def injection_refusal(cpu: int):
     # fetches from (CS base + IP), so the bytes would land elsewhere and the
     # step would run the real instruction (at reset: a far jmp that changes
     # CS's hidden base, which gdb cannot put back).
-    if not machine.long_mode_paging(regs):
+    if not arch.current().kernel_mode_ready(regs):
         return (f"CPU {cpu} is not in 64-bit mode with paging (early boot: CR0={regs.get('cr0') or 0:#x},"
                 f" EFER={regs.get('efer') or 0:#x}): rdmsr is not injected there")
     try:
@@ -133,7 +135,7 @@ def inject_rdmsr(cpu: int, indices) -> dict:
                         raw = False
                         _gdb_step()
                     frame = gdb.newest_frame()
-                    new_pc = int(frame.read_register("rip")) & machine.MASK64
+                    new_pc = int(frame.read_register("rip")) & MASK64
                     if new_pc != pc:
                         break
                 if new_pc == pc:
@@ -176,7 +178,7 @@ def _restore(cpu, pc, saved_code, saved_regs, saved_lock):
     machine.invalidate()
     now = run(lambda: machine.registers(cpu)) or {}
     run(lambda: machine.write(pc, saved_code, cpu))
-    for name in machine.GENERAL_REGS:
+    for name in GPRS:
         if saved_regs.get(name) is None:
             continue
         if name in INJECTION_REGS or now.get(name) != saved_regs.get(name):
@@ -185,7 +187,7 @@ def _restore(cpu, pc, saved_code, saved_regs, saved_lock):
     run(_flush_register_cache)
     machine.invalidate()
     after = machine.registers(cpu)
-    changed = [n for n in machine.GENERAL_REGS if after.get(n) != saved_regs.get(n)]
+    changed = [n for n in GPRS if after.get(n) != saved_regs.get(n)]
     if machine.read(pc, len(saved_code), cpu) != saved_code:
         changed.append(f"code bytes at {pc:#x}")
     if changed or failures:
