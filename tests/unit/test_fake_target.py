@@ -244,3 +244,11 @@ def test_parse_abi_words():
         assert [a.name for a in arch.parse_abi("x32")] == ["x32"]
         with pytest.raises(errors.BadArgument, match="--abi must be 64, 32 or all"):
             arch.parse_abi("x32", allow_all=True, hidden=False)
+
+
+def test_pt_regs_at_do_syscall_64_in_either_argument_order():
+    """6.1: do_syscall_64(struct pt_regs *regs, int nr); 5.10: (nr, regs)."""
+    pt = 0xFFFFC90000013F58
+    assert X86.c_entry_pt_regs("do_syscall_64", {"rdi": pt, "rsi": 39}) == pt
+    assert X86.c_entry_pt_regs("do_syscall_64", {"rdi": 39, "rsi": pt}) == pt
+    assert X86.c_entry_pt_regs("do_int80_syscall_32", {"rdi": pt, "rsi": 0}) == pt

@@ -136,9 +136,16 @@ class X86_64(Arch):
 
     # -- tracing --------------------------------------------------------------
     def c_entry_pt_regs(self, function: str, regs: Dict[str, int]) -> int:
-        # do_syscall_64(struct pt_regs *, int), int80_emulation(struct
-        # pt_regs *), do_int80_syscall_32 / do_fast_syscall_32(struct pt_regs *):
-        # pt_regs is the first argument, in rdi (System V AMD64 ABI).
+        # do_syscall_64(struct pt_regs *, int) since 5.12 ("x86/entry: Use
+        # int everywhere for system call numbers"), int80_emulation(struct
+        # pt_regs *), do_int80_syscall_32 / do_fast_syscall_32(struct
+        # pt_regs *): pt_regs is the first argument, in rdi (System V AMD64
+        # ABI).  Up to 5.11 it was do_syscall_64(unsigned long nr, struct
+        # pt_regs *regs) (arch/x86/entry/common.c): rdi then holds a small
+        # number and pt_regs is in rsi.  A pointer to the task stack is
+        # always a kernel address, a syscall number never is.
+        if function == "do_syscall_64" and regs["rdi"] < self.kernel_space_start:
+            return regs["rsi"]
         return regs["rdi"]
 
     def pt_regs_after_c_call(self, regs) -> int:
