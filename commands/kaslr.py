@@ -1,14 +1,12 @@
 """kx kaslr: the KASLR slide, where it came from, and whether the vmlinux is
 the running kernel."""
-from gdbext import errors
+from gdbext import arch, errors
 from gdbext.decoders import kaslr as kdec
 from gdbext.kernel import kaslr
 from gdbext.render import Report, Text
 from gdbext import machine
 
 from .base import KxCommand
-
-SOURCES = ("idt", "lstar", "banner", "build_id")
 
 
 class KxKaslr(KxCommand):
@@ -45,18 +43,17 @@ loaded."""
         warnings = []
         if det.mismatch:
             warnings.append(det.mismatch)
-        for name in SOURCES:
-            value = det.sources.get(name)
+        for name, value in det.sources.items():
             if value is not None and det.slide is not None and value != det.slide:
                 warnings.append(f"source {name} says {value:#x}, not {det.slide:#x}")
         if det.slide is None and det.match is not False:
             warnings.append("no two sources agree on a slide: kx's symbols are not relocated")
         data = {"text_slide": det.slide, "applied": det.applied,
                 "match": det.match, "mismatch": det.mismatch,
-                "sources": {n: det.sources.get(n) for n in SOURCES},
-                "source_notes": {n: det.notes[n] for n in SOURCES if n in det.notes},
+                "sources": dict(det.sources),
+                "source_notes": {n: det.notes[n] for n in det.sources if n in det.notes},
                 "agreeing": det.vote.agreeing,
-                "idt_vectors": {str(v): s for v, s in sorted(det.idt_vectors.items())},
+                **det.report,
                 "min_alignment": kdec.MIN_ALIGN,
                 "vmlinux": det.path, "banner": det.file_banner, "build_id": det.build_id,
                 "memory_banner": det.memory_banner if det.match is False else None,
@@ -79,8 +76,7 @@ loaded."""
             t.head(f"KASLR text slide: {d['text_slide']:#x}"
                    + (" (applied: gdb's and kx's symbols are relocated)" if d["applied"]
                       else " (NOT applied to gdb's symbols)"))
-        for name in SOURCES:
-            value = d["sources"][name]
+        for name, value in d["sources"].items():
             note = d["source_notes"].get(name)
             t.kv(name, f"{value:#x}" if value is not None else "-",
                  "num" if value is not None else "dim", note=None if value is not None else note)
@@ -89,19 +85,8 @@ loaded."""
              note="matches memory" if d["match"] else ("NOT in memory" if d["match"] is False else "unverified"))
         if d["build_id"]:
             t.kv("build id", d["build_id"], "str")
-        if "text" in d:
-            t.kv("_text", f"{d['text']:#x}" if d["text"] is not None else "?")
-            if d["physical_load"] is not None:
-                t.kv("phys load", f"{d['physical_load']:#x}", note=(
-                     f"physical slide {d['physical_slide']:#x}; phys_base {d['phys_base']:#x}"
-                     + (f"; page walk {d['physical_load_walk']:#x}" if d["physical_load_walk"] is not None else "")))
-            for name in ("page_offset_base", "vmalloc_base", "vmemmap_base"):
-                value = d[name]
-                rnd = d["memory_randomized"][name]
-                t.kv(name, f"{value:#x}" if value is not None else "?",
-                     note="randomized" if rnd else ("default" if rnd is False else None), width=16)
-            if d.get("kernel_alignment"):
-                t.kv("alignment", f"{d['kernel_alignment']:#x}", note="boot_params.hdr.kernel_alignment")
+        for label, value, note, width in arch.current().kaslr_layout_rows(d):
+            t.kv(label, value, note=note, width=width)
         t.add(f"  check {d['check_ms']} ms", "dim")
         if d["apply_ms"]:
             t.add(f", relocation {d['apply_ms']} ms", "dim")

@@ -98,6 +98,22 @@ class ResumePlan:
     text: str = ""                 # for reports: what the instruction is
 
 
+@dataclass
+class SlideReadings:
+    """An architecture's own evidence of the KASLR text slide, read from the
+    running kernel's state (x86: the IDT's handlers, LSTAR); kernel/kaslr.py
+    adds the neutral sources (the banner, the build ID) and votes."""
+    sources: Dict[str, Optional[int]] = field(default_factory=dict)  # name -> slide, in report order
+    notes: Dict[str, str] = field(default_factory=dict)   # name -> why it gave no slide
+    candidates: List[int] = field(default_factory=list)   # further slides to look for the banner at
+    report: Dict[str, object] = field(default_factory=dict)  # further `kx kaslr` JSON keys
+    # Whether the running kernel's own state was read, so that a banner
+    # missing at the slide it gives means another kernel (a mismatch).
+    evidence: bool = False
+    contradicted_by: str = "the architecture's sources"  # "...but {this} say otherwise"
+    placed_by: str = "the running kernel"                 # "...at any slide {this} allows"
+
+
 class Arch:
     """An architecture.  Subclasses set the data attributes and override the
     methods their CPU needs."""
@@ -266,6 +282,25 @@ class Arch:
         """Whether the CPU runs in the mode the kernel's C code runs in
         (not at the reset vector or in early boot code)."""
         return self.paging_off(regs) is None
+
+    kernel_mode_name = "the kernel's mode"   # what kernel_mode_ready tests, for messages
+
+    # -- KASLR ----------------------------------------------------------------------
+    def kaslr_readings(self, table, cpu: int, inject: bool) -> SlideReadings:
+        """The text slide as the CPU's own state says it.  `table` is the
+        vmlinux's ELF symbol table (link_address(name)); `inject` allows
+        sources that execute an instruction on the vCPU."""
+        return SlideReadings()
+
+    def kaslr_memory_layout(self, slide: int, warnings: List[str]) -> Dict[str, object]:
+        """What `kx kaslr` adds once the slide is known (x86: the randomised
+        direct map, vmalloc and vmemmap bases, phys_base): JSON keys."""
+        return {}
+
+    def kaslr_layout_rows(self, data: Dict) -> List[Tuple[str, str, Optional[str], int]]:
+        """The text view of kaslr_memory_layout's keys in `data`:
+        (label, value, note, label width) per line."""
+        return []
 
     # -- commands -------------------------------------------------------------------
     def register_commands(self) -> None:

@@ -32,11 +32,6 @@ DEFAULT_BASES = {
         "vmemmap_base": 0xFFD4000000000000},
 }
 
-# IDT vectors whose handlers idt.c installs from fixed symbols (def_idts[]).
-IDT_SYMBOLS = {0: "asm_exc_divide_error", 3: "asm_exc_int3", 6: "asm_exc_invalid_op",
-               14: "asm_exc_page_fault"}
-
-
 
 def relocatable(link_address: int) -> bool:
     """Whether a symbol moves with the text slide: the kernel image lives in

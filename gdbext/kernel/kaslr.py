@@ -5,9 +5,8 @@ function, whichever comes first) kx:
 
 1. finds the text slide from independent sources and takes it only when at
    least two agree (decoders/kaslr.vote):
-   - idt:      IDT gate handlers (vectors 0, 3, 6, 14) against their symbols;
-   - lstar:    IA32_LSTAR against entry_SYSCALL_64 (explicit `kx kaslr` only:
-               it needs an rdmsr injection on a vCPU in ring 0);
+   - the architecture's own (Arch.kaslr_readings; x86-64: the IDT's
+     handlers, and IA32_LSTAR on an explicit `kx kaslr`);
    - banner:   the file's linux_banner bytes found in memory at symbol + slide;
    - build_id: the file's GNU build-id note found in memory at .notes + slide;
 2. decides whether the vmlinux is the running kernel: its linux_banner must
@@ -27,18 +26,11 @@ from typing import Dict, List, Optional
 import gdb
 
 from gdbext import arch, errors
-from gdbext.decoders import descriptors
+from gdbext.arch.base import SlideReadings
 from gdbext.decoders import kaslr as kdec
-from gdbext.decoders.bits import MASK64
-from gdbext.kernel import symbols, types, version, vmlinux
+from gdbext.kernel import symbols, version, vmlinux
 from gdbext import machine
 from gdbext.machine import hooks, symbol_files
-
-# cpu_entry_area's read-only IDT alias, where idt_map_in_cea() puts idt_table
-# and what IDTR holds (arch/x86/include/asm/cpu_entry_area.h, 6.1 and 6.12):
-# the fallback when the remote has no QEMU monitor to tell IDTR.
-CEA_RO_IDT = 0xFFFFFE0000000000
-LSTAR = 0xC0000082
 
 
 @dataclasses.dataclass
@@ -46,9 +38,9 @@ class Detection:
     path: str
     file_banner: str
     build_id: Optional[str]
-    sources: Dict[str, Optional[int]]
+    sources: Dict[str, Optional[int]]   # every source, the architecture's first
     notes: Dict[str, str]
-    idt_vectors: Dict[int, int]
+    report: Dict[str, object]           # the architecture's further `kx kaslr` keys
     vote: kdec.Vote
     match: Optional[bool]           # True, False (mismatch) or None (could not tell)
     mismatch: Optional[str] = None  # the one-line warning
@@ -103,61 +95,6 @@ def current() -> Optional[Detection]:
 # ---------------------------------------------------------------------------
 # Reading the sources
 
-def _idt_source(table, cpu, notes):
-    # Not tables.idt(): that reads all 256 gates and falls back to the
-    # idt_table symbol, which is what is being checked here; this reads only
-    # the gates it compares and falls back to the fixed cpu_entry_area alias.
-    links = {v: table.link_address(name) for v, name in kdec.IDT_SYMBOLS.items()}
-    links = {v: a for v, a in links.items() if a is not None}
-    if not links:
-        notes["idt"] = "the vmlinux has none of " + ", ".join(kdec.IDT_SYMBOLS.values())
-        return None, {}
-    base, where = CEA_RO_IDT, "cpu_entry_area"
-    try:
-        base = machine.monitor_cpu_state(cpu)["idt"]["base"]
-        where = "IDTR"
-    except (errors.NotSupported, KeyError, TypeError):
-        pass
-    size = (max(links) + 1) * 16
-    try:
-        raw = machine.read_kernel(base, size, cpu)
-    except errors.MemoryUnreadable as exc:
-        notes["idt"] = f"IDT at {base:#x} ({where}) unreadable: {exc}"
-        return None, {}
-    handlers = {}
-    for v in links:
-        gate = descriptors.decode_gate(raw[v * 16:v * 16 + 16])
-        if gate.present:
-            handlers[v] = gate.offset
-    slide, per_vector = kdec.idt_slide(handlers, links)
-    # After boot IDTR is always the cpu_entry_area alias (idt.c:
-    # idt_map_in_cea); early boot runs on other tables whose handlers
-    # say nothing about the vmlinux.
-    notes["_idt_final"] = "yes" if base == CEA_RO_IDT else ""
-    if slide is None:
-        notes["idt"] = ("IDT handlers disagree: " + ", ".join(
-            f"vector {v}: {s:#x}" for v, s in sorted(per_vector.items()))) if per_vector else "no present gates"
-    return slide, per_vector
-
-
-def _lstar_source(table, cpu, notes):
-    from gdbext.arch.x86_64 import msr_inject
-    link = table.link_address("entry_SYSCALL_64")
-    if link is None:
-        notes["lstar"] = "the vmlinux has no entry_SYSCALL_64"
-        return None
-    why = msr_inject.injection_refusal(cpu)
-    if why:
-        notes["lstar"] = why
-        return None
-    readings, _warnings = msr_inject.read_msrs(cpu, [LSTAR])
-    r = readings[0]
-    if r.value is None or r.source not in ("gdbstub", "rdmsr"):
-        notes["lstar"] = r.note or "LSTAR not readable"
-        return None
-    return kdec.signed_delta(r.value, link)
-
-
 def _memory_equals(link, expected, slide, cpu):
     try:
         got = machine.read_kernel(link + slide, len(expected), cpu)
@@ -210,22 +147,13 @@ def detect(inject: bool = False) -> Detection:
         raise errors.NotSupported("KASLR detection needs pyelftools (./scripts/lab bootstrap installs it)")
     path = table.path
     cpu = machine.selected_cpu()
-    notes: Dict[str, str] = {}
-    sources: Dict[str, Optional[int]] = {}
+    own = arch.current().kaslr_readings(table, cpu, inject)
+    notes: Dict[str, str] = dict(own.notes)
+    sources: Dict[str, Optional[int]] = dict(own.sources)
 
-    sources["idt"], per_vector = _idt_source(table, cpu, notes)
-    sources["lstar"] = None
-    if inject:
-        try:
-            sources["lstar"] = _lstar_source(table, cpu, notes)
-        except errors.KxError as exc:
-            notes["lstar"] = str(exc)
-    else:
-        notes["lstar"] = "not read (`kx kaslr` reads it when rdmsr injection is possible)"
-
-    # Candidate slides, most likely first; 0 covers nokaslr with no IDT.
+    # Candidate slides, most likely first; 0 covers nokaslr with no other source.
     candidates: List[int] = []
-    for value in [sources["idt"], sources["lstar"], *per_vector.values(), 0]:
+    for value in [*own.sources.values(), *own.candidates, 0]:
         if value is not None and kdec.slide_problem(value) is None and value not in candidates:
             candidates.append(value)
 
@@ -238,19 +166,17 @@ def detect(inject: bool = False) -> Detection:
     vote = kdec.vote(sources)
     for name, why in vote.rejected.items():
         notes.setdefault(name, why)
-    match, mismatch = _verdict(sources, vote, per_vector, file_banner, memory_banner, path, notes)
-    notes.pop("_idt_final", None)
+    match, mismatch = _verdict(sources, vote, own, file_banner, memory_banner, path, notes)
     return Detection(path=path, file_banner=file_banner, build_id=build_id, sources=sources, notes=notes,
-                     idt_vectors=per_vector, vote=vote, match=match, mismatch=mismatch,
+                     report=own.report, vote=vote, match=match, mismatch=mismatch,
                      memory_banner=memory_banner, check_seconds=time.perf_counter() - t0)
 
 
-def _verdict(sources, vote, per_vector, file_banner, memory_banner, path, notes):
-    """(match, mismatch message).  A mismatch needs evidence: the guest's
-    runtime IDT (or LSTAR) was read and the file's banner is not where it
-    says.  Early boot (another IDT, the banner unmapped) gives None."""
-    evidence = (sources["idt"] is not None or sources["lstar"] is not None
-                or (per_vector and notes.get("_idt_final")))
+def _verdict(sources, vote, own: SlideReadings, file_banner, memory_banner, path, notes):
+    """(match, mismatch message).  A mismatch needs evidence: the
+    architecture's sources read the running kernel's state and the file's
+    banner is not where they say.  Early boot (other tables, the banner
+    unmapped) gives None."""
     if vote.agreed and sources["banner"] == vote.slide:
         if sources["build_id"] is None and "is not in memory" in notes.get("build_id", ""):
             why = "its linux_banner is in memory but its build ID is not (a different build of the same version)"
@@ -258,18 +184,18 @@ def _verdict(sources, vote, per_vector, file_banner, memory_banner, path, notes)
             return True, None
     elif sources["banner"] is not None:
         # The banner is there, but nothing else agrees on the slide.
-        if evidence:
-            why = (f"its banner is in memory at slide {sources['banner']:#x}, but the IDT/LSTAR "
+        if own.evidence:
+            why = (f"its banner is in memory at slide {sources['banner']:#x}, but {own.contradicted_by} "
                    "say otherwise")
         else:
             return None, None
-    elif evidence and memory_banner is not None:
+    elif own.evidence and memory_banner is not None:
         seen = ""
         if memory_banner and memory_banner.startswith("Linux version"):
             seen = f" (memory there holds Linux {kdec.banner_summary(memory_banner)})"
-        why = "its linux_banner is not in the guest's memory at any slide the guest's IDT allows" + seen
+        why = f"its linux_banner is not in the guest's memory at any slide {own.placed_by} allows" + seen
     else:
-        return None, None  # no evidence either way: the IDT or the banner's page unreadable
+        return None, None  # no evidence either way: the runtime tables or the banner's page unreadable
     summary = kdec.banner_summary(file_banner) or path
     return False, (f"the vmlinux does not match the running kernel: {path} is Linux {summary}, but {why}; "
                    "load the running kernel's vmlinux (`file PATH`); until then kx refuses "
@@ -311,10 +237,11 @@ def ensure(force: bool = False, inject: bool = False, relocate_gdb: bool = True)
         if force:
             raise
         return None
-    if not arch.current().kernel_mode_ready(regs):
-        # No 64-bit kernel runs yet (QEMU -S, early boot).
+    a = arch.current()
+    if not a.kernel_mode_ready(regs):
+        # No kernel runs yet (QEMU -S, early boot).
         if force:
-            raise errors.NotSupported("the CPU is not in 64-bit paging mode yet: no kernel to check")
+            raise errors.NotSupported(f"the CPU is not in {a.kernel_mode_name} yet: no kernel to check")
         return None
     previous = _state["detection"] if key == _state["key"] else None
     det = detect(inject=inject)
@@ -414,62 +341,6 @@ def _on_objfile(event) -> None:
 # ---------------------------------------------------------------------------
 # What `kx kaslr` reports beyond the slide
 
-def _read_u64(name):
-    addr = symbols.lookup(name)
-    if addr is None:
-        return None
-    try:
-        return machine.read_u64(addr)
-    except errors.KxError:
-        return None
-
-
-def _kernel_alignment():
-    """boot_params.hdr.kernel_alignment: CONFIG_PHYSICAL_ALIGN as the boot
-    loader saw it (Documentation/arch/x86/boot.rst, offset 0x230)."""
-    addr = symbols.lookup("boot_params")
-    if addr is None:
-        return None
-    try:
-        off = types.offsetof("struct boot_params", "hdr.kernel_alignment")
-        return int.from_bytes(machine.read_kernel(addr + off, 4), "little")
-    except errors.KxError:
-        return None
-
-
-def memory_layout(det, warnings):
-    """Physical and direct-map randomisation, read once the slide is known."""
-    out = {}
-    levels = 5 if arch.current().la57(machine.registers()) else 4
-    out["paging_levels"] = levels
-    randomized = {}
-    for name in ("page_offset_base", "vmalloc_base", "vmemmap_base"):
-        out[name] = _read_u64(name)
-        randomized[name] = kdec.randomized(name, out[name], levels)
-    out["memory_randomized"] = randomized
-    phys_base = _read_u64("phys_base")
-    out["phys_base"] = None if phys_base is None else kdec.signed_delta(phys_base, 0)
-    text_link = symbols.elf_table().link_address("_text")
-    out["text"] = None if text_link is None else text_link + det.slide
-    out["physical_load"] = None
-    out["physical_load_walk"] = None
-    out["physical_slide"] = None
-    if text_link is not None:
-        if phys_base is not None:
-            # __pa_symbol(x) = x - __START_KERNEL_map + phys_base (page_64.h)
-            out["physical_load"] = (out["text"] - kdec.START_KERNEL_MAP + phys_base) & MASK64
-            # Without KASLR _text sits at its link-time physical address.
-            out["physical_slide"] = kdec.signed_delta(out["physical_load"], text_link - kdec.START_KERNEL_MAP)
-        try:
-            out["physical_load_walk"] = machine.translate(out["text"], root=machine.kernel_page_table()).phys
-        except errors.KxError as exc:
-            warnings.append(f"page walk of _text failed: {exc}")
-        if (out["physical_load"] is not None and out["physical_load_walk"] is not None
-                and out["physical_load"] != out["physical_load_walk"]):
-            warnings.append(f"phys_base says _text is at {out['physical_load']:#x}, the page tables "
-                            f"say {out['physical_load_walk']:#x}")
-    out["kernel_alignment"] = _kernel_alignment()
-    if out["kernel_alignment"] and det.slide % out["kernel_alignment"]:
-        warnings.append(f"slide {det.slide:#x} is not a multiple of boot_params.hdr.kernel_alignment "
-                        f"{out['kernel_alignment']:#x}")
-    return out
+def memory_layout(det: Detection, warnings: List[str]) -> dict:
+    """What the architecture reads once the slide is known (JSON keys)."""
+    return arch.current().kaslr_memory_layout(det.slide, warnings)

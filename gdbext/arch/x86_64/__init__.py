@@ -183,6 +183,8 @@ class X86_64(Arch):
         # code (QEMU -S, early boot).  SDM Vol.3A 9.8.5.
         return bool((regs.get("cr0") or 0) & CR0_PG and (regs.get("efer") or 0) & EFER_LMA)
 
+    kernel_mode_name = "64-bit paging mode"
+
     def la57(self, regs: Dict[str, int]) -> bool:
         return bool((regs.get("cr4") or 0) & CR4_LA57)
 
@@ -194,6 +196,21 @@ class X86_64(Arch):
         # Under PTI the user CR3 has bit 12 set and the kernel PGD is the
         # 8 KiB-aligned page below it (arch/x86/entry/calling.h).
         return paging.kernel_pgd_from_user_cr3(regs["cr3"])
+
+    # -- KASLR ----------------------------------------------------------------------
+    def kaslr_readings(self, table, cpu: int, inject: bool):
+        from gdbext.arch.x86_64 import kaslr_sources
+        return kaslr_sources.readings(table, cpu, inject)
+
+    def kaslr_memory_layout(self, slide: int, warnings):
+        from gdbext import machine
+        from gdbext.arch.x86_64 import kaslr_sources
+        levels = 5 if self.la57(machine.registers()) else 4
+        return kaslr_sources.memory_layout(slide, levels, warnings)
+
+    def kaslr_layout_rows(self, data):
+        from gdbext.arch.x86_64 import kaslr_sources
+        return kaslr_sources.layout_rows(data)
 
     # -- commands -------------------------------------------------------------------
     def register_commands(self) -> None:
