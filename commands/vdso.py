@@ -1,5 +1,5 @@
 """kx vdso: a task's vDSO and vvar, the kernel's own image, and the vsyscall page."""
-from gdbext import errors
+from gdbext import arch, errors
 from gdbext.kernel import tasks
 from gdbext.kernel import vdso as kvdso
 from gdbext.render import Report, Text
@@ -7,13 +7,6 @@ from gdbext import machine
 
 from .base import KxCommand, add_cpu_option
 from .task import task_completions
-
-# The entry points user space calls, first in the text view (asm/vdso/ and
-# vdso32/ of 6.1 and 6.12; __vdso_getrandom is 6.11+).
-HEADLINE = ("__vdso_clock_gettime", "__vdso_gettimeofday", "__vdso_time", "__vdso_getcpu",
-            "__vdso_clock_getres", "__vdso_clock_gettime64", "__vdso_getrandom",
-            "__vdso_sgx_enter_enclave", "__kernel_vsyscall", "__kernel_sigreturn",
-            "__kernel_rt_sigreturn")
 
 
 class KxVdso(KxCommand):
@@ -54,7 +47,8 @@ legacy entries (+0, +0x400, +0x800)."""
 
     @staticmethod
     def render(d):
-        abi = {"64": "64-bit", "32": "32-bit (compat)", "x32": "x32"}[d["abi"]]
+        a = arch.current()
+        abi = next((label for _, name, label in a.vdso_images if name == d["abi"]), d["abi"])
         t = Text().head(f"vDSO of pid {d['pid']} \"{d['comm']}\"  ({abi}, task {d['task']:#x})")
         k = d["kernel_image"]
         t.kv("vdso", f"{d['base']:#x} .. {d['end']:#x}", note=f"{d['size']} bytes, mm->context.vdso")
@@ -79,21 +73,13 @@ legacy entries (+0, +0x400, +0x800)."""
                  kind="ok" if f["build_id_matches"] else "bad",
                  note=f"{f['differing_bytes']} bytes differ: the alternatives init_vdso_image() patched at boot")
         t.line(("head", "  symbols"))
-        order = {n: i for i, n in enumerate(HEADLINE)}
+        order = {n: i for i, n in enumerate(a.vdso_entry_points)}
         for s in sorted(d["symbols"], key=lambda s: (order.get(s["name"], len(order)), s["address"])):
             t.line(f"    {s['address']:#018x}  ", ("sym", f"{s['name']:<26}"),
                    ("dim", f" +{s['offset']:#06x} {s['size']:>5} {s['bind']:<6} {s['version'] or ''}"))
-        tv = d["kernel_vsyscall"]
-        if tv:
-            exp = tv["expected_from_cpu_features"]
-            ok = exp is None or exp == tv["kind"]
-            t.kv("__kernel_vsyscall", f"{tv['address']:#x}  {tv['kind']}", kind="ok" if ok else "bad",
-                 note=f"{tv['detail']}; CPU features say {exp}", width=18)
-        vs = d["vsyscall"]
-        t.kv("vsyscall", f"mode {vs['mode']}", kind="flag", note=vs["behaviour"])
-        for en in vs["entries"]:
-            state = f"mapped: {en['name'] or en['bytes']}" if en["mapped"] else "not mapped"
-            t.line(f"    {en['address']:#x}  {en['call']:<13}", ("dim", state))
+        own = a.vdso_text(d)
+        if own is not None:
+            t.extend(own)
         for w in d["warnings"]:
             t.warn(w)
         return t

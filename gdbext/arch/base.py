@@ -302,6 +302,21 @@ class Arch:
         (label, value, note, label width) per line."""
         return []
 
+    # -- the vDSO -------------------------------------------------------------------
+    # (struct vdso_image symbol, the ABI it serves, how `kx vdso` names it)
+    vdso_images: Tuple[Tuple[str, str, str], ...] = ()
+    vdso_entry_points: Tuple[str, ...] = ()   # the functions user space calls, listed first
+
+    def vdso_report(self, vdso, cpu: int) -> Dict[str, object]:
+        """`kx vdso`'s further keys for a task's vDSO (a kernel.vdso.TaskVdso;
+        x86-64: the compat __kernel_vsyscall trampoline, the vsyscall page).
+        May append to vdso.warnings."""
+        return {}
+
+    def vdso_text(self, data: Dict):
+        """The text view of vdso_report's keys in `data`: a render.Text, or None."""
+        return None
+
     # -- commands -------------------------------------------------------------------
     def register_commands(self) -> None:
         """Register this architecture's CPU-state commands (x86: msr, gdt,

@@ -1,4 +1,4 @@
-"""The vDSO, vvar and vsyscall page of a task, as the kernel set them up.
+"""The vDSO and vvar of a task, as the kernel set them up.
 
 Layout facts (arch/x86/entry/vdso/vma.c, identical in 6.1 and 6.12 except
 where noted):
@@ -6,38 +6,27 @@ where noted):
   right below it: [vdso + image->sym_vvar_start, vdso).  Both are special
   mappings: vma->vm_private_data points at vdso_mapping / vvar_mapping,
   whose .name is "[vdso]" / "[vvar]" (mm/mmap.c _install_special_mapping).
-- mm->context.vdso_image says which image: &vdso_image_64, _x32 or _32.
+- mm->context.vdso_image says which image: one of Arch.vdso_images
+  (x86-64: &vdso_image_64, _x32 or _32).
 - vdso_fault() maps the pages of image->data itself: the task sees the
   kernel's copy, whose alternatives init_vdso_image() patched at boot.  A
   page the task never touched has no PTE yet; its content is still defined
   (it is the kernel's page), so kx reads it from image->data and says so.
 - VMAs live in the mm's maple tree (mm->mm_mt, since 6.1; 6.12 the same).
-- vsyscall_mode (vsyscall/vsyscall_64.c): enum { EMULATE, XONLY, NONE },
-  from CONFIG_LEGACY_VSYSCALL_* or `vsyscall=`; Debian's 6.1 and 6.12 cloud
-  configs set LEGACY_VSYSCALL_NONE.
+What only one architecture has (x86-64: the compat __kernel_vsyscall
+trampoline, the legacy vsyscall page) comes from Arch.vdso_report.
 """
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-import gdb
-
-from gdbext import errors
-from gdbext.arch.x86_64 import cpu_setup
+from gdbext import arch, errors
 from gdbext.decoders import vdso as vdec
 from gdbext.decoders.paging import PAGE_SIZE_4K
-from gdbext.kernel import symbols, syscalls, tasks, types, vmlinux
+from gdbext.kernel import symbols, tasks, types, vmlinux
 from gdbext.kernel.objcache import ObjfileCache
 from gdbext.kernel.structs import Member, StructReader
 from gdbext import machine
 
-# enum order in arch/x86/entry/vsyscall/vsyscall_64.c (6.1, 6.12); the
-# DWARF enumerators are preferred when gdb can see them.
-VSYSCALL_MODES = ("emulate", "xonly", "none")
-# MM_CONTEXT_HAS_VSYSCALL: BIT(1) in 6.1, bit number 1 for test_bit() in
-# 6.12 (arch/x86/include/asm/mmu.h): the same mask.
-MM_CONTEXT_HAS_VSYSCALL = 1 << 1
-# The images a mm can use and the ABI each serves (asm/vdso.h).
-IMAGES = (("vdso_image_64", "64"), ("vdso_image_x32", "x32"), ("vdso_image_32", "32"))
 # vm_flags bits (include/linux/mm.h, 6.1 and 6.12).
 VM_FLAG_NAMES = ((0x1, "read"), (0x2, "write"), (0x4, "exec"), (0x8, "shared"),
                  (0x10, "mayread"), (0x20, "maywrite"), (0x40, "mayexec"),
@@ -54,6 +43,7 @@ _MM = StructReader("struct mm_struct", (
     Member("vdso", ("context.vdso",)),
     Member("vdso_image", ("context.vdso_image",)),
     Member("pgd", ("pgd",)),
+    # For Arch.vdso_report (x86-64: MM_CONTEXT_HAS_VSYSCALL), in the same read.
     Member("ctx_flags", ("context.flags",), required=False),
     Member("ma_root", ("mm_mt.ma_root",), required=False),
 ))
@@ -123,14 +113,13 @@ class TaskVdso:
     vmas: Dict[str, Optional[Vma]]
     file_image: Optional[dict]
     mm_fields: Dict[str, Optional[int]] = field(default_factory=dict)
-    trampoline: Optional[dict] = None
     warnings: List[str] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------
 # Page tables of a task that may not be running
 
-def task_cr3(mm_pgd: int, cpu: int) -> int:
+def task_page_table(mm_pgd: int, cpu: int) -> int:
     """The physical address of mm->pgd (a direct-map pointer), found by
     walking the kernel page tables rather than assuming PAGE_OFFSET."""
     return machine.translate(mm_pgd, cpu, machine.kernel_page_table(cpu)).phys
@@ -209,7 +198,8 @@ def _special_names(cpu: int) -> Dict[int, str]:
 
 def kernel_images() -> Dict[int, tuple]:
     """{address of struct vdso_image: (symbol, abi)} for the images this kernel has."""
-    return {a: (name, abi) for name, abi in IMAGES if (a := symbols.lookup(name)) is not None}
+    return {a: (name, abi) for name, abi, _label in arch.current().vdso_images
+            if (a := symbols.lookup(name)) is not None}
 
 
 def read_kernel_image(address: int, name: str, abi: str, cpu: int) -> KernelImage:
@@ -268,13 +258,13 @@ def task_vdso(task, cpu: int) -> TaskVdso:
     known = kernel_images()
     if image_ptr not in known:
         raise errors.KxError(f"mm->context.vdso_image = {image_ptr:#x} is none of "
-                             f"{', '.join(n for n, _ in IMAGES)} (wrong vmlinux?)")
+                             f"{', '.join(n for n, _, _ in arch.current().vdso_images)} (wrong vmlinux?)")
     name, abi = known[image_ptr]
     kimg = read_kernel_image(image_ptr, name, abi, cpu)
     warnings = []
 
     kernel_bytes = machine.read_kernel(kimg.data, kimg.size, cpu)
-    pages, image_bytes = _task_pages(kimg, kernel_bytes, task_cr3(mm["pgd"], cpu), base, cpu)
+    pages, image_bytes = _task_pages(kimg, kernel_bytes, task_page_table(mm["pgd"], cpu), base, cpu)
     mismatched = sum(1 for a, b in zip(image_bytes, kernel_bytes) if a != b)
     if mismatched:
         warnings.append(f"{mismatched} bytes of the task's vDSO differ from {name}->data "
@@ -287,13 +277,10 @@ def task_vdso(task, cpu: int) -> TaskVdso:
     vvar = base + kimg.fields["sym_vvar_start"]
     vmas = _vdso_vmas(mm, base, vvar, kimg.size, cpu, warnings)
     fimg = _compare_file_image(name, kernel_bytes, image, warnings)
-    result = TaskVdso(task=task, mm=task.mm, base=base, vvar=vvar, vvar_size=-kimg.fields["sym_vvar_start"],
+    return TaskVdso(task=task, mm=task.mm, base=base, vvar=vvar, vvar_size=-kimg.fields["sym_vvar_start"],
                       kernel_image=kimg, image=image, bytes_=image_bytes, pages=pages,
                       image_matches_kernel=(mismatched == 0 and len(image_bytes) == len(kernel_bytes)),
                       mismatched_bytes=mismatched, vmas=vmas, file_image=fimg, mm_fields=mm, warnings=warnings)
-    if abi == "32":
-        result.trampoline = trampoline(result, cpu)
-    return result
 
 
 def _task_pages(kimg: KernelImage, kernel_bytes: bytes, cr3: int, base: int, cpu: int):
@@ -353,99 +340,10 @@ def _compare_file_image(name: str, kernel_bytes: bytes, image, warnings) -> Opti
             "build_id_matches": fbuild is not None and fbuild == image.build_id}
 
 
-def trampoline(v: TaskVdso, cpu: int) -> Optional[dict]:
-    """How __kernel_vsyscall enters the kernel: decoded from its bytes, and
-    what the CPU features say ALTERNATIVE_2 should have picked (the later
-    alternative wins: SYSCALL32 over SYSENTER32; vdso32/system_call.S)."""
-    off = v.image.offset_of("__kernel_vsyscall")
-    if off is None or off < 0 or off >= len(v.bytes_):
-        return None
-    decoded = vdec.decode_kernel_vsyscall(v.bytes_[off:off + 32])
-    expected = None
-    caps = cpu_setup.boot_cpu_capabilities(cpu)
-    if caps is not None:
-        # X86_FEATURE_SYSCALL32 = 3*32+14, X86_FEATURE_SYSENTER32 = 3*32+15
-        # (asm/cpufeatures.h, 6.1 and 6.12).
-        word3 = caps[3] if len(caps) > 3 else 0
-        expected = "syscall" if word3 >> 14 & 1 else "sysenter" if word3 >> 15 & 1 else "int 0x80"
-    landing = v.kernel_image.fields.get("sym_int80_landing_pad")
-    return {"address": v.base + off, "kind": decoded.kind, "detail": decoded.detail,
-            "expected_from_cpu_features": expected,
-            "int80_landing_pad": v.base + landing if landing else None}
-
-
-# ---------------------------------------------------------------------------
-# vsyscall
-
-def vsyscall_mode(cpu: int) -> Optional[str]:
-    """The kernel's vsyscall_mode (a static variable; its enumerator names
-    come from the DWARF when gdb finds them, else the source order)."""
-    addr = symbols.lookup("vsyscall_mode")
-    if addr is None:
-        return None
-    value = int.from_bytes(machine.read_kernel(addr, 4, cpu), "little")
-    names = None
-    try:
-        sym = gdb.lookup_static_symbol("vsyscall_mode")
-        if sym is not None:
-            t = sym.type.strip_typedefs()
-            if t.code == gdb.TYPE_CODE_ENUM:
-                names = {f.enumval: f.name.lower() for f in t.fields()}
-    except (gdb.error, AttributeError):
-        names = None
-    if names is None:
-        names = dict(enumerate(VSYSCALL_MODES))
-    return names.get(value, f"unknown ({value})")
-
-
-def _syscall_name(nr: Optional[int]) -> Optional[str]:
-    if nr is None:
-        return None
-    try:
-        return syscalls.name(nr, "64")
-    except errors.KxError:
-        return None
-
-
-def vsyscall(mm_flags: Optional[int], cr3: Optional[int], cpu: int) -> dict:
-    mode = vsyscall_mode(cpu)
-    # get_gate_vma() (vsyscall_64.c): no gate for mode NONE, nor (with
-    # CONFIG_COMPAT) for a mm without MM_CONTEXT_HAS_VSYSCALL (32-bit tasks).
-    has_flag = None if mm_flags is None else bool(mm_flags & MM_CONTEXT_HAS_VSYSCALL)
-    gate = mode is not None and mode != "none" and has_flag is not False
-    entries = []
-    for off, call in vdec.VSYSCALL_ENTRIES:
-        addr = vdec.VSYSCALL_ADDR + off
-        mapped, nr, code = False, None, None
-        if cr3 is not None:
-            try:
-                tr = machine.translate(addr, cpu, cr3)
-                mapped = tr.user
-                code = machine.read_phys(tr.phys, 16)
-                nr = vdec.decode_vsyscall_stub(code)
-            except (errors.DecodeError, errors.MemoryUnreadable):
-                pass
-        entries.append({"address": addr, "call": call, "mapped": mapped,
-                        "nr": nr, "name": _syscall_name(nr),
-                        "bytes": code[:10].hex() if code else None})
-    behaviour = {
-        "emulate": "the page is mapped readable; executing it traps and the kernel emulates the call",
-        "xonly": "no PTE: an instruction fetch faults and the kernel emulates the call; reads fault",
-        "none": "not mapped: a call there is a #PF and SIGSEGV",
-    }.get(mode, "unknown")
-    return {"mode": mode, "address": vdec.VSYSCALL_ADDR, "gate_vma": gate,
-            "mm_has_vsyscall": has_flag, "behaviour": behaviour, "entries": entries}
-
-
 def report(task, cpu: int) -> dict:
     """Everything `kx vdso` shows, JSON-ready."""
     v = task_vdso(task, cpu)
-    cr3 = task_cr3(v.mm_fields["pgd"], cpu)
-    vs = vsyscall(v.mm_fields["ctx_flags"], cr3, cpu)
-    if vs["mode"] == "emulate" and not all(e["nr"] for e in vs["entries"]):
-        v.warnings.append("vsyscall_mode is emulate but the page does not hold the three stubs")
-    if vs["mode"] in ("xonly", "none") and any(e["mapped"] for e in vs["entries"]):
-        v.warnings.append(f"vsyscall_mode is {vs['mode']} but 0xffffffffff600000 is mapped for user")
+    own = arch.current().vdso_report(v, cpu)
     img = v.image
     syms = [{"name": s.name, "address": v.base + s.value - img.load_address, "offset": s.value,
              "size": s.size, "type": s.type, "bind": s.bind, "version": s.version}
@@ -467,7 +365,6 @@ def report(task, cpu: int) -> dict:
         "file_image": v.file_image,
         "pages": v.pages,
         "vmas": {key: (vma.to_dict() if vma else None) for key, vma in v.vmas.items()},
-        "kernel_vsyscall": v.trampoline,
-        "vsyscall": vs,
+        **own,
         "warnings": v.warnings,
     }

@@ -212,6 +212,24 @@ class X86_64(Arch):
         from gdbext.arch.x86_64 import kaslr_sources
         return kaslr_sources.layout_rows(data)
 
+    # -- the vDSO -------------------------------------------------------------------
+    # The images a mm can use and the ABI each serves (asm/vdso.h).
+    vdso_images = (("vdso_image_64", "64", "64-bit"), ("vdso_image_x32", "x32", "x32"),
+                   ("vdso_image_32", "32", "32-bit (compat)"))
+    # asm/vdso/ and vdso32/ of 6.1 and 6.12; __vdso_getrandom is 6.11+.
+    vdso_entry_points = ("__vdso_clock_gettime", "__vdso_gettimeofday", "__vdso_time", "__vdso_getcpu",
+                         "__vdso_clock_getres", "__vdso_clock_gettime64", "__vdso_getrandom",
+                         "__vdso_sgx_enter_enclave", "__kernel_vsyscall", "__kernel_sigreturn",
+                         "__kernel_rt_sigreturn")
+
+    def vdso_report(self, vdso, cpu: int):
+        from gdbext.arch.x86_64 import vdso as x86_vdso
+        return x86_vdso.report(vdso, cpu)
+
+    def vdso_text(self, data):
+        from gdbext.arch.x86_64 import vdso as x86_vdso
+        return x86_vdso.text(data)
+
     # -- commands -------------------------------------------------------------------
     def register_commands(self) -> None:
         # kx msr, gdt, idt, tss live with the other commands (gdbext.commands,
