@@ -1,37 +1,43 @@
 """kx event: decode the system call the selected vCPU is entering."""
-from gdbext.decoders.msr import decode_rflags
-from gdbext.kernel import events, symbols
+from gdbext import arch
+from gdbext.arch.base import EntryStub
+from gdbext.kernel import entry, events, symbols
 from gdbext.render import Report, Text
 from gdbext import machine
 
 from .base import KxCommand, add_cpu_option
 
 
+def _return_words(d):
+    """Where the user return address and flags were found, as text."""
+    if d["source"] != "registers":
+        return arch.current().pt_regs_return
+    stub = entry.syscall_stub(d["entry"])
+    return stub.live_return if stub is not None else EntryStub.live_return
+
+
 def render_event(d, t: Text = None) -> Text:
     t = t or Text()
-    abi = {"64": "64-bit", "32": "i386 (compat)"}[d["abi"]]
-    where = d["entry"] or "an ia32 entry (int 0x80, sysenter or 32-bit syscall)"
+    a = arch.current()
+    abi = a.abi(d["abi"])
+    where = d["entry"] or abi.entry_text or f"a {abi.label} entry"
     how = ("live registers: pt_regs are not built yet" if d["source"] == "registers"
            else "pt_regs on the task stack")
-    t.head(f"CPU {d['cpu']}: pid {d['pid']} \"{d['comm']}\" enters {where}, {abi} ABI  [{how}]")
+    t.head(f"CPU {d['cpu']}: pid {d['pid']} \"{d['comm']}\" enters {where}, {abi.label} ABI  [{how}]")
     name = d["name"] or ("invalid" if d["ret"] is not None else "unknown")
     nr_text = f"{d['nr']:#x}" if d["x32"] else str(d["nr"])
-    nr_reg = "rax" if d["abi"] == "64" else "eax"
-    t.kv("syscall", f"{name}", kind="sym", note=f"nr {nr_text} ({nr_reg})")
-    for a in d["args"]:
-        label = f"{a['reg']}"
-        pname = f"{a['type'] or ''} {a['name'] or ''}".strip()
-        t.line(("key", f"  {label:<14} "), ("num", f"{a['value']:#018x}  "), ("dim", f"{pname:<28} "),
-               ("str", a["decoded"] or ""))
-    live = d["source"] == "registers"
+    t.kv("syscall", f"{name}", kind="sym", note=f"nr {nr_text} ({abi.nr_reg})")
+    for arg in d["args"]:
+        label = f"{arg['reg']}"
+        pname = f"{arg['type'] or ''} {arg['name'] or ''}".strip()
+        t.line(("key", f"  {label:<14} "), ("num", f"{arg['value']:#018x}  "), ("dim", f"{pname:<28} "),
+               ("str", arg["decoded"] or ""))
+    ip_via, flags_via = _return_words(d)
     if d["return_ip"] is not None:
-        via = ("rcx" if d["abi"] == "64" or d["entry"] == "entry_SYSCALL_compat" else "the IRET frame") \
-            if live else "pt_regs->ip"
-        t.kv("returns to", f"{d['return_ip']:#x}", note=f"{via}; {symbols.format_address(d['return_ip']) or 'user space'}")
+        t.kv("returns to", f"{d['return_ip']:#x}",
+             note=f"{ip_via}; {symbols.format_address(d['return_ip']) or 'user space'}")
     if d["rflags"] is not None:
-        via = ("r11" if d["abi"] == "64" or d["entry"] == "entry_SYSCALL_compat" else "the IRET frame") \
-            if live else "pt_regs->flags"
-        t.kv("user rflags", f"{d['rflags']:#x}", note=f"{via}: {' '.join(decode_rflags(d['rflags'])['set'])}")
+        t.kv(f"user {a.flags_register}", f"{d['rflags']:#x}", note=f"{flags_via}: {' '.join(d['rflags_names'])}")
     h = d["handler"]
     if h:
         t.kv("handler", h["symbol"] or "?", kind="sym", note=f"{h['address']:#x}")

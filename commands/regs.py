@@ -1,20 +1,13 @@
 """kx regs: what user space handed the kernel, from pt_regs on the task stack."""
+from typing import Optional
+
 from gdbext import arch, errors
-from gdbext.decoders import descriptors
-from gdbext.decoders.msr import decode_rflags
-from gdbext.decoders.ptregs import PT_REGS_FIELDS
 from gdbext.kernel import entry, tasks
 from gdbext.render import Report, Text
 from gdbext import machine
 
 from .base import KxCommand
 from .task import task_completions
-
-# pt_regs field -> the register's name in each mode, for the text view.
-X86_64_NAMES = {"ax": "rax", "bx": "rbx", "cx": "rcx", "dx": "rdx", "si": "rsi", "di": "rdi",
-                "bp": "rbp", "ip": "rip", "sp": "rsp"}
-I386_NAMES = {"ax": "eax", "bx": "ebx", "cx": "ecx", "dx": "edx", "si": "esi", "di": "edi",
-              "bp": "ebp", "ip": "eip", "sp": "esp"}
 
 
 def syscall_name(nr: int, abi: str):
@@ -26,14 +19,29 @@ def syscall_name(nr: int, abi: str):
         return None
 
 
-def describe_syscall(orig_ax: int, mode: str):
-    """{nr, name, abi, x32} for a pt_regs orig_ax, or None if not a syscall."""
-    if orig_ax < 0:
+def describe_syscall(nr: int, mode: str):
+    """{nr, name, abi, x32} for the number saved in pt_regs (orig_ax on
+    x86-64), or None if not a syscall."""
+    if nr < 0:
         return None
     a = arch.current()
-    choice = a.split_nr(a.abi("32" if mode == "32" else "64"), orig_ax)
+    choice = a.split_nr(a.user_abi(mode), nr)
     name = syscall_name(choice.nr, choice.abi)
-    return {"nr": orig_ax, "name": name, "abi": choice.abi, "x32": choice.flagged}
+    return {"nr": nr, "name": name, "abi": choice.abi, "x32": choice.flagged}
+
+
+def live_warning(task) -> Optional[str]:
+    """Why pt_regs may not be what the CPU running `task` holds, or None."""
+    if task.running_on is None:
+        return None
+    a = arch.current()
+    live = machine.registers(task.running_on)
+    if a.in_user_mode(live):
+        return (f"CPU {task.running_on} is in user mode: these are the registers saved at "
+                "its last kernel entry; gdb's registers are the live ones")
+    if live.get(a.pc) is not None:
+        return entry.pt_regs_pending(live[a.pc], task.running_on)
+    return None
 
 
 class KxRegs(KxCommand):
@@ -58,70 +66,45 @@ arguments 1-6.  A kernel thread has no user pt_regs and is refused."""
         cpu = machine.selected_cpu()
         task = tasks.find(args.task, cpu)
         address, regs = tasks.user_pt_regs(task, cpu)
-        mode = regs.mode
-        warnings = []
-        if task.running_on is not None:
-            live = machine.registers(task.running_on)
-            if live["cs"] is not None and live["cs"] & 3 == 3:
-                warnings.append(f"CPU {task.running_on} is in user mode: these are the registers saved at "
-                                "its last kernel entry; gdb's registers are the live ones")
-            elif live["rip"] is not None:
-                pending = entry.pt_regs_pending(live["rip"], task.running_on)
-                if pending:
-                    warnings.append(pending)
-        if mode not in ("64", "32"):
-            warnings.append(f"CS {regs.cs:#x} is not a user code segment: this is not a user-mode frame")
-        syscall = describe_syscall(regs.orig_ax, mode)
-        args_abi = "32" if mode == "32" else "64"
-        abi = arch.current().abi(args_abi)
+        a = arch.current()
+        mode = a.user_mode(regs)
+        abi = a.user_abi(mode)
+        warnings = [w for w in (live_warning(task),) if w]
+        own, own_warnings = a.user_regs_report(regs)
+        warnings += own_warnings
+        syscall = describe_syscall(getattr(regs, abi.ptregs_nr), mode)
         arg_list = [{"reg": hw, "field": f, "value": getattr(regs, f) & abi.mask}
                     for hw, f in zip(abi.arg_regs, abi.ptregs_args)]
         data = {
             "task": {"address": task.address, "pid": task.pid, "comm": task.comm},
-            "address": address, "mode": mode, "regs": regs.to_dict(),
+            "address": address, "mode": mode,
+            "regs": {name: getattr(regs, name) for name in a.pt_regs_offsets},
             "syscall": syscall,
             "nr_reg": abi.nr_reg,
             "args": arg_list if syscall else [],
-            "cs": {"selector": regs.cs, "name": descriptors.selector_name(regs.cs), "mode": mode},
-            "ss": {"selector": regs.ss, "name": descriptors.selector_name(regs.ss)},
-            "rflags": decode_rflags(regs.flags)["set"],
+            **own,
             "warnings": warnings,
         }
         return Report(data, self.render(data))
 
     @staticmethod
     def render(d):
+        a = arch.current()
         tk = d["task"]
-        mode = {"64": "64-bit", "32": "32-bit compat"}.get(d["mode"], d["mode"])
+        mode = a.user_modes.get(d["mode"], d["mode"])
+        nr_member = a.user_abi(d["mode"]).ptregs_nr
         t = Text().head(f"pt_regs of pid {tk['pid']} \"{tk['comm']}\" at {d['address']:#x}  ({mode} user mode)")
-        r = d["regs"]
         sc = d["syscall"]
         if sc:
             name = sc["name"] or "unknown"
             t.kv("syscall", f"{name} (nr {sc['nr'] if not sc['x32'] else hex(sc['nr'])}, {sc['abi']}-bit ABI)",
-                 kind="sym", note=f"orig_ax; {d['nr_reg']} at entry")
-            t.line(("dim", "  arguments: "), ", ".join(f"{a['reg']}={a['value']:#x}" for a in d["args"]))
+                 kind="sym", note=f"{nr_member}; {d['nr_reg']} at entry")
+            t.line(("dim", "  arguments: "), ", ".join(f"{x['reg']}={x['value']:#x}" for x in d["args"]))
         else:
-            t.kv("syscall", "none", kind="dim", note="orig_ax = -1: an interrupt or exception, not a syscall")
-        names = I386_NAMES if d["mode"] == "32" else X86_64_NAMES
-        notes = {}
-        if r["ax"] == (-38 & (1 << 64) - 1) and sc:
-            notes["ax"] = "-ENOSYS: entry's placeholder until the handler returns"
-        if d["mode"] == "64" and sc:
-            if r["cx"] == r["ip"]:
-                notes["cx"] = "= rip: SYSCALL saved the return address here"
-            if r["r11"] == r["flags"]:
-                notes["r11"] = "= rflags: SYSCALL saved RFLAGS here"
-        for name in PT_REGS_FIELDS:
-            if name in ("cs", "ss", "flags", "orig_ax"):
-                continue
-            narrow = d["mode"] == "32" and name in I386_NAMES
-            value = r[name] & 0xFFFFFFFF if narrow else r[name]
-            t.kv(names.get(name, name), f"{value:#0{10 if narrow else 18}x}", width=8, note=notes.get(name))
-        t.kv("orig_ax", f"{r['orig_ax']:#x}" if r["orig_ax"] >= 0 else str(r["orig_ax"]), width=8)
-        t.kv("flags", f"{r['flags']:#x}", width=8, note=" ".join(d["rflags"]))
-        t.kv("cs", f"{r['cs']:#x}", width=8, note=f"{d['cs']['name'] or '?'}: {mode}")
-        t.kv("ss", f"{r['ss']:#x}", width=8, note=d["ss"]["name"])
+            t.kv("syscall", "none", kind="dim",
+                 note=f"{nr_member} = -1: an interrupt or exception, not a syscall")
+        for name, value, note in a.user_regs_rows(d):
+            t.kv(name, value, width=8, note=note)
         for w in d["warnings"]:
             t.warn(w)
         return t

@@ -3,28 +3,20 @@ frame filter that marks the user-mode frame.
 
 gdb unwinds the C part of a syscall with DWARF CFI up to the entry stub
 (entry_SYSCALL_64 and friends), and then has nothing to go on: it prints
-a 0x0 frame.  At the stub's frame, right after its call into C, %rsp is the
-address of struct pt_regs (see gdbext/kernel/entry.py), so the caller's
-registers are exactly pt_regs: for a syscall, the user-mode context, as
-crash's `bt` shows at exception frames.  Any frame we cannot prove to be
-such a stub is left to gdb's own unwinders.
+a 0x0 frame.  At the stub's frame, right after its call into C, the stack
+pointer is the address of struct pt_regs (see gdbext/kernel/entry.py), so
+the caller's registers are exactly pt_regs: for a syscall, the user-mode
+context, as crash's `bt` shows at exception frames.  Any frame we cannot
+prove to be such a stub is left to gdb's own unwinders.  Register names,
+the call instruction and the pt_regs layout are the architecture's.
 """
 import gdb
 from gdb.FrameDecorator import FrameDecorator
 from gdb.unwinder import Unwinder, register_unwinder
 
-from gdbext import errors
-from gdbext.decoders import ptregs as ptdec
-from gdbext.decoders.descriptors import KERNEL_CS, USER32_CS, USER_CS
+from gdbext import arch, errors
 from gdbext.kernel import entry, symbols
 from gdbext import machine
-
-# pt_regs field -> gdb's amd64 register name
-_REG_NAMES = {"r15": "r15", "r14": "r14", "r13": "r13", "r12": "r12", "bp": "rbp", "bx": "rbx",
-              "r11": "r11", "r10": "r10", "r9": "r9", "r8": "r8", "ax": "rax", "cx": "rcx",
-              "dx": "rdx", "si": "rsi", "di": "rdi", "ip": "rip", "flags": "eflags",
-              "sp": "rsp", "cs": "cs", "ss": "ss"}
-USER_SPACE_END = 0x0000800000000000
 
 
 class _FrameId:
@@ -38,17 +30,18 @@ def _entry_frame(pending_frame):
     just after its call into C, else None."""
     if pending_frame.level() == 0:
         return None  # still inside the stub: pt_regs may be half built
-    pc = int(pending_frame.read_register("rip")) & machine.MASK64
+    a = arch.current()
+    pc = int(pending_frame.read_register(a.pc)) & machine.MASK64
     name = entry.entry_of(pc)
     if name is None:
         return None
-    # The return address must follow a `call rel32` (e8): we are at the
-    # point where the stub called into C with %rsp = pt_regs.
-    if machine.read_in_unwinder(pc - 5, 1) != b"\xe8":
+    # The return address must follow a call: we are at the point where the
+    # stub called into C with the stack pointer at pt_regs.
+    if not a.follows_call(pc, machine.read_in_unwinder):
         return None
-    sp = int(pending_frame.read_register("rsp")) & machine.MASK64
-    regs = ptdec.decode_pt_regs(machine.read_in_unwinder(sp, ptdec.PT_REGS_SIZE))
-    if regs.cs not in (KERNEL_CS, USER_CS, USER32_CS):
+    sp = int(pending_frame.read_register(a.sp)) & machine.MASK64
+    regs = a.decode_pt_regs(machine.read_in_unwinder(sp, a.pt_regs_size))
+    if not a.pt_regs_plausible(regs):
         return None
     return name, sp, regs
 
@@ -70,9 +63,10 @@ class EntryUnwinder(Unwinder):
             if hit is None:
                 return None
             name, sp, regs = hit
-            start = symbols.lookup(name) or int(pending_frame.read_register("rip"))
+            a = arch.current()
+            start = symbols.lookup(name) or int(pending_frame.read_register(a.pc))
             info = pending_frame.create_unwind_info(_FrameId(gdb.Value(sp), gdb.Value(start)))
-            for field, reg in _REG_NAMES.items():
+            for field, reg in a.pt_regs_gdb_names.items():
                 info.add_saved_register(reg, self._value(pending_frame, reg, getattr(regs, field)))
             return info
         except (gdb.error, errors.KxError, ValueError, OverflowError):
@@ -104,9 +98,10 @@ class UserFrameFilter:
     @staticmethod
     def _mark(decorated):
         try:
+            a = arch.current()
             frame = decorated.inferior_frame()
             newer = frame.newer()
-            if newer is None or frame.pc() >= USER_SPACE_END:
+            if newer is None or frame.pc() >= a.user_space_end:
                 return decorated
             name = entry.entry_of(newer.pc())
             if name is None:
@@ -115,11 +110,11 @@ class UserFrameFilter:
             # claims): stopped inside the stub itself (level 0, say at its
             # first instruction), pt_regs is not built and the frame gdb
             # found below is a guess, not the user-mode context.
-            if newer.level() == 0 or machine.read_in_unwinder(newer.pc() - 5, 1) != b"\xe8":
+            if newer.level() == 0 or not a.follows_call(newer.pc(), machine.read_in_unwinder):
                 return decorated
-            sp = int(newer.read_register("rsp")) & machine.MASK64
-            mode = ptdec.mode_from_cs(int(frame.read_register("cs")))
-            bits = {"64": "64-bit", "32": "32-bit compat"}.get(mode, mode)
+            sp = int(newer.read_register(a.sp)) & machine.MASK64
+            mode = a.user_mode(a.decode_pt_regs(machine.read_in_unwinder(sp, a.pt_regs_size)))
+            bits = a.user_modes.get(mode, mode)
             return _UserFrame(decorated, f"[user mode, {bits}: pt_regs at {sp:#x}]")
         except (gdb.error, errors.KxError, ValueError):
             return decorated

@@ -32,6 +32,9 @@ class EntryStub:
     # A C function the stub's C function ends by calling with the same
     # pt_regs: a tracer breaks there instead, so each call is seen once.
     c_tail: Optional[str] = None
+    # Where the live registers at the stub keep the user return address and
+    # flags, as `kx event` names them ("rcx", "r11"; "the IRET frame").
+    live_return: Tuple[str, str] = ("the entry's registers", "the entry's registers")
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class SyscallAbi:
     caller: str = ""                   # the C function(s) that dispatch, for the text
     table_label: str = ""              # "64-bit", "ia32", "x32"
     selectable: bool = True            # offered by --abi (x32 is reached through "64")
+    entry_text: str = ""               # the entries, for a call whose stub is not known
 
     @property
     def mask(self) -> int:
@@ -130,6 +134,12 @@ class Arch:
     kernel_space_start = 0             # lowest kernel address
     other_entry_prefixes: Tuple[str, ...] = ()  # non-syscall entry stubs that also build pt_regs
     default_thread_size = 16 * 1024    # THREAD_SIZE when no symbol tells
+    user_space_end = 0                 # above the highest user address (0: not known)
+    user_modes: Dict[str, str] = {}    # user_mode() word -> label ("64" -> "64-bit")
+    flags_register = "flags"           # the flags register's name in text ("rflags")
+    # How text names the pt_regs members with the user return address and flags.
+    pt_regs_return: Tuple[str, str] = ("pt_regs", "pt_regs")
+    pt_regs_gdb_names: Dict[str, str] = {}   # pt_regs member -> gdb's register (the unwinder)
 
     # -- ABIs -------------------------------------------------------------
     def abi(self, name: str) -> SyscallAbi:
@@ -167,6 +177,11 @@ class Arch:
         raw &= (1 << bits) - 1
         return raw - (1 << bits) if raw >> (bits - 1) else raw
 
+    def user_abi(self, mode: str) -> SyscallAbi:
+        """The syscall ABI of a task whose saved registers are in user mode
+        `mode` (user_mode())."""
+        return self.abis[0]
+
     def full_register(self, name: str) -> str:
         """The register the machine layer reads for `name` (an ABI may name
         a part of one: x86's eax is rax's low half)."""
@@ -194,6 +209,30 @@ class Arch:
     def decode_pt_regs(self, raw: bytes):
         """An object with one attribute per pt_regs member."""
         raise NotImplementedError
+
+    def user_mode(self, pt) -> str:
+        """The mode saved registers `pt` return to: a key of user_modes, or
+        another word when they are not a user-mode frame."""
+        raise NotImplementedError
+
+    def pt_regs_plausible(self, pt) -> bool:
+        """Whether `pt`, read where an entry stub keeps pt_regs, look like
+        any frame the kernel saves (the unwinder trusts nothing else)."""
+        return True
+
+    def flag_names(self, value: int) -> List[str]:
+        """The flags set in a flags-register value, by name."""
+        return []
+
+    def user_regs_report(self, pt) -> Tuple[Dict[str, object], List[str]]:
+        """`kx regs`'s further JSON keys for saved user registers `pt` (x86:
+        cs, ss, rflags by name) and warnings about them."""
+        return {}, []
+
+    def user_regs_rows(self, data: Dict) -> List[Tuple[str, str, Optional[str]]]:
+        """The register lines of `kx regs`'s text view, from its JSON `data`:
+        (name, value, note)."""
+        return [(name, f"{value:#x}", None) for name, value in data["regs"].items()]
 
     pt_regs_size = 0
     pt_regs_offsets: Dict[str, int] = {}
@@ -236,6 +275,11 @@ class Arch:
     def return_address_at_c_entry(self, regs: Dict[str, int], read: Callable[[int, int], bytes]) -> int:
         """Where the C function just entered returns to (the caller)."""
         raise NotImplementedError
+
+    def follows_call(self, pc: int, read: Callable[[int, int], bytes]) -> bool:
+        """Whether `pc` is the return address of a direct call instruction
+        (the unwinder's proof that a stub called into C)."""
+        return False
 
     def plan_resume(self, address: int, code: bytes) -> ResumePlan:
         """How to get past a breakpoint at `address` (whose first bytes are

@@ -27,8 +27,6 @@ PT_REGS_FIELDS: Tuple[str, ...] = (
 PT_REGS_SIZE = 8 * len(PT_REGS_FIELDS)  # 168
 PT_REGS_OFFSETS: Dict[str, int] = {name: 8 * i for i, name in enumerate(PT_REGS_FIELDS)}
 
-ENOSYS = 38
-
 
 @dataclass
 class PtRegs(Record):

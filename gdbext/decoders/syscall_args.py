@@ -54,6 +54,7 @@ ERRNO_NAMES: Dict[int, str] = {
     530: "ERECALLCONFLICT", 531: "ENOGRACE",
 }
 MAX_ERRNO = 4095  # include/linux/err.h: -4095..-1 are error returns
+ENOSYS = 38       # include/uapi/asm-generic/errno.h: what an unknown nr returns
 
 
 def errno_name(n: int) -> Optional[str]:

@@ -19,9 +19,8 @@ from typing import Dict, List, Optional
 
 from gdbext import arch, errors
 from gdbext.decoders import syscall_args
-from gdbext.decoders.msr import decode_rflags
 from gdbext.decoders.paging import PAGE_SIZE_4K as PAGE
-from gdbext.decoders.ptregs import ENOSYS
+from gdbext.decoders.syscall_args import ENOSYS
 from gdbext.kernel import backend, entry, tasks
 
 
@@ -90,7 +89,7 @@ class SyscallEvent:
             "abi": self.abi, "entry": self.entry, "source": self.source, "nr": self.nr, "name": self.name,
             "x32": self.x32, "args": [a.to_dict() for a in self.args], "return_ip": self.return_ip,
             "rflags": self.rflags,
-            "rflags_names": decode_rflags(self.rflags)["set"] if self.rflags is not None else None,
+            "rflags_names": arch.current().flag_names(self.rflags) if self.rflags is not None else None,
             "handler": self.handler, "dispatch": self.dispatch.get("kind"),
             "dispatch_detail": self.dispatch, "nr_syscalls": self.nr_syscalls,
             "signature_source": self.signature_source, "ret": self.ret,

@@ -5,6 +5,7 @@ import pytest
 
 from gdbext.errors import DecodeError
 from gdbext.decoders import ptregs
+from gdbext.decoders.syscall_args import ENOSYS
 
 MSG = 0x402000
 LEN = 14
@@ -35,7 +36,7 @@ def test_decode_hello():
 
 
 def test_orig_ax_signed_and_enosys():
-    raw = ptregs.encode_pt_regs(orig_ax=-1, ax=-ptregs.ENOSYS, cs=0x10, ss=0x18)
+    raw = ptregs.encode_pt_regs(orig_ax=-1, ax=-ENOSYS, cs=0x10, ss=0x18)
     r = ptregs.decode_pt_regs(raw)
     assert r.orig_ax == -1 and not r.is_syscall
     assert r.ax == (1 << 64) - 38 and r.ax_signed == -38

@@ -6,10 +6,11 @@ from typing import Dict, Optional
 from gdbext import errors
 from gdbext.arch.base import Arch, EntryStub, RawCall, ResumePlan, SyscallAbi, TableChoice
 from gdbext.arch.x86_64 import abi as abis
-from gdbext.arch.x86_64 import gdbregs, stepover
+from gdbext.arch.x86_64 import gdbregs, stepover, user_regs
 from gdbext.decoders import paging, x86_switch
 from gdbext.decoders.bits import MASK32, MASK64
-from gdbext.decoders.descriptors import USER32_CS
+from gdbext.decoders.descriptors import KERNEL_CS, USER32_CS, USER_CS
+from gdbext.decoders.msr import decode_rflags
 from gdbext.decoders.ptregs import PT_REGS_OFFSETS, PT_REGS_SIZE, decode_pt_regs
 
 GPRS = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp",
@@ -40,6 +41,11 @@ class X86_64(Arch):
     default_thread_size = 16 * 1024           # without KASAN (asm/page_64_types.h)
     # IDT stubs (idtentry.h) also call their C handler with %rsp = pt_regs.
     other_entry_prefixes = ("asm_exc_", "asm_sysvec_", "asm_common_interrupt", "asm_spurious_interrupt")
+    user_space_end = 0x0000800000000000       # above the 47-bit user half (4-level)
+    user_modes = user_regs.USER_MODES
+    flags_register = "rflags"
+    pt_regs_return = ("pt_regs->ip", "pt_regs->flags")
+    pt_regs_gdb_names = user_regs.GDB_NAMES
 
     def top_of_stack_padding(self, lookup) -> int:
         # TOP_OF_KERNEL_STACK_PADDING (arch/x86/include/asm/thread_info.h):
@@ -61,6 +67,9 @@ class X86_64(Arch):
             raw &= MASK64
             return raw - (1 << 64) if raw >> 63 else raw
         return super().nr_from_raw(abi, raw)
+
+    def user_abi(self, mode: str) -> SyscallAbi:
+        return abis.ABI_32 if mode == "32" else abis.ABI_64
 
     def full_register(self, name: str) -> str:
         # eax, ebx, ... are the low halves of rax, rbx, ... (SDM Vol.1 3.4.1.1)
@@ -92,6 +101,21 @@ class X86_64(Arch):
 
     def decode_pt_regs(self, raw: bytes):
         return decode_pt_regs(raw)
+
+    def user_mode(self, pt) -> str:
+        return pt.mode
+
+    def pt_regs_plausible(self, pt) -> bool:
+        return pt.cs in (KERNEL_CS, USER_CS, USER32_CS)
+
+    def flag_names(self, value: int):
+        return decode_rflags(value)["set"]
+
+    def user_regs_report(self, pt):
+        return user_regs.report(pt)
+
+    def user_regs_rows(self, data):
+        return user_regs.rows(data)
 
     def pt_regs_pending(self, stub: EntryStub, regs: Dict[str, int], stack: int, pt_regs: int) -> bool:
         # Until the stub has switched to the task stack and pushed the
@@ -156,6 +180,11 @@ class X86_64(Arch):
     def return_address_at_c_entry(self, regs, read) -> int:
         # `call` pushed it: it is at [rsp] on the first instruction.
         return int.from_bytes(read(regs["rsp"], 8), "little")
+
+    def follows_call(self, pc: int, read) -> bool:
+        # `call rel32` (e8 + 4 bytes, SDM Vol.2A CALL) is how the stubs
+        # call into C.
+        return read(pc - 5, 1) == b"\xe8"
 
     def plan_resume(self, address: int, code: bytes) -> ResumePlan:
         return stepover.plan_resume(address, code)

@@ -11,23 +11,28 @@
 from gdbext.arch.base import EntryStub, SyscallAbi
 
 X32_SYSCALL_BIT = 0x40000000   # arch/x86/include/uapi/asm/unistd.h
+# SYSCALL leaves the return RIP in RCX and RFLAGS in R11 (SDM Vol.2B
+# SYSCALL); int $0x80 pushes an IRET frame (SDM Vol.3A 6.14.2).
+BY_SYSCALL = ("rcx", "r11")
+BY_IRET_FRAME = ("the IRET frame", "the IRET frame")
 
 SYSCALL_64 = EntryStub(
     "entry_SYSCALL_64", "syscall", ("do_syscall_64",),
-    ("entry_SYSCALL_64_safe_stack", "entry_SYSCALL_64_after_hwframe"))
+    ("entry_SYSCALL_64_safe_stack", "entry_SYSCALL_64_after_hwframe"), live_return=BY_SYSCALL)
 # int 0x80: an IDT entry since 6.7 / 6.1.66 ("x86/entry: Convert INT 0x80
 # emulation to IDTENTRY"); before that entry_INT80_compat.
 # int80_emulation() is entered with orig_ax = -1 and the number in ax: it
 # stores orig_ax itself (arch/x86/entry/common.c).
-INT80_IDT = EntryStub("asm_int80_emulation", "int $0x80", ("int80_emulation",), c_nr_member="ax")
-INT80_COMPAT = EntryStub("entry_INT80_compat", "int $0x80", ("do_int80_syscall_32",))
+INT80_IDT = EntryStub("asm_int80_emulation", "int $0x80", ("int80_emulation",), c_nr_member="ax",
+                      live_return=BY_IRET_FRAME)
+INT80_COMPAT = EntryStub("entry_INT80_compat", "int $0x80", ("do_int80_syscall_32",), live_return=BY_IRET_FRAME)
 # do_SYSENTER_32() ends in `return do_fast_syscall_32(regs)` (common.c, 6.1
 # and 6.12): one sysenter passes through both.
 SYSENTER = EntryStub("entry_SYSENTER_compat", "sysenter", ("do_SYSENTER_32",),
                      ("entry_SYSENTER_compat_after_hwframe",), c_tail="do_fast_syscall_32")
 SYSCALL_COMPAT = EntryStub(
     "entry_SYSCALL_compat", "syscall (32-bit code)", ("do_fast_syscall_32",),
-    ("entry_SYSCALL_compat_safe_stack", "entry_SYSCALL_compat_after_hwframe"))
+    ("entry_SYSCALL_compat_safe_stack", "entry_SYSCALL_compat_after_hwframe"), live_return=BY_SYSCALL)
 
 ABI_64 = SyscallAbi(
     name="64", aliases=("x64", "x86_64", "x86-64"), label="64-bit", bits=64, nr_reg="rax",
@@ -42,7 +47,8 @@ ABI_32 = SyscallAbi(
     stubs=(INT80_IDT, INT80_COMPAT, SYSENTER, SYSCALL_COMPAT),
     table="ia32_sys_call_table", handler_prefixes=("__ia32_sys_", "sys_"),
     compat_prefixes=("__ia32_compat_sys_", "compat_sys_"), switch="ia32_sys_call",
-    caller="do_int80_syscall_32() / do_int80_emulation() / do_fast_syscall_32()", table_label="ia32")
+    caller="do_int80_syscall_32() / do_int80_emulation() / do_fast_syscall_32()", table_label="ia32",
+    entry_text="an ia32 entry (int 0x80, sysenter or 32-bit syscall)")
 ABI_X32 = SyscallAbi(
     name="x32", aliases=(), label="x32", bits=64, nr_reg="rax",
     arg_regs=ABI_64.arg_regs, ptregs_nr="orig_ax", ptregs_args=ABI_64.ptregs_args, ptregs_ret="ax",
