@@ -1,4 +1,5 @@
 """kx task and kx ps: which task is this, and which tasks are there."""
+from gdbext import arch
 from gdbext.decoders import flags as flagdec
 from gdbext.kernel import tasks, version
 from gdbext.render import Report, Text
@@ -97,7 +98,7 @@ thread_info lives, mm/active_mm and thread.sp/fsbase/gsbase."""
         t.kv("mm", f"{d['mm']:#x}" if d["mm"] else "NULL", note="no user address space" if not d["mm"] else None)
         t.kv("active_mm", f"{d['active_mm']:#x}" if d["active_mm"] else "NULL")
         th = d["thread"]
-        t.kv("thread.sp", f"{th['sp']:#x}", note="saved kernel rsp at its last switch_to")
+        t.kv("thread.sp", f"{th['sp']:#x}", note=f"saved kernel {arch.current().sp} at its last switch_to")
         if th["fsbase"] is not None:
             t.kv("thread.fsbase", f"{th['fsbase']:#x}")
             t.kv("thread.gsbase", f"{th['gsbase']:#x}")

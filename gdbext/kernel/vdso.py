@@ -278,17 +278,17 @@ def task_vdso(task, cpu: int) -> TaskVdso:
     vmas = _vdso_vmas(mm, base, vvar, kimg.size, cpu, warnings)
     fimg = _compare_file_image(name, kernel_bytes, image, warnings)
     return TaskVdso(task=task, mm=task.mm, base=base, vvar=vvar, vvar_size=-kimg.fields["sym_vvar_start"],
-                      kernel_image=kimg, image=image, bytes_=image_bytes, pages=pages,
-                      image_matches_kernel=(mismatched == 0 and len(image_bytes) == len(kernel_bytes)),
-                      mismatched_bytes=mismatched, vmas=vmas, file_image=fimg, mm_fields=mm, warnings=warnings)
+                    kernel_image=kimg, image=image, bytes_=image_bytes, pages=pages,
+                    image_matches_kernel=(mismatched == 0 and len(image_bytes) == len(kernel_bytes)),
+                    mismatched_bytes=mismatched, vmas=vmas, file_image=fimg, mm_fields=mm, warnings=warnings)
 
 
-def _task_pages(kimg: KernelImage, kernel_bytes: bytes, cr3: int, base: int, cpu: int):
+def _task_pages(kimg: KernelImage, kernel_bytes: bytes, root: int, base: int, cpu: int):
     """(one dict per page of the task's mapping, the image bytes the task
     sees): a page without a PTE reads as the kernel's (vdso_fault() would
     map image->data's page)."""
     pages, chunks = [], []
-    for off, phys, data in machine.read_pages(cr3, base, kimg.size, cpu):
+    for off, phys, data in machine.read_pages(root, base, kimg.size, cpu):
         try:
             kphys = machine.translate(kimg.data + off, cpu, machine.kernel_page_table(cpu)).phys
         except errors.DecodeError:
