@@ -42,6 +42,7 @@ class X86_64(Arch):
     # IDT stubs (idtentry.h) also call their C handler with %rsp = pt_regs.
     other_entry_prefixes = ("asm_exc_", "asm_sysvec_", "asm_common_interrupt", "asm_spurious_interrupt")
     user_space_end = 0x0000800000000000       # above the 47-bit user half (4-level)
+    kernel_mode_name = "64-bit paging mode"   # what kernel_mode_ready() tests
     user_modes = user_regs.USER_MODES
     flags_register = "rflags"
     pt_regs_return = ("pt_regs->ip", "pt_regs->flags")
@@ -211,8 +212,6 @@ class X86_64(Arch):
         # the reset vector, in real mode or in the decompressor's 32-bit
         # code (QEMU -S, early boot).  SDM Vol.3A 9.8.5.
         return bool((regs.get("cr0") or 0) & CR0_PG and (regs.get("efer") or 0) & EFER_LMA)
-
-    kernel_mode_name = "64-bit paging mode"
 
     def la57(self, regs: Dict[str, int]) -> bool:
         return bool((regs.get("cr4") or 0) & CR4_LA57)
