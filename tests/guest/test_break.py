@@ -73,6 +73,18 @@ def test_break_int80_write(kx):
     assert ev["args"][2]["value"] == HELLO32_LEN
 
 
+def test_abi_words_are_the_same_for_every_command(kx):
+    """`--abi ia32` is `--abi 32` for kx break as for kx syscalls: the
+    breakpoints sit on the kernel's compat stubs (System.map)."""
+    out = kx.json("kx break getpid --abi ia32")
+    stubs = {l["stub"]: l["address"] for l in out["locations"]}
+    assert stubs and all(kx.symbols[name] == address for name, address in stubs.items())
+    assert "entry_SYSCALL_64" not in stubs and "entry_SYSENTER_compat" in stubs
+    assert out["filter"].endswith("abi 32")
+    kx.cmd("kx break delete")
+    assert kx.json("kx syscalls getpid --abi ia32")["abi"] == kx.json("kx syscalls getpid --abi 32")["abi"]
+
+
 def test_list_and_delete(kx):
     kx.cmd("kx break openat")
     kx.cmd("kx break getpid --abi all")
