@@ -8,12 +8,20 @@ address of struct pt_regs (see gdbext/kernel/entry.py), so the caller's
 registers are exactly pt_regs: for a syscall, the user-mode context, as
 crash's `bt` shows at exception frames.  Any frame we cannot prove to be
 such a stub is left to gdb's own unwinders.
+
+Stopped at a stub's first instructions (level 0, before pt_regs exist) the
+architecture says where the user context still is (on x86-64 at
+entry_SYSCALL_64: RIP in rcx, RSP still the user's; Arch.entry_user_frame),
+and the unwinder builds the user frame from that.  A user frame kx built is
+the outermost frame: the kernel cannot vouch for anything past it, so the
+unwinder claims it as its own caller (gdb stops there) and the filter ends
+the backtrace there.
 """
 import gdb
 from gdb.FrameDecorator import FrameDecorator
 from gdb.unwinder import Unwinder, register_unwinder
 
-from gdbext import errors
+from gdbext import arch, errors
 from gdbext.decoders import ptregs as ptdec
 from gdbext.decoders.descriptors import KERNEL_CS, USER32_CS, USER_CS
 from gdbext.kernel import entry, symbols
@@ -53,10 +61,31 @@ def _entry_frame(pending_frame):
     return name, sp, regs
 
 
+def live_user_frame(pc, read_register):
+    """(stub start, arch.UserFrame) when `pc` is inside a syscall entry
+    stub before pt_regs exist and the CPU still holds the user context;
+    `read_register(name) -> int` reads the stopped frame's registers."""
+    a = arch.current()
+    stub = entry.syscall_stub(entry.entry_of(pc))
+    start = symbols.lookup(stub.name) if stub else None
+    if start is None or not 0 <= pc - start < a.entry_code_size:
+        return None
+    code = machine.read_in_unwinder(start, a.entry_code_size)
+    regs = {}
+    for name in a.general_regs:
+        try:
+            regs[name] = read_register(name) & machine.MASK64
+        except (gdb.error, ValueError):
+            pass
+    user = a.entry_user_frame(stub, pc - start, code, regs, machine.read_in_unwinder)
+    return None if user is None else (start, user)
+
+
 class EntryUnwinder(Unwinder):
     def __init__(self):
         super().__init__("kx-entry-frames")
         self._types = {}
+        self._user_frames = {}   # (pc, sp) of user frames this unwinder built -> True
 
     def _value(self, pending_frame, reg, value):
         t = self._types.get(reg)
@@ -66,17 +95,46 @@ class EntryUnwinder(Unwinder):
 
     def __call__(self, pending_frame):
         try:
+            a = arch.current()
+            pc = int(pending_frame.read_register(a.pc)) & machine.MASK64
+            sp = int(pending_frame.read_register(a.sp)) & machine.MASK64
+            if pending_frame.level() > 0 and (pc, sp) in self._user_frames:
+                return self._outermost(pending_frame, pc, sp)
             hit = _entry_frame(pending_frame)
-            if hit is None:
-                return None
-            name, sp, regs = hit
-            start = symbols.lookup(name) or int(pending_frame.read_register("rip"))
-            info = pending_frame.create_unwind_info(_FrameId(gdb.Value(sp), gdb.Value(start)))
-            for field, reg in _REG_NAMES.items():
-                info.add_saved_register(reg, self._value(pending_frame, reg, getattr(regs, field)))
-            return info
+            if hit is not None:
+                name, sp, regs = hit
+                saved = {reg: getattr(regs, field) for field, reg in _REG_NAMES.items()}
+                return self._frame(pending_frame, sp, symbols.lookup(name) or pc, saved)
+            if pending_frame.level() == 0:
+                live = live_user_frame(pc, lambda r: int(pending_frame.read_register(r)))
+                if live is not None:
+                    start, user = live
+                    return self._frame(pending_frame, sp, start, user.regs)
+            return None
         except (gdb.error, errors.KxError, ValueError, OverflowError):
             return None  # never break gdb's unwinding
+
+    def _frame(self, pending_frame, sp, pc, saved):
+        """Unwind info for the stub frame (sp, pc) whose caller has the
+        registers `saved`: the user-mode frame."""
+        a = arch.current()
+        info = pending_frame.create_unwind_info(_FrameId(gdb.Value(sp), gdb.Value(pc)))
+        for reg, value in saved.items():
+            info.add_saved_register(reg, self._value(pending_frame, reg, value))
+        if len(self._user_frames) > 64:
+            self._user_frames.clear()
+        self._user_frames[(saved[a.pc] & machine.MASK64, saved[a.sp] & machine.MASK64)] = True
+        return info
+
+    def _outermost(self, pending_frame, pc, sp):
+        """The user frame: nothing older can be trusted.  Its caller is
+        given as itself, which gdb refuses ("previous frame identical"):
+        the backtrace ends here, not in frames guessed from user memory."""
+        a = arch.current()
+        info = pending_frame.create_unwind_info(_FrameId(gdb.Value(sp), gdb.Value(pc)))
+        for reg in (a.pc, a.sp):
+            info.add_saved_register(reg, pending_frame.read_register(reg))
+        return info
 
 
 class _UserFrame(FrameDecorator):
@@ -99,7 +157,10 @@ class UserFrameFilter:
 
     def filter(self, frames):
         for decorated in frames:
-            yield self._mark(decorated)
+            marked = self._mark(decorated)
+            yield marked
+            if marked is not decorated:
+                return  # the user frame is the outermost the kernel knows
 
     @staticmethod
     def _mark(decorated):
@@ -111,18 +172,32 @@ class UserFrameFilter:
             name = entry.entry_of(newer.pc())
             if name is None:
                 return decorated
-            # Only below a stub frame that called into C (what the unwinder
-            # claims): stopped inside the stub itself (level 0, say at its
-            # first instruction), pt_regs is not built and the frame gdb
-            # found below is a guess, not the user-mode context.
-            if newer.level() == 0 or machine.read_in_unwinder(newer.pc() - 5, 1) != b"\xe8":
-                return decorated
-            sp = int(newer.read_register("rsp")) & machine.MASK64
-            mode = ptdec.mode_from_cs(int(frame.read_register("cs")))
-            bits = {"64": "64-bit", "32": "32-bit compat"}.get(mode, mode)
-            return _UserFrame(decorated, f"[user mode, {bits}: pt_regs at {sp:#x}]")
+            label = _user_label(frame, newer)
+            return decorated if label is None else _UserFrame(decorated, label)
         except (gdb.error, errors.KxError, ValueError):
             return decorated
+
+
+def _user_label(frame, newer):
+    """The label of `frame`, the frame below the entry stub frame `newer`,
+    if the unwinder built it as the user-mode frame."""
+    a = arch.current()
+    if newer.level() == 0:
+        # Stopped inside the stub itself: a user frame only where the CPU
+        # still holds the user context (else gdb's frame is a guess).
+        live = live_user_frame(newer.pc() & machine.MASK64, lambda r: int(newer.read_register(r)))
+        if live is None or live[1].regs[a.pc] != frame.pc():
+            return None
+        return f"[user mode, {_BITS.get(live[1].mode, live[1].mode)}: {live[1].source}, pt_regs not built yet]"
+    # Only below a stub frame that called into C (what the unwinder claims).
+    if machine.read_in_unwinder(newer.pc() - 5, 1) != b"\xe8":
+        return None
+    sp = int(newer.read_register(a.sp)) & machine.MASK64
+    mode = ptdec.mode_from_cs(int(frame.read_register("cs")))
+    return f"[user mode, {_BITS.get(mode, mode)}: pt_regs at {sp:#x}]"
+
+
+_BITS = {"64": "64-bit", "32": "32-bit compat"}
 
 
 def register():

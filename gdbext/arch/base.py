@@ -75,6 +75,16 @@ class RawCall:
     source: str = "registers"          # or "pt_regs"
 
 
+@dataclass
+class UserFrame:
+    """The user-mode context a CPU still holds inside an entry stub before
+    pt_regs exist: registers by gdb's names, the mode ("64", "32") and
+    where they came from, for the backtrace's label."""
+    regs: Dict[str, int]
+    mode: str
+    source: str
+
+
 @dataclass(frozen=True)
 class TableChoice:
     """Which table a number indexes, once ABI-specific bits are split off
@@ -190,6 +200,17 @@ class Arch:
         """The call at an entry stub before pt_regs exist, from the live
         registers (and, where the ABI needs it, the stack)."""
         raise NotImplementedError
+
+    entry_code_size = 64                 # bytes of a stub's start that entry_user_frame looks at
+
+    def entry_user_frame(self, stub: EntryStub, offset: int, code: bytes, regs: Dict[str, int],
+                         read: Callable[[int, int], bytes]) -> Optional[UserFrame]:
+        """At `offset` bytes into `stub` (whose first entry_code_size bytes
+        are `code`) with the registers `regs`, before pt_regs exist: the
+        user-mode registers, if the CPU still holds them where this
+        architecture can find them (live registers, a hardware frame that
+        `read` can reach on the current page tables), else None."""
+        return None
 
     def pt_regs_pending(self, stub: EntryStub, regs: Dict[str, int], stack: int, pt_regs: int) -> bool:
         """Whether, at `stub`, the syscall is still in the live registers

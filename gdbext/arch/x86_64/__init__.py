@@ -4,12 +4,12 @@ commands."""
 from typing import Dict, Optional
 
 from gdbext import errors
-from gdbext.arch.base import Arch, EntryStub, RawCall, ResumePlan, SyscallAbi, TableChoice
+from gdbext.arch.base import Arch, EntryStub, RawCall, ResumePlan, SyscallAbi, TableChoice, UserFrame
 from gdbext.arch.x86_64 import abi as abis
 from gdbext.arch.x86_64 import gdbregs, stepover
-from gdbext.decoders import paging, x86_switch
+from gdbext.decoders import paging, x86_entry, x86_switch
 from gdbext.decoders.bits import MASK32, MASK64
-from gdbext.decoders.descriptors import USER32_CS
+from gdbext.decoders.descriptors import USER32_CS, USER_CS, USER_DS
 from gdbext.decoders.ptregs import PT_REGS_OFFSETS, PT_REGS_SIZE, decode_pt_regs
 
 GPRS = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp",
@@ -92,6 +92,26 @@ class X86_64(Arch):
 
     def decode_pt_regs(self, raw: bytes):
         return decode_pt_regs(raw)
+
+    def entry_user_frame(self, stub, offset, code, regs, read) -> Optional[UserFrame]:
+        if offset > x86_entry.stack_untouched(code):
+            return None
+        if stub.name in ("entry_SYSCALL_64", "entry_SYSCALL_compat"):
+            # SYSCALL saved RIP in RCX and RFLAGS in R11 and left RSP alone
+            # (SDM Vol.2B SYSCALL); every other register is still the user's.
+            compat = stub.name == "entry_SYSCALL_compat"
+            user = dict(regs, rip=regs["rcx"], eflags=regs["r11"], cs=USER32_CS if compat else USER_CS,
+                        ss=USER_DS)
+            return UserFrame(user, "32" if compat else "64", "live registers (rip = rcx)")
+        if stub.name in ("asm_int80_emulation", "entry_INT80_compat"):
+            # The gate pushed SS, RSP, RFLAGS, CS, RIP and %rsp points at RIP
+            # (SDM Vol.3A 6.14.2); the entry stack is mapped in the user
+            # page table too (cpu_entry_area).
+            frame = read(regs["rsp"], 40)
+            rip, cs, flags, sp, ss = (int.from_bytes(frame[i:i + 8], "little") for i in range(0, 40, 8))
+            user = dict(regs, rip=rip, cs=cs, eflags=flags, rsp=sp, ss=ss)
+            return UserFrame(user, "32" if cs == USER32_CS else "64", "the IRET frame")
+        return None  # sysenter saves no user state the stub could be asked for
 
     def pt_regs_pending(self, stub: EntryStub, regs: Dict[str, int], stack: int, pt_regs: int) -> bool:
         # Until the stub has switched to the task stack and pushed the
