@@ -227,6 +227,11 @@ class Arch:
         `code`, which starts at `start`."""
         raise NotImplementedError
 
+    def seccomp_arch(self, abi: str) -> Optional[int]:
+        """seccomp_data.arch for a syscall of ABI `abi`: the AUDIT_ARCH_*
+        value syscall_get_arch() gives (include/uapi/linux/audit.h)."""
+        return None
+
     # -- tracing --------------------------------------------------------------
     def c_entry_pt_regs(self, function: str, regs: Dict[str, int]) -> int:
         """pt_regs' address at the first instruction of the C function an

@@ -93,6 +93,33 @@ def format_return(ret: int, errno_name: Callable[[int], Optional[str]] = lambda 
     return action
 
 
+def describe(ret: int, errno_name: Callable[[int], Optional[str]] = lambda n: None) -> str:
+    """What the kernel does with a filter result (kernel/seccomp.c
+    __seccomp_filter, 6.1 and 6.12)."""
+    ret &= bpf.MASK32
+    action, data = ACTIONS.get(ret & RET_ACTION_FULL), ret & RET_DATA
+    if action == "ALLOW":
+        return "ALLOW: the syscall runs"
+    if action == "LOG":
+        return "LOG: the syscall runs and is logged"
+    if action == "ERRNO":
+        err = min(data, MAX_ERRNO)
+        name = errno_name(err)
+        return f"ERRNO({data}): the syscall is skipped and returns -{err}" + (f" ({name})" if name else "")
+    if action == "TRAP":
+        return f"TRAP: the syscall is skipped and SIGSYS is sent (si_errno {data})"
+    if action == "TRACE":
+        return (f"TRACE({data:#x}): a ptrace tracer gets PTRACE_EVENT_SECCOMP; without one the syscall "
+                "fails with -ENOSYS")
+    if action == "USER_NOTIF":
+        return "USER_NOTIF: the listener on the filter's notification fd decides; without one -ENOSYS"
+    if action == "KILL_THREAD":
+        return "KILL_THREAD: the thread is killed by SIGSYS (the process, if it is its only thread)"
+    if action == "KILL_PROCESS":
+        return "KILL_PROCESS: the process is killed by SIGSYS (and dumps core)"
+    return f"{ret:#010x}: an unknown action, which the kernel treats as KILL_PROCESS"
+
+
 def _signed(action: int) -> int:
     return action - (1 << 32) if action & 0x80000000 else action
 

@@ -19,6 +19,8 @@ TS_COMPAT = 0x0002  # arch/x86/include/asm/thread_info.h
 CR0_PG = 1 << 31    # SDM Vol.3A 2.5
 CR4_LA57 = 1 << 12  # SDM Vol.3A 4.5
 EFER_LMA = 1 << 10  # long mode active, SDM Vol.3A 2.2.1
+AUDIT_ARCH_X86_64 = 0xC000003E  # include/uapi/linux/audit.h
+AUDIT_ARCH_I386 = 0x40000003
 
 
 def _u32(data: bytes) -> int:
@@ -143,6 +145,11 @@ class X86_64(Arch):
         args = [(hw, getattr(pt, f) & abi.mask) for hw, f in zip(abi.arg_regs, abi.ptregs_args)]
         name = stub.name if stub else ("entry_SYSCALL_64" if not compat else None)
         return RawCall(abi.name, self.nr_from_raw(abi, orig_ax), args, pt.ip, pt.flags, notes, name)
+
+    def seccomp_arch(self, abi: str) -> Optional[int]:
+        # syscall_get_arch() (arch/x86/include/asm/syscall.h): i386 for a
+        # compat syscall, else x86-64, x32 included (its nr has the x32 bit).
+        return {"64": AUDIT_ARCH_X86_64, "x32": AUDIT_ARCH_X86_64, "32": AUDIT_ARCH_I386}.get(abi)
 
     def direct_calls(self, code: bytes, start: int):
         # `e8 rel32`, relative to the next instruction (SDM Vol.2A CALL).
