@@ -98,7 +98,9 @@ class EntryUnwinder(Unwinder):
             a = arch.current()
             pc = int(pending_frame.read_register(a.pc)) & machine.MASK64
             sp = int(pending_frame.read_register(a.sp)) & machine.MASK64
-            if pending_frame.level() > 0 and (pc, sp) in self._user_frames:
+            if pending_frame.level() == 0:
+                self._user_frames.clear()   # a new unwind: frames built for an older stop are gone
+            elif (pc, sp) in self._user_frames:
                 return self._outermost(pending_frame, pc, sp)
             hit = _entry_frame(pending_frame)
             if hit is not None:
@@ -121,8 +123,6 @@ class EntryUnwinder(Unwinder):
         info = pending_frame.create_unwind_info(_FrameId(gdb.Value(sp), gdb.Value(pc)))
         for reg, value in saved.items():
             info.add_saved_register(reg, self._value(pending_frame, reg, value))
-        if len(self._user_frames) > 64:
-            self._user_frames.clear()
         self._user_frames[(saved[a.pc] & machine.MASK64, saved[a.sp] & machine.MASK64)] = True
         return info
 

@@ -30,16 +30,20 @@ def kx_line(kx, tag, pid=None, part=0):
     return dict(w.split("=", 1) for w in words if "=" in w)
 
 
+def stop_at_mark(kx, nr):
+    """At entry_SYSCALL_64 for syscall `nr` called with STOP_MARK."""
+    kx.run_to("entry_SYSCALL_64", condition=f"$rax == {nr} && $rdi == {STOP_MARK}")
+    return kx
+
+
 @pytest.fixture
 def at_seccomp(kx):
-    kx.run_to("entry_SYSCALL_64", condition=f"$rax == {NR_GETPPID} && $rdi == {STOP_MARK}")
-    return kx
+    return stop_at_mark(kx, NR_GETPPID)
 
 
 @pytest.fixture
 def at_creds(kx):
-    kx.run_to("entry_SYSCALL_64", condition=f"$rax == {NR_GETPGID} && $rdi == {STOP_MARK}")
-    return kx
+    return stop_at_mark(kx, NR_GETPGID)
 
 
 def test_filters_are_the_installed_bytes(at_seccomp):
