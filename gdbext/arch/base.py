@@ -79,6 +79,16 @@ class RawCall:
     source: str = "registers"          # or "pt_regs"
 
 
+@dataclass
+class UserFrame:
+    """The user-mode context a CPU still holds inside an entry stub before
+    pt_regs exist: registers by gdb's names, the mode ("64", "32") and
+    where they came from, for the backtrace's label."""
+    regs: Dict[str, int]
+    mode: str
+    source: str
+
+
 @dataclass(frozen=True)
 class TableChoice:
     """Which table a number indexes, once ABI-specific bits are split off
@@ -246,6 +256,17 @@ class Arch:
         registers (and, where the ABI needs it, the stack)."""
         raise NotImplementedError
 
+    entry_code_size = 64                 # bytes of a stub's start that entry_user_frame looks at
+
+    def entry_user_frame(self, stub: EntryStub, offset: int, code: bytes, regs: Dict[str, int],
+                         read: Callable[[int, int], bytes]) -> Optional[UserFrame]:
+        """At `offset` bytes into `stub` (whose first entry_code_size bytes
+        are `code`) with the registers `regs`, before pt_regs exist: the
+        user-mode registers, if the CPU still holds them where this
+        architecture can find them (live registers, a hardware frame that
+        `read` can reach on the current page tables), else None."""
+        return None
+
     def pt_regs_pending(self, stub: EntryStub, regs: Dict[str, int], stack: int, pt_regs: int) -> bool:
         """Whether, at `stub`, the syscall is still in the live registers
         rather than in the (not yet written) pt_regs on the task stack."""
@@ -260,6 +281,11 @@ class Arch:
         """[(address, target, address after it)] of the direct calls in
         `code`, which starts at `start`."""
         raise NotImplementedError
+
+    def seccomp_arch(self, abi: str) -> Optional[int]:
+        """seccomp_data.arch for a syscall of ABI `abi`: the AUDIT_ARCH_*
+        value syscall_get_arch() gives (include/uapi/linux/audit.h)."""
+        return None
 
     # -- tracing --------------------------------------------------------------
     def c_entry_pt_regs(self, function: str, regs: Dict[str, int]) -> int:

@@ -4,7 +4,8 @@
 /bin/hello64: the seed's `syscall` hello.  /bin/hello32: the seed's
 `int $0x80` hello, assembled with `as --32` and linked with `ld -m elf_i386`.
 /bin/sysenter32: the same write through the vDSO's __kernel_vsyscall
-(sysenter on Intel).
+(sysenter on Intel).  /bin/kxseccomp and /bin/kxcreds: one static binary
+(kxsec.c) that installs seccomp filters or sets credentials, as ground truth.
 
 The archive is written here in the kernel's "newc" cpio format, which lets us
 include /dev/console without mknod or root.  It is cached by the hash of the
@@ -19,7 +20,7 @@ import tempfile
 
 from . import paths
 
-SOURCES = ("kxwork.c", "hello64.S", "hello32.S", "sysenter32.S")
+SOURCES = ("kxwork.c", "hello64.S", "hello32.S", "sysenter32.S", "kxsec.c")
 TARGET_FILE_TEXT = b"kx lab: the file the workload opens every round\n"
 
 
@@ -33,7 +34,9 @@ def _build(out: pathlib.Path) -> dict:
     run("ld", "-m", "elf_i386", "-o", "hello32", "hello32.o")
     run("as", "--32", "-o", "sysenter32.o", str(src / "sysenter32.S"))
     run("ld", "-m", "elf_i386", "-o", "sysenter32", "sysenter32.o")
-    return {name: (out / name).read_bytes() for name in ("kxwork", "hello64", "hello32", "sysenter32")}
+    run("gcc", "-static", "-O2", "-Wall", "-Werror", "-o", "kxsec", str(src / "kxsec.c"))
+    return {name: (out / name).read_bytes()
+            for name in ("kxwork", "hello64", "hello32", "sysenter32", "kxsec")}
 
 
 class _Newc:
@@ -99,6 +102,8 @@ def build(force: bool = False) -> pathlib.Path:
         cpio.file("bin/hello64", bins["hello64"])
         cpio.file("bin/hello32", bins["hello32"])
         cpio.file("bin/sysenter32", bins["sysenter32"])
+        cpio.file("bin/kxseccomp", bins["kxsec"])
+        cpio.file("bin/kxcreds", bins["kxsec"])
         cpio.file("etc/kx-target", TARGET_FILE_TEXT, 0o644)
         # Keep the unpacked binaries beside the image: tests read their ELF
         # symbols (hello64_after_write, ...) as ground truth.

@@ -4,12 +4,12 @@ commands."""
 from typing import Dict, Optional
 
 from gdbext import errors
-from gdbext.arch.base import Arch, EntryStub, RawCall, ResumePlan, SyscallAbi, TableChoice
+from gdbext.arch.base import Arch, EntryStub, RawCall, ResumePlan, SyscallAbi, TableChoice, UserFrame
 from gdbext.arch.x86_64 import abi as abis
 from gdbext.arch.x86_64 import gdbregs, stepover, user_regs
-from gdbext.decoders import paging, x86_switch
+from gdbext.decoders import paging, x86_entry, x86_switch
 from gdbext.decoders.bits import MASK32, MASK64
-from gdbext.decoders.descriptors import KERNEL_CS, USER32_CS, USER_CS
+from gdbext.decoders.descriptors import KERNEL_CS, USER32_CS, USER_CS, USER_DS
 from gdbext.decoders.msr import decode_rflags
 from gdbext.decoders.ptregs import PT_REGS_OFFSETS, PT_REGS_SIZE, decode_pt_regs
 
@@ -20,6 +20,8 @@ TS_COMPAT = 0x0002  # arch/x86/include/asm/thread_info.h
 CR0_PG = 1 << 31    # SDM Vol.3A 2.5
 CR4_LA57 = 1 << 12  # SDM Vol.3A 4.5
 EFER_LMA = 1 << 10  # long mode active, SDM Vol.3A 2.2.1
+AUDIT_ARCH_X86_64 = 0xC000003E  # include/uapi/linux/audit.h
+AUDIT_ARCH_I386 = 0x40000003
 
 
 def _u32(data: bytes) -> int:
@@ -118,6 +120,26 @@ class X86_64(Arch):
     def user_regs_rows(self, data):
         return user_regs.rows(data)
 
+    def entry_user_frame(self, stub, offset, code, regs, read) -> Optional[UserFrame]:
+        if offset > x86_entry.stack_untouched(code):
+            return None
+        if stub.name in ("entry_SYSCALL_64", "entry_SYSCALL_compat"):
+            # SYSCALL saved RIP in RCX and RFLAGS in R11 and left RSP alone
+            # (SDM Vol.2B SYSCALL); every other register is still the user's.
+            compat = stub.name == "entry_SYSCALL_compat"
+            user = dict(regs, rip=regs["rcx"], eflags=regs["r11"], cs=USER32_CS if compat else USER_CS,
+                        ss=USER_DS)
+            return UserFrame(user, "32" if compat else "64", "live registers (rip = rcx)")
+        if stub.name in ("asm_int80_emulation", "entry_INT80_compat"):
+            # The gate pushed SS, RSP, RFLAGS, CS, RIP and %rsp points at RIP
+            # (SDM Vol.3A 6.14.2); the entry stack is mapped in the user
+            # page table too (cpu_entry_area).
+            frame = read(regs["rsp"], 40)
+            rip, cs, flags, sp, ss = (int.from_bytes(frame[i:i + 8], "little") for i in range(0, 40, 8))
+            user = dict(regs, rip=rip, cs=cs, eflags=flags, rsp=sp, ss=ss)
+            return UserFrame(user, "32" if cs == USER32_CS else "64", "the IRET frame")
+        return None  # sysenter saves no user state the stub could be asked for
+
     def pt_regs_pending(self, stub: EntryStub, regs: Dict[str, int], stack: int, pt_regs: int) -> bool:
         # Until the stub has switched to the task stack and pushed the
         # frame, rsp is outside [stack, pt_regs].
@@ -148,6 +170,11 @@ class X86_64(Arch):
         args = [(hw, getattr(pt, f) & abi.mask) for hw, f in zip(abi.arg_regs, abi.ptregs_args)]
         name = stub.name if stub else ("entry_SYSCALL_64" if not compat else None)
         return RawCall(abi.name, self.nr_from_raw(abi, orig_ax), args, pt.ip, pt.flags, notes, name)
+
+    def seccomp_arch(self, abi: str) -> Optional[int]:
+        # syscall_get_arch() (arch/x86/include/asm/syscall.h): i386 for a
+        # compat syscall, else x86-64, x32 included (its nr has the x32 bit).
+        return {"64": AUDIT_ARCH_X86_64, "x32": AUDIT_ARCH_X86_64, "32": AUDIT_ARCH_I386}.get(abi)
 
     def direct_calls(self, code: bytes, start: int):
         # `e8 rel32`, relative to the next instruction (SDM Vol.2A CALL).
