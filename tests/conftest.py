@@ -14,10 +14,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
+from kxlab import kernels  # noqa: E402
 from tests.guestlib import GuestSession, LabConfig, all_sessions  # noqa: E402
 
-# The configurations the guest tests run on.  KPTI needs an Intel model.
-KERNELS = [k for k in os.environ.get("KX_TEST_KERNELS", "6.1,6.12").split(",") if k]
+# The kernels under test (KX_TEST_KERNELS, comma-separated, of the lab's
+# series); every guest fixture is parametrized by them.  KPTI needs an
+# Intel model.
+DEFAULT_KERNELS = "6.1,6.12"
+KERNELS = [k.strip() for k in os.environ.get("KX_TEST_KERNELS", DEFAULT_KERNELS).split(",") if k.strip()]
+_unknown = [k for k in KERNELS if k not in kernels.SERIES]
+if _unknown or not KERNELS:
+    raise pytest.UsageError(f"KX_TEST_KERNELS={os.environ.get('KX_TEST_KERNELS')!r}: "
+                            f"choose among {', '.join(kernels.SERIES)}")
 
 
 def pytest_configure(config):

@@ -67,9 +67,11 @@ class Apt:
         return time.time() - max(s.stat().st_mtime for s in stamps) if stamps else float("inf")
 
     def update(self, force: bool = False) -> None:
-        """Fetch the suite's lists when missing, older than MAX_AGE, or forced."""
+        """Fetch the suite's lists when missing, older than MAX_AGE, or forced
+        (the system's lists: only when forced, once per run)."""
         if not self.root:
-            bootstrap.apt_update()
+            if force:
+                bootstrap.apt_update()
             return
         if self._fresh and not force:
             return
@@ -110,18 +112,20 @@ class Apt:
         return out
 
     def show(self, *pkgs: str) -> dict:
-        """{package: {field: value}} for those of `pkgs` that exist (candidate versions)."""
+        """{package: {field: value}} for those of `pkgs` that exist (candidate
+        versions).  One apt-cache call: it prints the packages it finds even
+        when it fails on another."""
+        self.update()
+        proc = _run(["apt-cache", *self.options(), "show", "--no-all-versions", *pkgs])
         found = {}
-        for pkg in pkgs:
-            proc = _run(["apt-cache", *self.options(), "show", "--no-all-versions", pkg])
-            if proc.returncode != 0 or not proc.stdout.strip():
-                continue
+        for stanza in proc.stdout.split("\n\n"):
             fields = {}
-            for line in proc.stdout.splitlines():
+            for line in stanza.splitlines():
                 if ":" in line and not line.startswith(" "):
                     k, v = line.split(":", 1)
                     fields[k] = v.strip()
-            found[pkg] = fields
+            if fields.get("Package") in pkgs:
+                found.setdefault(fields["Package"], fields)
         return found
 
     def versions(self, pkg: str) -> list:
@@ -135,7 +139,7 @@ class Apt:
         # apt drops to the _apt user when it can: let it write here.
         os.chmod(dest, 0o777)
         proc = _run(["apt-get", *self.options(), "download", "-q", *pkgs], cwd=dest)
-        if proc.returncode != 0 and self.root:
+        if proc.returncode != 0:
             self.update(force=True)         # the lists named a file the mirror dropped
             proc = _run(["apt-get", *self.options(), "download", "-q", *pkgs], cwd=dest)
         if proc.returncode != 0:

@@ -59,9 +59,10 @@ def cmd_bootstrap(a):
 
 def cmd_fetch(a):
     bootstrap.ensure_apt()
-    info = kernels.fetch(a.kernel).info()
+    kernel = kernels.fetch(a.kernel)
+    info = kernel.info()
     if a.source:
-        info["source"] = str(sources.fetch(a.kernel))
+        info["source"] = str(sources.fetch(a.kernel, kernel=kernel))
     print(json.dumps(info, indent=1))
 
 

@@ -51,9 +51,9 @@ def _pick_version(apt, pkg: str, want: str) -> str:
     return candidate
 
 
-def fetch(series: str, quiet: bool = False) -> pathlib.Path:
+def fetch(series: str, quiet: bool = False, kernel: kernels.Kernel = None) -> pathlib.Path:
     """The source tree of the series' current kernel (fetched if needed)."""
-    kernel = kernels.fetch(series, quiet=True)
+    kernel = kernel or kernels.fetch(series, quiet=True)
     have = cached(series, kernel.version)
     if have and json.loads((have / "source.json").read_text())["kernel_version"] == kernel.version:
         return have
