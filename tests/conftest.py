@@ -31,12 +31,26 @@ if _unknown or not KERNELS:
 def pytest_configure(config):
     config.addinivalue_line("markers", "guest: boots a real kernel under QEMU and drives gdb")
     config.addinivalue_line("markers", "gdb: runs a real gdb (no guest)")
+    config.addinivalue_line("markers", "only_kernels(*series): run only on these kernel series; "
+                                       "the others are deselected, not skipped")
+
+
+def _series_of(item):
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("kernel_series") if callspec else None
 
 
 def pytest_collection_modifyitems(config, items):
+    keep, dropped = [], []
     for item in items:
         if "/guest/" in str(item.fspath).replace(os.sep, "/"):
             item.add_marker(pytest.mark.guest)
+        only = item.get_closest_marker("only_kernels")
+        series = _series_of(item)
+        (dropped if only and series and series not in only.args else keep).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
 
 
 @pytest.fixture(scope="session", params=KERNELS)
