@@ -133,14 +133,16 @@ def cmd_demo(a):
     return demo.main(a, kernel=_kernel(a))
 
 
-def main(argv=None) -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="lab", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="kx's lab: fetch Debian kernels, build the guest, boot QEMU, attach gdb.\n\n"
                     "  ./scripts/lab demo                 the whole story in one command\n"
                     "  ./scripts/lab boot --smp 2         boot a guest (gdbstub on loopback)\n"
                     "  ./scripts/lab gdb                  attach gdb with kx loaded\n"
-                    "  ./scripts/lab stop                 stop it")
+                    "  ./scripts/lab stop                 stop it\n\n"
+                    "  --kernel 5.10|6.1|6.12|7.2: Debian's cloud-amd64 kernels (bullseye,\n"
+                    "  bookworm, sid); --kernel-image/--vmlinux: a kernel you built")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("bootstrap", help="install the Debian packages and the venv kx needs")
@@ -186,7 +188,11 @@ def main(argv=None) -> int:
     p.add_argument("--pti", choices=["on", "off", "auto"], default="on")
     p.set_defaults(func=cmd_demo)
 
-    a = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None) -> int:
+    a = _parser().parse_args(argv)
     try:
         return a.func(a) or 0
     except KeyboardInterrupt:
