@@ -224,3 +224,17 @@ def test_a_qemu_that_fails_is_not_booted_again(fake_guest):
         guest.start(timeout=20)
     guest.stop()
     assert guest.boot_failures == []
+
+
+def test_source_tree_of_the_kernel_version_first(cache):
+    from kxlab import sources
+    import json
+    import time as _time
+    for name, kver in (("linux-source-6.1_6.1.192-3", "6.1.192-3"), ("linux-source-6.1_6.1.200-1", "6.1.200-1")):
+        d = sources.src_dir() / name
+        d.mkdir(parents=True)
+        (d / "source.json").write_text(json.dumps({"series": "6.1", "kernel_version": kver}))
+        _time.sleep(0.01)
+    assert sources.cached("6.1", "6.1.192-3").name == "linux-source-6.1_6.1.192-3"
+    assert sources.cached("6.1", "6.1.999-1").name == "linux-source-6.1_6.1.200-1"   # the newest
+    assert sources.cached("6.12") is None
