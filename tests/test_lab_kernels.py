@@ -238,3 +238,12 @@ def test_source_tree_of_the_kernel_version_first(cache):
     assert sources.cached("6.1", "6.1.192-3").name == "linux-source-6.1_6.1.192-3"
     assert sources.cached("6.1", "6.1.999-1").name == "linux-source-6.1_6.1.200-1"   # the newest
     assert sources.cached("6.12") is None
+
+
+def test_sweep_staging_keeps_live_fetches(tmp_path):
+    old, new = tmp_path / ".staging-old", tmp_path / ".staging-new"
+    for d in (old, new):
+        (d / "debs").mkdir(parents=True)
+    os.utime(old, (0, 0))
+    kernels.sweep_staging(tmp_path)
+    assert not old.exists() and new.exists()

@@ -128,6 +128,17 @@ def kernels_dir() -> pathlib.Path:
     return path
 
 
+def sweep_staging(parent: pathlib.Path, max_age: float = 86400) -> None:
+    """Remove the staging directories of fetches that died over a day ago
+    (a live fetch's is younger: it is renamed into place when done)."""
+    for d in parent.glob(".staging-*"):
+        try:
+            if time.time() - d.stat().st_mtime > max_age:
+                shutil.rmtree(d, ignore_errors=True)
+        except FileNotFoundError:
+            pass
+
+
 def _entry_name(abi: str, version: str) -> str:
     return f"{abi}_{version}".replace("~", "-").replace(":", "-")
 
@@ -190,6 +201,7 @@ def fetch(series: str = DEFAULT_SERIES, quiet: bool = False, offline_ok: bool = 
         return Kernel(series, info["abi"], info["version"], root)
 
     bootstrap.log(f"fetching {info['abi']} ({info['version']}, {info['suite']})")
+    sweep_staging(kernels_dir())
     staging = pathlib.Path(tempfile.mkdtemp(prefix=".staging-", dir=kernels_dir()))
     try:
         (staging / "debs").mkdir()

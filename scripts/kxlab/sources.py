@@ -74,6 +74,7 @@ def fetch(series: str, quiet: bool = False, kernel: kernels.Kernel = None) -> pa
 
 def _fetch_into(apt, pkg, version, kernel, root, quiet) -> pathlib.Path:
     bootstrap.log(f"fetching {pkg} {version}")
+    kernels.sweep_staging(src_dir())
     staging = pathlib.Path(tempfile.mkdtemp(prefix=".staging-", dir=src_dir()))
     try:
         dl = staging / "debs"
