@@ -86,10 +86,18 @@ def mismatch_lab():
 
 @pytest.fixture
 def kx(lab):
-    """The shared gdb, stopped, with no breakpoints left by earlier tests."""
-    lab.ensure_stopped()
+    """The shared gdb, stopped, with no breakpoints left by earlier tests.
+    A gdb that no longer answers is replaced (with its guest), so that the
+    test that hung it fails alone."""
+    try:
+        lab.ensure_stopped()
+    except (TimeoutError, EOFError) as exc:
+        lab.restart(f"before the test: {exc}")
     yield lab
-    lab.cleanup_after_test()
+    try:
+        lab.cleanup_after_test()
+    except (TimeoutError, EOFError) as exc:
+        lab.restart(f"after the test: {exc}")
 
 
 def pytest_sessionfinish(session, exitstatus):
