@@ -51,6 +51,10 @@ def missing_apt_packages() -> list:
 _apt_updated = False
 
 
+def apt_updated() -> bool:
+    return _apt_updated
+
+
 def apt_update() -> None:
     global _apt_updated
     if not _apt_updated:
