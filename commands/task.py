@@ -1,17 +1,11 @@
 """kx task and kx ps: which task is this, and which tasks are there."""
 from gdbext import arch, errors
-from gdbext.decoders import capabilities, flags as flagdec
-from gdbext.kernel import creds, seccomp, tasks, version
+from gdbext.decoders import capabilities
+from gdbext.kernel import creds, flag_names, seccomp, tasks
 from gdbext.render import Report, Text
 from gdbext import machine
 
 from .base import KxCommand, add_cpu_option
-
-
-def _flag_set(value, decode):
-    if value is None:
-        return None
-    return {"value": value, "names": decode(value, version.version())}
 
 
 def task_completions():
@@ -22,8 +16,7 @@ def task_completions():
         return []
 
 
-def state_of(task):
-    return flagdec.decode_task_state(task.state & 0xFFFFFFFF, task.exit_state & 0xFFFFFFFF, version.version())
+state_of = flag_names.state_of
 
 
 class KxTask(KxCommand):
@@ -60,10 +53,7 @@ bounding, ambient) by name, up to the kernel's own cap_last_cap."""
             "address": task.address, "pid": task.pid, "tgid": task.tgid, "comm": task.comm,
             "state": state.label, "state_value": task.state, "exit_state": task.exit_state,
             "state_names": state.names,
-            "flags": _flag_set(task.flags, flagdec.decode_pf_flags),
-            "ti_flags": _flag_set(task.ti_flags, flagdec.decode_tif_flags),
-            "syscall_work": _flag_set(task.syscall_work, flagdec.decode_syscall_work),
-            "ti_status": _flag_set(task.ti_status, flagdec.decode_ts_status),
+            **flag_names.task_flags(task),
             "thread_info": {"address": tasks.thread_info_address(task),
                             "location": "task_struct" if tasks.thread_info_in_task() else "stack"},
             "stack": stack,

@@ -213,6 +213,12 @@ class Arch:
         the architecture keeps one (None: nothing to cross-check)."""
         return None
 
+    def thread_flag_tables(self, version) -> Dict[str, Dict[int, str]]:
+        """The architecture's thread_info bits for a kernel version, by the
+        task JSON key they decode ({"ti_flags": {bit: name}, ...}), and the
+        tree they come from under "tree"."""
+        return {}
+
     def in_user_mode(self, regs: Dict[str, int]) -> bool:
         raise NotImplementedError
 

@@ -108,3 +108,20 @@ def sizeof(name: str) -> int:
     if _source[0] is not None:
         return _source[0].sizeof(name)
     return lookup(name).sizeof
+
+
+def enum_values(name: str):
+    """{enumerator: value} of `enum name` from the DWARF, or None when this
+    vmlinux has no such enum (or no DWARF)."""
+    if _source[0] is not None:
+        values = getattr(_source[0], "enum_values", None)
+        return values(name) if values else None
+    key = ("enum", name)
+    if key not in _cache:
+        try:
+            t = lookup(name).strip_typedefs()
+            _cache[key] = {f.name: f.enumval for f in t.fields()}
+        except errors.MissingType:
+            _cache[key] = None
+    return _cache[key]
+

@@ -99,6 +99,12 @@ class X86_64(Arch):
         from gdbext.arch.x86_64 import cpu_setup as kcpu
         return kcpu.top_of_stack(cpu)
 
+    def thread_flag_tables(self, version):
+        from gdbext.arch.x86_64 import thread_flags
+        from gdbext.decoders.flags import tree_for
+        t = tree_for(version, thread_flags.TREES)
+        return {"ti_flags": t.tif, "ti_status": t.ts, "tree": t.tree}
+
     def in_user_mode(self, regs: Dict[str, int]) -> bool:
         return regs.get("cs") is not None and regs["cs"] & 3 == 3
 
