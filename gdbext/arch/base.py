@@ -253,6 +253,26 @@ class Arch:
         """The page walk: a decoders.paging.Translation-like result."""
         raise NotImplementedError
 
+    def page_table_root(self, regs: Dict[str, int]) -> int:
+        """The root the CPU walks now (x86: CR3)."""
+        raise NotImplementedError
+
+    def root_address(self, root: int) -> int:
+        """The table address in a root value (x86: CR3 without PCID and
+        flag bits), to compare roots."""
+        return root
+
+    def page_table_views(self, root: int, regs: Dict[str, int], cpu: int) -> List[Tuple[str, int]]:
+        """[(name, root)] of the page tables that belong together with
+        `root`, `root`'s own first: where the kernel keeps a user and a
+        kernel copy (x86 KPTI) both, else just `root`."""
+        return [("current", root)]
+
+    def describe_walk(self, address: int, regs: Dict[str, int], translation=None, fault=None) -> Dict:
+        """A finished walk (`translation`) or one stopped by `fault` as
+        JSON-ready data: each level's entry and flags, the page or the fault."""
+        raise NotImplementedError
+
     def kernel_page_table(self, regs: Dict[str, int]) -> int:
         """The root of the kernel's page tables while `regs` may be on a
         user one (KPTI)."""
