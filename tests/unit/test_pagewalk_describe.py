@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from gdbext.decoders import paging
-from tests.unit.test_paging import G, P, PKEY3, RW, US, XD, PageTables
+from tests.unit.test_paging import G, P, PKEY3, US, XD, PageTables
 
 
 def test_4k_walk_described_level_by_level():
