@@ -13,7 +13,7 @@ import importlib
 import sys
 
 # Every architecture-neutral module with commands, functions or parameters.
-MODULES = ("prefix", "params", "task", "regs", "functions", "unwind", "syscalls", "event", "breaks", "trace", "kaslr", "vdso", "pagewalk", "dmesg")
+MODULES = ("prefix", "params", "task", "regs", "functions", "unwind", "syscalls", "event", "breaks", "trace", "kaslr", "vdso", "pagewalk", "dmesg", "modules")
 
 _registered = False
 

@@ -112,6 +112,7 @@ class Arch:
     abis: Tuple[SyscallAbi, ...] = ()
     pointer_size = 8
     kernel_space_start = 0             # lowest kernel address
+    module_area = (0, 0)               # [start, end) of loadable modules' memory
     other_entry_prefixes: Tuple[str, ...] = ()  # non-syscall entry stubs that also build pt_regs
     default_thread_size = 16 * 1024    # THREAD_SIZE when no symbol tells
 

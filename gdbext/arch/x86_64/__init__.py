@@ -37,6 +37,9 @@ class X86_64(Arch):
     pt_regs_size = PT_REGS_SIZE
     pt_regs_offsets = PT_REGS_OFFSETS
     kernel_space_start = 0xFFFF800000000000   # lowest canonical kernel address (4-level)
+    # MODULES_VADDR (__START_KERNEL_map + KERNEL_IMAGE_SIZE: 512 MiB, or
+    # 1 GiB with KASLR) to MODULES_END (asm/pgtable_64_types.h, 6.1, 6.12).
+    module_area = (0xFFFFFFFFA0000000, 0xFFFFFFFFFF000000)
     default_thread_size = 16 * 1024           # without KASAN (asm/page_64_types.h)
     # IDT stubs (idtentry.h) also call their C handler with %rsp = pt_regs.
     other_entry_prefixes = ("asm_exc_", "asm_sysvec_", "asm_common_interrupt", "asm_spurious_interrupt")
