@@ -9,9 +9,7 @@ import time
 import pytest
 
 from gdbext.decoders import printk_ring
-from tests.guestlib import GuestSession, LabConfig
-
-from kxlab import gdbrun, kernels, qemu
+from tests.guest.conftest import OwnSession
 
 KERNEL_LINE = re.compile(r"^\[\s*\d+\.\d{6}\] .*$", re.M)
 
@@ -69,30 +67,10 @@ def test_errors(kx):
         assert needle in kx.json(command)["error"]
 
 
-class TickSession(GuestSession):
-    """A guest of its own whose kxkmsg child writes an info record every 200 ms."""
-
-    def __init__(self, series):
-        self.config = LabConfig(kernel=series)
-        self.kernel = kernels.fetch(series, quiet=True)
-        self.guest = qemu.Guest(qemu.BootOptions(kernel=series, smp=2, cpu="Haswell", pti="on",
-                                                 append="kxkmsg_ms=200"), kernel=self.kernel)
-        self.guest.start()
-        self.symbols = self.kernel.symbols()
-        self.vmlinux = self.kernel.vmlinux
-        self.running = False
-        self.gdb = None
-        try:
-            self.gdb = gdbrun.start_mi(self.vmlinux, self.guest.port)
-            self.gdb.cmd("set kx color off")
-        except BaseException:
-            self.close()
-            raise
-
-
 @pytest.fixture(scope="module")
 def ticking(kernel_series):
-    session = TickSession(kernel_series)
+    # A guest of its own whose kxkmsg child writes an info record every 200 ms.
+    session = OwnSession(kernel_series, append="kxkmsg_ms=200")
     yield session
     session.close()
 

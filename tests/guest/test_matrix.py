@@ -48,6 +48,10 @@ TYPICAL = {
     "event": ["", "--cpu {other}"],
     "vdso": ["", "1"],
     "kaslr": [""],
+    "cr": ["", "--cpu {other}"],
+    "pagewalk": ["sys_call_table", "$rsp --cpu {other}", "0x400000 --pid 1"],
+    "dmesg": ["--tail 5", "--level console", "--follow"],
+    "modules": [""],
     # Groups: run in order, compared as one (a kx breakpoint exists between them).
     "break": [("openat --pid 1", "", "delete")],
     # Resumes the guest: run last in each state (see run_trace).
