@@ -1,6 +1,7 @@
 /*
  * /init of the lab guest: a short boot step before the workload, then it
- * becomes /bin/kxwork (still pid 1, so kxwork takes its init role).
+ * becomes /bin/kxwork through the link /sbin/init (still pid 1, so kxwork
+ * takes its init role, and its comm stays "init").
  *
  *   - writes known records to /dev/kmsg: one at level 3 (err), which the
  *     console prints under the lab's loglevel=4, one at level 6 (info),
@@ -127,7 +128,7 @@ int main(void)
 	if (every && atol(every) > 0)
 		kmsg_child(atol(every));
 	char *argv[] = {"/init", NULL};
-	execv("/bin/kxwork", argv);
-	perror("kxboot: exec /bin/kxwork");
+	execv("/sbin/init", argv);   /* a link to /bin/kxwork: comm stays "init" */
+	perror("kxboot: exec /sbin/init");
 	return 1;
 }
