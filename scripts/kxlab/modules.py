@@ -89,7 +89,7 @@ def ensure(kernel) -> Optional[dict]:
     try:
         bootstrap.log(f"fetching the {MODULE} module of {kernel.abi} for the guest")
         _fetch(kernel, out)
-    except (OSError, RuntimeError, lzma.LZMAError, subprocess.SubprocessError) as exc:
+    except (OSError, RuntimeError, KeyError, ValueError, lzma.LZMAError, subprocess.SubprocessError) as exc:
         bootstrap.log(f"no kernel module for the guest: {exc}")
         shutil.rmtree(module_dir(kernel), ignore_errors=True)
         return None
