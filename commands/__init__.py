@@ -13,8 +13,8 @@ import importlib
 import sys
 
 # Every architecture-neutral module with commands, functions or parameters.
-MODULES = ("prefix", "params", "task", "regs", "functions", "unwind", "syscalls", "event", "breaks", "trace", "kaslr", "vdso",
-           "seccomp")
+MODULES = ("prefix", "params", "task", "regs", "functions", "unwind", "syscalls", "event", "breaks",
+           "trace", "kaslr", "vdso", "seccomp", "pagewalk", "dmesg", "modules")
 
 _registered = False
 

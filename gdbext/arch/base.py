@@ -142,6 +142,7 @@ class Arch:
     abis: Tuple[SyscallAbi, ...] = ()
     pointer_size = 8
     kernel_space_start = 0             # lowest kernel address
+    module_area = (0, 0)               # [start, end) of loadable modules' memory
     other_entry_prefixes: Tuple[str, ...] = ()  # non-syscall entry stubs that also build pt_regs
     default_thread_size = 16 * 1024    # THREAD_SIZE when no symbol tells
     user_space_end = 0                 # above the highest user address (0: not known)
@@ -343,6 +344,26 @@ class Arch:
     def translate(self, address: int, regs: Dict[str, int], read_phys_u64: Callable[[int], int],
                   root: Optional[int] = None):
         """The page walk: a decoders.paging.Translation-like result."""
+        raise NotImplementedError
+
+    def page_table_root(self, regs: Dict[str, int]) -> int:
+        """The root the CPU walks now (x86: CR3)."""
+        raise NotImplementedError
+
+    def root_address(self, root: int) -> int:
+        """The table address in a root value (x86: CR3 without PCID and
+        flag bits), to compare roots."""
+        return root
+
+    def page_table_views(self, root: int, regs: Dict[str, int], cpu: int) -> List[Tuple[str, int]]:
+        """[(name, root)] of the page tables that belong together with
+        `root`, `root`'s own first: where the kernel keeps a user and a
+        kernel copy (x86 KPTI) both, else just `root`."""
+        return [("current", root)]
+
+    def describe_walk(self, address: int, regs: Dict[str, int], translation=None, fault=None) -> Dict:
+        """A finished walk (`translation`) or one stopped by `fault` as
+        JSON-ready data: each level's entry and flags, the page or the fault."""
         raise NotImplementedError
 
     def kernel_page_table(self, regs: Dict[str, int]) -> int:

@@ -69,7 +69,7 @@ class Guest:
     def __init__(self, opts: BootOptions, kernel: kernels.Kernel = None, workdir=None):
         self.opts = opts
         self.kernel = kernel or kernels.fetch(opts.kernel)
-        self.initrd = initramfs.build()
+        self.initrd = initramfs.build_for(self.kernel)
         self.port = opts.port or free_port()
         self.workdir = pathlib.Path(workdir or tempfile.mkdtemp(prefix="kx-guest-", dir=paths.run_dir()))
         self.serial_log = self.workdir / "serial.log"

@@ -49,6 +49,10 @@ TYPICAL = {
     "vdso": ["", "1"],
     "kaslr": [""],
     "seccomp": ["", "1 --eval write 1"],
+    "cr": ["", "--cpu {other}"],
+    "pagewalk": ["sys_call_table", "$rsp --cpu {other}", "0x400000 --pid 1"],
+    "dmesg": ["--tail 5", "--level console", "--follow"],
+    "modules": [""],
     # Groups: run in order, compared as one (a kx breakpoint exists between them).
     "break": [("openat --pid 1", "", "delete")],
     # Resumes the guest: run last in each state (see run_trace).

@@ -40,6 +40,9 @@ class X86_64(Arch):
     pt_regs_size = PT_REGS_SIZE
     pt_regs_offsets = PT_REGS_OFFSETS
     kernel_space_start = 0xFFFF800000000000   # lowest canonical kernel address (4-level)
+    # MODULES_VADDR (__START_KERNEL_map + KERNEL_IMAGE_SIZE: 512 MiB, or
+    # 1 GiB with KASLR) to MODULES_END (asm/pgtable_64_types.h, 6.1, 6.12).
+    module_area = (0xFFFFFFFFA0000000, 0xFFFFFFFFFF000000)
     default_thread_size = 16 * 1024           # without KASAN (asm/page_64_types.h)
     # IDT stubs (idtentry.h) also call their C handler with %rsp = pt_regs.
     other_entry_prefixes = ("asm_exc_", "asm_sysvec_", "asm_common_interrupt", "asm_spurious_interrupt")
@@ -252,6 +255,28 @@ class X86_64(Arch):
     def translate(self, address, regs, read_phys_u64, root=None):
         cr3 = regs["cr3"] if root is None else root
         return paging.translate(address & MASK64, cr3, read_phys_u64, self.la57(regs))
+
+    def page_table_root(self, regs: Dict[str, int]) -> int:
+        return regs["cr3"]
+
+    def root_address(self, root: int) -> int:
+        return paging.cr3_pgd_address(root)
+
+    def page_table_views(self, root, regs, cpu):
+        # Under PTI every mm has an 8 KiB PGD pair: kernel half, user half
+        # (bit 12); arch/x86_64/control.py tells which one `root` is.
+        from gdbext.arch.x86_64 import control
+        view = control.cr3_view(root, bool((regs.get("cr4") or 0) & control.CR4_PCIDE),
+                                control.pti_enabled(cpu))
+        if view["view"] in ("user", "kernel"):
+            pair = [("user", view["user_cr3"]), ("kernel", view["kernel_cr3"])]
+            return sorted(pair, key=lambda p: p[0] != view["view"])
+        return [("kernel and user" if view["view"] == "only" else "current", root)]
+
+    def describe_walk(self, address, regs, translation=None, fault=None):
+        steps = translation.levels if translation is not None else getattr(fault, "steps", [])
+        page_fault = fault if isinstance(fault, paging.PageFault) else None
+        return paging.describe_walk(address & MASK64, steps, self.la57(regs), translation, page_fault)
 
     def kernel_page_table(self, regs: Dict[str, int]) -> int:
         # Under PTI the user CR3 has bit 12 set and the kernel PGD is the
