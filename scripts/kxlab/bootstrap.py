@@ -21,6 +21,7 @@ APT_TOOLS = {
     "cpio": "cpio",
     "dpkg-deb": "dpkg",
     "apt-get": "apt",
+    "debootstrap": "debootstrap",   # chroots with other gdbs (kxlab/toolchains.py)
 }
 # Static glibc for the workload; ensurepip for the venv.
 APT_FILES = {
