@@ -257,6 +257,12 @@ def packet(text: str, from_loop: bool = False) -> str:
     connection only the loop itself (`from_loop`) may send."""
     if not from_loop:
         _not_in_loop()
+    connection = getattr(gdb.selected_inferior(), "connection", None)
+    if hasattr(connection, "send_packet"):
+        # gdb 12+: the reply as bytes.  gdb 18 no longer lets
+        # gdb.execute(..., to_string=True) capture what `maint packet` prints.
+        reply = connection.send_packet(text)
+        return reply.decode("latin-1") if isinstance(reply, bytes) else (reply or "")
     out = gdb.execute(f"maint packet {text}", to_string=True)
     reply = rsp_packets.maint_packet_reply(out)
     return "" if reply is None else reply
