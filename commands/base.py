@@ -134,6 +134,8 @@ class KxCommand(gdb.Command):
         else:
             if report is None:
                 return
+            from gdbext.machine import breakpoints
+            breakpoints.end_announcement_line()
             if want_json:
                 gdb.write(report.json() + "\n")
             else:

@@ -14,6 +14,9 @@ from kxlab import bootstrap, gdbrun, kernels, qemu
 _SESSIONS = {}
 
 
+_GDB_BREAKPOINT_MENTION = re.compile(r"^Breakpoint \d+ at 0x[0-9a-f]+(: file .*, line \d+\.)?$")
+
+
 @dataclasses.dataclass(frozen=True)
 class LabConfig:
     kernel: str = "6.1"
@@ -122,7 +125,9 @@ class GuestSession:
     def json(self, command: str) -> dict:
         """Run a kx command with --json; exactly one JSON object on one line."""
         out = self.gdb.cmd(command + " --json")
-        lines = [l for l in out.splitlines() if l.strip()]
+        # gdb 18 under MI announces a breakpoint that kx creates on the
+        # console even while kx captures it: gdb's own line, not kx's.
+        lines = [l for l in out.splitlines() if l.strip() and not _GDB_BREAKPOINT_MENTION.match(l)]
         assert len(lines) == 1, f"expected one JSON line from {command!r}, got:\n{out}"
         return json.loads(lines[0])
 

@@ -11,6 +11,10 @@ from typing import Callable, List
 import gdb
 
 _factories: List[Callable[[], gdb.Breakpoint]] = []
+# gdb 18 under MI prints the announcement on the console whatever captures
+# it (to_string gets the =breakpoint-created record instead), with no
+# newline: the command that made a breakpoint ends that line first.
+_announced = []
 _made: List[gdb.Breakpoint] = []
 _failed: List[BaseException] = []
 
@@ -25,7 +29,17 @@ def create_quietly(factory: Callable[[], gdb.Breakpoint]) -> gdb.Breakpoint:
         _factories.clear()
     if _failed:
         raise _failed.pop()
+    if int(gdb.VERSION.split(".")[0]) >= 18:
+        _announced.append(True)
     return _made.pop()
+
+
+def end_announcement_line() -> None:
+    """After making breakpoints: end the line a gdb that could not be
+    silenced left open, so the command's own output starts on its own."""
+    if _announced:
+        _announced.clear()
+        gdb.write("\n")
 
 
 def _make_next() -> None:
