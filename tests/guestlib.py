@@ -23,6 +23,7 @@ class LabConfig:
     kaslr: bool = False
     workload: str = "loop"
     vmlinux_kernel: str = None  # attach gdb with another series' vmlinux (the mismatch tests)
+    trace_plugin: bool = False  # load the kxtrace plugin (QEMU 10.0.2) and tell kx its socket
 
 
 def all_sessions():
@@ -42,6 +43,8 @@ class GuestSession:
         self.guest = qemu.Guest(qemu.BootOptions(
             kernel=config.kernel, smp=config.smp, cpu=config.cpu, pti=config.pti,
             kaslr=config.kaslr, workload=config.workload), kernel=self.kernel)
+        if config.trace_plugin:
+            self.guest.opts.plugin = str(self.guest.workdir / "kxtrace.sock")
         self.guest.start()
         self.symbols = self.kernel.symbols()
         self.vmlinux = self.kernel.vmlinux
@@ -51,6 +54,8 @@ class GuestSession:
         try:
             self.gdb = gdbrun.start_mi(self.vmlinux, self.guest.port)
             self.gdb.cmd("set kx color off")
+            if config.trace_plugin:
+                self.gdb.cmd(f"set kx trace-plugin {self.guest.opts.plugin}")
             self.running = False
         except BaseException:
             self.close()

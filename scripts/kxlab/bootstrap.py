@@ -25,6 +25,9 @@ APT_TOOLS = {
 # Static glibc for the workload; ensurepip for the venv.
 APT_FILES = {
     "/usr/lib/x86_64-linux-gnu/libc.a": "libc6-dev",
+    # glib's headers and pkg-config for the kxtrace plugin (kxlab/plugin.py)
+    "/usr/include/glib-2.0/glib.h": "libglib2.0-dev",
+    "/usr/bin/pkg-config": "pkgconf",
 }
 
 

@@ -32,7 +32,29 @@ def _boot_args(p):
 def _opts(a) -> qemu.BootOptions:
     return qemu.BootOptions(kernel=a.kernel, smp=a.smp, kaslr=a.kaslr, pti=a.pti, accel=a.accel,
                             port=a.port, cpu=a.cpu, memory=a.memory, workload=a.workload,
-                            stopped=getattr(a, "stopped", False))
+                            stopped=getattr(a, "stopped", False),
+                            plugin=_plugin_socket(a))
+
+
+def _plugin_socket(a) -> str:
+    """--trace-plugin [SOCKET]: the given path, or one per guest name."""
+    want = getattr(a, "trace_plugin", None)
+    if not want:
+        return ""
+    if want == "auto":
+        return str(qemu.paths.run_dir() / f"{a.name}-kxtrace.sock")
+    return os.path.abspath(want)
+
+
+def cmd_qemu_args(a):
+    """The QEMU command prefix with the plugin, shell-quoted."""
+    import shlex
+    from . import plugin
+    try:
+        argv = plugin.qemu_args(os.path.abspath(a.trace_plugin))
+    except plugin.PluginUnsupported as exc:
+        raise SystemExit(f"lab: {exc}") from None
+    print(shlex.join(argv))
 
 
 def cmd_bootstrap(a):
@@ -58,7 +80,10 @@ def cmd_boot(a):
         raise SystemExit(f"lab: guest {a.name!r} is already running (./scripts/lab stop)")
     guest = qemu.Guest(_opts(a))
     detach = not a.foreground
-    guest.start(die_with_parent=not detach)
+    try:
+        guest.start(die_with_parent=not detach)
+    except qemu.plugin.PluginUnsupported as exc:
+        raise SystemExit(f"lab: {exc}") from None
     qemu.save_state(guest, a.name)
     info = guest.describe()
     print(json.dumps(info, indent=1))
@@ -102,7 +127,10 @@ def cmd_gdb(a):
         vmlinux = kernels.fetch(a.kernel).vmlinux
     if not port:
         raise SystemExit("lab: no running guest; start one with ./scripts/lab boot, or pass --port")
-    argv = gdbrun.gdb_argv(vmlinux, port, nx=False, extra_ex=a.ex or ())
+    extra = list(a.ex or ())
+    if state and state.get("trace_plugin") and not a.port:
+        extra.insert(0, f"set kx trace-plugin {state['trace_plugin']}")
+    argv = gdbrun.gdb_argv(vmlinux, port, nx=False, extra_ex=extra)
     if a.batch:
         argv.insert(1, "-batch")
     os.execvp(argv[0], argv)
@@ -139,7 +167,15 @@ def main(argv=None) -> int:
     p.add_argument("--stopped", action="store_true", help="freeze the CPU before the first instruction (-S)")
     p.add_argument("--name", default="default", help="name of this guest (default %(default)s)")
     p.add_argument("--foreground", action="store_true", help="stay attached; Ctrl-C stops QEMU")
+    p.add_argument("--trace-plugin", nargs="?", const="auto", default=None, metavar="SOCKET",
+                   help="load the kxtrace plugin (QEMU 10.0.2 unless KX_QEMU says otherwise); its "
+                        "control socket is SOCKET (default: one per guest in the run directory)")
     p.set_defaults(func=cmd_boot)
+
+    p = sub.add_parser("qemu-args", help="print the QEMU command prefix that loads the kxtrace plugin")
+    p.add_argument("--trace-plugin", required=True, metavar="SOCKET",
+                   help="the plugin's control socket (kx: set kx trace-plugin SOCKET)")
+    p.set_defaults(func=cmd_qemu_args)
 
     p = sub.add_parser("stop", help="stop a guest started by `boot`")
     p.add_argument("--name", default="default")

@@ -1,0 +1,239 @@
+"""The client of the kxtrace TCG plugin (scripts/plugin/): its control
+socket, its per-vCPU rings of fixed-size records, and record files.
+
+No gdb here: the plugin runs inside QEMU and reads the guest itself, so
+this module only talks to a unix socket and reads shared memory.
+
+- Control: one text line per command, one answer line ("ok ..." / "err
+  ..."); `hello` also passes the rings' memfd (SCM_RIGHTS).
+- Rings: after a 64-byte file header, one ring per vCPU: a 64-byte ring
+  header (head, tail, dropped, filtered: u64 each) and `slots` records.
+  The vCPU thread writes a record, then advances head; the reader copies
+  records from tail to head, then advances tail.  A full ring makes the
+  plugin drop and count, never wait.
+- Records: KX_RECORD_SIZE bytes, laid out as struct kx_record in
+  scripts/plugin/kxtrace.h (change both together).
+- A record file (--record) is a header line of JSON (the trace's
+  configuration) and then the raw records, as the rings held them.
+"""
+import json
+import mmap
+import os
+import socket
+import struct
+import time
+from typing import Dict, Iterator, List, Optional
+
+from gdbext import errors
+
+PROTOCOL = 1
+RECORD_SIZE = 1024
+RECORD_MAGIC = 0x3152584B       # "KXR1"
+FILE_MAGIC = b"KXTRACE1"
+ENTRY, RETURN = 1, 2
+# Capture status (kxtrace.h).
+CAP_OK, CAP_TRUNCATED, CAP_UNREADABLE, CAP_PARTIAL, CAP_NO_ROOM = range(5)
+F_TASK, F_PTREGS, F_CALLER = 1, 2, 4
+
+_HEAD = struct.Struct("<IHBBQQQQQQIHBB")   # the first 64 bytes
+_REGS_AT, _TASK_AT, _PTREGS_AT, _CAPS_AT, DATA_AT = 64, 128, 192, 384, 432
+_CAP = struct.Struct("<BBHHH")
+_RING = struct.Struct("<QQQQ")               # head, tail, dropped, filtered
+RING_HEADER = 64
+FILE_HEADER = 64
+
+
+class PluginError(errors.KxError):
+    """The plugin refused something, or cannot be reached."""
+
+
+class Record:
+    """One record, decoded enough to filter and to build a View."""
+
+    __slots__ = ("vcpu", "kind", "point", "seq", "time_ns", "task", "ptregs", "nr", "caller",
+                 "flags", "regs", "task_bytes", "ptregs_bytes", "captures")
+
+    def __init__(self, raw: bytes, nregs_hint: int = 8):
+        (magic, self.vcpu, self.kind, self.point, self.seq, self.time_ns, self.task, self.ptregs,
+         self.nr, self.caller, self.flags, used, ncap, nregs) = _HEAD.unpack_from(raw, 0)
+        if magic != RECORD_MAGIC:
+            raise PluginError(f"not a kxtrace record (magic {magic:#x})")
+        self.regs = struct.unpack_from(f"<{nregs}Q", raw, _REGS_AT)
+        self.task_bytes = raw[_TASK_AT:_PTREGS_AT]
+        self.ptregs_bytes = raw[_PTREGS_AT:_CAPS_AT]
+        self.captures = []
+        for i in range(ncap):
+            arg, status, length, off, _ = _CAP.unpack_from(raw, _CAPS_AT + i * _CAP.size)
+            self.captures.append((arg, status, bytes(raw[DATA_AT + off:DATA_AT + off + length])))
+
+
+def parse_records(chunk: bytes) -> Iterator[Record]:
+    view = memoryview(chunk)
+    for at in range(0, len(chunk) - RECORD_SIZE + 1, RECORD_SIZE):
+        yield Record(view[at:at + RECORD_SIZE])
+
+
+class Rings:
+    """The shared rings: drain() copies what the vCPUs wrote since the last
+    call and frees those slots."""
+
+    def __init__(self, fd: int, vcpus: int, slots: int, size: int):
+        self.map = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        os.close(fd)
+        magic, n, s, record, ring = struct.unpack_from("<5I", self.map, 0)
+        if (magic, n, s, record, ring) != (RECORD_MAGIC, vcpus, slots, RECORD_SIZE, RING_HEADER):
+            raise PluginError("the plugin's rings do not have the layout kx expects "
+                              f"({n} vCPUs, {s} slots, {record}-byte records)")
+        self.vcpus, self.slots = vcpus, slots
+        self.per_ring = RING_HEADER + slots * RECORD_SIZE
+
+    def _base(self, vcpu: int) -> int:
+        return FILE_HEADER + self.per_ring * vcpu
+
+    def counters(self) -> Dict[str, int]:
+        out = {"head": 0, "dropped": 0, "filtered": 0}
+        for v in range(self.vcpus):
+            head, _tail, dropped, filtered = _RING.unpack_from(self.map, self._base(v))
+            out["head"] += head
+            out["dropped"] += dropped
+            out["filtered"] += filtered
+        return out
+
+    def skip_all(self) -> None:
+        """Forget whatever is in the rings (left from an earlier trace)."""
+        for v in range(self.vcpus):
+            head = struct.unpack_from("<Q", self.map, self._base(v))[0]
+            struct.pack_into("<Q", self.map, self._base(v) + 8, head)
+
+    def drain(self, limit: Optional[int] = None) -> List[bytes]:
+        """Chunks of whole records (one or two per vCPU: the ring wraps),
+        at most `limit` records per vCPU."""
+        chunks = []
+        for v in range(self.vcpus):
+            base = self._base(v)
+            head, tail = struct.unpack_from("<QQ", self.map, base)
+            n = head - tail
+            if limit is not None:
+                n = min(n, limit)
+            while n > 0:
+                slot = tail % self.slots
+                run = min(n, self.slots - slot)
+                start = base + RING_HEADER + slot * RECORD_SIZE
+                chunks.append(self.map[start:start + run * RECORD_SIZE])
+                tail += run
+                n -= run
+            struct.pack_into("<Q", self.map, base + 8, tail)
+        return chunks
+
+    def close(self) -> None:
+        try:
+            self.map.close()
+        except (BufferError, ValueError):
+            pass
+
+
+class PluginClient:
+    """One connection to the plugin's control socket."""
+
+    def __init__(self, path: str, timeout: float = 5.0):
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        try:
+            self.sock.connect(path)
+        except OSError as exc:
+            self.sock.close()
+            raise PluginError(f"cannot reach the kxtrace plugin at {path}: {exc.strerror or exc}") from None
+        self.buf = b""
+        self.rings = None
+        self.info = self._hello()
+
+    def _hello(self) -> Dict[str, int]:
+        self.sock.sendall(b"hello\n")
+        msg, fds, _flags, _addr = socket.recv_fds(self.sock, 1024, 1)
+        words = msg.decode(errors="replace").split()
+        if len(words) < 3 or words[:2] != ["ok", "kxtrace"] or not fds:
+            raise PluginError(f"{self.path} is not the kxtrace plugin ({msg[:60]!r})")
+        if int(words[2]) != PROTOCOL:
+            raise PluginError(f"the plugin speaks protocol {words[2]}, kx speaks {PROTOCOL}: rebuild it")
+        info = {k: int(v) for k, v in (w.split("=", 1) for w in words[3:])}
+        if info["record"] != RECORD_SIZE:
+            raise PluginError(f"the plugin writes {info['record']}-byte records, kx reads {RECORD_SIZE}")
+        self.rings = Rings(fds[0], info["vcpus"], info["slots"], info["bytes"])
+        return info
+
+    def command(self, line: str) -> str:
+        """Send one line; the answer after "ok", or PluginError."""
+        self.sock.sendall(line.encode() + b"\n")
+        while b"\n" not in self.buf:
+            data = self.sock.recv(4096)
+            if not data:
+                raise PluginError("the plugin closed its control socket")
+            self.buf += data
+        answer, self.buf = self.buf.split(b"\n", 1)
+        text = answer.decode(errors="replace")
+        if not text.startswith("ok"):
+            raise PluginError(f"the plugin refused {line.split()[0]!r}: {text[4:] or text}")
+        return text[2:].strip()
+
+    def configure(self, lines: List[str]) -> None:
+        """Send a configuration (each line answered before the next)."""
+        self.command("clear")
+        for line in lines:
+            self.command(line)
+
+    def stats(self) -> Dict[str, int]:
+        return {k: int(v) for k, v in (w.split("=", 1) for w in self.command("stats").split())}
+
+    def wait_armed(self, timeout: float = 5.0) -> bool:
+        """Whether the new trace points took effect (the plugin re-instruments
+        at the next vCPU idle/resume) within `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.stats().get("armed"):
+                return True
+            time.sleep(0.01)
+        return False
+
+    def close(self) -> None:
+        if self.rings is not None:
+            self.rings.close()
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class RecordWriter:
+    """--record FILE: the configuration as a JSON line, then raw records."""
+
+    def __init__(self, path: str, meta: dict):
+        self.f = open(path, "wb")
+        self.f.write(FILE_MAGIC + b" " + json.dumps(meta, separators=(",", ":")).encode() + b"\n")
+        self.records = 0
+
+    def write(self, chunk: bytes) -> None:
+        self.f.write(chunk)
+        self.records += len(chunk) // RECORD_SIZE
+
+    def close(self) -> None:
+        self.f.close()
+
+
+def read_record_file(path: str, batch: int = 4096):
+    """(meta, iterator of record chunks) of a --record file."""
+    f = open(path, "rb")
+    first = f.readline()
+    if not first.startswith(FILE_MAGIC + b" "):
+        f.close()
+        raise PluginError(f"{path} is not a kx trace record file")
+    meta = json.loads(first[len(FILE_MAGIC) + 1:])
+
+    def chunks():
+        with f:
+            while True:
+                data = f.read(RECORD_SIZE * batch)
+                if not data:
+                    return
+                yield data[:len(data) - len(data) % RECORD_SIZE]
+    return meta, chunks()
