@@ -24,6 +24,8 @@ class LabConfig:
     workload: str = "loop"
     vmlinux_kernel: str = None  # attach gdb with another series' vmlinux (the mismatch tests)
     trace_plugin: bool = False  # load the kxtrace plugin (QEMU 10.0.2) and tell kx its socket
+    plugin_slots: int = 0       # its records per vCPU ring (0: the plugin's default)
+    append: str = ""            # extra kernel command line words
 
 
 def all_sessions():
@@ -42,7 +44,8 @@ class GuestSession:
         self.kernel = kernels.fetch(config.kernel, quiet=True)
         self.guest = qemu.Guest(qemu.BootOptions(
             kernel=config.kernel, smp=config.smp, cpu=config.cpu, pti=config.pti,
-            kaslr=config.kaslr, workload=config.workload), kernel=self.kernel)
+            kaslr=config.kaslr, workload=config.workload, append=config.append,
+            plugin_slots=config.plugin_slots), kernel=self.kernel)
         if config.trace_plugin:
             self.guest.opts.plugin = str(self.guest.workdir / "kxtrace.sock")
         self.guest.start()

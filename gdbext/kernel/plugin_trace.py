@@ -216,6 +216,7 @@ class PluginTracer:
         self.pipeline = syscall_hits.SyscallHits(flt, self.want_return)
         self.records = 0
         self.done = False
+        self.memo = {}     # events.decode's, for the whole trace
 
     def feed(self, chunks: List[bytes]) -> bool:
         """Every record of `chunks` (one or more rings' worth) in sequence
@@ -223,10 +224,11 @@ class PluginTracer:
         records = [r for c in chunks for r in pc.parse_records(c)]
         if len(chunks) > 1:
             records.sort(key=lambda r: r.seq)
-        for record in records:
-            if self.done or not self.on_record(record):
-                self.done = True
-                return False
+        with arch.pinned(), symbols.pinned():
+            for record in records:
+                if self.done or not self.on_record(record):
+                    self.done = True
+                    return False
         return True
 
     def on_record(self, record: pc.Record) -> bool:
@@ -248,7 +250,7 @@ class PluginTracer:
         try:
             if not self.pipeline.wants(view.point.abi, record.nr, lambda: _task_identity(view)):
                 return True
-            event = events.decode(view)
+            event = events.decode(view, memo=self.memo)
             point = view.point
             event.entry = (stub_of_shared_point(pytypes.SimpleNamespace(regs=view.regs(), read=view.read_kernel),
                                                 point) if point.shared else point.stub)

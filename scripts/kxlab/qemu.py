@@ -50,6 +50,7 @@ class BootOptions:
     sleep_ms: int = 20
     append: str = ""           # extra kernel command line
     plugin: str = ""           # the kxtrace plugin's control socket ("": no plugin)
+    plugin_slots: int = 0      # records per vCPU ring (0: the plugin's default)
 
 
 class Guest:
@@ -82,7 +83,7 @@ class Guest:
         # "10.0" for bookworm-backports' 10.0.2, or a path with
         # KX_QEMU_DATADIR); a guest with the kxtrace plugin needs 10.0.
         if o.plugin:
-            prefix = plugin.qemu_args(o.plugin)
+            prefix = plugin.qemu_args(o.plugin, slots=o.plugin_slots)
         else:
             prefix = qemu10.select().prefix()
         argv = [*prefix,
