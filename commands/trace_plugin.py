@@ -39,11 +39,19 @@ class _Live:
                                                 lambda e: not sink.emit(e))
         self.writer = pc.RecordWriter(args.record, self.layout) if args.record else None
         self.armed_at = None
+        # How well the reader kept up: the longest gap between two drains
+        # and the most records one drain found.
+        self.last_poll, self.max_gap, self.max_batch = None, 0.0, 0
 
     def poll(self) -> bool:
+        now = time.monotonic()
+        if self.last_poll is not None:
+            self.max_gap = max(self.max_gap, now - self.last_poll)
+        self.last_poll = now
         if self.armed_at is None and self.client.stats().get("armed"):
-            self.armed_at = time.monotonic()
+            self.armed_at = now
         chunks = self.client.rings.drain()
+        self.max_batch = max(self.max_batch, sum(len(c) for c in chunks) // pc.RECORD_SIZE)
         if not chunks:
             return True
         if self.writer is not None:
@@ -83,7 +91,8 @@ def run_plugin(flt, args, sink, summary):
     t = live.tracer
     extra = {"engine": "plugin", "reason": result.reason, "records": counts["records"],
              "dropped": counts["dropped"], "filtered_out": counts["filtered"] + t.skipped,
-             "undecodable": t.undecodable, "unreturned": t.unreturned if args.want_return else 0}
+             "undecodable": t.undecodable, "unreturned": t.unreturned if args.want_return else 0,
+             "max_drain_gap_ms": round(live.max_gap * 1e3, 1), "max_drain_records": live.max_batch}
     if live.writer is not None:
         extra.update(recorded=live.writer.records, record_file=args.record)
     interrupted = result.reason not in ("done",)

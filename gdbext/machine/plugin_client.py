@@ -19,8 +19,10 @@ this module only talks to a unix socket and reads shared memory.
 import json
 import mmap
 import os
+import queue
 import socket
 import struct
+import threading
 import time
 from typing import Dict, Iterator, List, Optional
 
@@ -205,18 +207,40 @@ class PluginClient:
 
 
 class RecordWriter:
-    """--record FILE: the configuration as a JSON line, then raw records."""
+    """--record FILE: the configuration as a JSON line, then raw records.
+
+    A thread of its own writes them: a write() the kernel holds back while
+    it flushes dirty pages must not keep the reader from draining the
+    rings (the plugin would drop records meanwhile)."""
 
     def __init__(self, path: str, meta: dict):
         self.f = open(path, "wb")
         self.f.write(FILE_MAGIC + b" " + json.dumps(meta, separators=(",", ":")).encode() + b"\n")
         self.records = 0
+        self.error = None
+        self.queue = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._write_all, name="kx-record", daemon=True)
+        self.thread.start()
+
+    def _write_all(self):
+        while True:
+            chunk = self.queue.get()
+            if chunk is None:
+                return
+            try:
+                self.f.write(chunk)
+            except OSError as exc:
+                self.error = exc
 
     def write(self, chunk: bytes) -> None:
-        self.f.write(chunk)
+        if self.error is not None:
+            raise PluginError(f"cannot write the record file: {self.error.strerror}")
+        self.queue.put(chunk)
         self.records += len(chunk) // RECORD_SIZE
 
     def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
         self.f.close()
 
 

@@ -75,6 +75,24 @@ static int cmd_stats(int fd)
                __atomic_load_n(&kx_reset_pending, __ATOMIC_ACQUIRE));
 }
 
+/* `regnames`: every register the vCPUs offer, with its handle (QEMU 10
+ * makes it the gdb register number + 1: plugins/api.c). */
+static int cmd_regnames(int fd)
+{
+    GString *out = g_string_new("ok");
+    for (int i = 0;; i++) {
+        uintptr_t handle;
+        const char *name = kx_register_name(i, &handle);
+        if (!name)
+            break;
+        g_string_append_printf(out, " %s=%lu", name, (unsigned long)handle);
+    }
+    g_string_append_c(out, '\n');
+    int ok = send(fd, out->str, out->len, MSG_NOSIGNAL) == (ssize_t)out->len;
+    g_string_free(out, TRUE);
+    return ok ? 0 : -1;
+}
+
 static const char *cmd_regs(char **w, int n)
 {
     if (n - 1 > KX_MAX_REGS)
@@ -223,6 +241,8 @@ static int handle(int fd, char *line)
         return cmd_hello(fd);
     if (strcmp(w[0], "stats") == 0)
         return cmd_stats(fd);
+    if (strcmp(w[0], "regnames") == 0)
+        return cmd_regnames(fd);
     if (strcmp(w[0], "start") == 0 || strcmp(w[0], "stop") == 0) {
         bool arm = w[0][2] == 'a';
         if (arm && (kx_cfg.npoints == 0 || kx_cfg.ptregs_size == 0))

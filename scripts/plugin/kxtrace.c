@@ -65,6 +65,15 @@ int kx_register_index(const char *name)
     return -1;
 }
 
+const char *kx_register_name(int index, uintptr_t *handle)
+{
+    if (!reg_table || index < 0 || (guint)index >= reg_table->len)
+        return NULL;
+    qemu_plugin_reg_descriptor *d = &g_array_index(reg_table, qemu_plugin_reg_descriptor, index);
+    *handle = (uintptr_t)d->handle;
+    return d->name;
+}
+
 struct kx_ring *kx_ring_of(int vcpu)
 {
     size_t per = sizeof(struct kx_ring) + (size_t)kx_slots * KX_RECORD_SIZE;
@@ -260,9 +269,7 @@ static void on_point(unsigned int vcpu, void *udata)
 
 static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 {
-    int n = kx_want_armed ? kx_cfg.npoints : 0;
-    if (!n)
-        return;
+    int n = kx_cfg.npoints;
     size_t insns = qemu_plugin_tb_n_insns(tb);
     for (size_t i = 0; i < insns; i++) {
         struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
@@ -277,14 +284,17 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
     }
 }
 
-static void register_callbacks(void);
+static void register_callbacks(bool translate);
 
 /* qemu_plugin_reset()'s callback: the code cache is flushed and every
- * callback unregistered; from now on translations see the new points. */
+ * callback unregistered; from now on translations see the new points.
+ * Disarmed, not even the translation callback stays: a plugin that traces
+ * nothing costs nothing. */
 static void after_reset(qemu_plugin_id_t id)
 {
-    register_callbacks();
-    __atomic_store_n(&kx_armed, kx_want_armed, __ATOMIC_RELEASE);
+    bool arm = __atomic_load_n(&kx_want_armed, __ATOMIC_ACQUIRE);
+    register_callbacks(arm);
+    __atomic_store_n(&kx_armed, arm, __ATOMIC_RELEASE);
 }
 
 static void on_idle_or_resume(qemu_plugin_id_t id, unsigned int vcpu)
@@ -314,11 +324,12 @@ static void on_exit_qemu(qemu_plugin_id_t id, void *udata)
     unlink(sock_path);
 }
 
-static void register_callbacks(void)
+static void register_callbacks(bool translate)
 {
     qemu_plugin_register_atexit_cb(kx_id, on_exit_qemu, NULL);
     qemu_plugin_register_vcpu_init_cb(kx_id, on_vcpu_init);
-    qemu_plugin_register_vcpu_tb_trans_cb(kx_id, on_tb_trans);
+    if (translate)
+        qemu_plugin_register_vcpu_tb_trans_cb(kx_id, on_tb_trans);
     qemu_plugin_register_vcpu_idle_cb(kx_id, on_idle_or_resume);
     qemu_plugin_register_vcpu_resume_cb(kx_id, on_idle_or_resume);
 }
@@ -361,6 +372,6 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
                 kx_vcpus, kx_slots, sock);
         return -1;
     }
-    register_callbacks();
+    register_callbacks(false);
     return 0;
 }

@@ -27,7 +27,7 @@
 #define KX_PTREGS_BYTES 192
 #define KX_MAX_CAPS 6
 #define KX_RECORD_SIZE 1024
-#define KX_DEFAULT_SLOTS 16384
+#define KX_DEFAULT_SLOTS 65536       /* 64 MiB a vCPU: two seconds at full rate */
 #define KX_RECORD_MAGIC 0x3152584bu /* "KXR1" */
 
 enum { KX_ENTRY = 1, KX_RETURN = 2 };
@@ -111,6 +111,7 @@ extern uint64_t kx_seq;
 extern int kx_armed, kx_want_armed, kx_reset_pending, kx_generation;
 
 int kx_register_index(const char *name);
+const char *kx_register_name(int index, uintptr_t *handle);
 void kx_request_reset(bool arm);
 struct kx_ring *kx_ring_of(int vcpu);
 int kx_control_start(const char *path);

@@ -196,3 +196,21 @@ def test_without_the_plugin_kx_says_so(kx):
         assert "needs the plugin engine" in kx.gdb.cmd_full("kx trace --record /tmp/x --engine loop")["error"]
     finally:
         kx.cmd("set kx trace-plugin")
+
+
+def test_register_handles_are_gdb_numbers_plus_one(pk):
+    """The plugin reads registers by the handles QEMU gave in vcpu_init:
+    gdb's remote register number + 1 (QEMU 10's plugins/api.c)."""
+    from gdbext.machine import plugin_client as pc
+    client = pc.PluginClient(pk.guest.opts.plugin)
+    try:
+        handles = {k: int(v) for k, v in (w.split("=", 1) for w in client.command("regnames").split())}
+    finally:
+        client.close()
+    remote = {}
+    for line in pk.cmd("maint print remote-registers").splitlines():
+        f = line.split()
+        if len(f) == 8 and f[6].isdigit():
+            remote[f[0]] = int(f[6])
+    for name in ("rdi", "rsi", "rsp", "cs"):
+        assert handles[name] == remote[name] + 1, (name, handles[name], remote[name])
