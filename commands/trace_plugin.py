@@ -40,8 +40,9 @@ class _Live:
         self.writer = pc.RecordWriter(args.record, self.layout) if args.record else None
         self.armed_at = None
         # How well the reader kept up: the longest gap between two drains
-        # and the most records one drain found.
+        # and the most bytes one drain found.
         self.last_poll, self.max_gap, self.max_batch = None, 0.0, 0
+        self.first_record = 0
 
     def poll(self) -> bool:
         now = time.monotonic()
@@ -51,31 +52,37 @@ class _Live:
         if self.armed_at is None and self.client.stats().get("armed"):
             self.armed_at = now
         chunks = self.client.rings.drain()
-        self.max_batch = max(self.max_batch, sum(len(c) for c in chunks) // pc.RECORD_SIZE)
+        self.max_batch = max(self.max_batch, sum(len(c) for c in chunks))
         if not chunks:
             return True
         if self.writer is not None:
             for c in chunks:
                 self.writer.write(c)
-            return self.args.count is None or self.writer.records < self.args.count
+            return self.args.count is None or self.recorded() < self.args.count
         return self.tracer.feed(chunks)
+
+    def recorded(self) -> int:
+        return self.client.rings.counters()["records"] - self.first_record
 
     def run(self):
         client = self.client
         client.configure(plugin_trace.plugin_commands(self.layout))
         client.rings.skip_all()
         before = client.stats()
+        self.first_record = client.rings.counters()["records"]
         client.command("start")
         try:
             result = free_run.run(self.poll)
         finally:
             client.command("stop")
             if self.writer is not None:
+                for c in client.rings.drain():     # what the vCPUs wrote before the guest stopped
+                    self.writer.write(c)
                 self.writer.close()
         if not self.tracer.done and self.writer is None and result.reason != "error":
-            # What the vCPUs wrote before the guest stopped.
             self.tracer.feed(client.rings.drain())
         after = client.stats()
+        self.recorded_total = self.recorded()
         return result, {k: after[k] - before[k] for k in ("records", "dropped", "filtered")}
 
 
@@ -92,9 +99,9 @@ def run_plugin(flt, args, sink, summary):
     extra = {"engine": "plugin", "reason": result.reason, "records": counts["records"],
              "dropped": counts["dropped"], "filtered_out": counts["filtered"] + t.skipped,
              "undecodable": t.undecodable, "unreturned": t.unreturned if args.want_return else 0,
-             "max_drain_gap_ms": round(live.max_gap * 1e3, 1), "max_drain_records": live.max_batch}
+             "max_drain_gap_ms": round(live.max_gap * 1e3, 1), "max_drain_bytes": live.max_batch}
     if live.writer is not None:
-        extra.update(recorded=live.writer.records, record_file=args.record)
+        extra.update(recorded=live.recorded_total, record_file=args.record)
     interrupted = result.reason not in ("done",)
     return summary(flt, args, sink, result.seconds, interrupted, extra)
 

@@ -24,7 +24,7 @@ class LabConfig:
     workload: str = "loop"
     vmlinux_kernel: str = None  # attach gdb with another series' vmlinux (the mismatch tests)
     trace_plugin: bool = False  # load the kxtrace plugin (QEMU 10.0.2) and tell kx its socket
-    plugin_slots: int = 0       # its records per vCPU ring (0: the plugin's default)
+    plugin_ring_kb: int = 0     # KiB per vCPU ring of the plugin (0: its default)
     append: str = ""            # extra kernel command line words
 
 
@@ -45,7 +45,7 @@ class GuestSession:
         self.guest = qemu.Guest(qemu.BootOptions(
             kernel=config.kernel, smp=config.smp, cpu=config.cpu, pti=config.pti,
             kaslr=config.kaslr, workload=config.workload, append=config.append,
-            plugin_slots=config.plugin_slots), kernel=self.kernel)
+            plugin_ring_kb=config.plugin_ring_kb), kernel=self.kernel)
         if config.trace_plugin:
             self.guest.opts.plugin = str(self.guest.workdir / "kxtrace.sock")
         self.guest.start()

@@ -6,13 +6,15 @@ this module only talks to a unix socket and reads shared memory.
 
 - Control: one text line per command, one answer line ("ok ..." / "err
   ..."); `hello` also passes the rings' memfd (SCM_RIGHTS).
-- Rings: after a 64-byte file header, one ring per vCPU: a 64-byte ring
-  header (head, tail, dropped, filtered: u64 each) and `slots` records.
-  The vCPU thread writes a record, then advances head; the reader copies
-  records from tail to head, then advances tail.  A full ring makes the
-  plugin drop and count, never wait.
-- Records: KX_RECORD_SIZE bytes, laid out as struct kx_record in
-  scripts/plugin/kxtrace.h (change both together).
+- Rings: after a 64-byte file header, one ring of bytes per vCPU: a
+  64-byte ring header (head, tail, dropped, filtered, records: u64 each)
+  and the data.  The vCPU thread writes a record (wrapping at the end),
+  then advances head by its length; the reader copies the bytes from tail
+  to head, then advances tail.  A full ring makes the plugin drop and
+  count, never wait.
+- Records: laid out as struct kx_record in scripts/plugin/kxtrace.h
+  (change both together); only the first `used` bytes, rounded up to 8,
+  are stored.
 - A record file (--record) is a header line of JSON (the trace's
   configuration) and then the raw records, as the rings held them.
 """
@@ -28,8 +30,8 @@ from typing import Dict, Iterator, List, Optional
 
 from gdbext import errors
 
-PROTOCOL = 1
-RECORD_SIZE = 1024
+PROTOCOL = 2
+RECORD_MAX = 1024
 RECORD_MAGIC = 0x3152584B       # "KXR1"
 FILE_MAGIC = b"KXTRACE1"
 ENTRY, RETURN = 1, 2
@@ -38,9 +40,9 @@ CAP_OK, CAP_TRUNCATED, CAP_UNREADABLE, CAP_PARTIAL, CAP_NO_ROOM = range(5)
 F_TASK, F_PTREGS, F_CALLER = 1, 2, 4
 
 _HEAD = struct.Struct("<IHBBQQQQQQIHBB")   # the first 64 bytes
+_USED = struct.Struct("<H")                  # kx_record.used, at 60
 _REGS_AT, _TASK_AT, _PTREGS_AT, _CAPS_AT, DATA_AT = 64, 128, 192, 384, 432
 _CAP = struct.Struct("<BBHHH")
-_RING = struct.Struct("<QQQQ")               # head, tail, dropped, filtered
 RING_HEADER = 64
 FILE_HEADER = 64
 
@@ -55,7 +57,7 @@ class Record:
     __slots__ = ("vcpu", "kind", "point", "seq", "time_ns", "task", "ptregs", "nr", "caller",
                  "flags", "regs", "task_bytes", "ptregs_bytes", "captures")
 
-    def __init__(self, raw: bytes, nregs_hint: int = 8):
+    def __init__(self, raw: bytes):
         (magic, self.vcpu, self.kind, self.point, self.seq, self.time_ns, self.task, self.ptregs,
          self.nr, self.caller, self.flags, used, ncap, nregs) = _HEAD.unpack_from(raw, 0)
         if magic != RECORD_MAGIC:
@@ -69,66 +71,98 @@ class Record:
             self.captures.append((arg, status, bytes(raw[DATA_AT + off:DATA_AT + off + length])))
 
 
-def parse_records(chunk: bytes) -> Iterator[Record]:
+def record_length(used: int) -> int:
+    return (used + 7) & ~7
+
+
+def split_records(chunk: bytes) -> Iterator[memoryview]:
+    """The records of `chunk`, whole ones only (see whole_length)."""
     view = memoryview(chunk)
-    for at in range(0, len(chunk) - RECORD_SIZE + 1, RECORD_SIZE):
-        yield Record(view[at:at + RECORD_SIZE])
+    at, end = 0, len(chunk)
+    while at + 64 <= end:
+        n = record_length(_USED.unpack_from(chunk, at + 60)[0])
+        if n < DATA_AT or at + n > end:
+            if n < DATA_AT:
+                raise PluginError(f"a record of {n} bytes: the ring or the file is corrupt")
+            return
+        yield view[at:at + n]
+        at += n
+
+
+def whole_length(chunk: bytes) -> int:
+    """How many bytes at the start of `chunk` are whole records."""
+    at, end = 0, len(chunk)
+    while at + 64 <= end:
+        n = record_length(_USED.unpack_from(chunk, at + 60)[0])
+        if n < DATA_AT or at + n > end:
+            break
+        at += n
+    return at
+
+
+def parse_records(chunk: bytes) -> Iterator[Record]:
+    for raw in split_records(chunk):
+        yield Record(raw)
 
 
 class Rings:
     """The shared rings: drain() copies what the vCPUs wrote since the last
-    call and frees those slots."""
+    call and frees that space."""
 
-    def __init__(self, fd: int, vcpus: int, slots: int, size: int):
+    def __init__(self, fd: int, vcpus: int, ring: int, size: int):
         self.map = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
         os.close(fd)
-        magic, n, s, record, ring = struct.unpack_from("<5I", self.map, 0)
-        if (magic, n, s, record, ring) != (RECORD_MAGIC, vcpus, slots, RECORD_SIZE, RING_HEADER):
+        magic, n, kib, record, header = struct.unpack_from("<5I", self.map, 0)
+        if (magic, n, kib * 1024, record, header) != (RECORD_MAGIC, vcpus, ring, RECORD_MAX, RING_HEADER):
             raise PluginError("the plugin's rings do not have the layout kx expects "
-                              f"({n} vCPUs, {s} slots, {record}-byte records)")
-        self.vcpus, self.slots = vcpus, slots
-        self.per_ring = RING_HEADER + slots * RECORD_SIZE
+                              f"({n} vCPUs, {kib} KiB rings, {record}-byte records)")
+        self.vcpus, self.size = vcpus, ring
+        self.per_ring = RING_HEADER + ring
+        # The ring headers through a 'Q' view: one 8-byte load or store per
+        # word.  struct's "<Q" moves bytes one at a time: the vCPU threads
+        # would see a torn tail (a ring that looks full), or we a torn head.
+        self.words = memoryview(self.map).cast("Q")
 
     def _base(self, vcpu: int) -> int:
         return FILE_HEADER + self.per_ring * vcpu
 
     def counters(self) -> Dict[str, int]:
-        out = {"head": 0, "dropped": 0, "filtered": 0}
+        out = {"records": 0, "dropped": 0, "filtered": 0}
         for v in range(self.vcpus):
-            head, _tail, dropped, filtered = _RING.unpack_from(self.map, self._base(v))
-            out["head"] += head
-            out["dropped"] += dropped
-            out["filtered"] += filtered
+            w = self._base(v) // 8
+            out["dropped"] += self.words[w + 2]
+            out["filtered"] += self.words[w + 3]
+            out["records"] += self.words[w + 4]
         return out
 
     def skip_all(self) -> None:
         """Forget whatever is in the rings (left from an earlier trace)."""
         for v in range(self.vcpus):
-            head = struct.unpack_from("<Q", self.map, self._base(v))[0]
-            struct.pack_into("<Q", self.map, self._base(v) + 8, head)
+            w = self._base(v) // 8
+            self.words[w + 1] = self.words[w]
 
-    def drain(self, limit: Optional[int] = None) -> List[bytes]:
-        """Chunks of whole records (one or two per vCPU: the ring wraps),
-        at most `limit` records per vCPU."""
+    def drain(self) -> List[bytes]:
+        """One chunk of whole records per vCPU that wrote any."""
         chunks = []
         for v in range(self.vcpus):
             base = self._base(v)
-            head, tail = struct.unpack_from("<QQ", self.map, base)
-            n = head - tail
-            if limit is not None:
-                n = min(n, limit)
-            while n > 0:
-                slot = tail % self.slots
-                run = min(n, self.slots - slot)
-                start = base + RING_HEADER + slot * RECORD_SIZE
-                chunks.append(self.map[start:start + run * RECORD_SIZE])
-                tail += run
-                n -= run
-            struct.pack_into("<Q", self.map, base + 8, tail)
+            w = base // 8
+            head, tail = self.words[w], self.words[w + 1]
+            if head == tail:
+                continue
+            at, n = tail % self.size, head - tail
+            start = base + RING_HEADER
+            if at + n <= self.size:
+                chunks.append(self.map[start + at:start + at + n])
+            else:
+                first = self.size - at
+                chunks.append(self.map[start + at:start + self.size] + self.map[start:start + n - first])
+            self.words[w + 1] = head
         return chunks
 
     def close(self) -> None:
         try:
+            self.words.release()
             self.map.close()
         except (BufferError, ValueError):
             pass
@@ -159,9 +193,9 @@ class PluginClient:
         if int(words[2]) != PROTOCOL:
             raise PluginError(f"the plugin speaks protocol {words[2]}, kx speaks {PROTOCOL}: rebuild it")
         info = {k: int(v) for k, v in (w.split("=", 1) for w in words[3:])}
-        if info["record"] != RECORD_SIZE:
-            raise PluginError(f"the plugin writes {info['record']}-byte records, kx reads {RECORD_SIZE}")
-        self.rings = Rings(fds[0], info["vcpus"], info["slots"], info["bytes"])
+        if info["record"] != RECORD_MAX or info["header"] != RING_HEADER:
+            raise PluginError(f"the plugin lays out its records otherwise than kx: rebuild it")
+        self.rings = Rings(fds[0], info["vcpus"], info["ring"], info["bytes"])
         return info
 
     def command(self, line: str) -> str:
@@ -216,7 +250,6 @@ class RecordWriter:
     def __init__(self, path: str, meta: dict):
         self.f = open(path, "wb")
         self.f.write(FILE_MAGIC + b" " + json.dumps(meta, separators=(",", ":")).encode() + b"\n")
-        self.records = 0
         self.error = None
         self.queue = queue.SimpleQueue()
         self.thread = threading.Thread(target=self._write_all, name="kx-record", daemon=True)
@@ -236,7 +269,6 @@ class RecordWriter:
         if self.error is not None:
             raise PluginError(f"cannot write the record file: {self.error.strerror}")
         self.queue.put(chunk)
-        self.records += len(chunk) // RECORD_SIZE
 
     def close(self) -> None:
         self.queue.put(None)
@@ -244,8 +276,8 @@ class RecordWriter:
         self.f.close()
 
 
-def read_record_file(path: str, batch: int = 4096):
-    """(meta, iterator of record chunks) of a --record file."""
+def read_record_file(path: str, batch: int = 1 << 22):
+    """(meta, iterator of chunks of whole records) of a --record file."""
     f = open(path, "rb")
     first = f.readline()
     if not first.startswith(FILE_MAGIC + b" "):
@@ -254,10 +286,14 @@ def read_record_file(path: str, batch: int = 4096):
     meta = json.loads(first[len(FILE_MAGIC) + 1:])
 
     def chunks():
+        rest = b""
         with f:
             while True:
-                data = f.read(RECORD_SIZE * batch)
+                data = f.read(batch)
                 if not data:
                     return
-                yield data[:len(data) - len(data) % RECORD_SIZE]
+                data = rest + data
+                n = whole_length(data)
+                rest = data[n:]
+                yield data[:n]
     return meta, chunks()

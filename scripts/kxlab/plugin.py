@@ -69,13 +69,13 @@ def check_qemu(q: qemu10.Qemu) -> None:
             f"QEMU {'.'.join(map(str, MIN_QEMU[:2]))} or later (plugin API 4); use KX_QEMU=10.0")
 
 
-def qemu_args(socket_path: str, q: qemu10.Qemu = None, slots: int = 0) -> list:
+def qemu_args(socket_path: str, q: qemu10.Qemu = None, ring_kb: int = 0) -> list:
     """QEMU's binary, its firmware directories and the -plugin option
-    (`slots`: records per vCPU ring, 0 for the plugin's default)."""
+    (`ring_kb`: KiB per vCPU ring, 0 for the plugin's default)."""
     q = q or plugin_qemu()
     check_qemu(q)
     so = build()
-    return q.prefix() + ["-plugin", f"{so},sock={socket_path}" + (f",slots={slots}" if slots else "")]
+    return q.prefix() + ["-plugin", f"{so},sock={socket_path}" + (f",ring_kb={ring_kb}" if ring_kb else "")]
 
 
 def plugin_qemu() -> qemu10.Qemu:

@@ -50,7 +50,7 @@ class BootOptions:
     sleep_ms: int = 20
     append: str = ""           # extra kernel command line
     plugin: str = ""           # the kxtrace plugin's control socket ("": no plugin)
-    plugin_slots: int = 0      # records per vCPU ring (0: the plugin's default)
+    plugin_ring_kb: int = 0    # KiB per vCPU ring (0: the plugin's default, 128 MiB)
 
 
 class Guest:
@@ -83,7 +83,7 @@ class Guest:
         # "10.0" for bookworm-backports' 10.0.2, or a path with
         # KX_QEMU_DATADIR); a guest with the kxtrace plugin needs 10.0.
         if o.plugin:
-            prefix = plugin.qemu_args(o.plugin, slots=o.plugin_slots)
+            prefix = plugin.qemu_args(o.plugin, ring_kb=o.plugin_ring_kb)
         else:
             prefix = qemu10.select().prefix()
         argv = [*prefix,

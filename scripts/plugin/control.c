@@ -44,9 +44,9 @@ static int say(int fd, const char *fmt, ...)
 static int cmd_hello(int fd)
 {
     char text[160];
-    int n = snprintf(text, sizeof(text), "ok kxtrace %d vcpus=%d slots=%u record=%d ring=%zu bytes=%zu\n",
-                     KX_PROTOCOL, kx_vcpus, kx_slots, KX_RECORD_SIZE, sizeof(struct kx_ring),
-                     kx_ring_bytes);
+    int n = snprintf(text, sizeof(text), "ok kxtrace %d vcpus=%d ring=%lu record=%d header=%zu bytes=%zu\n",
+                     KX_PROTOCOL, kx_vcpus, (unsigned long)kx_ring_size, KX_RECORD_MAX,
+                     sizeof(struct kx_ring), kx_ring_bytes);
     struct iovec iov = {text, (size_t)n};
     char ctl[CMSG_SPACE(sizeof(int))] = {0};
     struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
@@ -66,7 +66,7 @@ static int cmd_stats(int fd)
         struct kx_ring *r = kx_ring_of(i);
         dropped += __atomic_load_n(&r->dropped, __ATOMIC_RELAXED);
         filtered += __atomic_load_n(&r->filtered, __ATOMIC_RELAXED);
-        produced += __atomic_load_n(&r->head, __ATOMIC_RELAXED);
+        produced += __atomic_load_n(&r->records, __ATOMIC_RELAXED);
     }
     return say(fd, "ok seq=%lu records=%lu dropped=%lu filtered=%lu armed=%d pending=%d",
                (unsigned long)__atomic_load_n(&kx_seq, __ATOMIC_RELAXED), (unsigned long)produced,

@@ -36,7 +36,7 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_version = QEMU_PLUGIN_VERSION;
 struct kx_config kx_cfg;
 qemu_plugin_id_t kx_id;
 int kx_vcpus;
-uint32_t kx_slots = KX_DEFAULT_SLOTS;
+uint64_t kx_ring_size = (uint64_t)KX_DEFAULT_RING_KB * 1024;
 int kx_ring_fd = -1;
 size_t kx_ring_bytes;
 uint64_t kx_seq;
@@ -48,8 +48,8 @@ int kx_armed, kx_want_armed, kx_reset_pending, kx_generation;
 static GArray *reg_table;
 static uint8_t *ring_base;
 static GByteArray *scratch[KX_MAX_VCPUS];
-/* Where a vCPU whose ring is full reads the number it then counts. */
-static struct kx_record spare[KX_MAX_VCPUS];
+/* Where each vCPU builds its record before it goes into the ring. */
+static struct kx_record stage[KX_MAX_VCPUS];
 static char *sock_path;
 
 int kx_register_index(const char *name)
@@ -76,13 +76,19 @@ const char *kx_register_name(int index, uintptr_t *handle)
 
 struct kx_ring *kx_ring_of(int vcpu)
 {
-    size_t per = sizeof(struct kx_ring) + (size_t)kx_slots * KX_RECORD_SIZE;
+    size_t per = sizeof(struct kx_ring) + kx_ring_size;
     return (struct kx_ring *)(ring_base + 64 + per * vcpu);
 }
 
-static struct kx_record *slot_of(struct kx_ring *r, uint64_t n)
+/* Copy `len` bytes to the ring at byte count `head`, wrapping at its end. */
+static void ring_put(struct kx_ring *r, uint64_t head, const void *src, size_t len)
 {
-    return (struct kx_record *)((uint8_t *)(r + 1) + (n % kx_slots) * KX_RECORD_SIZE);
+    uint8_t *data = (uint8_t *)(r + 1);
+    size_t at = head % kx_ring_size, first = kx_ring_size - at;
+    if (first > len)
+        first = len;
+    memcpy(data + at, src, first);
+    memcpy(data, (const uint8_t *)src + first, len - first);
 }
 
 static uint64_t read_reg(unsigned vcpu, int index)
@@ -240,9 +246,7 @@ static void on_point(unsigned int vcpu, void *udata)
         return;
     const struct kx_point *p = &kx_cfg.points[tag & 0xff];
     struct kx_ring *ring = kx_ring_of(vcpu);
-    uint64_t head = ring->head;
-    bool full = head - __atomic_load_n(&ring->tail, __ATOMIC_ACQUIRE) >= kx_slots;
-    struct kx_record *rec = full ? &spare[vcpu] : slot_of(ring, head);
+    struct kx_record *rec = &stage[vcpu];
     memset(rec, 0, offsetof(struct kx_record, data));
     rec->magic = KX_RECORD_MAGIC;
     rec->vcpu = vcpu;
@@ -253,18 +257,21 @@ static void on_point(unsigned int vcpu, void *udata)
         __atomic_fetch_add(&ring->filtered, 1, __ATOMIC_RELAXED);
         return;
     }
-    if (full) {
-        __atomic_fetch_add(&ring->dropped, 1, __ATOMIC_RELAXED);
-        return;
-    }
     read_task(vcpu, rec);
     if (p->caller_reg >= 0 && !read_mem(vcpu, rec->regs[p->caller_reg], &rec->caller, 8))
         rec->flags |= KX_F_CALLER;
     if (p->kind == KX_ENTRY && !(rec->flags & KX_F_PTREGS))
         capture_args(vcpu, &kx_cfg.abis[p->abi], rec->nr, rec);
+    uint64_t head = ring->head, len = KX_ALIGN(rec->used);
+    if (head - __atomic_load_n(&ring->tail, __ATOMIC_ACQUIRE) + len > kx_ring_size) {
+        __atomic_fetch_add(&ring->dropped, 1, __ATOMIC_RELAXED);
+        return;
+    }
     rec->seq = __atomic_fetch_add(&kx_seq, 1, __ATOMIC_RELAXED);
     rec->time_ns = now_ns();
-    __atomic_store_n(&ring->head, head + 1, __ATOMIC_RELEASE);
+    ring_put(ring, head, rec, len);
+    __atomic_store_n(&ring->head, head + len, __ATOMIC_RELEASE);
+    __atomic_store_n(&ring->records, ring->records + 1, __ATOMIC_RELEASE);
 }
 
 static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
@@ -336,15 +343,15 @@ static void register_callbacks(bool translate)
 
 static int make_rings(void)
 {
-    kx_ring_bytes = 64 + (size_t)kx_vcpus * (sizeof(struct kx_ring) + (size_t)kx_slots * KX_RECORD_SIZE);
+    kx_ring_bytes = 64 + (size_t)kx_vcpus * (sizeof(struct kx_ring) + kx_ring_size);
     kx_ring_fd = memfd_create("kxtrace-rings", MFD_CLOEXEC);
     if (kx_ring_fd < 0 || ftruncate(kx_ring_fd, kx_ring_bytes) < 0)
         return -1;
     ring_base = mmap(NULL, kx_ring_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, kx_ring_fd, 0);
     if (ring_base == MAP_FAILED)
         return -1;
-    /* The file's header: magic, vCPUs, slots, record and ring header sizes. */
-    uint32_t head[5] = {KX_RECORD_MAGIC, (uint32_t)kx_vcpus, kx_slots, KX_RECORD_SIZE,
+    /* The file's header: magic, vCPUs, ring KiB, record and ring header sizes. */
+    uint32_t head[5] = {KX_RECORD_MAGIC, (uint32_t)kx_vcpus, (uint32_t)(kx_ring_size / 1024), KX_RECORD_MAX,
                         (uint32_t)sizeof(struct kx_ring)};
     memcpy(ring_base, head, sizeof(head));
     return 0;
@@ -357,19 +364,19 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
     for (int i = 0; i < argc; i++) {
         if (g_str_has_prefix(argv[i], "sock="))
             sock = argv[i] + 5;
-        else if (g_str_has_prefix(argv[i], "slots="))
-            kx_slots = (uint32_t)strtoul(argv[i] + 6, NULL, 0);
+        else if (g_str_has_prefix(argv[i], "ring_kb="))
+            kx_ring_size = strtoull(argv[i] + 8, NULL, 0) * 1024;
     }
-    if (!info->system_emulation || !sock || kx_slots < 16) {
-        fprintf(stderr, "kxtrace: needs system emulation and sock=PATH (slots >= 16)\n");
+    if (!info->system_emulation || !sock || kx_ring_size < 16 * 1024) {
+        fprintf(stderr, "kxtrace: needs system emulation and sock=PATH (ring_kb >= 16)\n");
         return -1;
     }
     kx_id = id;
     sock_path = g_strdup(sock);
     kx_vcpus = info->system.max_vcpus;
     if (kx_vcpus > KX_MAX_VCPUS || make_rings() < 0 || kx_control_start(sock) < 0) {
-        fprintf(stderr, "kxtrace: cannot set up (%d vCPUs, %u slots, socket %s)\n",
-                kx_vcpus, kx_slots, sock);
+        fprintf(stderr, "kxtrace: cannot set up (%d vCPUs, %lu KiB rings, socket %s)\n",
+                kx_vcpus, (unsigned long)(kx_ring_size / 1024), sock);
         return -1;
     }
     register_callbacks(false);

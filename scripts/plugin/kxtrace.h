@@ -16,7 +16,7 @@
 #include <glib.h>
 #include <qemu-plugin.h>
 
-#define KX_PROTOCOL 1
+#define KX_PROTOCOL 2
 #define KX_MAX_VCPUS 64
 #define KX_MAX_POINTS 16
 #define KX_MAX_REGS 8
@@ -26,8 +26,8 @@
 #define KX_SLICE_BYTES 64
 #define KX_PTREGS_BYTES 192
 #define KX_MAX_CAPS 6
-#define KX_RECORD_SIZE 1024
-#define KX_DEFAULT_SLOTS 65536       /* 64 MiB a vCPU: two seconds at full rate */
+#define KX_RECORD_MAX 1024
+#define KX_DEFAULT_RING_KB (128 * 1024)   /* a vCPU's ring: about 300k getpid records */
 #define KX_RECORD_MAGIC 0x3152584bu /* "KXR1" */
 
 enum { KX_ENTRY = 1, KX_RETURN = 2 };
@@ -42,7 +42,8 @@ struct kx_cap_desc {
     uint16_t len, off, pad;
 };
 
-/* A record, exactly KX_RECORD_SIZE bytes (little-endian, as the host). */
+/* A record (little-endian, as the host): the first `used` bytes, rounded
+ * up to 8, go into the ring. */
 struct kx_record {
     uint32_t magic;
     uint16_t vcpu;
@@ -55,15 +56,17 @@ struct kx_record {
     uint8_t task_bytes[KX_SLICE_BYTES];
     uint8_t ptregs_bytes[KX_PTREGS_BYTES];
     struct kx_cap_desc caps[KX_MAX_CAPS];
-    uint8_t data[KX_RECORD_SIZE - 432];
+    uint8_t data[KX_RECORD_MAX - 432];
 };
-_Static_assert(sizeof(struct kx_record) == KX_RECORD_SIZE, "record size");
+_Static_assert(sizeof(struct kx_record) == KX_RECORD_MAX, "record size");
+#define KX_ALIGN(n) (((n) + 7u) & ~7u)
 
-/* One vCPU's ring: a single producer (its vCPU thread), a single consumer
- * (kx).  head and tail count records; slot = count % slots. */
+/* One vCPU's ring of bytes: a single producer (its vCPU thread), a single
+ * consumer (kx).  head and tail count bytes (offset = count % ring size);
+ * a record may wrap around the end.  `records` counts committed records. */
 struct kx_ring {
-    uint64_t head, tail, dropped, filtered;
-    uint64_t pad[4];
+    uint64_t head, tail, dropped, filtered, records;
+    uint64_t pad[3];
 };
 
 /* A trace point: the first instruction of a C entry function, or the
@@ -104,7 +107,7 @@ struct kx_config {
 extern struct kx_config kx_cfg;
 extern qemu_plugin_id_t kx_id;
 extern int kx_vcpus;
-extern uint32_t kx_slots;
+extern uint64_t kx_ring_size;
 extern int kx_ring_fd;
 extern size_t kx_ring_bytes;
 extern uint64_t kx_seq;

@@ -21,13 +21,13 @@ from .test_tasks import HELLO32_LEN, elf_symbols, workload_pid
 from .test_trace import SYSENTER32_MSG, json_lines, kx_seq
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SLOTS = 512        # records per vCPU ring: the spinner alone fills one in ~20 ms
+RING_KB = 512      # per vCPU: about 1200 getpid records, which the spinner makes in ~10 ms
 
 
 @pytest.fixture(scope="module", params=KERNELS)
 def plab(request):
     config = LabConfig(kernel=request.param, smp=2, cpu="Haswell", pti="on", workload="spin",
-                       trace_plugin=True, plugin_slots=SLOTS)
+                       trace_plugin=True, plugin_ring_kb=RING_KB)
     session = GuestSession.get(config)
     yield session
     GuestSession.release(config)
@@ -110,14 +110,18 @@ def test_sysenter_once_per_call(pk):
 
 
 def test_both_vcpus_and_the_spinner(pk, tmp_path):
-    out = tmp_path / "all.jsonl"
+    """Each vCPU has its own ring: the spinner's calls and the workload's
+    (which the scheduler keeps apart on 2 vCPUs) come through both, and
+    both ABIs come through one trace."""
     spinner = int(re.findall(r"KX-SPIN pid=(\d+)", pk.guest.serial())[-1])
-    text = trace(pk, f"kx trace --abi all --count 4000 --out {out}")
-    assert "kx trace: 4000 events" in text
-    events = json_lines(out.read_text())
-    assert {e["cpu"] for e in events} == {0, 1}
-    assert any(e["pid"] == spinner and e["name"] == "getpid" for e in events)
-    assert {e["abi"] for e in events} == {"64", "32"}
+    spins = json_lines(trace(pk, f"kx trace getpid --pid {spinner} --count 50 --json"))[:-1]
+    assert len(spins) == 50 and all(e["comm"] == "kxspin" for e in spins)
+    out = tmp_path / "work.jsonl"
+    text = trace(pk, f"kx trace write openat close --abi all --count 80 --out {out}")
+    assert "kx trace: 80 events" in text
+    work = json_lines(out.read_text())
+    assert {e["abi"] for e in work} == {"64", "32"}
+    assert {e["cpu"] for e in spins + work} == {0, 1}
 
 
 START_KERNEL_MAP = 0xFFFFFFFF80000000   # arch/x86/include/asm/page_64_types.h (nokaslr: phys_base 0)
@@ -153,7 +157,7 @@ def test_ctrl_c_leaves_the_guest_as_it_was(pk, tmp_path):
 
 def test_a_full_ring_is_counted_not_waited_for(pk, tmp_path):
     """Full decoding of every call cannot keep up with the spinner, and the
-    rings hold SLOTS records: the plugin drops and counts, the guest runs
+    rings hold RING_KB KiB: the plugin drops and counts, the guest runs
     on, and the summary says how many."""
     text = trace(pk, f"kx trace --count 20000 --out {tmp_path / 'y'}")
     m = re.search(r"dropped: (\d+) records", text)
@@ -165,7 +169,8 @@ def test_a_full_ring_is_counted_not_waited_for(pk, tmp_path):
 def test_record_then_replay(pk, tmp_path):
     rec = tmp_path / "t.kxr"
     text = trace(pk, f"kx trace openat close --return --count 40 --record {rec}")
-    assert re.search(r"recorded: 4\d records", text), text
+    m = re.search(r"recorded: (\d+) records", text)
+    assert m and int(m.group(1)) >= 40, text
     lines = json_lines(trace(pk, f"kx trace --replay {rec} --comm kxwork --return --json"))
     events, summary = lines[:-1], lines[-1]["summary"]
     assert summary["engine"] == "replay" and summary["records"] >= 40

@@ -23,8 +23,8 @@ PT_ADDR = STACK + THREAD_SIZE - 168
 
 
 def make_record(kind, point, pt, seq=0, vcpu=0, caps=(), task=TASK, task_slices=b"", flags=0):
-    """A record as kxtrace.c writes it."""
-    raw = bytearray(pc.RECORD_SIZE)
+    """A record as kxtrace.c writes it into a ring: `used` bytes, rounded up to 8."""
+    raw = bytearray(pc.RECORD_MAX)
     regs = [PT_ADDR, 0, STACK + 0x3F00, 0x10]                # rdi rsi rsp cs
     nr = struct.unpack_from("<Q", pt, PT_REGS_OFFSETS["orig_ax"])[0]
     data, descs = b"", []
@@ -39,7 +39,7 @@ def make_record(kind, point, pt, seq=0, vcpu=0, caps=(), task=TASK, task_slices=
     for i, d in enumerate(descs):
         struct.pack_into("<BBHHH", raw, 384 + 8 * i, *d)
     raw[432:432 + len(data)] = data
-    return bytes(raw)
+    return bytes(raw[:pc.record_length(432 + len(data))])
 
 
 def layout_dict(target_task_bytes):
@@ -144,35 +144,42 @@ def test_configuration_lines():
     assert f"point {RETURN_POINT:#x} 2 0 2 -1 0x0 {PT_REGS_OFFSETS['orig_ax']} -1" in lines
 
 
-def fake_rings(path, vcpus=2, slots=4):
-    size = pc.FILE_HEADER + vcpus * (pc.RING_HEADER + slots * pc.RECORD_SIZE)
+def fake_rings(path, vcpus=2, ring=4096):
+    size = pc.FILE_HEADER + vcpus * (pc.RING_HEADER + ring)
     with open(path, "wb") as f:
-        f.write(struct.pack("<5I", pc.RECORD_MAGIC, vcpus, slots, pc.RECORD_SIZE, pc.RING_HEADER))
+        f.write(struct.pack("<5I", pc.RECORD_MAGIC, vcpus, ring // 1024, pc.RECORD_MAX, pc.RING_HEADER))
         f.truncate(size)
-    return pc.Rings(os.open(path, os.O_RDWR), vcpus, slots, size), size
+    return pc.Rings(os.open(path, os.O_RDWR), vcpus, ring, size), size
 
 
-def put(rings, vcpu, records, start):
-    """Write `records` as the plugin would, then advance head."""
+def put(rings, vcpu, records):
+    """Write `records` as the plugin would (wrapping at the end), then
+    advance head and the record count."""
     base = pc.FILE_HEADER + vcpu * rings.per_ring
-    for i, rec in enumerate(records):
-        slot = (start + i) % rings.slots
-        at = base + pc.RING_HEADER + slot * pc.RECORD_SIZE
-        rings.map[at:at + pc.RECORD_SIZE] = rec
-    struct.pack_into("<Q", rings.map, base, start + len(records))
+    w = base // 8
+    head = rings.words[w]
+    for rec in records:
+        for i, byte in enumerate(rec):
+            rings.map[base + pc.RING_HEADER + (head + i) % rings.size] = byte
+        head += len(rec)
+    rings.words[w] = head
+    rings.words[w + 4] += len(records)
 
 
-def test_rings_drain_in_order_across_the_wrap(tmp_path):
+def test_rings_drain_whole_records_across_the_wrap(tmp_path):
     rings, _ = fake_rings(tmp_path / "rings")
-    recs = [bytes([i]) * pc.RECORD_SIZE for i in range(7)]
-    put(rings, 1, recs[:3], 0)
-    assert b"".join(rings.drain()) == b"".join(recs[:3])
-    put(rings, 1, recs[3:7], 3)          # slots 3, 0, 1, 2: the ring wraps
-    chunks = rings.drain()
-    assert len(chunks) == 2 and b"".join(chunks) == b"".join(recs[3:7])
+    pt = encode_pt_regs(orig_ax=39)
+    recs = [make_record(pc.ENTRY, 0, pt, seq=i, caps=[(0, pc.CAP_OK, b"x" * (i * 100))]) for i in range(6)]
+    put(rings, 1, recs[:3])
+    assert rings.drain() == [b"".join(recs[:3])]
+    put(rings, 1, recs[3:6])          # 4096-byte ring: these wrap around its end
+    (chunk,) = rings.drain()
+    assert chunk == b"".join(recs[3:6])
+    assert [r.seq for r in pc.parse_records(chunk)] == [3, 4, 5]
+    assert [c[2] for r in pc.parse_records(chunk) for c in r.captures] == [b"x" * 300, b"x" * 400, b"x" * 500]
     assert rings.drain() == []
-    struct.pack_into("<QQ", rings.map, pc.FILE_HEADER + 16, 5, 9)   # vCPU 0: dropped, filtered
-    assert rings.counters() == {"head": 7, "dropped": 5, "filtered": 9}
+    rings.words[pc.FILE_HEADER // 8 + 2] = 5       # vCPU 0 dropped 5
+    assert rings.counters() == {"records": 6, "dropped": 5, "filtered": 0}
     rings.close()
 
 
@@ -181,22 +188,27 @@ def test_rings_refuse_another_layout(tmp_path):
     rings, size = fake_rings(path)
     rings.close()
     with pytest.raises(pc.PluginError, match="layout"):
-        pc.Rings(os.open(path, os.O_RDWR), 2, 8, size)
+        pc.Rings(os.open(path, os.O_RDWR), 2, 8192, size)
 
 
-def test_record_file_round_trip(tmp_path):
+def test_record_file_round_trip_in_whole_records(tmp_path):
     path = str(tmp_path / "trace.kxr")
+    pt = encode_pt_regs(orig_ax=39)
+    recs = [make_record(pc.ENTRY, 0, pt, seq=i, caps=[(0, pc.CAP_OK, b"y" * i)]) for i in range(50)]
     w = pc.RecordWriter(path, {"filter": "all", "points": []})
-    w.write(b"\1" * pc.RECORD_SIZE * 3)
+    w.write(b"".join(recs))
     w.close()
-    meta, chunks = pc.read_record_file(path)
-    assert meta == {"filter": "all", "points": []} and w.records == 3
-    assert b"".join(chunks) == b"\1" * pc.RECORD_SIZE * 3
+    meta, chunks = pc.read_record_file(path, batch=1000)      # blocks end inside records
+    chunks = list(chunks)
+    assert meta == {"filter": "all", "points": []} and len(chunks) > 10
+    assert [r.seq for c in chunks for r in pc.parse_records(c)] == list(range(50))
     (tmp_path / "other").write_bytes(b"hello\n")
     with pytest.raises(pc.PluginError, match="not a kx trace record file"):
         pc.read_record_file(str(tmp_path / "other"))
 
 
-def test_a_record_with_a_bad_magic_is_refused():
+def test_a_bad_record_is_refused():
     with pytest.raises(pc.PluginError, match="magic"):
-        pc.Record(bytes(pc.RECORD_SIZE))
+        pc.Record(bytes(pc.RECORD_MAX))
+    with pytest.raises(pc.PluginError, match="corrupt"):
+        list(pc.parse_records(bytes(512)))
