@@ -99,7 +99,9 @@ def run_plugin(flt, args, sink, summary):
     extra = {"engine": "plugin", "reason": result.reason, "records": counts["records"],
              "dropped": counts["dropped"], "filtered_out": counts["filtered"] + t.skipped,
              "undecodable": t.undecodable, "unreturned": t.unreturned if args.want_return else 0,
-             "max_drain_gap_ms": round(live.max_gap * 1e3, 1), "max_drain_bytes": live.max_batch}
+             "max_drain_gap_ms": round(live.max_gap * 1e3, 1), "max_drain_bytes": live.max_batch,
+             # from the resume until the plugin's new trace points took effect
+             "armed_after_ms": round((live.armed_at - result.start) * 1e3, 1) if live.armed_at else None}
     if live.writer is not None:
         extra.update(recorded=live.recorded_total, record_file=args.record)
     interrupted = result.reason not in ("done",)

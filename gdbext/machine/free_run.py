@@ -31,6 +31,7 @@ SIGTRAP = 5
 class FreeRun:
     reason: str = ""            # done | interrupted | time | guest-stopped | error
     seconds: float = 0.0        # from the resume to the end of the last poll
+    start: float = 0.0          # time.monotonic() of the resume
     stopped_cpu: Optional[int] = None
     stop_signal: Optional[int] = None
 
@@ -48,7 +49,7 @@ def run(poll: Callable[[], bool], interval: float = 0.005, duration: Optional[fl
                                   "line?): the plugin engine needs it to let the guest run")
     previous = gdb.selected_thread()
     result, error = FreeRun(), None
-    start = time.monotonic()
+    start = result.start = time.monotonic()
     try:
         machine.loop_owns_connection = True
         t.resume("vCont;c")

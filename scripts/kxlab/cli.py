@@ -141,6 +141,24 @@ def cmd_demo(a):
     return demo.main(a)
 
 
+def _boot_parsers(sub):
+    """`boot` and `qemu-args`."""
+    p = sub.add_parser("boot", help="boot the lab guest under QEMU with a gdbstub")
+    _boot_args(p)
+    p.add_argument("--stopped", action="store_true", help="freeze the CPU before the first instruction (-S)")
+    p.add_argument("--name", default="default", help="name of this guest (default %(default)s)")
+    p.add_argument("--foreground", action="store_true", help="stay attached; Ctrl-C stops QEMU")
+    p.add_argument("--trace-plugin", nargs="?", const="auto", default=None, metavar="SOCKET",
+                   help="load the kxtrace plugin (QEMU 10.0.2 unless KX_QEMU says otherwise); its "
+                        "control socket is SOCKET (default: one per guest in the run directory)")
+    p.set_defaults(func=cmd_boot)
+
+    p = sub.add_parser("qemu-args", help="print the QEMU command prefix that loads the kxtrace plugin")
+    p.add_argument("--trace-plugin", required=True, metavar="SOCKET",
+                   help="the plugin's control socket (kx: set kx trace-plugin SOCKET)")
+    p.set_defaults(func=cmd_qemu_args)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(
         prog="lab", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -162,20 +180,7 @@ def main(argv=None) -> int:
     p.add_argument("--force", action="store_true", help="rebuild even if cached")
     p.set_defaults(func=cmd_initramfs)
 
-    p = sub.add_parser("boot", help="boot the lab guest under QEMU with a gdbstub")
-    _boot_args(p)
-    p.add_argument("--stopped", action="store_true", help="freeze the CPU before the first instruction (-S)")
-    p.add_argument("--name", default="default", help="name of this guest (default %(default)s)")
-    p.add_argument("--foreground", action="store_true", help="stay attached; Ctrl-C stops QEMU")
-    p.add_argument("--trace-plugin", nargs="?", const="auto", default=None, metavar="SOCKET",
-                   help="load the kxtrace plugin (QEMU 10.0.2 unless KX_QEMU says otherwise); its "
-                        "control socket is SOCKET (default: one per guest in the run directory)")
-    p.set_defaults(func=cmd_boot)
-
-    p = sub.add_parser("qemu-args", help="print the QEMU command prefix that loads the kxtrace plugin")
-    p.add_argument("--trace-plugin", required=True, metavar="SOCKET",
-                   help="the plugin's control socket (kx: set kx trace-plugin SOCKET)")
-    p.set_defaults(func=cmd_qemu_args)
+    _boot_parsers(sub)
 
     p = sub.add_parser("stop", help="stop a guest started by `boot`")
     p.add_argument("--name", default="default")
