@@ -75,7 +75,8 @@ socket of the kxtrace QEMU plugin: ./scripts/lab boot --trace-plugin) never
 stops the guest: the plugin, inside QEMU 10, records each call at the C
 entry functions while the guest runs, and kx decodes the records.  The
 summary counts records the plugin had to drop (`dropped`) because kx could
-not keep up.  --record FILE stores the raw records (no decoding; --pid and
+not keep up.  As with the loop, gdb's own breakpoints are not inserted
+while the guest runs for the trace.  --record FILE stores the raw records (no decoding; --pid and
 --comm apply at replay) and --replay FILE decodes such a file later, with
 the same vmlinux loaded.
 

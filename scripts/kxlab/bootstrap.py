@@ -21,6 +21,7 @@ APT_TOOLS = {
     "cpio": "cpio",
     "dpkg-deb": "dpkg",
     "apt-get": "apt",
+    "xz": "xz-utils",          # tar -J: QEMU's source tarball (qemu10.plugin_header)
 }
 # Static glibc for the workload; ensurepip for the venv.
 APT_FILES = {

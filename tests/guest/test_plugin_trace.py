@@ -219,3 +219,23 @@ def test_register_handles_are_gdb_numbers_plus_one(pk):
             remote[f[0]] = int(f[6])
     for name in ("rdi", "rsi", "rsp", "cs"):
         assert handles[name] == remote[name] + 1, (name, handles[name], remote[name])
+
+
+@pytest.mark.parametrize("series", KERNELS)
+def test_kaslr_guest(series, tmp_path):
+    """With KASLR the plugin gets the slid addresses: kx sends them only
+    once it knows the slide (its stop hook relocates the vmlinux)."""
+    config = LabConfig(kernel=series, smp=2, cpu="Haswell", pti="on", kaslr=True, trace_plugin=True)
+    s = GuestSession.get(config)
+    try:
+        slide = s.json("kx kaslr")["text_slide"]
+        pid = workload_pid(s)
+        lines = json_lines(trace(s, f"kx trace openat --pid {pid} --return --count 2 --json"))
+        events, summary = lines[:-1], lines[-1]["summary"]
+        assert summary["engine"] == "plugin" and len(events) == 2
+        fd = int(re.findall(r"fd=(\d+)", s.guest.serial())[-1])
+        for e in events:
+            assert e["args"][1]["decoded"] == '"/etc/kx-target"' and e["ret"] == fd
+            assert e["handler"]["address"] == s.symbols["__x64_sys_openat"] + slide
+    finally:
+        GuestSession.release(config)
