@@ -185,8 +185,13 @@ class PluginClient:
         self.info = self._hello()
 
     def _hello(self) -> Dict[str, int]:
-        self.sock.sendall(b"hello\n")
-        msg, fds, _flags, _addr = socket.recv_fds(self.sock, 1024, 1)
+        try:
+            self.sock.sendall(b"hello\n")
+            msg, fds, _flags, _addr = socket.recv_fds(self.sock, 1024, 1)
+        except socket.timeout:
+            self.sock.close()
+            raise PluginError(f"the kxtrace plugin at {self.path} does not answer "
+                              "(it serves one kx at a time: is another connected?)") from None
         words = msg.decode(errors="replace").split()
         if len(words) < 3 or words[:2] != ["ok", "kxtrace"] or not fds:
             raise PluginError(f"{self.path} is not the kxtrace plugin ({msg[:60]!r})")

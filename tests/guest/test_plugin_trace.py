@@ -8,6 +8,7 @@ unfiltered trace overflows them for certain.
 """
 import os
 import re
+import shlex
 import subprocess
 import sys
 
@@ -188,6 +189,33 @@ def test_qemu_7_2_refuses_the_plugin(tmp_path):
     assert p.returncode != 0 and p.stdout == ""
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot load the kxtrace plugin" in lines[0] and "KX_QEMU=10.0" in lines[0]
+
+
+def test_lab_prints_the_qemu_prefix(tmp_path):
+    """`lab qemu-args --trace-plugin S`: QEMU 10.0.2, both firmware
+    directories (seabios first), the plugin with its socket."""
+    sock = tmp_path / "kx.sock"
+    env = {k: v for k, v in os.environ.items() if k != "KX_QEMU"}
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "lab"), "qemu-args",
+                        "--trace-plugin", str(sock)], env=env, capture_output=True, text=True, check=True)
+    argv = shlex.split(p.stdout)
+    assert argv[0].endswith("usr/bin/qemu-system-x86_64") and "10.0.2" in argv[0]
+    dirs = [argv[i + 1] for i, w in enumerate(argv) if w == "-L"]
+    assert [d.rsplit("/", 1)[-1] for d in dirs] == ["seabios", "qemu"]
+    plugin = argv[argv.index("-plugin") + 1]
+    assert plugin.endswith(f",sock={sock}") and os.path.exists(plugin.split(",")[0])
+    version = subprocess.run([argv[0], "-version"], capture_output=True, text=True).stdout
+    assert "version 10.0.2" in version
+
+
+def test_one_kx_at_a_time(pk):
+    from gdbext.machine import plugin_client as pc
+    first = pc.PluginClient(pk.guest.opts.plugin)
+    try:
+        with pytest.raises(pc.PluginError, match="one kx at a time"):
+            pc.PluginClient(pk.guest.opts.plugin, timeout=1.0)
+    finally:
+        first.close()
 
 
 def test_without_the_plugin_kx_says_so(kx):
