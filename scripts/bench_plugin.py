@@ -45,21 +45,30 @@ def spin_rate(guest, start: int) -> float:
     return calls / ns * 1e9 if ns else float("nan")
 
 
-def run_free(s, seconds: float) -> float:
-    """The guest's own rate while it runs untraced for `seconds`."""
-    start = len(s.guest.serial())
+def qemu_cpu(s) -> float:
+    from bench_trace import cpu_seconds
+    return cpu_seconds(s.guest.proc.pid)
+
+
+def run_free(s, seconds: float):
+    """(the guest's own rate, QEMU's CPU microseconds per call) while it
+    runs untraced for `seconds`.  The second number moves far less with
+    the host's load than the first."""
+    start, cpu, t0 = len(s.guest.serial()), qemu_cpu(s), time.monotonic()
     s.cont()
     time.sleep(seconds)
     s.ensure_stopped()
-    return spin_rate(s.guest, start)
+    rate = spin_rate(s.guest, start)
+    return rate, (qemu_cpu(s) - cpu) / (rate * (time.monotonic() - t0)) * 1e6
 
 
 def trace_for(s, command: str, seconds: float):
-    """(kx trace's console output, the guest's own rate) for a trace that a
-    SIGINT ends after `seconds`."""
-    start = len(s.guest.serial())
+    """(kx trace's console output, the guest's own rate, QEMU's CPU
+    microseconds per call) for a trace that a SIGINT ends after `seconds`."""
+    start, cpu, t0 = len(s.guest.serial()), qemu_cpu(s), time.monotonic()
     reply, _took = s.cmd_interrupted(command, seconds, timeout=seconds + 600)
-    return reply["output"], spin_rate(s.guest, start)
+    rate = spin_rate(s.guest, start)
+    return reply["output"], rate, (qemu_cpu(s) - cpu) / (rate * (time.monotonic() - t0)) * 1e6
 
 
 def summary_numbers(text: str) -> dict:
@@ -101,15 +110,16 @@ def session(kernel: str, plugin: bool, append: str = "") -> GuestSession:
 def measure_plugin_guest(a, res):
     s = session(a.kernel, True)
     try:
-        res["idle"] = run_free(s, a.window)
-        print(f"  guest, plugin idle: {res['idle']:9.0f} getpid/s", flush=True)
+        res["idle"], res["idle_cpu"] = run_free(s, a.window)
+        print(f"  guest, plugin idle: {res['idle']:9.0f} getpid/s, {res['idle_cpu']:.2f} us QEMU CPU/call",
+              flush=True)
         res["bare"] = bare_gdb(s, a.hits)
         print(f"  bare gdb:           {res['bare']:9.1f} events/s", flush=True)
-        text, res["live_guest"] = trace_for(s, "kx trace --out /dev/null", a.window)
+        text, res["live_guest"], res["live_cpu"] = trace_for(s, "kx trace --out /dev/null", a.window)
         res["live"] = summary_numbers(text)
         print(f"  kx trace (live):    {res['live']}; guest {res['live_guest']:.0f}/s", flush=True)
         rec = os.path.join(tempfile.gettempdir(), "kx-bench.kxr")
-        text, res["rec_guest"] = trace_for(s, f"kx trace --record {rec}", a.record_seconds)
+        text, res["rec_guest"], res["rec_cpu"] = trace_for(s, f"kx trace --record {rec}", a.record_seconds)
         res["rec"] = summary_numbers(text)
         res["rec_bytes"] = os.path.getsize(rec)
         print(f"  kx trace --record:  {res['rec']}; guest {res['rec_guest']:.0f}/s", flush=True)
@@ -126,8 +136,8 @@ def measure_plugin_guest(a, res):
 def measure_paced(a, res):
     s = session(a.kernel, True, append=f"kxspin_hz={a.paced_hz}")
     try:
-        res["paced_free"] = run_free(s, a.window)
-        text, res["paced_guest"] = trace_for(s, "kx trace --out /dev/null", a.window)
+        res["paced_free"], _ = run_free(s, a.window)
+        text, res["paced_guest"], _ = trace_for(s, "kx trace --out /dev/null", a.window)
         res["paced"] = summary_numbers(text)
         print(f"  paced {a.paced_hz}/s: untraced {res['paced_free']:.0f}/s; traced {res['paced']}; "
               f"guest {res['paced_guest']:.0f}/s", flush=True)
@@ -143,15 +153,18 @@ def report(a, res):
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
     print(f"QEMU 10.0.2, kernel {a.kernel}, 2 vCPUs (MTTCG), spinner flat out")
     rows = [
-        ("guest, no plugin (own counter)", f"{res['noplugin']:.0f} getpid/s", ""),
+        ("guest, no plugin (own counter)", f"{res['noplugin']:.0f} getpid/s",
+         f"QEMU CPU {res['noplugin_cpu']:.2f} us/call"),
         ("guest, plugin loaded, not tracing", f"{res['idle']:.0f} getpid/s",
-         f"{res['idle'] / res['noplugin']:.3f}x of no plugin"),
+         f"{res['idle'] / res['noplugin']:.3f}x of no plugin; QEMU CPU {res['idle_cpu']:.2f} us/call"),
         ("bare gdb breakpoint (do_syscall_64)", f"{res['bare']:.1f} events/s", "1x"),
         ("kx trace --engine plugin (live, full decoding)", f"{live_rate:.0f} events/s",
-         f"{live_rate / res['bare']:.0f}x bare gdb; dropped {live['dropped']}; guest {res['live_guest']:.0f}/s"),
+         f"{live_rate / res['bare']:.0f}x bare gdb; dropped {live['dropped']}; guest {res['live_guest']:.0f}/s; "
+         f"QEMU CPU {res['live_cpu']:.2f} us/call"),
         (f"kx trace --record ({a.record_seconds:.0f} s)", f"{rec_rate:.0f} records/s",
          f"{rec_rate / res['bare']:.0f}x bare gdb; dropped {rec['dropped']}; guest {res['rec_guest']:.0f}/s "
-         f"({res['rec_guest'] / res['idle']:.2f}x untraced); {res['rec_bytes'] / 1e6:.0f} MB"),
+         f"({res['rec_guest'] / res['idle']:.2f}x untraced); QEMU CPU {res['rec_cpu']:.2f} us/call; "
+         f"{res['rec_bytes'] / 1e6:.0f} MB"),
         ("kx trace --replay (decoding a record file)",
          f"{res['replay']['events'] / res['replay']['seconds']:.0f} events/s", ""),
         (f"paced spinner {a.paced_hz}/s, live decoding", f"{paced['events'] / paced['seconds']:.0f} events/s",
@@ -173,8 +186,9 @@ def main(a):
     print(f"kernel {a.kernel}: QEMU 10.0.2 without the plugin", flush=True)
     s = session(a.kernel, False)
     try:
-        res["noplugin"] = run_free(s, a.window)
-        print(f"  guest, no plugin:   {res['noplugin']:9.0f} getpid/s", flush=True)
+        res["noplugin"], res["noplugin_cpu"] = run_free(s, a.window)
+        print(f"  guest, no plugin:   {res['noplugin']:9.0f} getpid/s, {res['noplugin_cpu']:.2f} us QEMU CPU/call",
+              flush=True)
     finally:
         GuestSession.release(s.config)
     print("with the plugin", flush=True)
