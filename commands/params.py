@@ -5,14 +5,14 @@ from gdbext import settings
 
 
 class _SetKx(gdb.Command):
-    """Set kx options: color, msr-read, debug."""
+    """Set kx options: color, msr-read, trace-plugin, debug."""
 
     def __init__(self):
         super().__init__("set kx", gdb.COMMAND_DATA, prefix=True)
 
 
 class _ShowKx(gdb.Command):
-    """Show kx options: color, msr-read, debug."""
+    """Show kx options: color, msr-read, trace-plugin, debug."""
 
     def __init__(self):
         super().__init__("show kx", gdb.COMMAND_DATA, prefix=True)
@@ -56,6 +56,27 @@ off: never touch the guest; report the value the kernel is expected to have."""
         return f"kx reads unexposed MSRs by: {svalue}."
 
 
+class TracePluginParam(gdb.Parameter):
+    """The control socket of the kxtrace QEMU plugin, for `kx trace --engine plugin`.
+QEMU must have been started with `-plugin kxtrace.so,sock=SOCKET` (./scripts/lab
+qemu-args --trace-plugin SOCKET prints that prefix; ./scripts/lab boot --trace-plugin
+boots a guest with it).  Empty: no plugin; kx trace then uses its breakpoint loop."""
+
+    set_doc = "Set the kxtrace plugin's control socket."
+    show_doc = "Show the kxtrace plugin's control socket."
+
+    def __init__(self):
+        super().__init__("kx trace-plugin", gdb.COMMAND_DATA, gdb.PARAM_OPTIONAL_FILENAME)
+        self.value = settings.get("trace-plugin")
+
+    def get_set_string(self):
+        settings.set_value("trace-plugin", self.value or "")
+        return ""
+
+    def get_show_string(self, svalue):
+        return f"kx's trace plugin socket is {svalue or '(none)'}."
+
+
 class DebugParam(gdb.Parameter):
     """Show Python tracebacks for kx's internal errors (for kx developers)."""
 
@@ -79,4 +100,5 @@ def register():
     _ShowKx()
     ColorParam()
     MsrReadParam()
+    TracePluginParam()
     DebugParam()

@@ -60,6 +60,7 @@ class KxTrace(KxCommand):
     """Trace the guest's system calls without stopping, one line per call.
 Usage: kx trace [SYSCALL ...] [--pid N] [--comm NAME] [--abi 64|32|all]
                 [--count N] [--return] [--out FILE] [--json] [--engine E]
+                [--record FILE] [--replay FILE]
 
 Lets the guest run and prints each matching syscall strace-style:
   85 kxwork  openat(AT_FDCWD, "/etc/kx-target", O_RDONLY, 000) = 3
@@ -69,7 +70,17 @@ lines to FILE.  The trace ends after --count events or on Ctrl-C; every
 breakpoint it set is removed, and a summary follows (events, per-syscall
 counts, events/s).  Filters are the same as `kx break`.
 
---engine loop (the default on QEMU) drives QEMU's gdbstub with kx's own
+--engine plugin (the default when `set kx trace-plugin SOCKET` names the
+socket of the kxtrace QEMU plugin: ./scripts/lab boot --trace-plugin) never
+stops the guest: the plugin, inside QEMU 10, records each call at the C
+entry functions while the guest runs, and kx decodes the records.  The
+summary counts records the plugin had to drop (`dropped`) because kx could
+not keep up.  As with the loop, gdb's own breakpoints are not inserted
+while the guest runs for the trace.  --record FILE stores the raw records (no decoding; --pid and
+--comm apply at replay) and --replay FILE decodes such a file later, with
+the same vmlinux loaded.
+
+--engine loop (the default on QEMU otherwise) drives QEMU's gdbstub with kx's own
 packets for the length of the trace and breaks in the C entry function
 (do_syscall_64 ...), then hands the connection back to gdb with its
 registers, memory cache and selected thread exact again; gdb's own
@@ -77,7 +88,7 @@ breakpoints are not active during such a trace.  --engine gdb uses gdb
 breakpoints at the entry stubs instead (slower; any gdb remote)."""
 
     name = "trace"
-    completions = ("loop", "gdb", "auto", "all")
+    completions = ("loop", "gdb", "plugin", "auto", "all")
 
     def arguments(self, p):
         p.add_argument("syscalls", nargs="*", metavar="SYSCALL")
@@ -88,19 +99,21 @@ breakpoints at the entry stubs instead (slower; any gdb remote)."""
         p.add_argument("--return", dest="want_return", action="store_true",
                        help="show each call's return value (printed when it returns)")
         p.add_argument("--out", default=None, metavar="FILE", help="also write JSON lines to FILE")
-        p.add_argument("--engine", default="auto", choices=("auto", "loop", "gdb"),
-                       help="loop: kx's own packets (QEMU); gdb: gdb breakpoints; auto (default): loop on QEMU")
+        p.add_argument("--engine", default="auto", choices=("auto", "plugin", "loop", "gdb"),
+                       help="plugin: the kxtrace QEMU plugin; loop: kx's own packets (QEMU); gdb: gdb "
+                            "breakpoints; auto (default): plugin if set up, else loop on QEMU")
+        p.add_argument("--record", default=None, metavar="FILE",
+                       help="plugin engine: store the raw records in FILE instead of decoding them")
+        p.add_argument("--replay", default=None, metavar="FILE", help="decode a --record FILE")
 
     def run(self, args):
-        machine.require_stopped()
+        from . import trace_plugin
+        if not args.replay:
+            machine.require_stopped()
         if args.count is not None and args.count <= 0:
             raise errors.BadArgument(f"--count must be > 0, got {args.count}")
         flt = syscall_filter.build(args.syscalls, args.abi, args.pid, args.comm)
-        engine = args.engine
-        if engine == "auto":
-            engine = "loop" if machine.is_qemu() else "gdb"
-        elif engine == "loop":
-            machine.require_qemu("kx trace --engine loop")
+        engine = _engine(args, trace_plugin)
         out = None
         if args.out:
             try:
@@ -108,6 +121,10 @@ breakpoints at the entry stubs instead (slower; any gdb remote)."""
             except OSError as exc:
                 raise errors.BadArgument(f"cannot write {args.out}: {exc.strerror}") from None
         sink = _Sink(args.count, args.json, out)
+        if args.replay:
+            return trace_plugin.replay(flt, args, sink, _summary)
+        if engine == "plugin":
+            return trace_plugin.run_plugin(flt, args, sink, _summary)
         if engine == "loop":
             return _run_loop(flt, args, sink)
         run = _TraceRun(flt, args, sink)
@@ -130,6 +147,24 @@ breakpoints at the entry stubs instead (slower; any gdb remote)."""
             run.finish_at_next_stop()
             return None
         return run.finish()
+
+
+def _engine(args, trace_plugin) -> str:
+    engine = args.engine
+    if args.record and args.replay:
+        raise errors.BadArgument("--record and --replay exclude each other")
+    if args.replay:
+        return "replay"
+    if engine == "auto":
+        if trace_plugin.available():
+            engine = "plugin"
+        else:
+            engine = "loop" if machine.is_qemu() else "gdb"
+    elif engine == "loop":
+        machine.require_qemu("kx trace --engine loop")
+    if args.record and engine != "plugin":
+        raise errors.BadArgument("--record needs the plugin engine (set kx trace-plugin SOCKET)")
+    return engine
 
 
 def _run_loop(flt, args, sink):
@@ -167,6 +202,10 @@ def _summary(flt, args, sink, elapsed, interrupted, extra):
                              f"({summary['events_per_second']:.0f}/s)"), f"  [{flt.describe()}]")
     if interrupted:
         t.line(("dim", f"  ended: {summary.get('reason', 'interrupted')}"))
+    if summary.get("dropped"):
+        t.line(("dim", f"  dropped: {summary['dropped']} records (the plugin's rings were full)"))
+    if "recorded" in summary:
+        t.line(("dim", f"  recorded: {summary['recorded']} records to {summary['record_file']}"))
     for name, n in sink.by_name.most_common():
         t.line(f"  {n:>7}  ", ("sym", name))
     return Report({"summary": summary}, t)

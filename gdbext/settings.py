@@ -3,7 +3,8 @@ module holds their values so the lower layers can read them without gdb."""
 import os
 import sys
 
-_values = {"color": "auto", "msr-read": "inject", "debug": False}
+# trace-plugin: the kxtrace plugin's control socket ("" = none).
+_values = {"color": "auto", "msr-read": "inject", "debug": False, "trace-plugin": ""}
 
 
 def set_value(name, value):

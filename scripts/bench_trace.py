@@ -34,6 +34,10 @@ reported, because the host's load (other guests) moves every number; the
 load average is printed too.  "flush/hit" is QEMU's TB flush count (`info
 jit`) per hit: QEMU 7.2 flushes its translation cache on every debug stop.
 Numbers only: this is not a test.
+
+--plugin measures `kx trace --engine plugin` on QEMU 10.0.2 instead (the
+guest's own getpid rate untraced and traced, live decoding, --record,
+--replay, a paced spinner, ratios against bare gdb): scripts/bench_plugin.py.
 """
 import argparse
 import json
@@ -245,7 +249,12 @@ def main():
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default %(default)s)")
     ap.add_argument("--point", default="do_syscall_64", help="trace point symbol (default %(default)s)")
     ap.add_argument("--gdb-engine", action="store_true", help="also time `kx trace --engine gdb`")
+    ap.add_argument("--plugin", action="store_true", help="the plugin engine on QEMU 10.0.2 (bench_plugin.py)")
+    import bench_plugin
+    bench_plugin.add_arguments(ap)
     a = ap.parse_args()
+    if a.plugin:
+        return bench_plugin.main(a)
     bootstrap.ensure_all()
     s = GuestSession.get(LabConfig(kernel=a.kernel, workload="spin"))
     helper = tempfile.NamedTemporaryFile("w", suffix=".py", delete=False)

@@ -26,6 +26,9 @@ class LabConfig:
     kaslr: bool = False
     workload: str = "loop"
     vmlinux_kernel: str = None  # attach gdb with another series' vmlinux (the mismatch tests)
+    trace_plugin: bool = False  # load the kxtrace plugin (QEMU 10.0.2) and tell kx its socket
+    plugin_ring_kb: int = 0     # KiB per vCPU ring of the plugin (0: its default)
+    append: str = ""            # extra kernel command line words
 
 
 def all_sessions():
@@ -44,7 +47,10 @@ class GuestSession:
         self.kernel = kernels.fetch(config.kernel, quiet=True)
         self.guest = qemu.Guest(qemu.BootOptions(
             kernel=config.kernel, smp=config.smp, cpu=config.cpu, pti=config.pti,
-            kaslr=config.kaslr, workload=config.workload), kernel=self.kernel)
+            kaslr=config.kaslr, workload=config.workload, append=config.append,
+            plugin_ring_kb=config.plugin_ring_kb), kernel=self.kernel)
+        if config.trace_plugin:
+            self.guest.opts.plugin = str(self.guest.workdir / "kxtrace.sock")
         self.guest.start()
         self.symbols = self.kernel.symbols()
         self.vmlinux = self.kernel.vmlinux
@@ -54,6 +60,8 @@ class GuestSession:
         try:
             self.gdb = gdbrun.start_mi(self.vmlinux, self.guest.port)
             self.gdb.cmd("set kx color off")
+            if config.trace_plugin:
+                self.gdb.cmd(f"set kx trace-plugin {self.guest.opts.plugin}")
             self.running = False
         except BaseException:
             self.close()

@@ -5,6 +5,7 @@ Adding an architecture means adding its subpackage (an `Arch` subclass, see
 base.py) and naming it in ARCHITECTURES below; nothing else in kx changes.
 Unit tests install a fake one with `use()`.
 """
+import contextlib
 import importlib
 from typing import Dict, Optional
 
@@ -12,7 +13,7 @@ from gdbext import errors
 from gdbext.arch.base import Arch, EntryStub, RawCall, SyscallAbi, TableChoice
 
 __all__ = ["Arch", "EntryStub", "RawCall", "SyscallAbi", "TableChoice", "ARCHITECTURES", "registry",
-           "use", "for_gdb_name", "current", "parse_abi"]
+           "use", "pinned", "for_gdb_name", "current", "parse_abi"]
 
 # The one registration per architecture: its module builds ARCH.
 ARCHITECTURES = ("gdbext.arch.x86_64",)
@@ -34,6 +35,20 @@ def use(arch: Optional[Arch]) -> None:
     detection."""
     global _forced
     _forced = arch
+
+
+@contextlib.contextmanager
+def pinned():
+    """Inside the block current() answers what it answered on entry,
+    without asking gdb: for loops that decode thousands of trace records
+    while nothing can change the target's architecture."""
+    global _forced
+    saved = _forced
+    _forced = current()
+    try:
+        yield _forced
+    finally:
+        _forced = saved
 
 
 def for_gdb_name(name: str) -> Arch:

@@ -128,6 +128,22 @@ class SlideReadings:
     placed_by: str = "the running kernel"                 # "...at any slide {this} allows"
 
 
+@dataclass(frozen=True)
+class PtRegsRule:
+    """Where pt_regs is at a trace point, as a rule a tracer outside gdb can
+    apply to the registers it read (the kxtrace plugin): the register
+    `reg`, or `alt_reg` when `reg` holds a value below `alt_below`."""
+    reg: str
+    alt_reg: Optional[str] = None
+    alt_below: int = 0
+
+    def apply(self, regs: Dict[str, int]) -> int:
+        value = regs[self.reg]
+        if self.alt_reg is not None and value < self.alt_below:
+            return regs[self.alt_reg]
+        return value
+
+
 class Arch:
     """An architecture.  Subclasses set the data attributes and override the
     methods their CPU needs."""
@@ -295,15 +311,31 @@ class Arch:
         return None
 
     # -- tracing --------------------------------------------------------------
-    def c_entry_pt_regs(self, function: str, regs: Dict[str, int]) -> int:
-        """pt_regs' address at the first instruction of the C function an
-        entry stub calls (`function`), from the argument registers."""
+    # The registers a trace record carries (the kxtrace plugin reads them at
+    # every trace point): enough for the rules below, in_user_mode and
+    # return_address_at_c_entry.
+    trace_registers: Tuple[str, ...] = ()
+    # The register whose memory slot holds the return address at a C
+    # function's first instruction (None: the address is in a register).
+    c_entry_return_slot: Optional[str] = None
+
+    def c_entry_pt_regs_rule(self, function: str) -> PtRegsRule:
+        """Where pt_regs is at the first instruction of the C function an
+        entry stub calls (`function`)."""
         raise NotImplementedError
 
-    def pt_regs_after_c_call(self, regs: Dict[str, int]) -> int:
-        """pt_regs' address in an entry stub just after its call into C
+    def pt_regs_after_c_call_rule(self) -> PtRegsRule:
+        """Where pt_regs is in an entry stub just after its call into C
         returned (where the return value is in pt_regs)."""
         raise NotImplementedError
+
+    def c_entry_pt_regs(self, function: str, regs: Dict[str, int]) -> int:
+        """pt_regs' address at the first instruction of `function`."""
+        return self.c_entry_pt_regs_rule(function).apply(regs)
+
+    def pt_regs_after_c_call(self, regs: Dict[str, int]) -> int:
+        """pt_regs' address just after a stub's call into C returned."""
+        return self.pt_regs_after_c_call_rule().apply(regs)
 
     def return_address_at_c_entry(self, regs: Dict[str, int], read: Callable[[int, int], bytes]) -> int:
         """Where the C function just entered returns to (the caller)."""

@@ -297,6 +297,35 @@ def _syscall_stem(syscall: Optional[str]) -> str:
     return sc[4:] if sc.startswith("sys_") else sc
 
 
+def _is_write_buffer(ctype: str, nm: str, other: Mapping[str, int], sc: str) -> bool:
+    return nm == "buf" and _is_pointer(ctype) and "count" in other and (
+        sc in WRITE_SYSCALLS or (not sc and _is_const_char_ptr(ctype)))
+
+
+def _is_input_string(ctype: str, nm: str) -> bool:
+    return _is_char_ptr(ctype) and (nm in PATH_ARG_NAMES or _is_const_char_ptr(ctype)) or (
+        not ctype and nm in PATH_ARG_NAMES)
+
+
+def capture_plan(params: List[tuple], syscall: Optional[str] = None) -> List[tuple]:
+    """What format_arg reads in user memory for a call with `params`
+    ([(ctype, name)]): [(arg index, "string" | "buffer", most bytes, index
+    of the length argument or None)].  A tracer that cannot read memory
+    when it decodes (the kxtrace plugin) captures exactly these at entry."""
+    sc = _syscall_stem(syscall)
+    names = {pname: 0 for _, pname in params}
+    out = []
+    for i, (ctype, pname) in enumerate(params):
+        nm = (pname or "").strip()
+        if _is_write_buffer(ctype, nm, names, sc):
+            count = next(k for k, (_, n) in enumerate(params) if n == "count")
+            out.append((i, "buffer", BUF_CAP, count))
+        elif _is_input_string(ctype, nm):
+            # _read_c_string asks for one byte past the cap to tell "longer".
+            out.append((i, "string", PATH_CAP + 1, None))
+    return out
+
+
 def format_arg(ctype: str, name: str, value: int,
                read_string: Optional[Callable[[int, int], bytes]] = None,
                other_args: Optional[Mapping[str, int]] = None,
@@ -325,8 +354,7 @@ def format_arg(ctype: str, name: str, value: int,
             return f"{v:#x} (unreadable)"
 
     # write()/pwrite64() buffer: not NUL-terminated, capped at min(count, 64).
-    if nm == "buf" and _is_pointer(ctype) and "count" in other and (
-            sc in WRITE_SYSCALLS or (not sc and _is_const_char_ptr(ctype))):
+    if _is_write_buffer(ctype, nm, other, sc):
         if v == 0:
             return "NULL"
         count = int(other["count"]) & MASK64
@@ -338,8 +366,7 @@ def format_arg(ctype: str, name: str, value: int,
         return read_or_unreadable(buf)
 
     # Path names and other const char * inputs: NUL-terminated strings.
-    if _is_char_ptr(ctype) and (nm in PATH_ARG_NAMES or _is_const_char_ptr(ctype)) or (
-            not ctype and nm in PATH_ARG_NAMES):
+    if _is_input_string(ctype, nm):
         if v == 0:
             return "NULL"
 

@@ -14,6 +14,7 @@ page table nor the user GS base around swapgs gets in the way.
 Everything reads through a View, so the fast trace loop can hand in the
 registers and memory it already has instead of going through gdb.
 """
+import functools
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
@@ -90,7 +91,7 @@ class SyscallEvent:
             "abi": self.abi, "entry": self.entry, "source": self.source, "nr": self.nr, "name": self.name,
             "x32": self.x32, "args": [a.to_dict() for a in self.args], "return_ip": self.return_ip,
             "rflags": self.rflags,
-            "rflags_names": arch.current().flag_names(self.rflags) if self.rflags is not None else None,
+            "rflags_names": list(_flag_names(arch.current(), self.rflags)) if self.rflags is not None else None,
             "handler": self.handler, "dispatch": self.dispatch.get("kind"),
             "dispatch_detail": self.dispatch, "nr_syscalls": self.nr_syscalls,
             "signature_source": self.signature_source, "ret": self.ret,
@@ -105,6 +106,13 @@ class SyscallEvent:
         if self.ret is not None:
             text += " = " + syscall_args.format_return(self.ret)
         return text
+
+
+@functools.lru_cache(maxsize=256)
+def _flag_names(a, value: int) -> tuple:
+    """The architecture's names of the user flags word (cached: a trace
+    decodes the same few values thousands of times a second)."""
+    return tuple(a.flag_names(value))
 
 
 def read_user_string(view: View, address: int, size: int) -> bytes:
@@ -127,12 +135,20 @@ def read_user_string(view: View, address: int, size: int) -> bytes:
     return out
 
 
-def _raw_call(view: View, regs: Dict[str, int], brief: Dict):
+def _memo(memo: Optional[dict], key, compute):
+    if memo is None:
+        return compute()
+    if key not in memo:
+        memo[key] = compute()
+    return memo[key]
+
+
+def _raw_call(view: View, regs: Dict[str, int], brief: Dict, memo: Optional[dict] = None):
     """The RawCall at this stop: from the live registers while the entry
     stub has not written pt_regs yet, else from pt_regs."""
     a = arch.current()
     pt_addr = tasks.pt_regs_address_for_stack(brief["stack"])
-    stub = entry.syscall_stub(entry.entry_of(regs[a.pc]))
+    stub = _memo(memo, ("stub", regs[a.pc]), lambda: entry.syscall_stub(entry.entry_of(regs[a.pc])))
     if stub is not None and a.pt_regs_pending(stub, regs, brief["stack"], pt_addr):
         call = a.live_call(stub, regs, view)
         call.source = "registers"
@@ -196,9 +212,11 @@ def _decode_args(view: View, raw_args, sig, name) -> List[Arg]:
     return args
 
 
-def decode(view: View, ret: Optional[int] = None) -> SyscallEvent:
+def decode(view: View, ret: Optional[int] = None, memo: Optional[dict] = None) -> SyscallEvent:
     """The syscall the vCPU behind `view` is in (entering, or returning with
-    `ret` when the caller knows it)."""
+    `ret` when the caller knows it).  `memo`: a dict the caller keeps over
+    many decodes during which symbols and tables cannot change (a trace):
+    each stub and each number's table entry is then looked up once."""
     a = arch.current()
     regs = view.regs()
     if a.in_user_mode(regs):
@@ -209,13 +227,18 @@ def decode(view: View, ret: Optional[int] = None) -> SyscallEvent:
     if brief["flags"] & tasks.PF_KTHREAD:
         raise errors.KxError(f"CPU {view.cpu} runs the kernel thread {brief['comm']!r} "
                              f"(pid {brief['pid']}): it is not in a system call")
-    call = _raw_call(view, regs, brief)
+    call = _raw_call(view, regs, brief, memo)
     abi = a.abi(call.abi)
     choice = a.split_nr(abi, call.nr)
     notes = list(call.notes)
     if choice.note:
         notes.insert(0, choice.note)
-    found = _look_up(choice.abi, choice.nr, notes, choice)
+
+    def look_up():
+        added = []
+        return _look_up(choice.abi, choice.nr, added, choice), added
+    found, added = _memo(memo, ("lookup", choice.abi, choice.nr, choice.flagged), look_up)
+    notes += added
     if found.nr_syscalls is None and choice.flagged and ret is None:
         ret = -ENOSYS
     if found.nr_syscalls is not None and not (0 <= choice.nr < found.nr_syscalls):

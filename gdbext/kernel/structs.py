@@ -60,7 +60,8 @@ class StructReader:
     def __init__(self, struct_name: str, members: Sequence[Member]):
         self.struct_name = struct_name
         self.members = tuple(members)
-        self._layout_key = ("structreader", struct_name, self.members)
+        # Plain strings: a hot loop hashes this key once per read.
+        self._layout_key = ("structreader", struct_name, repr(self.members))
 
     def layout(self) -> Tuple[Dict[str, _Resolved], List[Tuple[int, int]]]:
         cache = types.cache()

@@ -10,6 +10,7 @@ While kernel/kaslr.py has found that the vmlinux is not the running kernel,
 table() hands out an UntrustedSymbols that knows no names, so nothing prints
 a wrong symbol and every address lookup fails with the mismatch message.
 """
+import contextlib
 import bisect
 
 from gdbext import errors
@@ -195,6 +196,19 @@ def elf_table():
         _tables[key] = t
     t.slide = _state["slide"] if isinstance(t, SymbolTable) else 0
     return t
+
+
+@contextlib.contextmanager
+def pinned():
+    """Inside the block table() answers what it answered on entry, without
+    asking gdb for the file again (trace loops decoding thousands of
+    records, during which no symbol file can load)."""
+    saved = _state["installed"]
+    _state["installed"] = table()
+    try:
+        yield _state["installed"]
+    finally:
+        _state["installed"] = saved
 
 
 def table():

@@ -20,6 +20,12 @@
  *   kxmode=spin   also start /bin/kxspin, a child doing back-to-back getpid,
  *                 for the breakpoint benchmarks.
  *   kxsleep_ms=N  the nanosleep in each round (default 20).
+ *   kxspin_hz=N   the spinner makes about N getpid a second (in 100
+ *                 batches) instead of going flat out.
+ *
+ * The spinner counts its own calls and prints KX-SPIN-RATE calls=N ns=T
+ * about once a second: the guest's rate as the guest sees it, traced or
+ * not (scripts/bench_trace.py).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -96,11 +102,41 @@ static int run_and_wait(const char *path)
 	return status;
 }
 
+static long long ns_between(const struct timespec *a, const struct timespec *b)
+{
+	return (b->tv_sec - a->tv_sec) * 1000000000LL + (b->tv_nsec - a->tv_nsec);
+}
+
 static __attribute__((noreturn)) void spin_main(void)
 {
-	say("KX-SPIN pid=%d\n", getpid());
-	for (;;)
-		raw_syscall(NR_getpid, 0, 0, 0, 0, 0, 0);
+	const char *env = getenv("kxspin_hz");
+	long hz = env ? strtol(env, NULL, 0) : 0;
+	long batch = hz > 0 ? (hz + 99) / 100 : 1024;
+	unsigned long calls = 0;
+	struct timespec last, now, next;
+
+	say("KX-SPIN pid=%d hz=%ld\n", getpid(), hz);
+	clock_gettime(CLOCK_MONOTONIC, &last);	/* the vDSO: no syscall */
+	next = last;
+	for (;;) {
+		for (long i = 0; i < batch; i++)
+			raw_syscall(NR_getpid, 0, 0, 0, 0, 0, 0);
+		calls += batch;
+		if (hz > 0) {
+			next.tv_nsec += 10000000L;
+			if (next.tv_nsec >= 1000000000L) {
+				next.tv_sec++;
+				next.tv_nsec -= 1000000000L;
+			}
+			clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
+		}
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (ns_between(&last, &now) >= 1000000000LL) {
+			say("KX-SPIN-RATE calls=%lu ns=%lld\n", calls, ns_between(&last, &now));
+			calls = 0;
+			last = now;
+		}
+	}
 }
 
 static __attribute__((noreturn)) void work_main(void)

@@ -22,10 +22,14 @@ APT_TOOLS = {
     "dpkg-deb": "dpkg",
     "apt-get": "apt",
     "debootstrap": "debootstrap",   # chroots with other gdbs (kxlab/toolchains.py)
+    "xz": "xz-utils",          # tar -J: QEMU's source tarball (qemu10.plugin_header)
 }
 # Static glibc for the workload; ensurepip for the venv.
 APT_FILES = {
     "/usr/lib/x86_64-linux-gnu/libc.a": "libc6-dev",
+    # glib's headers and pkg-config for the kxtrace plugin (kxlab/plugin.py)
+    "/usr/include/glib-2.0/glib.h": "libglib2.0-dev",
+    "/usr/bin/pkg-config": "pkgconf",
 }
 
 

@@ -50,7 +50,29 @@ def _boot_args(p):
 def _opts(a) -> qemu.BootOptions:
     return qemu.BootOptions(kernel=a.kernel, smp=a.smp, kaslr=a.kaslr, pti=a.pti, accel=a.accel,
                             port=a.port, cpu=a.cpu, memory=a.memory, workload=a.workload,
-                            stopped=getattr(a, "stopped", False))
+                            stopped=getattr(a, "stopped", False),
+                            plugin=_plugin_socket(a))
+
+
+def _plugin_socket(a) -> str:
+    """--trace-plugin [SOCKET]: the given path, or one per guest name."""
+    want = getattr(a, "trace_plugin", None)
+    if not want:
+        return ""
+    if want == "auto":
+        return str(qemu.paths.run_dir() / f"{a.name}-kxtrace.sock")
+    return os.path.abspath(want)
+
+
+def cmd_qemu_args(a):
+    """The QEMU command prefix with the plugin, shell-quoted."""
+    import shlex
+    from . import plugin
+    try:
+        argv = plugin.qemu_args(os.path.abspath(a.trace_plugin))
+    except plugin.PluginUnsupported as exc:
+        raise SystemExit(f"lab: {exc}") from None
+    print(shlex.join(argv))
 
 
 def cmd_bootstrap(a):
@@ -77,7 +99,10 @@ def cmd_boot(a):
         raise SystemExit(f"lab: guest {a.name!r} is already running (./scripts/lab stop)")
     guest = qemu.Guest(_opts(a), kernel=_kernel(a))
     detach = not a.foreground
-    guest.start(die_with_parent=not detach)
+    try:
+        guest.start(die_with_parent=not detach)
+    except qemu.plugin.PluginUnsupported as exc:
+        raise SystemExit(f"lab: {exc}") from None
     qemu.save_state(guest, a.name)
     info = guest.describe()
     print(json.dumps(info, indent=1))
@@ -122,7 +147,10 @@ def cmd_gdb(a):
         vmlinux = (custom or kernels.fetch(a.kernel)).vmlinux
     if not port:
         raise SystemExit("lab: no running guest; start one with ./scripts/lab boot, or pass --port")
-    argv = gdbrun.gdb_argv(vmlinux, port, nx=False, extra_ex=a.ex or ())
+    extra = list(a.ex or ())
+    if state and state.get("trace_plugin") and not a.port:
+        extra.insert(0, f"set kx trace-plugin {state['trace_plugin']}")
+    argv = gdbrun.gdb_argv(vmlinux, port, nx=False, extra_ex=extra)
     if a.batch:
         argv.insert(1, "-batch")
     os.execvp(argv[0], argv)
@@ -131,6 +159,24 @@ def cmd_gdb(a):
 def cmd_demo(a):
     from . import demo
     return demo.main(a, kernel=_kernel(a))
+
+
+def _boot_parsers(sub):
+    """`boot` and `qemu-args`."""
+    p = sub.add_parser("boot", help="boot the lab guest under QEMU with a gdbstub")
+    _boot_args(p)
+    p.add_argument("--stopped", action="store_true", help="freeze the CPU before the first instruction (-S)")
+    p.add_argument("--name", default="default", help="name of this guest (default %(default)s)")
+    p.add_argument("--foreground", action="store_true", help="stay attached; Ctrl-C stops QEMU")
+    p.add_argument("--trace-plugin", nargs="?", const="auto", default=None, metavar="SOCKET",
+                   help="load the kxtrace plugin (QEMU 10.0.2 unless KX_QEMU says otherwise); its "
+                        "control socket is SOCKET (default: one per guest in the run directory)")
+    p.set_defaults(func=cmd_boot)
+
+    p = sub.add_parser("qemu-args", help="print the QEMU command prefix that loads the kxtrace plugin")
+    p.add_argument("--trace-plugin", required=True, metavar="SOCKET",
+                   help="the plugin's control socket (kx: set kx trace-plugin SOCKET)")
+    p.set_defaults(func=cmd_qemu_args)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -158,12 +204,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="rebuild even if cached")
     p.set_defaults(func=cmd_initramfs)
 
-    p = sub.add_parser("boot", help="boot the lab guest under QEMU with a gdbstub")
-    _boot_args(p)
-    p.add_argument("--stopped", action="store_true", help="freeze the CPU before the first instruction (-S)")
-    p.add_argument("--name", default="default", help="name of this guest (default %(default)s)")
-    p.add_argument("--foreground", action="store_true", help="stay attached; Ctrl-C stops QEMU")
-    p.set_defaults(func=cmd_boot)
+    _boot_parsers(sub)
 
     p = sub.add_parser("stop", help="stop a guest started by `boot`")
     p.add_argument("--name", default="default")

@@ -12,14 +12,13 @@ import json
 import os
 import pathlib
 import re
-import shutil
 import signal
 import socket
 import subprocess
 import tempfile
 import time
 
-from . import bootstrap, initramfs, kernels, paths  # paths puts the checkout on sys.path
+from . import bootstrap, initramfs, kernels, paths, plugin, qemu10  # paths puts the checkout on sys.path
 from gdbext.decoders.qemu_monitor import parse_info_registers
 
 PR_SET_PDEATHSIG = 1
@@ -63,6 +62,8 @@ class BootOptions:
     workload: str = "loop"     # loop | spin (adds a back-to-back getpid child)
     sleep_ms: int = 20
     append: str = ""           # extra kernel command line
+    plugin: str = ""           # the kxtrace plugin's control socket ("": no plugin)
+    plugin_ring_kb: int = 0    # KiB per vCPU ring (0: the plugin's default, 128 MiB)
 
 
 class Guest:
@@ -92,11 +93,14 @@ class Guest:
 
     def argv(self) -> list:
         o = self.opts
-        # KX_QEMU: another QEMU build (e.g. bookworm-backports' 10.0, unpacked
-        # with `dpkg -x`); KX_QEMU_DATADIR: its firmware directory (-L).
-        qemu = os.environ.get("KX_QEMU") or shutil.which("qemu-system-x86_64") or "qemu-system-x86_64"
-        datadir = os.environ.get("KX_QEMU_DATADIR")
-        argv = [qemu, *(["-L", datadir] if datadir else []),
+        # KX_QEMU picks the QEMU (qemu10.select: the system's 7.2 by default,
+        # "10.0" for bookworm-backports' 10.0.2, or a path with
+        # KX_QEMU_DATADIR); a guest with the kxtrace plugin needs 10.0.
+        if o.plugin:
+            prefix = plugin.qemu_args(o.plugin, ring_kb=o.plugin_ring_kb)
+        else:
+            prefix = qemu10.select().prefix()
+        argv = [*prefix,
                 "-accel", o.accel, "-smp", str(o.smp), "-m", o.memory,
                 "-kernel", str(self.kernel.vmlinuz), "-initrd", str(self.initrd),
                 "-append", self.cmdline(),
@@ -268,7 +272,8 @@ class Guest:
                 "vmlinux": str(self.kernel.vmlinux), "system_map": str(self.kernel.system_map),
                 "serial_log": str(self.serial_log), "monitor": str(self.monitor_path),
                 "workdir": str(self.workdir), "cmdline": self.cmdline(),
-                "boot_failures": getattr(self, "boot_failures", [])}
+                "boot_failures": getattr(self, "boot_failures", []),
+                "trace_plugin": self.opts.plugin or None}
 
 
 def state_file(name: str = "default") -> pathlib.Path:

@@ -4,7 +4,7 @@ commands."""
 from typing import Dict, Optional
 
 from gdbext import errors
-from gdbext.arch.base import Arch, EntryStub, RawCall, ResumePlan, SyscallAbi, TableChoice, UserFrame
+from gdbext.arch.base import Arch, EntryStub, PtRegsRule, RawCall, ResumePlan, SyscallAbi, TableChoice, UserFrame
 from gdbext.arch.x86_64 import abi as abis
 from gdbext.arch.x86_64 import gdbregs, stepover, user_regs
 from gdbext.decoders import paging, x86_entry, x86_switch
@@ -196,7 +196,10 @@ class X86_64(Arch):
         return out
 
     # -- tracing --------------------------------------------------------------
-    def c_entry_pt_regs(self, function: str, regs: Dict[str, int]) -> int:
+    trace_registers = ("rdi", "rsi", "rsp", "cs")
+    c_entry_return_slot = "rsp"   # `call` pushed it (SDM Vol.2A CALL)
+
+    def c_entry_pt_regs_rule(self, function: str) -> PtRegsRule:
         # do_syscall_64(struct pt_regs *, int) since 5.12 ("x86/entry: Use
         # int everywhere for system call numbers"), int80_emulation(struct
         # pt_regs *), do_int80_syscall_32 / do_fast_syscall_32(struct
@@ -205,14 +208,14 @@ class X86_64(Arch):
         # pt_regs *regs) (arch/x86/entry/common.c): rdi then holds a small
         # number and pt_regs is in rsi.  A pointer to the task stack is
         # always a kernel address, a syscall number never is.
-        if function == "do_syscall_64" and regs["rdi"] < self.kernel_space_start:
-            return regs["rsi"]
-        return regs["rdi"]
+        if function == "do_syscall_64":
+            return PtRegsRule("rdi", "rsi", self.kernel_space_start)
+        return PtRegsRule("rdi")
 
-    def pt_regs_after_c_call(self, regs) -> int:
+    def pt_regs_after_c_call_rule(self) -> PtRegsRule:
         # The stubs call C with %rsp at pt_regs and pop nothing before the
         # return path reads them (entry_64.S, entry_64_compat.S).
-        return regs["rsp"]
+        return PtRegsRule("rsp")
 
     def return_address_at_c_entry(self, regs, read) -> int:
         # `call` pushed it: it is at [rsp] on the first instruction.
