@@ -1,17 +1,10 @@
 """kx task and kx ps: which task is this, and which tasks are there."""
-from gdbext import arch
-from gdbext.decoders import flags as flagdec
-from gdbext.kernel import tasks, version
+from gdbext import api, arch
+from gdbext.kernel import tasks
 from gdbext.render import Report, Text
 from gdbext import machine
 
 from .base import KxCommand, add_cpu_option
-
-
-def _flag_set(value, decode):
-    if value is None:
-        return None
-    return {"value": value, "names": decode(value, version.version())}
 
 
 def task_completions():
@@ -20,10 +13,6 @@ def task_completions():
         return [str(t.pid) for t in tasks.all_tasks()] + [t.comm for t in tasks.all_tasks()]
     except Exception:  # completion must never raise
         return []
-
-
-def state_of(task):
-    return flagdec.decode_task_state(task.state & 0xFFFFFFFF, task.exit_state & 0xFFFFFFFF, version.version())
 
 
 class KxTask(KxCommand):
@@ -47,28 +36,8 @@ thread_info lives, mm/active_mm and thread.sp/fsbase/gsbase."""
 
     def run(self, args):
         cpu = machine.check_cpu(args.cpu)
-        task = tasks.find(args.task, cpu)
-        warnings = tasks.task_warnings(task, cpu, named=args.task is not None)
-        state = state_of(task)
-        stack = tasks.stack_facts(task, cpu)
-        warnings += stack.pop("warnings")
-        data = {
-            "address": task.address, "pid": task.pid, "tgid": task.tgid, "comm": task.comm,
-            "state": state.label, "state_value": task.state, "exit_state": task.exit_state,
-            "state_names": state.names,
-            "flags": _flag_set(task.flags, flagdec.decode_pf_flags),
-            "ti_flags": _flag_set(task.ti_flags, flagdec.decode_tif_flags),
-            "syscall_work": _flag_set(task.syscall_work, flagdec.decode_syscall_work),
-            "ti_status": _flag_set(task.ti_status, flagdec.decode_ts_status),
-            "thread_info": {"address": tasks.thread_info_address(task),
-                            "location": "task_struct" if tasks.thread_info_in_task() else "stack"},
-            "stack": stack,
-            "cpu": task.cpu, "running_on": task.running_on, "kernel_thread": task.is_kernel_thread,
-            "mm": task.mm or None, "active_mm": task.active_mm or None,
-            "thread": {"sp": task.thread_sp, "fsbase": task.fsbase, "gsbase": task.gsbase},
-            "real_parent": task.real_parent,
-            "warnings": warnings,
-        }
+        task = api.task(args.task, cpu=cpu) if args.task is not None else api.current(cpu)
+        data = task.to_dict()
         return Report(data, self.render(data))
 
     @staticmethod
@@ -119,15 +88,7 @@ current), or blank; `last` is thread_info.cpu."""
     name = "ps"
 
     def run(self, args):
-        cpu = machine.selected_cpu()
-        rows = []
-        for t in tasks.all_tasks(cpu):
-            st = state_of(t)
-            rows.append({"address": t.address, "pid": t.pid, "tgid": t.tgid, "comm": t.comm,
-                         "state": st.letter, "cpu": t.running_on, "last_cpu": t.cpu,
-                         "kernel_thread": t.is_kernel_thread})
-        warnings = [w for w in (tasks.current_disagreement(c) for c in machine.cpus()) if w]
-        data = {"tasks": rows, "count": len(rows), "warnings": warnings}
+        data = api.tasks().to_dict()
         return Report(data, self.render(data))
 
     @staticmethod
