@@ -13,7 +13,7 @@ import importlib
 import sys
 
 # Every architecture-neutral module with commands, functions or parameters.
-MODULES = ("prefix", "params", "task", "regs", "functions", "unwind", "syscalls", "event", "breaks", "trace", "kaslr", "vdso")
+MODULES = ("prefix", "params", "task", "regs", "functions", "unwind", "syscalls", "event", "breaks", "trace", "kaslr", "vdso", "drgn")
 
 _registered = False
 

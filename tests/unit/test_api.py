@@ -108,6 +108,7 @@ def test_event_is_the_decoded_call(fake):
     ev = api.event(0)
     assert (ev.name, ev.pid, ev.args[1].decoded) == ("write", 42, '"hi\\n"')
     assert ev.to_dict()["name"] == "write"
+    assert ev.arg("buf").string == "hi\n" and ev.arg("fd").string is None and ev.arg("nosuch") is None
     with pytest.raises(errors.NotSupported, match="user mode"):
         api.event(1)
 
