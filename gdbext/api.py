@@ -47,6 +47,8 @@ __all__ = [
     "current", "task", "tasks", "pt_regs", "msrs", "tss", "event", "syscalls", "syscall",
     # hooks
     "on_syscall", "hooks", "run",
+    # scripts
+    "script_main",
     # drgn
     "drgn_program",
     # the objects they return
@@ -255,6 +257,30 @@ def run(seconds: Optional[float] = None, engine: str = "auto") -> RunResult:
     'time'
     """
     return _hooks.run(seconds, engine)
+
+
+# ---------------------------------------------------------------------------
+# Scripts
+
+def script_main(main: Callable[[List[str]], object]) -> None:
+    """Run `main(sys.argv[1:])` as a script `source`d in gdb should run:
+    argparse's exit (--help, a bad argument) does not end gdb, and a
+    KxError ends the script with one line instead of a traceback.
+
+    >>> # at the end of a script, run with
+    >>> # (gdb) python import sys; sys.argv = ["count", "--seconds", "5"]
+    >>> # (gdb) source count.py
+    >>> if __name__ == "__main__":
+    ...     api.script_main(main)
+    """
+    import sys
+    name = getattr(main, "__module__", None) or "script"
+    try:
+        main(sys.argv[1:])
+    except SystemExit:
+        pass          # argparse has said why
+    except KxError as exc:
+        print(f"{sys.argv[0] if sys.argv and sys.argv[0] else name}: {exc}")
 
 
 # ---------------------------------------------------------------------------

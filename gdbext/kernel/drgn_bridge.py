@@ -40,7 +40,7 @@ _programs: Dict[tuple, object] = {}
 def import_drgn():
     """The drgn module, its C extension bound to its own libdw; NotSupported
     with how to install it when it is missing."""
-    if "drgn" in sys.modules:
+    if sys.modules.get("drgn") is not None:
         return sys.modules["drgn"]
     flags = sys.getdlopenflags()
     sys.setdlopenflags(os.RTLD_NOW | os.RTLD_DEEPBIND)

@@ -13,9 +13,19 @@ runs on kx's breakpoint loop for --seconds and is stopped again afterwards.
 """
 import argparse
 import json
-import sys
 
 from gdbext import api
+
+
+def process_id(word: str) -> int:
+    """The tgid of a pid, or of the oldest process with that comm (a
+    forked child keeps its parent's comm until it calls execve)."""
+    if word.isdigit():
+        return api.task(int(word)).tgid
+    tgids = [t.tgid for t in api.tasks() if t.comm == word]
+    if not tgids:
+        raise api.KxError(f"no task named {word!r}")
+    return min(tgids)
 
 
 def main(argv=None) -> int:
@@ -25,9 +35,9 @@ def main(argv=None) -> int:
     p.add_argument("--no-returns", dest="returns", action="store_false",
                    help="print at entry, without the result")
     args = p.parse_args(argv)
-    who = api.task(args.process)
+    tgid = process_id(args.process)
 
-    @api.on_syscall("openat", pid=who.tgid, returns=args.returns)
+    @api.on_syscall("openat", pid=tgid, returns=args.returns)
     def show(ev):
         path = ev.arg("filename").string
         result = f" = {ev.ret}" if ev.ret is not None else ""
@@ -38,9 +48,9 @@ def main(argv=None) -> int:
         run = api.run(seconds=args.seconds)
     finally:
         show.remove()
-    print(f"openat_paths: {show.calls} openat calls by pid {who.tgid} in {run.seconds:.1f} s")
+    print(f"openat_paths: {show.calls} openat calls by pid {tgid} in {run.seconds:.1f} s")
     return 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    api.script_main(main)

@@ -16,7 +16,6 @@ entries (int $0x80, sysenter); --json prints one JSON object instead.
 import argparse
 import collections
 import json
-import sys
 
 from gdbext import api
 
@@ -61,4 +60,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    api.script_main(main)

@@ -20,14 +20,14 @@ from .test_fake_target import (PER_CPU_BASE, PER_CPU_OFFSET, STACK, TASK, TASK_L
 # The stable surface: removing or renaming one of these breaks scripts.
 PUBLIC = {
     "current", "task", "tasks", "pt_regs", "msrs", "tss", "event", "syscalls", "syscall",
-    "on_syscall", "hooks", "run", "drgn_program",
+    "on_syscall", "hooks", "run", "script_main", "drgn_program",
     "TaskInfo", "TaskSummary", "TaskList", "FlagSet", "StackInfo", "UserRegs", "RegArg",
     "SyscallEvent", "Arg", "SyscallTable", "Syscall", "TableCheck", "MsrReport", "Msr", "TssReport",
     "IstSlot", "SyscallHook", "RunResult", "KxError", "NotSupported",
 }
 # Each function, and each record a script meets first, shows an example.
 EXAMPLED = {"current", "task", "tasks", "pt_regs", "msrs", "tss", "event", "syscalls", "syscall",
-            "on_syscall", "hooks", "run", "drgn_program", "TaskInfo", "TaskSummary", "TaskList",
+            "on_syscall", "hooks", "run", "script_main", "drgn_program", "TaskInfo", "TaskSummary", "TaskList",
             "UserRegs", "SyscallTable", "Syscall", "MsrReport", "Msr", "TssReport", "SyscallHook"}
 
 
