@@ -13,7 +13,8 @@ import importlib
 import sys
 
 # Every architecture-neutral module with commands, functions or parameters.
-MODULES = ("prefix", "params", "task", "regs", "functions", "unwind", "syscalls", "event", "breaks", "trace", "kaslr", "vdso", "drgn")
+MODULES = ("prefix", "params", "task", "regs", "functions", "unwind", "syscalls", "event", "breaks",
+           "trace", "kaslr", "vdso", "seccomp", "pagewalk", "dmesg", "modules", "drgn")
 
 _registered = False
 

@@ -6,6 +6,7 @@ from gdbext.render import Report, Text
 from gdbext import machine
 
 from .base import KxCommand, add_cpu_option
+from .seccomp import event_seccomp, render_event_seccomp
 
 
 def _return_words(d):
@@ -64,6 +65,8 @@ return address and R11 the user RFLAGS), anywhere later in the syscall path
 (do_syscall_64, x64_sys_call, the handler: pt_regs), and at the compat
 entries (int 0x80 via asm_int80_emulation, sysenter, 32-bit syscall) with
 the i386 ABI: eax = nr; ebx, ecx, edx, esi, edi, ebp = arguments.
+For a task under seccomp it says what its filters will return for this
+call (`kx seccomp --eval` runs them on any call).
 Shows nr -> name from the kernel's own table, each argument decoded by its
 type (strings read from user memory), the handler and how the kernel reaches
 it (sys_call_table, or the x64_sys_call() switch), and -ENOSYS for an
@@ -78,7 +81,10 @@ invalid number."""
         cpu = machine.check_cpu(args.cpu)
         event = api.event(cpu)
         data = event.to_dict()
-        return Report(data, render_event(data))
+        data["seccomp"] = event_seccomp(event, cpu)
+        text = render_event(data)
+        render_event_seccomp(text, data["seccomp"])
+        return Report(data, text)
 
 
 def register():

@@ -1,6 +1,7 @@
 """kx task and kx ps: which task is this, and which tasks are there."""
 from gdbext import api, arch
-from gdbext.kernel import tasks
+from gdbext.decoders import capabilities
+from gdbext.kernel import flag_names, tasks
 from gdbext.render import Report, Text
 from gdbext import machine
 
@@ -15,6 +16,9 @@ def task_completions():
         return []
 
 
+state_of = flag_names.state_of
+
+
 class KxTask(KxCommand):
     """Show a task: pid, comm, state, flags, stack, mm and saved context.
 Usage: kx task [PID|COMM|ADDR] [--cpu N] [--json]
@@ -24,7 +28,11 @@ the kernel's `current` sees it (per-cpu current_task, or pcpu_hot.current_task
 on 6.2-6.14), cross-checked against runqueues[cpu].curr.  PID 0 is the idle
 task of that CPU.  Shows PF_* flags, thread_info TIF_* flags and
 syscall_work by name, the kernel stack with its STACK_END_MAGIC check, where
-thread_info lives, mm/active_mm and thread.sp/fsbase/gsbase."""
+thread_info lives, mm/active_mm and thread.sp/fsbase/gsbase; the seccomp
+mode and number of filters (`kx seccomp` shows them); the credentials of
+task->cred: uid/gid, effective, saved and filesystem ids, the supplementary
+groups, and the capability sets (effective, permitted, inheritable,
+bounding, ambient) by name, up to the kernel's own cap_last_cap."""
 
     name = "task"
     completions = staticmethod(task_completions)
@@ -71,9 +79,36 @@ thread_info lives, mm/active_mm and thread.sp/fsbase/gsbase."""
         if th["fsbase"] is not None:
             t.kv("thread.fsbase", f"{th['fsbase']:#x}")
             t.kv("thread.gsbase", f"{th['gsbase']:#x}")
+        render_security(t, d)
         for w in d["warnings"]:
             t.warn(w)
         return t
+
+
+_CAP_LABELS = {"effective": "CapEff", "permitted": "CapPrm", "inheritable": "CapInh",
+               "bounding": "CapBnd", "ambient": "CapAmb"}
+
+
+def render_security(t, d):
+    sec, c = d.get("seccomp"), d.get("creds")
+    if sec is not None and sec["mode"] is not None:
+        note = (f"{sec['filters']} filters; `kx seccomp {d['pid']}` disassembles them"
+                if sec["filters"] else None)
+        t.kv("seccomp", f"{sec['mode']} ({sec['mode_value']})", kind="flag", note=note)
+    if c is None:
+        return
+    t.kv("uid", f"{c['uid']}", note=f"euid {c['euid']}  suid {c['suid']}  fsuid {c['fsuid']}")
+    t.kv("gid", f"{c['gid']}", note=f"egid {c['egid']}  sgid {c['sgid']}  fsgid {c['fsgid']}")
+    g = c["groups"]
+    if g is not None:
+        gids = " ".join(str(x) for x in g["gids"]) + (" ..." if g["truncated"] else "")
+        t.kv("groups", f"{g['count']}", note=gids or None)
+    for key, label in _CAP_LABELS.items():
+        caps = c["caps"].get(key)
+        if caps is not None:
+            t.kv(label, f"{caps['value']:#018x}", note=capabilities.summary(caps))
+    if c["overridden"]:
+        t.line(("dim", "  note: task->cred differs from task->real_cred (an override_creds() is in force)"))
 
 
 class KxPs(KxCommand):

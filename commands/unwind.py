@@ -9,6 +9,14 @@ the caller's registers are exactly pt_regs: for a syscall, the user-mode
 context, as crash's `bt` shows at exception frames.  Any frame we cannot
 prove to be such a stub is left to gdb's own unwinders.  Register names,
 the call instruction and the pt_regs layout are the architecture's.
+
+Stopped at a stub's first instructions (level 0, before pt_regs exist) the
+architecture says where the user context still is (on x86-64 at
+entry_SYSCALL_64: RIP in rcx, RSP still the user's; Arch.entry_user_frame),
+and the unwinder builds the user frame from that.  A user frame kx built is
+the outermost frame: the kernel cannot vouch for anything past it, so the
+unwinder claims it as its own caller (gdb stops there) and the filter ends
+the backtrace there.
 """
 import gdb
 from gdb.FrameDecorator import FrameDecorator
@@ -46,10 +54,31 @@ def _entry_frame(pending_frame):
     return name, sp, regs
 
 
+def live_user_frame(pc, read_register):
+    """(stub start, arch.UserFrame) when `pc` is inside a syscall entry
+    stub before pt_regs exist and the CPU still holds the user context;
+    `read_register(name) -> int` reads the stopped frame's registers."""
+    a = arch.current()
+    stub = entry.syscall_stub(entry.entry_of(pc))
+    start = symbols.lookup(stub.name) if stub else None
+    if start is None or not 0 <= pc - start < a.entry_code_size:
+        return None
+    code = machine.read_in_unwinder(start, a.entry_code_size)
+    regs = {}
+    for name in a.general_regs:
+        try:
+            regs[name] = read_register(name) & machine.MASK64
+        except (gdb.error, ValueError):
+            pass
+    user = a.entry_user_frame(stub, pc - start, code, regs, machine.read_in_unwinder)
+    return None if user is None else (start, user)
+
+
 class EntryUnwinder(Unwinder):
     def __init__(self):
         super().__init__("kx-entry-frames")
         self._types = {}
+        self._user_frames = {}   # (pc, sp) of user frames this unwinder built -> True
 
     def _value(self, pending_frame, reg, value):
         t = self._types.get(reg)
@@ -59,18 +88,46 @@ class EntryUnwinder(Unwinder):
 
     def __call__(self, pending_frame):
         try:
-            hit = _entry_frame(pending_frame)
-            if hit is None:
-                return None
-            name, sp, regs = hit
             a = arch.current()
-            start = symbols.lookup(name) or int(pending_frame.read_register(a.pc))
-            info = pending_frame.create_unwind_info(_FrameId(gdb.Value(sp), gdb.Value(start)))
-            for field, reg in a.pt_regs_gdb_names.items():
-                info.add_saved_register(reg, self._value(pending_frame, reg, getattr(regs, field)))
-            return info
+            pc = int(pending_frame.read_register(a.pc)) & machine.MASK64
+            sp = int(pending_frame.read_register(a.sp)) & machine.MASK64
+            if pending_frame.level() == 0:
+                self._user_frames.clear()   # a new unwind: frames built for an older stop are gone
+            elif (pc, sp) in self._user_frames:
+                return self._outermost(pending_frame, pc, sp)
+            hit = _entry_frame(pending_frame)
+            if hit is not None:
+                name, sp, regs = hit
+                saved = {reg: getattr(regs, field) for field, reg in a.pt_regs_gdb_names.items()}
+                return self._frame(pending_frame, sp, symbols.lookup(name) or pc, saved)
+            if pending_frame.level() == 0:
+                live = live_user_frame(pc, lambda r: int(pending_frame.read_register(r)))
+                if live is not None:
+                    start, user = live
+                    return self._frame(pending_frame, sp, start, user.regs)
+            return None
         except (gdb.error, errors.KxError, ValueError, OverflowError):
             return None  # never break gdb's unwinding
+
+    def _frame(self, pending_frame, sp, pc, saved):
+        """Unwind info for the stub frame (sp, pc) whose caller has the
+        registers `saved`: the user-mode frame."""
+        a = arch.current()
+        info = pending_frame.create_unwind_info(_FrameId(gdb.Value(sp), gdb.Value(pc)))
+        for reg, value in saved.items():
+            info.add_saved_register(reg, self._value(pending_frame, reg, value))
+        self._user_frames[(saved[a.pc] & machine.MASK64, saved[a.sp] & machine.MASK64)] = True
+        return info
+
+    def _outermost(self, pending_frame, pc, sp):
+        """The user frame: nothing older can be trusted.  Its caller is
+        given as itself, which gdb refuses ("previous frame identical"):
+        the backtrace ends here, not in frames guessed from user memory."""
+        a = arch.current()
+        info = pending_frame.create_unwind_info(_FrameId(gdb.Value(sp), gdb.Value(pc)))
+        for reg in (a.pc, a.sp):
+            info.add_saved_register(reg, pending_frame.read_register(reg))
+        return info
 
 
 class _UserFrame(FrameDecorator):
@@ -93,7 +150,10 @@ class UserFrameFilter:
 
     def filter(self, frames):
         for decorated in frames:
-            yield self._mark(decorated)
+            marked = self._mark(decorated)
+            yield marked
+            if marked is not decorated:
+                return  # the user frame is the outermost the kernel knows
 
     @staticmethod
     def _mark(decorated):
@@ -106,18 +166,30 @@ class UserFrameFilter:
             name = entry.entry_of(newer.pc())
             if name is None:
                 return decorated
-            # Only below a stub frame that called into C (what the unwinder
-            # claims): stopped inside the stub itself (level 0, say at its
-            # first instruction), pt_regs is not built and the frame gdb
-            # found below is a guess, not the user-mode context.
-            if newer.level() == 0 or not a.follows_call(newer.pc(), machine.read_in_unwinder):
-                return decorated
-            sp = int(newer.read_register(a.sp)) & machine.MASK64
-            mode = a.user_mode(a.decode_pt_regs(machine.read_in_unwinder(sp, a.pt_regs_size)))
-            bits = a.user_modes.get(mode, mode)
-            return _UserFrame(decorated, f"[user mode, {bits}: pt_regs at {sp:#x}]")
+            label = _user_label(frame, newer)
+            return decorated if label is None else _UserFrame(decorated, label)
         except (gdb.error, errors.KxError, ValueError):
             return decorated
+
+
+def _user_label(frame, newer):
+    """The label of `frame`, the frame below the entry stub frame `newer`,
+    if the unwinder built it as the user-mode frame."""
+    a = arch.current()
+    if newer.level() == 0:
+        # Stopped inside the stub itself: a user frame only where the CPU
+        # still holds the user context (else gdb's frame is a guess).
+        live = live_user_frame(newer.pc() & machine.MASK64, lambda r: int(newer.read_register(r)))
+        if live is None or live[1].regs[a.pc] != frame.pc():
+            return None
+        bits = a.user_modes.get(live[1].mode, live[1].mode)
+        return f"[user mode, {bits}: {live[1].source}, pt_regs not built yet]"
+    # Only below a stub frame that called into C (what the unwinder claims).
+    if not a.follows_call(newer.pc(), machine.read_in_unwinder):
+        return None
+    sp = int(newer.read_register(a.sp)) & machine.MASK64
+    mode = a.user_mode(a.decode_pt_regs(machine.read_in_unwinder(sp, a.pt_regs_size)))
+    return f"[user mode, {a.user_modes.get(mode, mode)}: pt_regs at {sp:#x}]"
 
 
 def register():

@@ -14,21 +14,43 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
+from kxlab import kernels  # noqa: E402
 from tests.guestlib import GuestSession, LabConfig, all_sessions  # noqa: E402
 
-# The configurations the guest tests run on.  KPTI needs an Intel model.
-KERNELS = [k for k in os.environ.get("KX_TEST_KERNELS", "6.1,6.12").split(",") if k]
+# The kernels under test (KX_TEST_KERNELS, comma-separated, of the lab's
+# series); every guest fixture is parametrized by them.  KPTI needs an
+# Intel model.
+DEFAULT_KERNELS = "6.1,6.12"
+KERNELS = [k.strip() for k in os.environ.get("KX_TEST_KERNELS", DEFAULT_KERNELS).split(",") if k.strip()]
+_unknown = [k for k in KERNELS if k not in kernels.SERIES]
+if _unknown or not KERNELS:
+    raise pytest.UsageError(f"KX_TEST_KERNELS={os.environ.get('KX_TEST_KERNELS')!r}: "
+                            f"choose among {', '.join(kernels.SERIES)}")
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "guest: boots a real kernel under QEMU and drives gdb")
     config.addinivalue_line("markers", "gdb: runs a real gdb (no guest)")
+    config.addinivalue_line("markers", "only_kernels(*series): run only on these kernel series; "
+                                       "the others are deselected, not skipped")
+
+
+def _series_of(item):
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("kernel_series") if callspec else None
 
 
 def pytest_collection_modifyitems(config, items):
+    keep, dropped = [], []
     for item in items:
         if "/guest/" in str(item.fspath).replace(os.sep, "/"):
             item.add_marker(pytest.mark.guest)
+        only = item.get_closest_marker("only_kernels")
+        series = _series_of(item)
+        (dropped if only and series and series not in only.args else keep).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
 
 
 @pytest.fixture(scope="session", params=KERNELS)
@@ -64,10 +86,18 @@ def mismatch_lab():
 
 @pytest.fixture
 def kx(lab):
-    """The shared gdb, stopped, with no breakpoints left by earlier tests."""
-    lab.ensure_stopped()
+    """The shared gdb, stopped, with no breakpoints left by earlier tests.
+    A gdb that no longer answers is replaced (with its guest), so that the
+    test that hung it fails alone."""
+    try:
+        lab.ensure_stopped()
+    except (TimeoutError, EOFError) as exc:
+        lab.restart(f"before the test: {exc}")
     yield lab
-    lab.cleanup_after_test()
+    try:
+        lab.cleanup_after_test()
+    except (TimeoutError, EOFError) as exc:
+        lab.restart(f"after the test: {exc}")
 
 
 def pytest_sessionfinish(session, exitstatus):

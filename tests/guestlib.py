@@ -9,7 +9,7 @@ import re
 import signal
 import time
 
-from kxlab import gdbrun, kernels, qemu
+from kxlab import bootstrap, gdbrun, kernels, qemu
 
 _SESSIONS = {}
 
@@ -85,6 +85,22 @@ class GuestSession:
         self.ensure_stopped()
         self.gdb.cmd_full("delete")
         self.gdb.cmd_full("kx break delete")
+
+    def restart(self, why: str) -> None:
+        """A fresh guest and gdb in place of ones that no longer answer (a
+        command that never returns, an interrupt that is not heard), so one
+        hang fails one test, not every later test on this session."""
+        restarts = getattr(self, "restarts", 0) + 1
+        bootstrap.log(f"{self.config.kernel}: restarting the shared guest and gdb ({why})")
+        if self.gdb is not None and self.gdb.proc.poll() is None:
+            try:
+                os.killpg(self.gdb.proc.pid, signal.SIGKILL)   # it no longer answers
+            except ProcessLookupError:
+                pass
+            self.gdb.proc.wait()
+        self.guest.stop()
+        self.__init__(self.config)
+        self.restarts = restarts
 
     def close(self):
         try:

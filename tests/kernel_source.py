@@ -1,17 +1,21 @@
-"""Ground truth from the kernel's own source tree (Debian's linux-source-*
-unpacked under /root/src), for tests: never through kx's code."""
+"""Ground truth from the kernel's own source tree, for tests: never through
+kx's code.  The tree is Debian's linux-source-SERIES of the lab kernel,
+unpacked into the lab's cache by `./scripts/lab fetch --kernel S --source`
+(./scripts/test does it for every kernel it tests)."""
 import os
 
 import pytest
 
-SRC = "/root/src/linux-source-{series}"
+from kxlab import kernels, sources
 
 
 def source_root(series: str) -> str:
-    root = SRC.format(series=series)
-    if not os.path.isdir(root):
-        pytest.skip(f"no kernel source at {root} (apt-get install linux-source-{series})")
-    return root
+    kernel = kernels.cached(series)
+    root = sources.cached(series, kernel.version if kernel else None)
+    if root is None:
+        pytest.fail(f"no {series} kernel source in the lab's cache: "
+                    f"./scripts/lab fetch --kernel {series} --source (./scripts/test does it)")
+    return str(root)
 
 
 def syscall_tbl(series: str, bits: str) -> dict:

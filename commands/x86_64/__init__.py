@@ -1,10 +1,10 @@
-"""x86-64's CPU-state commands: kx msr, gdt, idt and tss.  Registered by
+"""x86-64's CPU-state commands: kx msr, gdt, idt, tss and cr.  Registered by
 gdbext.arch.x86_64 (X86_64.register_commands); the verdicts they show come
 from gdbext.arch.x86_64.cpustate."""
 from .. import register_modules
 from ..base import KxCommand, add_cpu_option
 
-MODULES = ("msr", "gdt", "idt", "tss")
+MODULES = ("msr", "gdt", "idt", "tss", "cr")
 
 
 class X86CpuStateCommand(KxCommand):

@@ -79,6 +79,16 @@ class RawCall:
     source: str = "registers"          # or "pt_regs"
 
 
+@dataclass
+class UserFrame:
+    """The user-mode context a CPU still holds inside an entry stub before
+    pt_regs exist: registers by gdb's names, the mode ("64", "32") and
+    where they came from, for the backtrace's label."""
+    regs: Dict[str, int]
+    mode: str
+    source: str
+
+
 @dataclass(frozen=True)
 class TableChoice:
     """Which table a number indexes, once ABI-specific bits are split off
@@ -132,6 +142,7 @@ class Arch:
     abis: Tuple[SyscallAbi, ...] = ()
     pointer_size = 8
     kernel_space_start = 0             # lowest kernel address
+    module_area = (0, 0)               # [start, end) of loadable modules' memory
     other_entry_prefixes: Tuple[str, ...] = ()  # non-syscall entry stubs that also build pt_regs
     default_thread_size = 16 * 1024    # THREAD_SIZE when no symbol tells
     user_space_end = 0                 # above the highest user address (0: not known)
@@ -203,6 +214,12 @@ class Arch:
         the architecture keeps one (None: nothing to cross-check)."""
         return None
 
+    def thread_flag_tables(self, version) -> Dict[str, Dict[int, str]]:
+        """The architecture's thread_info bits for a kernel version, by the
+        task JSON key they decode ({"ti_flags": {bit: name}, ...}), and the
+        tree they come from under "tree"."""
+        return {}
+
     def in_user_mode(self, regs: Dict[str, int]) -> bool:
         raise NotImplementedError
 
@@ -246,6 +263,17 @@ class Arch:
         registers (and, where the ABI needs it, the stack)."""
         raise NotImplementedError
 
+    entry_code_size = 64                 # bytes of a stub's start that entry_user_frame looks at
+
+    def entry_user_frame(self, stub: EntryStub, offset: int, code: bytes, regs: Dict[str, int],
+                         read: Callable[[int, int], bytes]) -> Optional[UserFrame]:
+        """At `offset` bytes into `stub` (whose first entry_code_size bytes
+        are `code`) with the registers `regs`, before pt_regs exist: the
+        user-mode registers, if the CPU still holds them where this
+        architecture can find them (live registers, a hardware frame that
+        `read` can reach on the current page tables), else None."""
+        return None
+
     def pt_regs_pending(self, stub: EntryStub, regs: Dict[str, int], stack: int, pt_regs: int) -> bool:
         """Whether, at `stub`, the syscall is still in the live registers
         rather than in the (not yet written) pt_regs on the task stack."""
@@ -260,6 +288,11 @@ class Arch:
         """[(address, target, address after it)] of the direct calls in
         `code`, which starts at `start`."""
         raise NotImplementedError
+
+    def seccomp_arch(self, abi: str) -> Optional[int]:
+        """seccomp_data.arch for a syscall of ABI `abi`: the AUDIT_ARCH_*
+        value syscall_get_arch() gives (include/uapi/linux/audit.h)."""
+        return None
 
     # -- tracing --------------------------------------------------------------
     def c_entry_pt_regs(self, function: str, regs: Dict[str, int]) -> int:
@@ -311,6 +344,26 @@ class Arch:
     def translate(self, address: int, regs: Dict[str, int], read_phys_u64: Callable[[int], int],
                   root: Optional[int] = None):
         """The page walk: a decoders.paging.Translation-like result."""
+        raise NotImplementedError
+
+    def page_table_root(self, regs: Dict[str, int]) -> int:
+        """The root the CPU walks now (x86: CR3)."""
+        raise NotImplementedError
+
+    def root_address(self, root: int) -> int:
+        """The table address in a root value (x86: CR3 without PCID and
+        flag bits), to compare roots."""
+        return root
+
+    def page_table_views(self, root: int, regs: Dict[str, int], cpu: int) -> List[Tuple[str, int]]:
+        """[(name, root)] of the page tables that belong together with
+        `root`, `root`'s own first: where the kernel keeps a user and a
+        kernel copy (x86 KPTI) both, else just `root`."""
+        return [("current", root)]
+
+    def describe_walk(self, address: int, regs: Dict[str, int], translation=None, fault=None) -> Dict:
+        """A finished walk (`translation`) or one stopped by `fault` as
+        JSON-ready data: each level's entry and flags, the page or the fault."""
         raise NotImplementedError
 
     def kernel_page_table(self, regs: Dict[str, int]) -> int:

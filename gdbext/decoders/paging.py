@@ -206,3 +206,54 @@ def page_indices(va: int, la57: bool = False) -> Dict[str, int]:
     """Per-level table indices of `va` (for display and for building tables)."""
     va = to_unsigned(va, 64, "virtual address")
     return {level: (va >> shift) & 0x1FF for level, shift in (_LEVELS_5 if la57 else _LEVELS_4)}
+
+
+def _is_leaf(value: int, level: str) -> bool:
+    return level == "PT" or (level in ("PD", "PDPT") and bool(value >> _PS & 1))
+
+
+def entry_fields(value: int, level: str) -> Dict[str, Any]:
+    """One paging entry's bits as booleans (SDM Vol.3A 4.5, Tables 4-15 to
+    4-20): P, RW, US, PWT, PCD, A; on a leaf also D, G and the protection
+    key (bits 62:59, used with CR4.PKE); XD (NX) at every level; `leaf`
+    says whether it maps a page (PS on a PD/PDPT entry, or a PT entry)."""
+    value = to_unsigned(value, 64, "paging entry")
+    leaf = _is_leaf(value, level)
+    out: Dict[str, Any] = {
+        "present": bool(value & 1), "writable": bool(value >> _RW & 1), "user": bool(value >> _US & 1),
+        "pwt": bool(value >> _PWT & 1), "pcd": bool(value >> _PCD & 1), "accessed": bool(value >> _A & 1),
+        "nx": bool(value >> _XD & 1), "leaf": leaf and bool(value & 1),
+    }
+    if leaf:
+        out.update(dirty=bool(value >> _D & 1), global_page=bool(value >> _G & 1), pkey=(value >> 59) & 0xF)
+    return out
+
+
+def describe_walk(va: int, steps: List[WalkStep], la57: bool = False,
+                  translation: "Translation" = None, fault: "PageFault" = None) -> Dict[str, Any]:
+    """A walk (finished or stopped by `fault`) as JSON-ready data: every
+    level visited with its index, entry address and value, flag names and
+    bits; then the page (phys, size, effective permissions) or the fault."""
+    names = LINUX_LEVEL_NAMES_5 if la57 else LINUX_LEVEL_NAMES_4
+    indices = page_indices(va, la57)
+    levels = []
+    for step in steps:
+        fields = entry_fields(step.value, step.level)
+        levels.append({"level": step.level, "linux": names.get(step.level), "index": indices.get(step.level),
+                       "address": step.address, "value": step.value,
+                       "flags": entry_flags(step.value, step.level) if fields["present"] else [],
+                       "bits": fields,
+                       "next_table": (step.value & PHYS_ADDR_MASK) if fields["present"] and not fields["leaf"]
+                       else None})
+    out: Dict[str, Any] = {"va": va, "la57": la57, "levels": levels, "mapped": translation is not None,
+                           "phys": None, "page_size": None, "fault": None}
+    if translation is not None:
+        leaf = levels[-1]["bits"]
+        out.update(phys=translation.phys, page_size=translation.page_size,
+                   writable=translation.writable, user=translation.user,
+                   executable=translation.executable, global_page=translation.global_page,
+                   pkey=leaf.get("pkey", 0))
+    if fault is not None:
+        out["fault"] = {"level": fault.level, "linux": names.get(fault.level), "reason": fault.reason,
+                        "entry_address": fault.entry_address, "entry_value": fault.entry_value}
+    return out

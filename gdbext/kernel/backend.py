@@ -32,7 +32,7 @@ class GdbMachine:
         return self._m().read_kernel(address, size, cpu)
 
     def read_user(self, address: int, size: int, cpu: Optional[int] = None) -> bytes:
-        return self._m().read(address, size, cpu)
+        return self._m().read_user(address, size, cpu)
 
     def cached(self, key, compute):
         return self._m().cached(key, compute)

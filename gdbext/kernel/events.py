@@ -85,6 +85,7 @@ class SyscallEvent:
     signature_source: Optional[str]
     ret: Optional[int] = None
     notes: List[str] = field(default_factory=list)
+    raw_args: List[int] = field(default_factory=list)   # all six, whatever the signature says
 
     @property
     def valid(self) -> bool:
@@ -240,4 +241,5 @@ def decode(view: View, ret: Optional[int] = None) -> SyscallEvent:
         entry=call.stub, source=call.source, nr=call.nr, name=found.name, x32=choice.flagged,
         args=_decode_args(view, call.args, sig, found.name), return_ip=call.return_ip,
         rflags=call.flags, handler=found.handler, dispatch=found.dispatch,
-        nr_syscalls=found.nr_syscalls, signature_source=sig.source if sig else None, ret=ret, notes=notes)
+        nr_syscalls=found.nr_syscalls, signature_source=sig.source if sig else None, ret=ret, notes=notes,
+        raw_args=[v for _, v in call.args])

@@ -228,7 +228,12 @@ def lookup(name: str):
 
 
 def format_address(address: int):
-    """'symbol+0xoff' or None."""
+    """'symbol+0xoff', 'module+0xoff' for an address in a loadable module
+    (kernel/modules.py), or None."""
     if address is None:
         return None
-    return table().format(address)
+    hit = table().format(address)
+    if hit is None and _state["installed"] is None:
+        from gdbext.kernel import modules
+        hit = modules.describe(address)
+    return hit

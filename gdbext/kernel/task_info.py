@@ -3,14 +3,14 @@ present them: typed records whose to_dict() is the commands' JSON
 (docs/interface.md), built from the kernel model (kernel/tasks.py).
 
 kernel/tasks.py reads task_struct; this module adds the names (state, PF_*,
-TIF_* flags), the stack checks, and the decoded user pt_regs.
+TIF_* flags: kernel/flag_names.py), the stack checks, seccomp and the
+credentials (kernel/seccomp.py, creds.py), and the decoded user pt_regs.
 """
 from dataclasses import asdict, dataclass, field
 from typing import Dict, Iterator, List, Optional
 
 from gdbext import arch, errors
-from gdbext.decoders import flags as flagdec
-from gdbext.kernel import backend, entry, tasks
+from gdbext.kernel import backend, creds, entry, flag_names, seccomp, tasks
 
 
 @dataclass
@@ -52,6 +52,7 @@ class TaskInfo:
     ti_flags: Optional[FlagSet]    # TIF_*
     syscall_work: Optional[FlagSet]
     ti_status: Optional[FlagSet]
+    flag_tables: Dict[str, object]  # where the flag names come from (kernel/flag_names.py)
     thread_info: Dict[str, object]  # {"address", "location": "task_struct" | "stack"}
     stack: StackInfo
     cpu: Optional[int]             # the CPU it last ran on
@@ -62,6 +63,8 @@ class TaskInfo:
     thread: Dict[str, Optional[int]]   # the saved context: {"sp", "fsbase", "gsbase"}
     real_parent: Optional[int]
     warnings: List[str] = field(default_factory=list)
+    seccomp: Optional[Dict[str, object]] = None   # {"mode", "mode_value", "filters"}
+    creds: Optional[Dict[str, object]] = None     # ids, groups and capability sets
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -112,43 +115,56 @@ class TaskList:
                 "warnings": list(self.warnings)}
 
 
-def state_of(task: tasks.Task) -> flagdec.TaskState:
-    return flagdec.decode_task_state(task.state & 0xFFFFFFFF, task.exit_state & 0xFFFFFFFF,
-                                     backend.kernel_version())
+def _flag_set(value: Optional[dict]) -> Optional[FlagSet]:
+    return None if value is None else FlagSet(value["value"], value["names"])
 
 
-def _flag_set(value: Optional[int], decode) -> Optional[FlagSet]:
-    if value is None:
-        return None
-    return FlagSet(value, decode(value, backend.kernel_version()))
+def security_facts(task: tasks.Task, cpu: int, warnings: List[str]) -> tuple:
+    """({mode, mode_value, filters}, creds) of `task`; None for a part this
+    kernel's debug info or memory does not give, with a warning."""
+    sec = cred = None
+    try:
+        state = seccomp.task_seccomp(task.address, cpu, with_filters=False)
+        count = state.filter_count
+        if count is None and state.filter:
+            count = len(seccomp.task_seccomp(task.address, cpu).filters)
+        sec = {"mode": state.mode_name, "mode_value": state.mode, "filters": count or 0}
+    except errors.KxError as exc:
+        warnings.append(f"seccomp not shown: {exc}")
+    try:
+        cred = creds.task_creds(task.address, cpu)
+    except errors.KxError as exc:
+        warnings.append(f"credentials not shown: {exc}")
+    return sec, cred
 
 
 def task_info(task: tasks.Task, cpu: int, named: bool) -> TaskInfo:
     """`task` (read with detail) in full; `named` when the user picked it
     (by pid, comm or address) rather than as `cpu`'s current."""
     warnings = tasks.task_warnings(task, cpu, named=named)
-    state = state_of(task)
+    state = flag_names.state_of(task)
     facts = tasks.stack_facts(task, cpu)
     warnings += facts.pop("warnings")
+    flags = flag_names.task_flags(task)
+    sec, cred = security_facts(task, cpu, warnings)
     return TaskInfo(
         address=task.address, pid=task.pid, tgid=task.tgid, comm=task.comm,
         state=state.label, state_value=task.state, exit_state=task.exit_state, state_names=state.names,
-        flags=_flag_set(task.flags, flagdec.decode_pf_flags),
-        ti_flags=_flag_set(task.ti_flags, flagdec.decode_tif_flags),
-        syscall_work=_flag_set(task.syscall_work, flagdec.decode_syscall_work),
-        ti_status=_flag_set(task.ti_status, flagdec.decode_ts_status),
+        flags=_flag_set(flags["flags"]), ti_flags=_flag_set(flags["ti_flags"]),
+        syscall_work=_flag_set(flags["syscall_work"]), ti_status=_flag_set(flags["ti_status"]),
+        flag_tables=flags["flag_tables"],
         thread_info={"address": tasks.thread_info_address(task),
                      "location": "task_struct" if tasks.thread_info_in_task() else "stack"},
         stack=StackInfo(**facts), cpu=task.cpu, running_on=task.running_on,
         kernel_thread=task.is_kernel_thread, mm=task.mm or None, active_mm=task.active_mm or None,
         thread={"sp": task.thread_sp, "fsbase": task.fsbase, "gsbase": task.gsbase},
-        real_parent=task.real_parent, warnings=warnings)
+        real_parent=task.real_parent, warnings=warnings, seccomp=sec, creds=cred)
 
 
 def task_list(cpu: Optional[int] = None) -> TaskList:
     """Every task (tasks.all_tasks), and whether `current` and the
     runqueues agree on every CPU."""
-    rows = [TaskSummary(address=t.address, pid=t.pid, tgid=t.tgid, comm=t.comm, state=state_of(t).letter,
+    rows = [TaskSummary(address=t.address, pid=t.pid, tgid=t.tgid, comm=t.comm, state=flag_names.state_of(t).letter,
                         cpu=t.running_on, last_cpu=t.cpu, kernel_thread=t.is_kernel_thread)
             for t in tasks.all_tasks(cpu)]
     warnings = [w for w in (tasks.current_disagreement(c) for c in backend.cpus()) if w]

@@ -82,6 +82,42 @@ def member(struct: str, path: str):
     return _cache[key]
 
 
+def _bit_field(t, member: str):
+    """(bit offset, bit size, type) of `member` in the gdb.Type t, through
+    anonymous structs/unions; bit size 0 for an ordinary member."""
+    import gdb
+    for f in t.strip_typedefs().fields():
+        if f.name == member:
+            return f.bitpos, f.bitsize, f.type
+        if f.name is None and f.type.strip_typedefs().code in (gdb.TYPE_CODE_STRUCT, gdb.TYPE_CODE_UNION):
+            inner = _bit_field(f.type, member)
+            if inner is not None:
+                return f.bitpos + inner[0], inner[1], inner[2]
+    return None
+
+
+def bitfield(struct: str, path: str):
+    """(bit offset from the start of `struct`, width in bits) of a member,
+    bitfields included (`struct printk_info`'s level:3).  An ordinary
+    member's width is its size * 8."""
+    if _source[0] is not None:
+        source = _source[0]
+        if hasattr(source, "bitfield"):
+            return source.bitfield(struct, path)
+        return source.offsetof(struct, path) * 8, source.member_size(struct, path) * 8
+    key = ("bitfield", struct, path)
+    if key not in _cache:
+        parts = path.split(".")
+        offset = offsetof(struct, ".".join(parts[:-1])) * 8 if len(parts) > 1 else 0
+        t = member(struct, ".".join(parts[:-1]))[1] if len(parts) > 1 else lookup(struct)
+        hit = _bit_field(t, parts[-1])
+        if hit is None:
+            raise errors.MissingType(struct, path)
+        bitpos, bitsize, ftype = hit
+        _cache[key] = (offset + bitpos, bitsize or ftype.sizeof * 8)
+    return _cache[key]
+
+
 def offsetof(struct: str, path: str) -> int:
     if _source[0] is not None:
         return _source[0].offsetof(struct, path)
@@ -108,3 +144,20 @@ def sizeof(name: str) -> int:
     if _source[0] is not None:
         return _source[0].sizeof(name)
     return lookup(name).sizeof
+
+
+def enum_values(name: str):
+    """{enumerator: value} of `enum name` from the DWARF, or None when this
+    vmlinux has no such enum (or no DWARF)."""
+    if _source[0] is not None:
+        values = getattr(_source[0], "enum_values", None)
+        return values(name) if values else None
+    key = ("enum", name)
+    if key not in _cache:
+        try:
+            t = lookup(name).strip_typedefs()
+            _cache[key] = {f.name: f.enumval for f in t.fields()}
+        except errors.MissingType:
+            _cache[key] = None
+    return _cache[key]
+

@@ -362,7 +362,28 @@ def read_kernel(address: int, size: int, cpu: int = None) -> bytes:
         # No page tables to walk (reset vector, real mode, early boot code):
         # say that, not "not mapped at PML4 ...".
         raise errors.MemoryUnreadable(address, size, f"CPU {cpu} {off}")
-    root = a.kernel_page_table(regs)
+    return _read_through(address, size, cpu, a.kernel_page_table(regs), "the kernel page tables")
+
+
+def read_user(address: int, size: int, cpu: int = None) -> bytes:
+    """Memory as the task running on `cpu` sees it, through that vCPU's own
+    page tables.  gdb reads virtual memory through whichever vCPU its remote
+    protocol last selected (`Hg`), which newer gdbs (16.3 here) switch for
+    registers but not for memory: a plain read can see another vCPU's
+    process.  So kx walks `cpu`'s page tables itself and reads physically."""
+    cpu = check_cpu(cpu)
+
+    def do():
+        regs = registers(cpu)
+        if arch.current().paging_off(regs):
+            return read(address, size, cpu)
+        return _read_through(address, size, cpu, None, "this CPU's page tables")
+    return cached(("uread", cpu, address, size), do)
+
+
+def _read_through(address: int, size: int, cpu: int, root, what: str) -> bytes:
+    """`size` bytes at `address` through the page tables at `root` (None:
+    the ones `cpu` runs on), page by page, in one batch of physical reads."""
     chunks = []
     pos, end = address, address + size
     try:
@@ -373,7 +394,7 @@ def read_kernel(address: int, size: int, cpu: int = None) -> bytes:
             chunks.append((tr.phys, n))
             pos += n
     except errors.DecodeError as exc:
-        raise errors.MemoryUnreadable(address, size, f"not mapped in the kernel page tables ({exc})") from None
+        raise errors.MemoryUnreadable(address, size, f"not mapped in {what} ({exc})") from None
     return b"".join(read_phys_many(chunks))
 
 

@@ -64,3 +64,30 @@ def _add_at_slide(quoted: str, slide: int, zero_based_sections: Iterable[str]) -
         if isinstance(exc, KeyboardInterrupt):
             raise
         raise errors.KxError(f"could not relocate the symbols by {slide:#x}: {exc}") from None
+
+
+def add_module(path: str, args) -> None:
+    """add-symbol-file for one module at its live section addresses (the
+    arguments decoders/modules.add_symbol_file_args builds); a file loaded
+    before for the same path is dropped first, so a reload moves it."""
+    quoted = [_quote(path)] + list(args[1:])
+    with hooks.kx_activity(hooks.RELOAD):
+        for o in gdb.objfiles():
+            if o.is_valid() and o.filename == path:
+                try:
+                    gdb.execute(f"remove-symbol-file {_quote(path)}", to_string=True)
+                except gdb.error:
+                    pass
+                break
+        try:
+            gdb.execute("add-symbol-file " + " ".join(quoted), to_string=True)
+        except gdb.error as exc:
+            raise errors.KxError(f"add-symbol-file {path} failed: {exc}") from None
+        finally:
+            machine.invalidate()
+
+
+def loaded_files() -> dict:
+    """{basename: path} of the symbol files gdb has loaded."""
+    import os
+    return {os.path.basename(o.filename): o.filename for o in gdb.objfiles() if o.is_valid() and o.filename}

@@ -5,7 +5,9 @@
  *                 /bin/kxwork, reaping every child.
  *   /bin/kxwork   the workload.  Each round it makes a fixed sequence of
  *                 system calls with known arguments, runs the two seed
- *                 programs, and prints a heartbeat.
+ *                 programs, then /bin/kxseccomp and /bin/kxcreds (kxsec.c:
+ *                 seccomp filters and credentials, their own KX-* lines),
+ *                 and prints a heartbeat.
  *
  * Every system call in a round is issued with the raw `syscall` instruction,
  * never through a libc wrapper, so the order and the arguments are exactly
@@ -130,6 +132,8 @@ static __attribute__((noreturn)) void work_main(void)
 		int s32 = run_and_wait("/bin/hello32");
 		int s64 = run_and_wait("/bin/hello64");
 		int sys32 = run_and_wait("/bin/sysenter32");
+		run_and_wait("/bin/kxseccomp");
+		run_and_wait("/bin/kxcreds");
 		say("KX-HEARTBEAT round=%lu pid=%d fd=%ld invalid=%ld%s "
 		    "hello32=%d hello64=%d sysenter32=%d\n",
 		    round, getpid(), fd, bad, bad == -ENOSYS ? "(ENOSYS)" : "",

@@ -21,6 +21,7 @@ APT_TOOLS = {
     "cpio": "cpio",
     "dpkg-deb": "dpkg",
     "apt-get": "apt",
+    "debootstrap": "debootstrap",   # chroots with other gdbs (kxlab/toolchains.py)
 }
 # Static glibc for the workload; ensurepip for the venv.
 APT_FILES = {
@@ -49,6 +50,10 @@ def missing_apt_packages() -> list:
 
 
 _apt_updated = False
+
+
+def apt_updated() -> bool:
+    return _apt_updated
 
 
 def apt_update() -> None:

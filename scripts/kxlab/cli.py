@@ -5,16 +5,34 @@ import os
 import signal
 import sys
 
-from . import bootstrap, gdbrun, initramfs, kernels, qemu
+from . import bootstrap, gdbrun, initramfs, kernels, qemu, sources
 
 
-def _kernel_arg(p):
-    p.add_argument("--kernel", default=kernels.DEFAULT_SERIES, choices=sorted(kernels.META),
-                   help="Debian kernel series (default %(default)s)")
+def _kernel_arg(p, custom=False):
+    p.add_argument("--kernel", default=kernels.DEFAULT_SERIES, choices=list(kernels.SERIES),
+                   help="Debian kernel series: 5.10 (bullseye), 6.1 and 6.12 (bookworm), "
+                        "7.2 (sid) (default %(default)s)")
+    if custom:
+        p.add_argument("--kernel-image", metavar="PATH",
+                       help="a kernel you built: its bzImage (with --vmlinux)")
+        p.add_argument("--vmlinux", metavar="PATH",
+                       help="that kernel's vmlinux with DWARF (a System.map beside it is used, "
+                            "else one is made from it)")
+
+
+def _kernel(a, need_image=True):
+    """The kernel a boot/gdb/demo asked for: one built by hand, or None
+    (the Debian series of --kernel, fetched by whoever boots it)."""
+    image, vmlinux = getattr(a, "kernel_image", None), getattr(a, "vmlinux", None)
+    if not image and not vmlinux:
+        return None
+    if not vmlinux or (need_image and not image):
+        raise SystemExit("lab: a kernel you built needs both --kernel-image and --vmlinux")
+    return kernels.custom(image or vmlinux, vmlinux)
 
 
 def _boot_args(p):
-    _kernel_arg(p)
+    _kernel_arg(p, custom=True)
     p.add_argument("--smp", type=int, default=2, help="vCPUs (default %(default)s)")
     p.add_argument("--kaslr", action="store_true", help="boot with KASLR (default: nokaslr)")
     p.add_argument("--pti", choices=["on", "off", "auto"], default="auto",
@@ -41,10 +59,11 @@ def cmd_bootstrap(a):
 
 def cmd_fetch(a):
     bootstrap.ensure_apt()
-    k = kernels.fetch(a.kernel)
-    print(json.dumps({"series": k.series, "abi": k.abi, "version": k.version,
-                      "vmlinuz": str(k.vmlinuz), "vmlinux": str(k.vmlinux),
-                      "system_map": str(k.system_map)}, indent=1))
+    kernel = kernels.fetch(a.kernel)
+    info = kernel.info()
+    if a.source:
+        info["source"] = str(sources.fetch(a.kernel, kernel=kernel))
+    print(json.dumps(info, indent=1))
 
 
 def cmd_initramfs(a):
@@ -56,7 +75,7 @@ def cmd_boot(a):
     bootstrap.ensure_apt()
     if qemu.load_state(a.name):
         raise SystemExit(f"lab: guest {a.name!r} is already running (./scripts/lab stop)")
-    guest = qemu.Guest(_opts(a))
+    guest = qemu.Guest(_opts(a), kernel=_kernel(a))
     detach = not a.foreground
     guest.start(die_with_parent=not detach)
     qemu.save_state(guest, a.name)
@@ -99,7 +118,8 @@ def cmd_gdb(a):
         port = state["port"]
         vmlinux = state["vmlinux"]
     if not vmlinux:
-        vmlinux = kernels.fetch(a.kernel).vmlinux
+        custom = _kernel(a, need_image=False)
+        vmlinux = (custom or kernels.fetch(a.kernel)).vmlinux
     if not port:
         raise SystemExit("lab: no running guest; start one with ./scripts/lab boot, or pass --port")
     argv = gdbrun.gdb_argv(vmlinux, port, nx=False, extra_ex=a.ex or ())
@@ -110,17 +130,19 @@ def cmd_gdb(a):
 
 def cmd_demo(a):
     from . import demo
-    return demo.main(a)
+    return demo.main(a, kernel=_kernel(a))
 
 
-def main(argv=None) -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="lab", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="kx's lab: fetch Debian kernels, build the guest, boot QEMU, attach gdb.\n\n"
                     "  ./scripts/lab demo                 the whole story in one command\n"
                     "  ./scripts/lab boot --smp 2         boot a guest (gdbstub on loopback)\n"
                     "  ./scripts/lab gdb                  attach gdb with kx loaded\n"
-                    "  ./scripts/lab stop                 stop it")
+                    "  ./scripts/lab stop                 stop it\n\n"
+                    "  --kernel 5.10|6.1|6.12|7.2: Debian's cloud-amd64 kernels (bullseye,\n"
+                    "  bookworm, sid); --kernel-image/--vmlinux: a kernel you built")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("bootstrap", help="install the Debian packages and the venv kx needs")
@@ -130,6 +152,8 @@ def main(argv=None) -> int:
 
     p = sub.add_parser("fetch", help="fetch and cache a Debian cloud kernel with its vmlinux")
     _kernel_arg(p)
+    p.add_argument("--source", action="store_true",
+                   help="also fetch and unpack its source (linux-source-SERIES) into the cache")
     p.set_defaults(func=cmd_fetch)
 
     p = sub.add_parser("initramfs", help="build the guest userland from scripts/guest/")
@@ -152,7 +176,7 @@ def main(argv=None) -> int:
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("gdb", help="start gdb with the vmlinux and kx, attached to the guest")
-    _kernel_arg(p)
+    _kernel_arg(p, custom=True)
     p.add_argument("--port", type=int, default=0, help="gdbstub port (default: the running guest's)")
     p.add_argument("--name", default="default")
     p.add_argument("--batch", action="store_true", help="run -ex commands and exit")
@@ -160,13 +184,17 @@ def main(argv=None) -> int:
     p.set_defaults(func=cmd_gdb)
 
     p = sub.add_parser("demo", help="fetch, build, boot, attach, and show kx at a syscall")
-    _kernel_arg(p)
+    _kernel_arg(p, custom=True)
     p.add_argument("--smp", type=int, default=2)
     p.add_argument("--cpu", default="Haswell", help="QEMU CPU model (default %(default)s: Intel, so KPTI applies)")
     p.add_argument("--pti", choices=["on", "off", "auto"], default="on")
     p.set_defaults(func=cmd_demo)
 
-    a = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None) -> int:
+    a = _parser().parse_args(argv)
     try:
         return a.func(a) or 0
     except KeyboardInterrupt:

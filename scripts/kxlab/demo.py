@@ -6,11 +6,12 @@ import subprocess
 from . import bootstrap, gdbrun, initramfs, kernels, paths, qemu
 
 
-def main(args) -> int:
+def main(args, kernel: kernels.Kernel = None) -> int:
+    """`kernel`: one built by hand; else the Debian series args.kernel."""
     bootstrap.ensure_all()
-    kernel = kernels.fetch(args.kernel)
+    kernel = kernel or kernels.fetch(args.kernel)
     initramfs.build()
-    opts = qemu.BootOptions(kernel=args.kernel, smp=args.smp, cpu=args.cpu, pti=args.pti)
+    opts = qemu.BootOptions(kernel=kernel.series, smp=args.smp, cpu=args.cpu, pti=args.pti)
     guest = qemu.Guest(opts, kernel=kernel)
     bootstrap.log(f"booting {kernel.abi} ({args.smp} vCPUs, TCG)")
     try:

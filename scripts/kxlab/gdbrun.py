@@ -11,25 +11,24 @@ that dozens of commands share one attach.
 import os
 import queue
 import re
-import shutil
 import signal
 import subprocess
 import threading
 import time
 
-from . import paths
+from . import paths, toolchains
 
 
 def gdb_argv(vmlinux=None, port=None, load_kx=True, batch=False, mi=False,
              nx=True, extra_iex=(), extra_ex=()) -> list:
-    argv = [shutil.which("gdb") or "gdb", "-q"]
+    argv = toolchains.gdb_prefix() + ["-q"]
     if nx:
         argv.append("-nx")
     if batch:
         argv.append("-batch")
     if mi:
         argv.append("--interpreter=mi3")
-    argv += ["-iex", f"set index-cache directory {paths.index_cache_dir()}",
+    argv += ["-iex", f"set index-cache directory {paths.index_cache_dir()}{toolchains.index_cache_suffix()}",
              "-iex", "set index-cache enabled on",
              "-iex", "set pagination off", "-iex", "set confirm off",
              "-iex", "set width 0"]

@@ -1,10 +1,14 @@
 """Build the guest's userland from the sources in scripts/guest/.
 
-/init and /bin/kxwork: the static C workload (one binary, two roles).
+/init: kxboot, a short boot step (records in /dev/kmsg, the kernel module
+of modules.py) that then execs /sbin/init, a link to /bin/kxwork (so pid
+1's comm stays "init").
+/bin/kxwork: the static C workload (one binary, two roles).
 /bin/hello64: the seed's `syscall` hello.  /bin/hello32: the seed's
 `int $0x80` hello, assembled with `as --32` and linked with `ld -m elf_i386`.
 /bin/sysenter32: the same write through the vDSO's __kernel_vsyscall
-(sysenter on Intel).
+(sysenter on Intel).  /bin/kxseccomp and /bin/kxcreds: one static binary
+(kxsec.c) that installs seccomp filters or sets credentials, as ground truth.
 
 The archive is written here in the kernel's "newc" cpio format, which lets us
 include /dev/console without mknod or root.  It is cached by the hash of the
@@ -19,7 +23,7 @@ import tempfile
 
 from . import paths
 
-SOURCES = ("kxwork.c", "hello64.S", "hello32.S", "sysenter32.S")
+SOURCES = ("kxwork.c", "hello64.S", "hello32.S", "sysenter32.S", "kxsec.c", "kxboot.c")
 TARGET_FILE_TEXT = b"kx lab: the file the workload opens every round\n"
 
 
@@ -27,13 +31,16 @@ def _build(out: pathlib.Path) -> dict:
     src = paths.GUEST_SRC
     run = lambda *argv: subprocess.run(argv, check=True, cwd=out)  # noqa: E731
     run("gcc", "-static", "-O2", "-Wall", "-Werror", "-o", "kxwork", str(src / "kxwork.c"))
+    run("gcc", "-static", "-O2", "-Wall", "-Werror", "-o", "kxboot", str(src / "kxboot.c"))
     run("as", "-o", "hello64.o", str(src / "hello64.S"))
     run("ld", "-o", "hello64", "hello64.o")
     run("as", "--32", "-o", "hello32.o", str(src / "hello32.S"))
     run("ld", "-m", "elf_i386", "-o", "hello32", "hello32.o")
     run("as", "--32", "-o", "sysenter32.o", str(src / "sysenter32.S"))
     run("ld", "-m", "elf_i386", "-o", "sysenter32", "sysenter32.o")
-    return {name: (out / name).read_bytes() for name in ("kxwork", "hello64", "hello32", "sysenter32")}
+    run("gcc", "-static", "-O2", "-Wall", "-Werror", "-o", "kxsec", str(src / "kxsec.c"))
+    return {name: (out / name).read_bytes()
+            for name in ("kxwork", "hello64", "hello32", "sysenter32", "kxsec", "kxboot")}
 
 
 class _Newc:
@@ -89,16 +96,20 @@ def build(force: bool = False) -> pathlib.Path:
         tmp = pathlib.Path(tmp)
         bins = _build(tmp)
         cpio = _Newc()
-        for d in ("bin", "dev", "etc", "proc", "tmp"):
+        for d in ("bin", "dev", "etc", "proc", "tmp", "sbin", "sys"):
             cpio.dir(d)
         cpio.chardev("dev/console", 5, 1)
         cpio.chardev("dev/null", 1, 3)
-        cpio.file("init", bins["kxwork"])
+        cpio.chardev("dev/kmsg", 1, 11)
+        cpio.file("init", bins["kxboot"])
+        cpio.link("sbin/init", "/bin/kxwork")
         cpio.file("bin/kxwork", bins["kxwork"])
         cpio.file("bin/kxspin", bins["kxwork"])
         cpio.file("bin/hello64", bins["hello64"])
         cpio.file("bin/hello32", bins["hello32"])
         cpio.file("bin/sysenter32", bins["sysenter32"])
+        cpio.file("bin/kxseccomp", bins["kxsec"])
+        cpio.file("bin/kxcreds", bins["kxsec"])
         cpio.file("etc/kx-target", TARGET_FILE_TEXT, 0o644)
         # Keep the unpacked binaries beside the image: tests read their ELF
         # symbols (hello64_after_write, ...) as ground truth.
@@ -117,3 +128,27 @@ def build(force: bool = False) -> pathlib.Path:
 def binaries_dir() -> pathlib.Path:
     build()
     return paths.cache_dir() / "initramfs" / f"bin-{sources_hash()}"
+
+
+def build_for(kernel) -> pathlib.Path:
+    """build() plus, for `kernel`, a second cpio archive with its module
+    (modules.py) in /lib/modules/kx/; the kernel unpacks concatenated
+    archives in order.  Without the module: build() alone."""
+    from . import modules
+    base = build()
+    found = modules.ensure(kernel) if kernel is not None else None
+    if not found:
+        return base
+    module = found["module"].read_bytes()
+    tag = hashlib.sha256(module).hexdigest()[:12]
+    image = base.with_name(f"{base.name[:-len('.cpio.gz')]}-{tag}.cpio.gz")
+    if image.exists():
+        return image
+    extra = _Newc()
+    for d in ("lib", "lib/modules", "lib/modules/kx"):
+        extra.dir(d)
+    extra.file(f"lib/modules/kx/{found['module'].name}", module, 0o644)
+    partial = image.with_suffix(".partial")
+    partial.write_bytes(base.read_bytes() + gzip.compress(extra.finish(), compresslevel=6))
+    partial.rename(image)
+    return image

@@ -1,29 +1,46 @@
 """Fetch Debian's cloud-amd64 kernels: vmlinuz, and the vmlinux with DWARF.
 
 The version is resolved at run time through Debian's meta-packages, never a
-hard-coded ABI number.  Downloads use `apt-get download` and `dpkg-deb`, so
-nothing is installed into the system's own kernel.  Each kernel lands in
-$KX_CACHE/kernels/<abi>_<version>/ by an atomic rename of a finished staging
-directory, so an interrupted fetch never leaves a half file that looks cached.
+hard-coded ABI number.  bookworm's kernels come through the system's apt;
+the other suites' through a private apt state (aptstate.py).  Downloads use
+`apt-get download` and dpkg-deb, so nothing is installed into the system.
+Each kernel lands in $KX_CACHE/kernels/<abi>_<version>/ by an atomic rename
+of a finished staging directory, so an interrupted fetch never leaves a half
+file that looks cached.
+
+A kernel built by hand (`--kernel-image`, `--vmlinux`) is used where it is;
+only a System.map made from its vmlinux, when it has none, goes to the cache.
 """
 import dataclasses
+import hashlib
 import json
 import os
 import pathlib
 import shutil
 import subprocess
-import sys
 import tempfile
-import threading
 import time
 
-from . import bootstrap, paths
+from . import aptstate, bootstrap, debs, paths, sysmap
 
-# series -> (image meta-package, dbg meta-package)
-META = {
-    "6.1": ("linux-image-cloud-amd64", "linux-image-cloud-amd64-dbg"),
-    "6.12": ("linux-image-6.12-cloud-amd64", "linux-image-6.12-cloud-amd64-dbg"),
+
+@dataclasses.dataclass(frozen=True)
+class Series:
+    suite: str        # None: the system's own apt (bookworm)
+    image_meta: str   # meta-package -> linux-image-ABI
+    dbg_meta: str     # meta-package -> linux-image-ABI-dbg
+
+
+SERIES = {
+    # bullseye's point releases are over: 5.10.223 (ABI 5.10.0-32).
+    "5.10": Series("bullseye", "linux-image-cloud-amd64", "linux-image-cloud-amd64-dbg"),
+    "6.1": Series(None, "linux-image-cloud-amd64", "linux-image-cloud-amd64-dbg"),
+    "6.12": Series(None, "linux-image-6.12-cloud-amd64", "linux-image-6.12-cloud-amd64-dbg"),
+    # sid: linux-image-ABI is a meta; the vmlinuz is in linux-binary-ABI and
+    # the config in linux-base-ABI, under usr/lib/modules/ABI/.
+    "7.2": Series("sid", "linux-image-cloud-amd64", "linux-image-cloud-amd64-dbg"),
 }
+META = SERIES                 # the older name
 DEFAULT_SERIES = "6.1"
 
 
@@ -33,22 +50,26 @@ class Kernel:
     abi: str          # e.g. 6.1.0-56-cloud-amd64
     version: str      # Debian package version, e.g. 6.1.192-2
     root: pathlib.Path
+    image: pathlib.Path = None        # set for a kernel built by hand
+    debug: pathlib.Path = None
+    map_path: pathlib.Path = None
+    config_path: pathlib.Path = None
 
     @property
     def vmlinuz(self) -> pathlib.Path:
-        return self.root / "vmlinuz"
+        return self.image or self.root / "vmlinuz"
 
     @property
     def vmlinux(self) -> pathlib.Path:
-        return self.root / "vmlinux"
+        return self.debug or self.root / "vmlinux"
 
     @property
     def system_map(self) -> pathlib.Path:
-        return self.root / "System.map"
+        return self.map_path or self.root / "System.map"
 
     @property
     def config(self) -> pathlib.Path:
-        return self.root / "config"
+        return self.config_path or self.root / "config"
 
     def symbols(self) -> dict:
         """System.map as {name: address}; the tests' independent ground truth."""
@@ -59,55 +80,63 @@ class Kernel:
                 table.setdefault(name, int(addr, 16))
         return table
 
-
-def _apt(*args: str) -> str:
-    return subprocess.run(["apt-cache", *args], check=True, capture_output=True,
-                          text=True).stdout
-
-
-def _depends_on(meta: str) -> str:
-    """The one linux-image-* package a meta-package depends on."""
-    for line in _apt("depends", meta).splitlines():
-        line = line.strip()
-        if line.startswith("Depends:"):
-            return line.split()[1]
-    raise RuntimeError(f"{meta} has no Depends line")
+    def info(self) -> dict:
+        return {"series": self.series, "abi": self.abi, "version": self.version,
+                "vmlinuz": str(self.vmlinuz), "vmlinux": str(self.vmlinux),
+                "system_map": str(self.system_map)}
 
 
-def _field(pkg: str, name: str) -> str:
-    for line in _apt("show", "--no-all-versions", pkg).splitlines():
-        if line.startswith(name + ":"):
-            return line.split(":", 1)[1].strip()
-    raise RuntimeError(f"apt-cache show {pkg}: no {name}")
+def series_apt(series: str) -> aptstate.Apt:
+    return aptstate.Apt(SERIES[series].suite)
+
+
+def _image_dep(apt, meta: str, suffix: str = "") -> str:
+    """The linux-image-ABI[suffix] package a meta-package depends on (sid's
+    metas also depend on linux-base-FLAVOUR)."""
+    for dep in apt.depends(meta):
+        if dep.startswith("linux-image-") and dep.endswith(suffix):
+            return dep
+    raise RuntimeError(f"{meta} depends on no linux-image-*{suffix} ({apt!r})")
 
 
 def resolve(series: str) -> dict:
     """Ask apt which packages the meta-packages currently point at."""
-    image_meta, dbg_meta = META[series]
-    try:
-        signed = _depends_on(image_meta)
-    except subprocess.CalledProcessError:
-        # A fresh machine may have no package lists yet.
-        bootstrap.apt_update()
-        signed = _depends_on(image_meta)
-    dbg = _depends_on(dbg_meta)
+    s, apt = SERIES[series], series_apt(series)
+    signed = _image_dep(apt, s.image_meta)
     abi = signed[len("linux-image-"):]
-    if signed.endswith("-unsigned"):
+    if abi.endswith("-unsigned"):
         abi = abi[: -len("-unsigned")]
-    unsigned = f"linux-image-{abi}-unsigned"
-    if dbg != f"linux-image-{abi}-dbg":
-        raise RuntimeError(f"meta-packages disagree: {signed} vs {dbg}")
-    version = _field(unsigned, "Version")
-    return {
-        "series": series, "abi": abi, "version": version,
-        "packages": {unsigned: int(_field(unsigned, "Size")), dbg: int(_field(dbg, "Size"))},
-    }
+    if not abi.startswith(series + "."):
+        raise RuntimeError(f"{s.image_meta} ({apt!r}) now points at {abi}, not a {series} kernel")
+    dbg = f"linux-image-{abi}-dbg"
+    if _image_dep(apt, s.dbg_meta, "-dbg") != dbg:
+        raise RuntimeError(f"meta-packages disagree: {signed} vs {_image_dep(apt, s.dbg_meta, '-dbg')}")
+    # The vmlinuz: linux-image-ABI-unsigned up to trixie, linux-binary-ABI in
+    # sid.  sid's config is in linux-base-ABI.
+    found = apt.show(f"linux-image-{abi}-unsigned", f"linux-binary-{abi}", f"linux-base-{abi}", dbg)
+    image = next((p for p in found if not p.endswith("-dbg") and "-base-" not in p), None)
+    if image is None or dbg not in found:
+        raise RuntimeError(f"no image or -dbg package for {abi} ({apt!r})")
+    pkgs = [image, dbg] + ([f"linux-base-{abi}"] if f"linux-base-{abi}" in found else [])
+    return {"series": series, "abi": abi, "version": found[dbg]["Version"],
+            "suite": s.suite or "system", "packages": {p: int(found[p]["Size"]) for p in pkgs}}
 
 
 def kernels_dir() -> pathlib.Path:
     path = paths.cache_dir() / "kernels"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def sweep_staging(parent: pathlib.Path, max_age: float = 86400) -> None:
+    """Remove the staging directories of fetches that died over a day ago
+    (a live fetch's is younger: it is renamed into place when done)."""
+    for d in parent.glob(".staging-*"):
+        try:
+            if time.time() - d.stat().st_mtime > max_age:
+                shutil.rmtree(d, ignore_errors=True)
+        except FileNotFoundError:
+            pass
 
 
 def _entry_name(abi: str, version: str) -> str:
@@ -127,49 +156,37 @@ def cached(series: str):
     return Kernel(series, info["abi"], info["version"], root)
 
 
-def _download(pkgs: dict, dest: pathlib.Path, quiet: bool) -> None:
-    """apt-get download with a progress line fed by the growing files."""
-    total = sum(pkgs.values())
-    done = threading.Event()
-
-    def progress():
-        last = ""
-        while not done.wait(1.0):
-            have = sum(f.stat().st_size for f in dest.glob("*.deb*") if f.is_file())
-            line = f"lab: fetch {have / 1e6:7.1f} / {total / 1e6:.1f} MB"
-            if line != last and not quiet:
-                print(line, file=sys.stderr, flush=True)
-                last = line
-
-    t = threading.Thread(target=progress, daemon=True)
-    t.start()
-    try:
-        # apt drops to the _apt user when it can: let it write here.
-        os.chmod(dest, 0o777)
-        proc = subprocess.run(["apt-get", "download", "-q", *pkgs], cwd=dest,
-                              capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise RuntimeError(f"apt-get download failed:\n{proc.stderr.strip()}")
-    finally:
-        done.set()
-        t.join()
+def _members(abi: str) -> dict:
+    """Where each file lives in Debian's packages, by suite."""
+    mods, dbg = f"usr/lib/modules/{abi}", "usr/lib/debug"
+    return {
+        f"boot/vmlinuz-{abi}": "vmlinuz", f"{mods}/vmlinuz": "vmlinuz",
+        f"boot/config-{abi}": "config", f"{mods}/config": "config",
+        f"{dbg}/boot/vmlinux-{abi}": "vmlinux", f"{dbg}/lib/modules/{abi}/vmlinux": "vmlinux",
+        f"{dbg}/boot/System.map-{abi}": "System.map", f"boot/System.map-{abi}": "System.map",
+    }
 
 
-def _extract(deb: pathlib.Path, members: dict, dest: pathlib.Path) -> None:
-    """Pull only `members` ({path in deb: name in dest}) out of a .deb."""
-    tar = subprocess.Popen(["tar", "-x", "-C", str(dest), *members],
-                           stdin=subprocess.PIPE)
-    deb_proc = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=tar.stdin)
-    tar.stdin.close()
-    if deb_proc.wait() != 0 or tar.wait() != 0:
-        raise RuntimeError(f"extracting {deb.name} failed")
-    for member, name in members.items():
-        os.replace(dest / member, dest / name)
+def _unpack(info: dict, debs_dir: pathlib.Path, staging: pathlib.Path) -> None:
+    members = _members(info["abi"])
+    for deb in sorted(debs_dir.glob("*.deb")):
+        # Only the -dbg has the vmlinux; the image package has no System.map
+        # but a stub (the -dbg's is the real one).
+        want = {k: v for k, v in members.items() if (v in ("vmlinux", "System.map")) == ("-dbg_" in deb.name)}
+        want = {k: v for k, v in want.items() if not (staging / v).exists()}
+        if want:
+            debs.extract(deb, want, staging, min_size={"System.map": sysmap.STUB_BYTES})
+    if not (staging / "System.map").exists() and (staging / "vmlinux").exists():
+        bootstrap.log(f"{info['abi']}: no System.map in the packages; making one with nm -n")
+        sysmap.write(staging / "vmlinux", staging / "System.map")
+    for name in ("vmlinux", "vmlinuz", "System.map", "config"):
+        if not (staging / name).exists():
+            raise RuntimeError(f"{name} missing from the packages")
 
 
 def fetch(series: str = DEFAULT_SERIES, quiet: bool = False, offline_ok: bool = True) -> Kernel:
-    if series not in META:
-        raise SystemExit(f"lab: unknown kernel {series!r}; choose from {', '.join(META)}")
+    if series not in SERIES:
+        raise SystemExit(f"lab: unknown kernel {series!r}; choose from {', '.join(SERIES)}")
     try:
         info = resolve(series)
     except (subprocess.CalledProcessError, RuntimeError, FileNotFoundError) as exc:
@@ -183,26 +200,18 @@ def fetch(series: str = DEFAULT_SERIES, quiet: bool = False, offline_ok: bool = 
         os.utime(root / "kernel.json")
         return Kernel(series, info["abi"], info["version"], root)
 
-    bootstrap.log(f"fetching {info['abi']} ({info['version']})")
+    bootstrap.log(f"fetching {info['abi']} ({info['version']}, {info['suite']})")
+    sweep_staging(kernels_dir())
     staging = pathlib.Path(tempfile.mkdtemp(prefix=".staging-", dir=kernels_dir()))
     try:
-        debs = staging / "debs"
-        debs.mkdir()
-        _download(info["packages"], debs, quiet)
-        abi = info["abi"]
-        for deb in debs.glob("*.deb"):
-            if "-dbg_" in deb.name:
-                _extract(deb, {f"./usr/lib/debug/boot/vmlinux-{abi}": "vmlinux",
-                               f"./usr/lib/debug/boot/System.map-{abi}": "System.map"}, staging)
-            else:
-                _extract(deb, {f"./boot/vmlinuz-{abi}": "vmlinuz",
-                               f"./boot/config-{abi}": "config"}, staging)
-        shutil.rmtree(debs)
-        shutil.rmtree(staging / "usr", ignore_errors=True)
-        shutil.rmtree(staging / "boot", ignore_errors=True)
-        for name in ("vmlinux", "vmlinuz", "System.map", "config"):
-            if not (staging / name).exists():
-                raise RuntimeError(f"{name} missing from the packages")
+        (staging / "debs").mkdir()
+        got = debs.download(series_apt(series), info["packages"], staging / "debs", quiet)
+        start = time.monotonic()
+        _unpack(info, staging / "debs", staging)
+        shutil.rmtree(staging / "debs")
+        info["fetch"] = {**got, "unpack_seconds": round(time.monotonic() - start, 1)}
+        bootstrap.log(f"{info['abi']}: {got['bytes'] / 1e6:.1f} MB downloaded in {got['seconds']} s,"
+                      f" unpacked in {info['fetch']['unpack_seconds']} s")
         (staging / "kernel.json").write_text(json.dumps(info, indent=1))
         os.chmod(staging, 0o755)
         os.rename(staging, root)
@@ -213,9 +222,46 @@ def fetch(series: str = DEFAULT_SERIES, quiet: bool = False, offline_ok: bool = 
     return kernel
 
 
-def warm_index_cache(kernel: Kernel, quiet: bool = False) -> None:
+def _banner_release(vmlinux: pathlib.Path) -> str:
+    """The release in the vmlinux's linux_banner ("Linux version X ..."), or ""."""
+    out = subprocess.run(["strings", "-n", "14", str(vmlinux)], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        if line.startswith("Linux version "):
+            return line.split()[2]
+    return ""
+
+
+def custom(image, vmlinux, warm: bool = True) -> Kernel:
+    """A kernel built by hand: its bzImage and its vmlinux (with DWARF).  The
+    System.map and .config beside the vmlinux are used when there; else a
+    System.map is made from the vmlinux into the cache."""
+    image, vmlinux = pathlib.Path(image).resolve(), pathlib.Path(vmlinux).resolve()
+    for p in (image, vmlinux):
+        if not p.is_file():
+            raise SystemExit(f"lab: {p} is not a file")
+    st = vmlinux.stat()
+    key = hashlib.sha1(f"{vmlinux}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]
+    root = paths.cache_dir() / "custom" / key
+    root.mkdir(parents=True, exist_ok=True)
+    release = _banner_release(vmlinux) or "custom"
+    beside = vmlinux.parent / "System.map"
+    smap = beside if not sysmap.is_stub(beside) else root / "System.map"
+    if smap != beside and sysmap.is_stub(smap):
+        bootstrap.log(f"no System.map beside {vmlinux}; making {smap} with nm -n")
+        sysmap.write(vmlinux, smap)
+    config = vmlinux.parent / ".config"
+    kernel = Kernel("custom", release, "", root, image=image, debug=vmlinux, map_path=smap,
+                    config_path=config if config.exists() else None)
+    if warm and not (root / "index-warm").exists():
+        warm_index_cache(kernel)
+        (root / "index-warm").write_text("")
+    return kernel
+
+
+def warm_index_cache(kernel: Kernel, quiet: bool = False) -> float:
     """Build gdb's index for this vmlinux once (about 20 s, 1.9 GB the first
-    time; every later gdb then starts in well under a second)."""
+    time; every later gdb then starts in well under a second).  Returns the
+    seconds it took."""
     from . import gdbrun
     start = time.monotonic()
     if not quiet:
@@ -223,5 +269,7 @@ def warm_index_cache(kernel: Kernel, quiet: bool = False) -> None:
     subprocess.run(gdbrun.gdb_argv(kernel.vmlinux, load_kx=False, batch=True)
                    + ["-ex", "print sizeof(struct pt_regs)"],
                    capture_output=True, check=False)
+    took = time.monotonic() - start
     if not quiet:
-        bootstrap.log(f"index cache ready in {time.monotonic() - start:.1f} s")
+        bootstrap.log(f"index cache ready in {took:.1f} s")
+    return took

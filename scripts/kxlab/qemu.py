@@ -19,10 +19,23 @@ import subprocess
 import tempfile
 import time
 
-from . import initramfs, kernels, paths  # paths puts the checkout on sys.path
+from . import bootstrap, initramfs, kernels, paths  # paths puts the checkout on sys.path
 from gdbext.decoders.qemu_monitor import parse_info_registers
 
 PR_SET_PDEATHSIG = 1
+BOOT_ATTEMPTS = 3
+# What the kernel prints when it oopses or panics (lib/bug.c, kernel/panic.c,
+# arch/x86/kernel/dumpstack.c).
+CRASH = re.compile(r"Kernel panic - not syncing|\bOops: |\bBUG: |general protection fault|"
+                   r"Fatal exception|Kernel BUG at")
+
+
+class BootCrash(Exception):
+    """The kernel oopsed or panicked before the workload's first heartbeat."""
+
+    def __init__(self, line: str):
+        super().__init__(line)
+        self.line = line
 
 
 def free_port() -> int:
@@ -56,12 +69,13 @@ class Guest:
     def __init__(self, opts: BootOptions, kernel: kernels.Kernel = None, workdir=None):
         self.opts = opts
         self.kernel = kernel or kernels.fetch(opts.kernel)
-        self.initrd = initramfs.build()
+        self.initrd = initramfs.build_for(self.kernel)
         self.port = opts.port or free_port()
         self.workdir = pathlib.Path(workdir or tempfile.mkdtemp(prefix="kx-guest-", dir=paths.run_dir()))
         self.serial_log = self.workdir / "serial.log"
         self.monitor_path = self.workdir / "monitor.sock"
         self.proc = None
+        self.boot_failures = []
 
     # -- command line --------------------------------------------------------
     def cmdline(self) -> str:
@@ -98,17 +112,57 @@ class Guest:
 
     # -- lifecycle -----------------------------------------------------------
     def start(self, die_with_parent: bool = True, timeout: float = 120.0) -> "Guest":
+        """Boot; wait for the workload's first heartbeat (or, with -S, for the
+        gdbstub).  A kernel that oopses or panics before the heartbeat is
+        booted again, up to BOOT_ATTEMPTS times in all: sid's 7.2 was seen to
+        oops early in boot under QEMU 7.2 TCG on 2 vCPUs ("Oops: int3" in
+        sched_clock_cpu, "Fatal exception in interrupt") with no debugger."""
+        self.boot_failures = []
+        for attempt in range(1, BOOT_ATTEMPTS + 1):
+            self._spawn(die_with_parent)
+            if self.opts.stopped:
+                self._wait_for_port(timeout)
+                return self
+            try:
+                self._wait_for_boot(timeout)
+                return self
+            except BootCrash as crash:
+                self.stop()
+                kept = self.workdir / f"serial.log.{attempt}"
+                os.replace(self.serial_log, kept)
+                self.boot_failures.append({"attempt": attempt, "line": crash.line, "serial": str(kept)})
+                bootstrap.log(f"boot {attempt}/{BOOT_ATTEMPTS} of {self.kernel.abi}: the kernel crashed "
+                              f"before the workload ran ({crash.line.strip()}); serial kept in {kept}")
+        raise RuntimeError(f"{self.kernel.abi} crashed in each of {BOOT_ATTEMPTS} boots: "
+                           + "; ".join(f["line"].strip() for f in self.boot_failures))
+
+    def _spawn(self, die_with_parent: bool) -> None:
         self.serial_log.write_bytes(b"")
         self.qemu_log = open(self.workdir / "qemu.log", "wb")
         self.proc = subprocess.Popen(
             self.argv(), stdin=subprocess.DEVNULL, stdout=self.qemu_log,
             stderr=subprocess.STDOUT, start_new_session=True,
             preexec_fn=_die_with_parent if die_with_parent else None)
-        if self.opts.stopped:
-            self._wait_for_port(timeout)
-        else:
-            self.wait_for(r"KX-HEARTBEAT", timeout=timeout)
-        return self
+
+    def _wait_for_boot(self, timeout: float) -> None:
+        """Until the first KX-HEARTBEAT; BootCrash on an oops or panic first
+        (with panic=-1 and -no-reboot, a panic also ends QEMU)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            alive = self.alive()           # before the read: a dead QEMU's log is complete
+            text = self.serial()
+            beat = text.find("KX-HEARTBEAT")
+            crash = CRASH.search(text, 0, beat if beat >= 0 else len(text))
+            if crash:
+                raise BootCrash(text[crash.start():].split("\n", 1)[0])
+            if beat >= 0:
+                return
+            if not alive:
+                self._check_alive()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no 'KX-HEARTBEAT' on the serial console after {timeout} s;"
+                                   f" last output:\n{text[-1500:]}")
+            time.sleep(0.05)
 
     def _wait_for_port(self, timeout):
         deadline = time.monotonic() + timeout
@@ -210,10 +264,11 @@ class Guest:
     # -- state file for `lab boot` / `lab gdb` -------------------------------
     def describe(self) -> dict:
         return {"pid": self.proc.pid if self.proc else None, "port": self.port,
-                "kernel": self.opts.kernel, "abi": self.kernel.abi,
+                "kernel": self.kernel.series, "abi": self.kernel.abi,
                 "vmlinux": str(self.kernel.vmlinux), "system_map": str(self.kernel.system_map),
                 "serial_log": str(self.serial_log), "monitor": str(self.monitor_path),
-                "workdir": str(self.workdir), "cmdline": self.cmdline()}
+                "workdir": str(self.workdir), "cmdline": self.cmdline(),
+                "boot_failures": getattr(self, "boot_failures", [])}
 
 
 def state_file(name: str = "default") -> pathlib.Path:

@@ -22,11 +22,12 @@ class OwnSession(GuestSession):
     """A GuestSession that is not shared through guestlib's registry: its
     own QEMU options (-S, one vCPU) and its own life span."""
 
-    def __init__(self, kernel_series, stopped=False, smp=2, vmlinux=None, load_kx=True):
+    def __init__(self, kernel_series, stopped=False, smp=2, vmlinux=None, load_kx=True, append=""):
         self.config = LabConfig(kernel=kernel_series, smp=smp)
         self.kernel = kernels.fetch(kernel_series, quiet=True)
         self.guest = qemu.Guest(qemu.BootOptions(
-            kernel=kernel_series, smp=smp, cpu="Haswell", pti="on", stopped=stopped), kernel=self.kernel)
+            kernel=kernel_series, smp=smp, cpu="Haswell", pti="on", stopped=stopped, append=append),
+            kernel=self.kernel)
         self.guest.start()
         self.symbols = self.kernel.symbols()
         self.vmlinux = vmlinux or self.kernel.vmlinux

@@ -38,3 +38,13 @@ def test_break_at_entry_syscall_64_matches_system_map(kx):
 
 def test_guest_runs_on_after_stop(kx):
     assert kx.heartbeat_continues()
+
+
+def test_the_guest_runs_the_kernel_asked_for(kx):
+    """init_uts_ns's release (read by gdb itself) is the ABI the lab fetched,
+    and the lab's boots before the heartbeat are on record (an early oops
+    boots again)."""
+    release = kx.gdb.cmd("output init_uts_ns.name.release").strip()
+    assert release.strip('"').split('"')[0] == kx.kernel.abi
+    assert kx.config.kernel == kx.kernel.series
+    assert len(kx.guest.boot_failures) < 3

@@ -48,13 +48,18 @@ TYPICAL = {
     "event": ["", "--cpu {other}"],
     "vdso": ["", "1"],
     "kaslr": [""],
+    "seccomp": ["", "1 --eval write 1"],
+    "cr": ["", "--cpu {other}"],
+    "pagewalk": ["sys_call_table", "$rsp --cpu {other}", "0x400000 --pid 1"],
+    "dmesg": ["--tail 5", "--level console", "--follow"],
+    "modules": [""],
     # Groups: run in order, compared as one (a kx breakpoint exists between them).
     "break": [("openat --pid 1", "", "delete")],
     # Resumes the guest: run last in each state (see run_trace).
     "trace": ["--count 1"],
 }
 FUNCTIONS = ["print $kx_current()", "print $kx_current({other})", 'print $kx_per_cpu("runqueues", {other})',
-             "print $kx_ptregs()", "bt 6"]
+             "print $kx_ptregs()", "print $kx_task_struct().pid", "bt 6"]
 
 LAB_STATES = ["user", "syscall", "idle", "entry-pti", "int80", "smp-other"]
 

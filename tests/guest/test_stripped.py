@@ -18,6 +18,7 @@ from tests import reliability as R
 from .conftest import OwnSession, heartbeat_without_trap
 
 SERIES = "6.12"
+pytestmark = pytest.mark.only_kernels(SERIES)     # the other series are deselected
 NEEDS_TYPES = ["kx task", "kx ps", "kx regs", "kx event", "kx vdso", "kx task 1", "kx regs 1",
                "print $kx_current()", "print $kx_ptregs()", 'print $kx_per_cpu("runqueues")']
 # What each must name: a missing type, member or variable, in backquotes.
@@ -26,8 +27,6 @@ MISSING = re.compile(r"(no type|no member|no variable) `[^`]+`")
 
 @pytest.fixture(scope="module")
 def stripped_lab(kernel_series, tmp_path_factory):
-    if kernel_series != SERIES:
-        pytest.skip(f"the symbol-only test runs on {SERIES}")
     from kxlab import kernels
     vmlinux = kernels.fetch(SERIES, quiet=True).vmlinux
     out = tmp_path_factory.mktemp("stripped") / "vmlinux-nodebug"

@@ -122,11 +122,16 @@ class FakeMemory:
 
 
 def cached_kernels():
+    """(series, directory) of each kernel under test (KX_TEST_KERNELS) that
+    the lab has fetched; ./scripts/test fetches them all first."""
+    from tests.conftest import KERNELS as under_test
     root = os.environ.get("KX_CACHE") or os.path.expanduser("~/.cache/kx")
     out = []
     for meta in sorted(glob.glob(os.path.join(root, "kernels", "*", "kernel.json"))):
         d = os.path.dirname(meta)
         if os.path.exists(os.path.join(d, "vmlinux")):
             with open(meta) as f:
-                out.append((json.load(f)["series"], d))
+                series = json.load(f)["series"]
+            if series in under_test:
+                out.append((series, d))
     return out

@@ -45,18 +45,19 @@ def test_pf_flags_per_version():
     assert flags.decode_pf_flags(v, (6, 1)) == ["PF_FORKNOEXEC", "bit14", "PF_KTHREAD"]
     assert flags.decode_pf_flags(0x20000000, (6, 12)) == ["PF_BLOCK_TS"]
     assert flags.decode_pf_flags(0x00010000, (6, 12)) == ["PF_KCOMPACTD"]
+    assert flags.decode_pf_flags(0x00010000, (5, 10)) == ["PF_FROZEN"]
+    assert flags.decode_pf_flags(0x00800000, (7, 2)) == ["bit23"]
     assert flags.decode_pf_flags(0x80000000) == ["PF_SUSPEND_TASK"]
-    assert flags.for_version(6, 1).version == (6, 1)
-    assert flags.for_version(5, 15).version == (6, 1)
-    assert flags.for_version(6, 6).version == (6, 12)
-    assert flags.for_version(6, 12).version == (6, 12)
+    # A kernel between two trees gets the older tree's names.
+    assert [flags.for_version(*v).tree for v in ((5, 4), (5, 10), (5, 15), (6, 6), (6, 12), (7, 0), (7, 3))] == \
+        [(5, 10), (5, 10), (5, 10), (6, 1), (6, 12), (6, 12), (7, 2)]
 
 
-def test_tif_ts_syscall_work():
-    v = (1 << 3) | (1 << 14) | (1 << 29)
-    assert flags.decode_tif_flags(v) == ["TIF_NEED_RESCHED", "TIF_NEED_FPU_LOAD", "TIF_ADDR32"]
-    assert flags.decode_tif_flags(v, (6, 1)) == flags.decode_tif_flags(v, (6, 12))
-    assert flags.decode_ts_status(0x2) == ["TS_COMPAT"]
+def test_syscall_work_and_bits():
     assert flags.decode_syscall_work(0b1000001) == ["SYSCALL_WORK_SECCOMP",
                                                     "SYSCALL_WORK_SYSCALL_EXIT_TRAP"]
     assert flags.decode_syscall_work(1 << 9) == ["bit9"]
+    assert flags.decode_syscall_work(1 << 7, (7, 2)) == ["SYSCALL_WORK_SYSCALL_RSEQ_SLICE"]
+    assert flags.decode_syscall_work(2, table={1: "FROM_DWARF"}) == ["FROM_DWARF"]
+    assert flags.decode_bits(0x6, {1: "TS_COMPAT"}, 32, "status") == ["TS_COMPAT", "bit2"]
+    assert flags.decode_task_state(1, labels=("R (running)", "S (asleep)")).label == "S (asleep)"

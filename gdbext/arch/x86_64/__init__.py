@@ -4,12 +4,12 @@ commands."""
 from typing import Dict, Optional
 
 from gdbext import errors
-from gdbext.arch.base import Arch, EntryStub, RawCall, ResumePlan, SyscallAbi, TableChoice
+from gdbext.arch.base import Arch, EntryStub, RawCall, ResumePlan, SyscallAbi, TableChoice, UserFrame
 from gdbext.arch.x86_64 import abi as abis
 from gdbext.arch.x86_64 import gdbregs, stepover, user_regs
-from gdbext.decoders import paging, x86_switch
+from gdbext.decoders import paging, x86_entry, x86_switch
 from gdbext.decoders.bits import MASK32, MASK64
-from gdbext.decoders.descriptors import KERNEL_CS, USER32_CS, USER_CS
+from gdbext.decoders.descriptors import KERNEL_CS, USER32_CS, USER_CS, USER_DS
 from gdbext.decoders.msr import decode_rflags
 from gdbext.decoders.ptregs import PT_REGS_OFFSETS, PT_REGS_SIZE, decode_pt_regs
 
@@ -20,6 +20,8 @@ TS_COMPAT = 0x0002  # arch/x86/include/asm/thread_info.h
 CR0_PG = 1 << 31    # SDM Vol.3A 2.5
 CR4_LA57 = 1 << 12  # SDM Vol.3A 4.5
 EFER_LMA = 1 << 10  # long mode active, SDM Vol.3A 2.2.1
+AUDIT_ARCH_X86_64 = 0xC000003E  # include/uapi/linux/audit.h
+AUDIT_ARCH_I386 = 0x40000003
 
 
 def _u32(data: bytes) -> int:
@@ -38,6 +40,9 @@ class X86_64(Arch):
     pt_regs_size = PT_REGS_SIZE
     pt_regs_offsets = PT_REGS_OFFSETS
     kernel_space_start = 0xFFFF800000000000   # lowest canonical kernel address (4-level)
+    # MODULES_VADDR (__START_KERNEL_map + KERNEL_IMAGE_SIZE: 512 MiB, or
+    # 1 GiB with KASLR) to MODULES_END (asm/pgtable_64_types.h, 6.1, 6.12).
+    module_area = (0xFFFFFFFFA0000000, 0xFFFFFFFFFF000000)
     default_thread_size = 16 * 1024           # without KASAN (asm/page_64_types.h)
     # IDT stubs (idtentry.h) also call their C handler with %rsp = pt_regs.
     other_entry_prefixes = ("asm_exc_", "asm_sysvec_", "asm_common_interrupt", "asm_spurious_interrupt")
@@ -97,6 +102,12 @@ class X86_64(Arch):
         from gdbext.arch.x86_64 import cpu_setup as kcpu
         return kcpu.top_of_stack(cpu)
 
+    def thread_flag_tables(self, version):
+        from gdbext.arch.x86_64 import thread_flags
+        from gdbext.decoders.flags import tree_for
+        t = tree_for(version, thread_flags.TREES)
+        return {"ti_flags": t.tif, "ti_status": t.ts, "tree": t.tree}
+
     def in_user_mode(self, regs: Dict[str, int]) -> bool:
         return regs.get("cs") is not None and regs["cs"] & 3 == 3
 
@@ -117,6 +128,26 @@ class X86_64(Arch):
 
     def user_regs_rows(self, data):
         return user_regs.rows(data)
+
+    def entry_user_frame(self, stub, offset, code, regs, read) -> Optional[UserFrame]:
+        if offset > x86_entry.stack_untouched(code):
+            return None
+        if stub.name in ("entry_SYSCALL_64", "entry_SYSCALL_compat"):
+            # SYSCALL saved RIP in RCX and RFLAGS in R11 and left RSP alone
+            # (SDM Vol.2B SYSCALL); every other register is still the user's.
+            compat = stub.name == "entry_SYSCALL_compat"
+            user = dict(regs, rip=regs["rcx"], eflags=regs["r11"], cs=USER32_CS if compat else USER_CS,
+                        ss=USER_DS)
+            return UserFrame(user, "32" if compat else "64", "live registers (rip = rcx)")
+        if stub.name in ("asm_int80_emulation", "entry_INT80_compat"):
+            # The gate pushed SS, RSP, RFLAGS, CS, RIP and %rsp points at RIP
+            # (SDM Vol.3A 6.14.2); the entry stack is mapped in the user
+            # page table too (cpu_entry_area).
+            frame = read(regs["rsp"], 40)
+            rip, cs, flags, sp, ss = (int.from_bytes(frame[i:i + 8], "little") for i in range(0, 40, 8))
+            user = dict(regs, rip=rip, cs=cs, eflags=flags, rsp=sp, ss=ss)
+            return UserFrame(user, "32" if cs == USER32_CS else "64", "the IRET frame")
+        return None  # sysenter saves no user state the stub could be asked for
 
     def pt_regs_pending(self, stub: EntryStub, regs: Dict[str, int], stack: int, pt_regs: int) -> bool:
         # Until the stub has switched to the task stack and pushed the
@@ -148,6 +179,11 @@ class X86_64(Arch):
         args = [(hw, getattr(pt, f) & abi.mask) for hw, f in zip(abi.arg_regs, abi.ptregs_args)]
         name = stub.name if stub else ("entry_SYSCALL_64" if not compat else None)
         return RawCall(abi.name, self.nr_from_raw(abi, orig_ax), args, pt.ip, pt.flags, notes, name)
+
+    def seccomp_arch(self, abi: str) -> Optional[int]:
+        # syscall_get_arch() (arch/x86/include/asm/syscall.h): i386 for a
+        # compat syscall, else x86-64, x32 included (its nr has the x32 bit).
+        return {"64": AUDIT_ARCH_X86_64, "x32": AUDIT_ARCH_X86_64, "32": AUDIT_ARCH_I386}.get(abi)
 
     def direct_calls(self, code: bytes, start: int):
         # `e8 rel32`, relative to the next instruction (SDM Vol.2A CALL).
@@ -219,6 +255,28 @@ class X86_64(Arch):
     def translate(self, address, regs, read_phys_u64, root=None):
         cr3 = regs["cr3"] if root is None else root
         return paging.translate(address & MASK64, cr3, read_phys_u64, self.la57(regs))
+
+    def page_table_root(self, regs: Dict[str, int]) -> int:
+        return regs["cr3"]
+
+    def root_address(self, root: int) -> int:
+        return paging.cr3_pgd_address(root)
+
+    def page_table_views(self, root, regs, cpu):
+        # Under PTI every mm has an 8 KiB PGD pair: kernel half, user half
+        # (bit 12); arch/x86_64/control.py tells which one `root` is.
+        from gdbext.arch.x86_64 import control
+        view = control.cr3_view(root, bool((regs.get("cr4") or 0) & control.CR4_PCIDE),
+                                control.pti_enabled(cpu))
+        if view["view"] in ("user", "kernel"):
+            pair = [("user", view["user_cr3"]), ("kernel", view["kernel_cr3"])]
+            return sorted(pair, key=lambda p: p[0] != view["view"])
+        return [("kernel and user" if view["view"] == "only" else "current", root)]
+
+    def describe_walk(self, address, regs, translation=None, fault=None):
+        steps = translation.levels if translation is not None else getattr(fault, "steps", [])
+        page_fault = fault if isinstance(fault, paging.PageFault) else None
+        return paging.describe_walk(address & MASK64, steps, self.la57(regs), translation, page_fault)
 
     def kernel_page_table(self, regs: Dict[str, int]) -> int:
         # Under PTI the user CR3 has bit 12 set and the kernel PGD is the
