@@ -72,8 +72,8 @@ class TssReport:
     """One vCPU's 64-bit TSS as TR selects it (`kx tss --json`).
 
     >>> t = gdbext.api.tss(0)
-    >>> hex(t.rsp[0]), t.rsp0_is
-    ('0xfffffe0000003000', 'cpu_entry_area entry stack (entry code switches to the task stack)')
+    >>> t.busy, t.rsp0_is, t.ist_slots[0].stack
+    (True, 'cpu_entry_area entry stack (entry code switches to the task stack)', 'DF')
     """
     cpu: int
     selector: int
