@@ -45,11 +45,14 @@ def run_example(kx, name, *argv, timeout=600):
 
 # -- the API is what the commands print ---------------------------------------
 @pytest.mark.parametrize("api_call, command", [
-    ("api.tasks()", "kx ps"), ("api.current()", "kx task"), ("api.task('kxwork')", "kx task kxwork"),
+    # (the workload by pid: a child it forked keeps its comm until execve)
+    ("api.tasks()", "kx ps"), ("api.current()", "kx task"), ("api.task(PID)", "kx task PID"),
     ("api.tss(1)", "kx tss --cpu 1"), ("api.syscalls('32')", "kx syscalls --abi 32"),
     ("api.syscall('openat')", None),
 ])
 def test_api_objects_are_the_commands_json(kk, api_call, command):
+    pid = str(workload_pid(kk))
+    api_call, command = api_call.replace("PID", pid), command and command.replace("PID", pid)
     got = py_json(kk, f"{api_call}.to_dict()")
     if command is None:   # one syscall: its row of `kx syscalls NAME` plus the signature
         row = kk.json("kx syscalls openat")
