@@ -19,4 +19,6 @@ setup(
               "gdbext.commands", "gdbext.commands.x86_64"],
     package_dir={"gdbext.commands": "commands"},
     install_requires=["pygments", "pyelftools"],
+    # `kx drgn` and gdbext.api.drgn_program(): pip install '.[drgn]'
+    extras_require={"drgn": ["drgn>=0.3.0"]},
 )

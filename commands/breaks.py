@@ -1,104 +1,23 @@
 """kx break: stop on matching system calls, at the entry stub, decoded."""
 import gdb
 
-from gdbext import errors, machine, settings
-from gdbext.kernel import events, syscall_filter, syscall_hits, tasks
-from gdbext.machine import breakpoints
+from gdbext import errors, settings
+from gdbext.kernel import syscall_filter
+from gdbext.kernel.syscall_breakpoints import SyscallBreakpoints
 from gdbext.render import Report, Text
 
 from .base import KxCommand, parse_int
 from .event import render_event
 
 
-class _StubBreakpoint(gdb.Breakpoint):
-    """A gdb breakpoint whose stop() asks its KxBreakpoint whether to stop.
-    It is an ordinary, visible breakpoint, so gdb's stop line names it and
-    `info breakpoints` / `delete` work on it as on any other."""
-
-    def __init__(self, owner, stub, address, kind):
-        super().__init__(f"*{address:#x}", type=gdb.BP_BREAKPOINT, internal=False)
-        self.owner, self.stub, self.kind = owner, stub, kind
-        self.silent = False
-
-    def stop(self):
-        try:
-            return self.owner.on_hit(self)
-        except KeyboardInterrupt:
-            return True
-        except Exception as exc:  # a decoding problem: stop and say so
-            gdb.write(f"kx break #{self.owner.number}: {exc}\n")
-            return True
-
-
-class KxBreakpoint:
-    """One `kx break`: a filter, the gdb breakpoints that implement it, and
-    the syscall-hit pipeline (kernel/syscall_hits.py) behind them."""
+class KxBreakpoint(SyscallBreakpoints):
+    """One `kx break`: a filter and the gdb breakpoints that implement it
+    (kernel/syscall_breakpoints.py); a match prints the event and stops."""
 
     def __init__(self, number, flt, want_return):
         self.number = number
-        self.filter = flt
-        self.want_return = want_return
-        self.pipeline = syscall_hits.SyscallHits(flt, want_return)
-        self.gdb_breakpoints = []
-        try:
-            for abi in flt.abis:
-                for stub, address in syscall_filter.entry_locations(abi):
-                    self._add(stub, address, ("entry", abi))
-                if want_return:
-                    for stub, address in syscall_filter.return_locations(abi):
-                        self._add(stub, address, ("return", abi))
-        except BaseException:
-            self.delete()
-            raise
-
-    @property
-    def hits(self) -> int:
-        return self.pipeline.hits
-
-    def _add(self, stub, address, kind):
-        self.gdb_breakpoints.append(breakpoints.create_quietly(
-            lambda: _StubBreakpoint(self, stub, address, kind)))
-
-    def alive(self) -> bool:
-        return any(b.is_valid() for b in self.gdb_breakpoints)
-
-    def delete(self):
-        breakpoints.delete_all(self.gdb_breakpoints)
-        self.gdb_breakpoints = []
-        self.pipeline.pending.clear()
-
-    def locations(self):
-        return [{"stub": b.stub, "address": breakpoints.address_of(b), "kind": b.kind[0]}
-                for b in self.gdb_breakpoints if b.is_valid()]
-
-    # -- the hot path: every syscall on every vCPU comes through here --------
-    def on_hit(self, bp) -> bool:
-        machine.assume_stopped()  # a new stop, even if gdb raised no stop event
-        kind, abi = bp.kind
-        cpu = machine.selected_cpu()
-        if kind == "return":
-            return self._on_return(cpu, abi)
-        # At the entry stub the CPU may still be on the user page table, so
-        # every kernel read is a page walk: the number comes first, from its
-        # register, so a call nobody asked for pays for none.
-        raw = int(gdb.selected_frame().read_register(arch_nr_register(abi)))
-
-        def identity():
-            t = tasks.read_task(tasks.current(cpu), detail=False, cpu=cpu)
-            return t.pid, t.tgid, t.comm
-        if not self.pipeline.wants(abi, raw, identity):
-            return False
-        event = self.pipeline.entered(events.decode(events.View(cpu)))
-        return self.entered(event)
-
-    def _on_return(self, cpu, abi) -> bool:
-        from gdbext import arch
-        pt_regs = arch.current().pt_regs_after_c_call(machine.registers(cpu))
-        offset = syscall_hits.return_value_offset(abi)
-        event = self.pipeline.returned(tasks.current(cpu), lambda: machine.read_u64(pt_regs + offset, cpu))
-        if event is None:
-            return False
-        return self.returned(event, cpu)
+        self.label = f"kx break #{number}"
+        super().__init__(flt, want_return)
 
     # -- what a match does: `kx break` prints and stops; `kx trace` overrides
     def entered(self, event) -> bool:
@@ -114,15 +33,6 @@ class KxBreakpoint:
     @staticmethod
     def _print(text):
         gdb.write(text.render(settings.color_enabled()))
-
-
-def arch_nr_register(abi: str) -> str:
-    """The register that holds the number at the ABI's entry stubs, as the
-    machine layer names it (the 64-bit register for eax)."""
-    from gdbext import arch
-    a = arch.current()
-    name = a.abi(abi).nr_reg
-    return a.full_register(name)
 
 
 _breakpoints = {}

@@ -1,7 +1,7 @@
 """kx event: decode the system call the selected vCPU is entering."""
-from gdbext import arch
+from gdbext import api, arch
 from gdbext.arch.base import EntryStub
-from gdbext.kernel import entry, events, symbols
+from gdbext.kernel import entry, symbols
 from gdbext.render import Report, Text
 from gdbext import machine
 
@@ -79,7 +79,7 @@ invalid number."""
 
     def run(self, args):
         cpu = machine.check_cpu(args.cpu)
-        event = events.decode(events.View(cpu))
+        event = api.event(cpu)
         data = event.to_dict()
         data["seccomp"] = event_seccomp(event, cpu)
         text = render_event(data)

@@ -1,14 +1,12 @@
 """kx syscalls: the kernel's own syscall tables, signatures and dispatch, and
 a rootkit check of the tables in guest memory."""
-import difflib
 import textwrap
 
 from gdbext import arch, errors
-from gdbext.kernel import syscalls
+from gdbext.kernel import syscall_info, syscalls
 from gdbext.render import Report, Text
-from gdbext import machine
 
-from .base import KxCommand, add_cpu_option, parse_int
+from .base import KxCommand, add_cpu_option
 
 
 def _abi_words():
@@ -67,71 +65,11 @@ handlers and a hook would have to patch the switch."""
         add_cpu_option(p)
 
     def run(self, args):
-        t = syscalls.table(args.abi)
-        spec = arch.current().abi(t.abi)
-        bits = spec.table_label
-        entries = t.entries
-        single = None
-        if args.which is not None:
-            single = self._find(t, args.which, bits)
-            entries = [single]
-        dispatch = syscalls.dispatch(t.abi)
-        data = {"abi": t.abi, "table": t.address, "table_symbol": spec.table if t.address is not None else None,
-                "switch": t.switch_address, "nr_syscalls": t.nr_syscalls, "source": t.source,
-                "dispatch": dispatch}
-        problems_by_nr = {}
-        check = None
-        if args.check:
-            cpu = machine.check_cpu(args.cpu)
-            problems = syscalls.check(t.abi, cpu)
-            for p in problems:
-                problems_by_nr.setdefault(p.nr, []).append(p)
-            shown = problems if single is None else [p for p in problems if p.nr in (single.nr, None)]
-            check = {"cpu": cpu, "clean": not problems, "problems": [p.as_dict() for p in shown],
-                     "checked": {"table_entries": t.nr_syscalls if t.address is not None else 0,
-                                 "switch": dispatch["function"] if t.model.switch is not None else None}}
-            if t.model.switch_error:
-                check["switch_error"] = (f"{dispatch['function']}() was not checked: the vmlinux's copy"
-                                         f" does not decode ({t.model.switch_error})")
-        # A switch that no longer decodes may send any nr anywhere.
-        undecodable = any(p.kind == "switch-undecodable" for p in problems_by_nr.get(None, ()))
-        rows = []
-        for e in entries:
-            row = {"nr": e.nr, "name": e.name, "handler": e.handler, "symbol": e.symbol,
-                   "ok": (e.nr not in problems_by_nr and not undecodable) if args.check else None,
-                   "implemented": e.implemented, "compat": e.compat}
-            if args.check and e.nr in problems_by_nr:
-                row["problems"] = [p.message for p in problems_by_nr[e.nr]]
-            rows.append(row)
-        data["entries"] = rows
-        if single is not None:
-            sig = syscalls.signature(single.nr, t.abi)
-            data["signature"] = sig.as_dict() if sig else None
-            if sig is None and single.implemented and syscalls.configured_out(single.nr, t.abi):
-                data["configured_out"] = True
-        if check is not None:
-            data["check"] = check
-        return Report(data, self.render(data, bits, single is not None))
-
-    @staticmethod
-    def _find(t, which, bits):
-        try:
-            nr = parse_int(which)
-        except Exception:
-            nr = None
-        if nr is not None:
-            e = t.entry(nr)
-            if e is None:
-                raise errors.BadArgument(
-                    f"syscall number {nr} is out of range: the {bits} table has 0-{t.nr_syscalls - 1}"
-                    " (the kernel returns -ENOSYS)")
-            return e
-        nr = t.nr(which)
-        if nr is None:
-            close = difflib.get_close_matches(which, t.names(), n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise errors.BadArgument(f"no syscall named {which!r} in the {bits} table{hint}")
-        return t.entries[nr]
+        # api.syscalls() / api.syscall() build the same SyscallTable.
+        table = syscall_info.syscall_table(args.abi, which=args.which, check=args.check, cpu=args.cpu)
+        data = table.to_dict()
+        bits = arch.current().abi(table.abi).table_label
+        return Report(data, self.render(data, bits, table.single))
 
     @staticmethod
     def render(d, bits, single):

@@ -1,7 +1,7 @@
 """kx task and kx ps: which task is this, and which tasks are there."""
-from gdbext import arch, errors
+from gdbext import api, arch
 from gdbext.decoders import capabilities
-from gdbext.kernel import creds, flag_names, seccomp, tasks
+from gdbext.kernel import flag_names, tasks
 from gdbext.render import Report, Text
 from gdbext import machine
 
@@ -44,26 +44,8 @@ bounding, ambient) by name, up to the kernel's own cap_last_cap."""
 
     def run(self, args):
         cpu = machine.check_cpu(args.cpu)
-        task = tasks.find(args.task, cpu)
-        warnings = tasks.task_warnings(task, cpu, named=args.task is not None)
-        state = state_of(task)
-        stack = tasks.stack_facts(task, cpu)
-        warnings += stack.pop("warnings")
-        data = {
-            "address": task.address, "pid": task.pid, "tgid": task.tgid, "comm": task.comm,
-            "state": state.label, "state_value": task.state, "exit_state": task.exit_state,
-            "state_names": state.names,
-            **flag_names.task_flags(task),
-            "thread_info": {"address": tasks.thread_info_address(task),
-                            "location": "task_struct" if tasks.thread_info_in_task() else "stack"},
-            "stack": stack,
-            "cpu": task.cpu, "running_on": task.running_on, "kernel_thread": task.is_kernel_thread,
-            "mm": task.mm or None, "active_mm": task.active_mm or None,
-            "thread": {"sp": task.thread_sp, "fsbase": task.fsbase, "gsbase": task.gsbase},
-            "real_parent": task.real_parent,
-            "warnings": warnings,
-        }
-        data["seccomp"], data["creds"] = security_facts(task, cpu, warnings)
+        task = api.task(args.task, cpu=cpu) if args.task is not None else api.current(cpu)
+        data = task.to_dict()
         return Report(data, self.render(data))
 
     @staticmethod
@@ -101,25 +83,6 @@ bounding, ambient) by name, up to the kernel's own cap_last_cap."""
         for w in d["warnings"]:
             t.warn(w)
         return t
-
-
-def security_facts(task, cpu, warnings):
-    """({mode, mode_value, filters}, creds) of `task`; None for a part this
-    kernel's debug info or memory does not give, with a warning."""
-    sec = cred = None
-    try:
-        state = seccomp.task_seccomp(task.address, cpu, with_filters=False)
-        count = state.filter_count
-        if count is None and state.filter:
-            count = len(seccomp.task_seccomp(task.address, cpu).filters)
-        sec = {"mode": state.mode_name, "mode_value": state.mode, "filters": count or 0}
-    except errors.KxError as exc:
-        warnings.append(f"seccomp not shown: {exc}")
-    try:
-        cred = creds.task_creds(task.address, cpu)
-    except errors.KxError as exc:
-        warnings.append(f"credentials not shown: {exc}")
-    return sec, cred
 
 
 _CAP_LABELS = {"effective": "CapEff", "permitted": "CapPrm", "inheritable": "CapInh",
@@ -160,15 +123,7 @@ current), or blank; `last` is thread_info.cpu."""
     name = "ps"
 
     def run(self, args):
-        cpu = machine.selected_cpu()
-        rows = []
-        for t in tasks.all_tasks(cpu):
-            st = state_of(t)
-            rows.append({"address": t.address, "pid": t.pid, "tgid": t.tgid, "comm": t.comm,
-                         "state": st.letter, "cpu": t.running_on, "last_cpu": t.cpu,
-                         "kernel_thread": t.is_kernel_thread})
-        warnings = [w for w in (tasks.current_disagreement(c) for c in machine.cpus()) if w]
-        data = {"tasks": rows, "count": len(rows), "warnings": warnings}
+        data = api.tasks().to_dict()
         return Report(data, self.render(data))
 
     @staticmethod

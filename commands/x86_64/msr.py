@@ -1,5 +1,5 @@
 """kx msr: the syscall-path MSRs of one vCPU, decoded, with a verdict."""
-from gdbext.arch.x86_64 import cpustate
+from gdbext import api
 from gdbext.decoders import msr as msrdec
 from gdbext.render import Report, Text
 
@@ -27,8 +27,7 @@ compared with syscall_init(): a mismatch (a hooked entry) is a WARNING."""
         super().arguments(p)
 
     def run(self, args):
-        wanted = [msrdec.lookup_msr(n) for n in args.names] or list(msrdec.ALL_MSRS)
-        data = cpustate.msrs(args.cpu, wanted)
+        data = api.msrs(args.cpu, args.names or None).to_dict()
         return Report(data, self.render(data))
 
     @staticmethod

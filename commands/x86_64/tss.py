@@ -1,5 +1,5 @@
 """kx tss: the stacks the CPU switches to on entry (RSP0, IST1-7)."""
-from gdbext.arch.x86_64 import cpustate
+from gdbext import api
 from gdbext.render import Report, Text
 
 from . import X86CpuStateCommand
@@ -17,7 +17,7 @@ exception stack each IST slot is (DF, NMI, DB, MCE, VC)."""
     name = "tss"
 
     def run(self, args):
-        data = cpustate.tss(args.cpu)
+        data = api.tss(args.cpu).to_dict()
         return Report(data, self.render(data))
 
     @staticmethod

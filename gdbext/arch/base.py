@@ -446,6 +446,16 @@ class Arch:
         """The text view of vdso_report's keys in `data`: a render.Text, or None."""
         return None
 
+    # -- CPU state (gdbext.api.msrs / tss) -----------------------------------------
+    def read_msrs(self, cpu: Optional[int], names: Optional[List[str]] = None):
+        """The model-specific registers `names` (all kx knows for None) of
+        `cpu`, decoded: an object with to_dict() (x86-64: cpu_reports.MsrReport)."""
+        raise errors.NotSupported(f"MSRs are x86's; this target is {self.name}")
+
+    def read_tss(self, cpu: Optional[int]):
+        """`cpu`'s task state segment, decoded (x86-64: cpu_reports.TssReport)."""
+        raise errors.NotSupported(f"the TSS is x86's; this target is {self.name}")
+
     # -- commands -------------------------------------------------------------------
     def register_commands(self) -> None:
         """Register this architecture's CPU-state commands (x86: msr, gdt,

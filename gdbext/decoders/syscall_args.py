@@ -222,6 +222,29 @@ def escape_c_string(data: bytes, cap: int, truncated: bool = False) -> str:
     return '"' + "".join(out) + '"' + ("..." if truncated else "")
 
 
+_UNESCAPES = {v[1]: k for k, v in _ESCAPES.items()}
+
+
+def unescape_c_string(text: Optional[str]) -> Optional[bytes]:
+    """The bytes escape_c_string() quoted (without a truncation's "..."),
+    or None when `text` is not such a string (a number, NULL, ...)."""
+    if not text or text[0] != '"':
+        return None
+    out, i = bytearray(), 1
+    while i < len(text) and text[i] != '"':
+        c = text[i]
+        if c == "\\" and text[i + 1:i + 2] == "x":
+            out.append(int(text[i + 2:i + 4], 16))
+            i += 4
+        elif c == "\\":
+            out.append(_UNESCAPES[text[i + 1]])
+            i += 2
+        else:
+            out.append(ord(c))
+            i += 1
+    return bytes(out) if i < len(text) else None
+
+
 # --- argument formatting ---
 
 PATH_CAP = 256   # display cap for path names

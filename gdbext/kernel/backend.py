@@ -42,6 +42,10 @@ class GdbMachine:
         from gdbext.kernel import syscalls
         return syscalls
 
+    def kernel_version(self):
+        from gdbext.kernel import version
+        return version.version()
+
 
 _machine = GdbMachine()
 
@@ -82,6 +86,12 @@ def cached(key, compute):
 def syscalls():
     """The syscall tables' questions (kernel/syscalls.py, or a fake's)."""
     return _machine.syscalls
+
+
+def kernel_version() -> tuple:
+    """(major, minor) of the kernel, (0, 0) when unknown: the flag tables
+    of decoders/flags.py depend on it."""
+    return _machine.kernel_version()
 
 
 @contextlib.contextmanager

@@ -52,6 +52,13 @@ class Arg:
     type: Optional[str] = None
     decoded: Optional[str] = None
 
+    @property
+    def string(self) -> Optional[str]:
+        """A string argument's text (`/etc/kx-target` where `decoded` is
+        `"/etc/kx-target"`); None for any other argument."""
+        raw = syscall_args.unescape_c_string(self.decoded)
+        return None if raw is None else raw.decode("utf-8", "replace")
+
     def to_dict(self):
         return {"reg": self.reg, "value": self.value, "name": self.name, "type": self.type,
                 "decoded": self.decoded}
@@ -98,6 +105,11 @@ class SyscallEvent:
             "ret_name": syscall_args.errno_name(self.ret) if self.ret is not None and -4095 <= self.ret < 0 else None,
             "notes": self.notes,
         }
+
+    def arg(self, name: str) -> Optional[Arg]:
+        """The argument the kernel's signature calls `name`, or None:
+        `ev.arg("filename").string` for openat's path."""
+        return next((a for a in self.args if a.name == name), None)
 
     def strace(self) -> str:
         """`openat(AT_FDCWD, "/etc/x", O_RDONLY)`, plus ` = 3` once returned."""

@@ -146,8 +146,9 @@ class FakeTarget:
 
     def __init__(self, arch, registers: Mapping[int, Dict[str, int]], memory: Mapping[int, bytes] = (),
                  symbols: Mapping[str, int] = (), types=(), syscalls: Optional[FakeSyscalls] = None,
-                 user_memory: Mapping[int, bytes] = ()):
+                 user_memory: Mapping[int, bytes] = (), version: Tuple[int, int] = (0, 0)):
         self.arch = arch
+        self.version = tuple(version)
         self.regs = {int(cpu): dict(r) for cpu, r in dict(registers).items()}
         self.memory = FakeMemory(memory)
         self.user_memory = FakeMemory(user_memory) if user_memory else self.memory
@@ -174,6 +175,9 @@ class FakeTarget:
 
     def read_user(self, address: int, size: int, cpu: Optional[int] = None) -> bytes:
         return self.user_memory.read(address, size)
+
+    def kernel_version(self) -> Tuple[int, int]:
+        return self.version
 
     def cached(self, key, compute):
         if key not in self._cache:

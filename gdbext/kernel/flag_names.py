@@ -7,7 +7,7 @@ from typing import Dict, Optional, Tuple
 
 from gdbext import arch, errors
 from gdbext.decoders import flags as flagdec
-from gdbext.kernel import backend, symbols, types, version
+from gdbext.kernel import backend, symbols, types
 
 _ENUM_PREFIX = "SYSCALL_WORK_BIT_"
 
@@ -43,13 +43,13 @@ def task_state_labels() -> Tuple[str, ...]:
 
 def state_of(task):
     return flagdec.decode_task_state(task.state & 0xFFFFFFFF, task.exit_state & 0xFFFFFFFF,
-                                     version.version(), task_state_labels())
+                                     backend.kernel_version(), task_state_labels())
 
 
 def task_flags(task) -> Dict[str, Optional[Dict]]:
     """{"flags", "ti_flags", "syscall_work", "ti_status"}: each {"value",
     "names"} or None, plus "flag_tables": where the names come from."""
-    v = version.version()
+    v = backend.kernel_version()
     own = arch.current().thread_flag_tables(v)
     work = syscall_work_table()
 

@@ -24,7 +24,8 @@ from typing import Callable, Dict, List, Optional
 
 from gdbext import arch, errors
 from gdbext.arch.base import EntryStub
-from gdbext.kernel import backend, entry, events, symbols, syscall_filter, syscall_hits, syscalls, tasks
+from gdbext.kernel import (backend, entry, events, symbols, syscall_filter, syscall_hits, syscall_hooks,
+                           syscalls, tasks)
 
 
 @dataclass(frozen=True)
@@ -114,8 +115,9 @@ class HitView(events.View):
 
 class LoopTracer:
     """The loop's callback: the syscall-hit pipeline (kernel/syscall_hits.py)
-    over the loop's hits; each wanted event goes to `emit(event) -> bool`
-    (False ends the trace)."""
+    over the loop's hits; each wanted event goes to the scripts' hooks
+    (kernel/syscall_hooks.py: one that asks to stop ends the trace) and to
+    `emit(event) -> bool` (False ends the trace)."""
 
     def __init__(self, flt, want_return: bool, points: List[TracePoint],
                  emit: Callable[[events.SyscallEvent], bool]):
@@ -178,6 +180,8 @@ class LoopTracer:
             self.pipeline.undecodable += 1
             return True
         self.pipeline.entered(event)
+        if syscall_hooks.deliver(event):
+            return False    # a script's hook asked to stop here
         return True if self.want_return else self.emit(event)
 
     def _on_return(self, hit) -> bool:
@@ -189,7 +193,9 @@ class LoopTracer:
         offset = syscall_hits.return_value_offset(self.points[hit.pc].abi)
         event = self.pipeline.returned(
             view.current_task(), lambda: int.from_bytes(hit.read(pt_regs + offset, a.pointer_size), "little"))
-        return True if event is None else self.emit(event)
+        if event is None:
+            return True
+        return False if syscall_hooks.deliver(event, returned=True) else self.emit(event)
 
 
 def _task_identity(view) -> tuple:

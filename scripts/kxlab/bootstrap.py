@@ -104,6 +104,30 @@ def ensure_venv() -> str:
     return venv_python()
 
 
-def ensure_all() -> str:
+# The optional drgn extra (setup.py's extras_require["drgn"]): kx drgn and
+# gdbext.api.drgn_program.  A manylinux wheel for gdb's Python (3.11) with
+# its own libdw; ~130 MB installed, so only on request.
+DRGN = "drgn==0.3.0"
+
+
+def drgn_installed(python: str) -> bool:
+    probe = subprocess.run([python, "-c", "import importlib.metadata as m; print(m.version('drgn'))"],
+                           capture_output=True, text=True)
+    return probe.returncode == 0 and probe.stdout.strip() == DRGN.split("==")[1]
+
+
+def ensure_drgn(python: str) -> None:
+    """drgn in the venv: checked on every run, because a venv rebuilt for
+    new requirements (ensure_venv) starts without it."""
+    if drgn_installed(python):
+        return
+    log(f"pip install {DRGN}")
+    subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", DRGN], check=True)
+
+
+def ensure_all(with_drgn: bool = False) -> str:
     ensure_apt()
-    return ensure_venv()
+    python = ensure_venv()
+    if with_drgn:
+        ensure_drgn(python)
+    return python

@@ -76,7 +76,7 @@ def cmd_qemu_args(a):
 
 
 def cmd_bootstrap(a):
-    print(bootstrap.ensure_all())
+    print(bootstrap.ensure_all(with_drgn=a.with_drgn))
 
 
 def cmd_fetch(a):
@@ -192,6 +192,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("bootstrap", help="install the Debian packages and the venv kx needs")
+    p.add_argument("--with-drgn", action="store_true",
+                   help=f"also install the optional {bootstrap.DRGN} (kx drgn) into the venv")
     p.set_defaults(func=cmd_bootstrap)
 
     p = sub.add_parser("fetch", help="fetch and cache a Debian cloud kernel with its vmlinux")

@@ -62,6 +62,15 @@ def test_escape_c_string():
     assert sa.escape_c_string(b"abc", 64, True) == '"abc"...'
 
 
+@given(st.binary(max_size=300), st.integers(0, 400), st.booleans())
+def test_unescape_c_string_inverts_escape(data, cap, truncated):
+    assert sa.unescape_c_string(sa.escape_c_string(data, cap, truncated)) == data[:cap]
+
+
+def test_unescape_c_string_refuses_non_strings():
+    assert [sa.unescape_c_string(t) for t in ("0x401000 (unreadable)", "NULL", "", None, '"open')] == [None] * 5
+
+
 def test_format_arg_paths_and_buffers():
     cs = "const char __user *"
     assert sa.format_arg(cs, "filename", 0x1000, reader) == '"/etc/passwd"'

@@ -320,6 +320,16 @@ class X86_64(Arch):
         return x86_vdso.text(data)
 
     # -- commands -------------------------------------------------------------------
+    def read_msrs(self, cpu, names=None):
+        from gdbext.arch.x86_64 import cpustate
+        from gdbext.decoders import msr as msrdec
+        wanted = [msrdec.lookup_msr(str(n)) for n in names or ()] or list(msrdec.ALL_MSRS)
+        return cpustate.msrs(cpu, wanted)
+
+    def read_tss(self, cpu):
+        from gdbext.arch.x86_64 import cpustate
+        return cpustate.tss(cpu)
+
     def register_commands(self) -> None:
         # kx msr, gdt, idt, tss live with the other commands (gdbext.commands,
         # the checkout's commands/), which need gdb: imported only now.

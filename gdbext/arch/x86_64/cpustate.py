@@ -5,12 +5,14 @@ that TR selects.
 
 Each function returns the report that `kx msr`, `kx gdt`, `kx idt` and
 `kx tss` print (its JSON is docs/interface.md); the commands only parse and
-render.
+render.  msrs() and tss() return the typed records of cpu_reports.py
+(gdbext.api.msrs / tss); gdt() and idt() return dicts.
 """
 from typing import Callable, Dict, List, Optional
 
 from gdbext import errors
 from gdbext.arch.x86_64 import cpu_setup, descriptor_tables, msr_inject
+from gdbext.arch.x86_64.cpu_reports import IstSlot, Msr, MsrReport, TssReport
 from gdbext.decoders import descriptors
 from gdbext.decoders import msr as msrdec
 from gdbext.decoders.tss import TSS64_SIZE, decode_tss64, ist_names_for_version
@@ -77,22 +79,22 @@ def hooked_entry_warning(info, value: int, symbol: Optional[str], want: int) -> 
             + ": the entry point is hooked or the MSR was rewritten")
 
 
-def _msr_row(cpu, regs, info, reading, expected, warnings: List[str]) -> Dict:
+def _msr_row(cpu, regs, info, reading, expected, warnings: List[str]) -> Msr:
     value = reading.value
     symbol = symbols.format_address(value) if info.index in SYMBOLIC and value else None
-    row = {"name": info.name, "index": info.index, "value": value, "source": reading.source,
-           "symbol": symbol, "fields": _msr_fields(cpu, regs, info.index, reading)}
+    row = Msr(info.name, info.index, value, reading.source, symbol, _msr_fields(cpu, regs, info.index, reading))
     if info.index in VERIFIED:
-        want = row["expected"] = expected(info.index)
-        row["ok"] = value == want if reading.source in MEASURED and want is not None else None
-        if row["ok"] is False:
+        row.verified = True
+        want = row.expected = expected(info.index)
+        row.ok = value == want if reading.source in MEASURED and want is not None else None
+        if row.ok is False:
             warnings.append(hooked_entry_warning(info, value, symbol, want))
     if reading.note:
         warnings.append(f"{info.name}: {reading.note}")
     return row
 
 
-def msrs(cpu: Optional[int], wanted) -> Dict:
+def msrs(cpu: Optional[int], wanted) -> MsrReport:
     """The MSRs `wanted` (decoders.msr.MsrInfo) of `cpu`, each read from the
     best source and, where the kernel fixes it, checked against syscall_init()."""
     cpu = machine.check_cpu(cpu)
@@ -100,7 +102,7 @@ def msrs(cpu: Optional[int], wanted) -> Dict:
     expected = _expectations(cpu)
     readings, warnings = msr_inject.read_msrs(cpu, [m.index for m in wanted], expected)
     rows = [_msr_row(cpu, regs, info, r, expected, warnings) for info, r in zip(wanted, readings)]
-    return {"cpu": cpu, "msrs": rows, "warnings": warnings}
+    return MsrReport(cpu, rows, warnings)
 
 
 # ---------------------------------------------------------------------------
@@ -226,7 +228,7 @@ def rsp0_points_at(rsp0: int, top: Optional[int]) -> str:
     return symbols.format_address(rsp0) or "unknown"
 
 
-def tss(cpu: Optional[int]) -> Dict:
+def tss(cpu: Optional[int]) -> TssReport:
     """The 64-bit TSS that `cpu`'s TR selects: RSP0-2, IST1-7, the I/O map
     base, and where RSP0 and each IST slot point."""
     cpu = machine.check_cpu(cpu)
@@ -237,9 +239,9 @@ def tss(cpu: Optional[int]) -> Dict:
     state = decode_tss64(machine.read_kernel(base, TSS64_SIZE, cpu))
     top = cpu_setup.top_of_stack(cpu)
     ist_names = ist_names_for_version(*version.version())
-    ist = [{"slot": i + 1, "address": a, "stack": ist_names.get(i + 1)} for i, a in enumerate(state.ist)]
-    return {"cpu": cpu, "selector": selector, "base": base, "busy": slot.kind == "tss-busy",
-            "limit": slot.descriptor.effective_limit, "rsp": list(state.rsp), "ist": list(state.ist),
-            "io_bitmap_base": state.io_bitmap_base, "rsp0_is": rsp0_points_at(state.rsp[0], top),
-            "current_top_of_stack": top, "ist_slots": ist,
-            "selector_name": descriptors.selector_name(selector), "warnings": warnings}
+    ist = [IstSlot(i + 1, a, ist_names.get(i + 1)) for i, a in enumerate(state.ist)]
+    return TssReport(cpu=cpu, selector=selector, base=base, busy=slot.kind == "tss-busy",
+                     limit=slot.descriptor.effective_limit, rsp=list(state.rsp), ist=list(state.ist),
+                     io_bitmap_base=state.io_bitmap_base, rsp0_is=rsp0_points_at(state.rsp[0], top),
+                     current_top_of_stack=top, ist_slots=ist,
+                     selector_name=descriptors.selector_name(selector), warnings=warnings)
