@@ -49,3 +49,11 @@ def syscall_init_msrs(series: str):
         bits = {n: int(b) for n, b in re.findall(r"#define X86_EFLAGS_(\w+)_BIT\s+(\d+)", f.read())}
     return skips, sum((3 if n == "IOPL" else 1) << bits[n]          # IOPL is two bits
                       for n in re.findall(r"X86_EFLAGS_(\w+)", mask))
+
+
+def tif_bit(series: str, name: str):
+    """The bit number of `name` (TIF_SECCOMP, ...) in the kernel's
+    arch/x86/include/asm/thread_info.h, or None when it has none."""
+    with open(os.path.join(source_root(series), "arch/x86/include/asm/thread_info.h")) as f:
+        m = re.search(rf"#define {name}\s+(\d+)\b", f.read())
+    return int(m.group(1)) if m else None
