@@ -10,8 +10,6 @@ the compat __kernel_vsyscall trampoline and the legacy vsyscall page.
 """
 from typing import Optional
 
-import gdb
-
 from gdbext import errors
 from gdbext.arch.x86_64 import cpu_setup
 from gdbext.decoders import vdso as vdec
@@ -86,6 +84,7 @@ def trampoline(v, cpu: int) -> Optional[dict]:
 def vsyscall_mode(cpu: int) -> Optional[str]:
     """The kernel's vsyscall_mode (a static variable; its enumerator names
     come from the DWARF when gdb finds them, else the source order)."""
+    import gdb
     addr = symbols.lookup("vsyscall_mode")
     if addr is None:
         return None
