@@ -18,6 +18,18 @@ def msr_map(report):
     return {m["name"]: m for m in report["msrs"]}
 
 
+def stack_top_expression(kx, cpu):
+    """gdb's expression for the task stack top the entry code switches to
+    on `cpu`, by what System.map has: pcpu_hot (6.2-6.14), the per-cpu
+    variable, or (5.10, before 5.13) the TSS's sp1."""
+    off = f"__per_cpu_offset[{cpu}]"
+    if "pcpu_hot" in kx.symbols:
+        return f"((struct pcpu_hot *)((char *)&pcpu_hot + {off}))->top_of_stack"
+    if "cpu_current_top_of_stack" in kx.symbols:
+        return f"*(unsigned long *)((char *)&cpu_current_top_of_stack + {off})"
+    return f"((struct tss_struct *)((char *)&cpu_tss_rw + {off}))->x86_tss.sp1"
+
+
 @pytest.fixture
 def at_entry(kx):
     """Stopped at the first instruction of entry_SYSCALL_64 (user CR3 under PTI)."""
@@ -98,6 +110,7 @@ def test_tables_match_monitor_on_every_cpu(kx):
         ist0 = kx.gdb.eval(f"((struct tss_struct *)((char *)&cpu_tss_rw + __per_cpu_offset[{cpu}]))->x86_tss.ist[0]")
         assert tss["rsp"][0] == sp0 and tss["ist"][0] == ist0
         assert tss["ist_slots"][0]["stack"] == "DF"
+        assert tss["current_top_of_stack"] == kx.gdb.eval(stack_top_expression(kx, cpu))
     assert kx.json("kx gdt --cpu 0")["base"] != kx.json("kx gdt --cpu 1")["base"]
 
 

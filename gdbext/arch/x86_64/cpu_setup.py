@@ -158,11 +158,16 @@ def top_of_stack(cpu: int):
     """The current task's kernel stack top as the entry code sees it:
     per-cpu cpu_current_top_of_stack up to 6.1; pcpu_hot.top_of_stack from
     6.2 ("x86/percpu: Move cpu_current_top_of_stack to pcpu_hot") to 6.14;
-    cpu_current_top_of_stack again from 6.15 when pcpu_hot went away."""
+    cpu_current_top_of_stack again from 6.15 when pcpu_hot went away.
+    Before "x86/process/64: Move cpu_current_top_of_stack out of TSS"
+    (5.13, 1591584e2e76) it was no variable but the TSS's sp1 (5.10:
+    #define cpu_current_top_of_stack cpu_tss_rw.x86_tss.sp1)."""
     if symbols.lookup("pcpu_hot") is not None and types.has_member("struct pcpu_hot", "top_of_stack"):
         return percpu.read_u64("pcpu_hot", cpu, "top_of_stack", "struct pcpu_hot")
     if symbols.lookup("cpu_current_top_of_stack") is not None:
         return percpu.read_u64("cpu_current_top_of_stack", cpu)
+    if symbols.lookup("cpu_tss_rw") is not None:
+        return tss(cpu).rsp[1]
     return None
 
 
