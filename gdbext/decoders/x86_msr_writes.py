@@ -108,15 +108,15 @@ def _step(w: Walk, i: int) -> Optional[int]:
     c = w.code
     if c[i:i + 4] == b"\xf3\x0f\x1e\xfa":                      # endbr64
         return i + 4
-    prefix = 1 if c[i] == 0x66 else 0                          # nopw
+    prefix = 1 if w.u8(i) == 0x66 else 0                       # nopw
+    if w.u8(i + prefix) == 0x90:
+        return i + prefix + 1
     nop = multibyte_nop_length(c, i + prefix)
     if nop:
         return i + prefix + nop
-    if c[i + prefix] == 0x90:
-        return i + prefix + 1
     gs = c[i] == 0x65                                          # %gs: a per-cpu load, value unknown
     p = i + 1 if gs else i
-    rex = c[p] if 0x40 <= c[p] <= 0x4F else 0
+    rex = w.u8(p) if 0x40 <= w.u8(p) <= 0x4F else 0
     op_at = p + (1 if rex else 0)
     wide, rx, bx = bool(rex & 8), (rex & 4) << 1, (rex & 1) << 3
     op = w.u8(op_at)
@@ -133,7 +133,7 @@ def _step(w: Walk, i: int) -> Optional[int]:
     if op in (0xE8, 0xE9, 0xEB, 0x74, 0x75):
         return _branch(w, i, op_at, op)
     if op == 0x0F:
-        return _two_byte(w, op_at, wide, rx, bx)
+        return _two_byte(w, op_at, wide, rx)
     if op == 0xFF:
         return _indirect(w, i, op_at)
     return _modrm_op(w, op_at, op, wide, rx, bx, gs)
@@ -157,7 +157,7 @@ def _branch(w: Walk, i: int, op_at: int, op: int) -> Optional[int]:
     return target
 
 
-def _two_byte(w: Walk, op_at: int, wide: bool, rx: int, bx: int) -> Optional[int]:
+def _two_byte(w: Walk, op_at: int, wide: bool, rx: int) -> Optional[int]:
     op2 = w.u8(op_at + 1)
     if op2 == 0x30:                                            # wrmsr: ecx, edx:eax
         _record(w, w.start + op_at, w.reg(RCX, 32), w.reg(RAX, 32), w.reg(RDX, 32))

@@ -6,6 +6,7 @@ import os
 import struct
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from gdbext import errors
 from gdbext.decoders import x86_msr_writes as X
@@ -124,6 +125,17 @@ def test_a_wrmsr_with_an_unknown_msr_number_is_refused():
     a = Asm().raw(b"\x65\x8b\x3d\0\0\0\0").call_slot().raw(b"\xc3")    # mov %gs:..,%edi
     with pytest.raises(errors.DecodeError, match="MSR number not known"):
         walk(a.bytes(), 0)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=64), st.integers(0, 255))
+def test_any_bytes_walk_or_refuse(code, byte):
+    """Garbage never crashes the walk: a list of writes or a DecodeError."""
+    try:
+        writes = X.msr_writes(code, START, lambda a: byte, lambda s: True, lambda t: t == THUNK)
+    except errors.DecodeError:
+        return
+    assert all(isinstance(w.index, int) for w in writes)
 
 
 # ---------------------------------------------------------------------------
