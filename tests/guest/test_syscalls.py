@@ -264,13 +264,40 @@ def test_an_overwritten_entry_runs_only_without_a_switch(at_do_syscall_64):
     assert kx.heartbeat_continues()
 
 
-def test_check_flags_a_patched_switch(at_do_syscall_64):
-    """An inline hook on x64_sys_call (a jmp over its ftrace site) is what
-    would redirect syscalls on these kernels: every nr is flagged."""
+def test_check_flags_a_patched_dispatch(at_do_syscall_64):
+    """What dispatches, patched, is flagged and restored.  With a switch
+    (6.1.85+) an inline hook on x64_sys_call (a jmp over its ftrace site)
+    redirects every nr; without one (5.10) each ABI dispatches through its
+    own table, and here ia32_sys_call_table is patched
+    (test_an_overwritten_entry_runs_only_without_a_switch does
+    sys_call_table)."""
     kx = at_do_syscall_64
-    if not has_switch(kx):
-        pytest.skip("no x64_sys_call in System.map: sys_call_table dispatches"
-                    " (test_an_overwritten_entry_runs_only_without_a_switch)")
+    if has_switch(kx):
+        patch_the_switch(kx)
+    else:
+        patch_the_ia32_table(kx)
+    assert kx.heartbeat_continues()
+
+
+def patch_the_ia32_table(kx):
+    nr, hook = 20, kx.symbols["__ia32_sys_getppid"]             # i386 getpid -> getppid's handler
+    slot = kx.symbols["ia32_sys_call_table"] + 8 * nr
+    original = gdb_u64(kx, slot)
+    assert original == kx.symbols["__ia32_sys_getpid"]
+    try:
+        kx.cmd(f"set {{unsigned long}}{slot:#x} = {hook:#x}")
+        r = kx.json("kx syscalls --check --abi 32")
+        assert r["dispatch"]["function"] == "ia32_sys_call_table" and r["dispatch"]["switch"] is False
+        assert [(p["nr"], p["kind"], p["value"]) for p in r["check"]["problems"]] == [(nr, "table-differs", hook)]
+        assert [e["nr"] for e in r["entries"] if e["ok"] is False] == [nr]
+        assert kx.json("kx syscalls --check")["check"]["clean"] is True       # the 64-bit table is its own
+    finally:
+        kx.cmd(f"set {{unsigned long}}{slot:#x} = {original:#x}")
+    assert gdb_u64(kx, slot) == original
+    assert kx.json("kx syscalls --check --abi 32")["check"]["clean"] is True
+
+
+def patch_the_switch(kx):
     fn = kx.symbols["x64_sys_call"]
     head = [kx.gdb.eval(f"*(unsigned char *){fn + i:#x}") for i in range(4)]
     # 6.12 (IBT build) starts with endbr64, which boot code on this
