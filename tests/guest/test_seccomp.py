@@ -23,8 +23,9 @@ NR_GETPPID, NR_GETPGID = 110, 121
 def kx_line(kx, tag, pid=None, part=0):
     """The words `key=value` of the last `tag` line (of `pid`); KX-SECCOMP's
     line has what the kernel returned (part 0) and, after "expect", the
-    verdicts (part 1)."""
-    lines = re.findall(rf"{tag} pid=(\d+) (.*)", kx.guest.serial())
+    verdicts (part 1).  Only whole lines: the guest may be stopped while
+    its UART is still sending the newest one."""
+    lines = re.findall(rf"{tag} pid=(\d+) (.*)\n", kx.guest.serial())
     assert lines, f"no {tag} line on the serial console"
     rest = next((r for found, r in reversed(lines) if pid is None or int(found) == pid), lines[-1][1])
     words = rest.split(" expect ")[part].split()
