@@ -77,7 +77,7 @@ handlers and a hook would have to patch the switch."""
         where = (f"{d['table_symbol']} at {d['table']:#x}" if d["table"] is not None
                  else f"no table; decoded from {d['dispatch']['function']}() at {d['switch']:#x}")
         t.head(f"{bits} syscalls: {where}, NR_syscalls {d['nr_syscalls']}")
-        t.kv("dispatch", d["dispatch"]["kind"], kind="sym", width=10, note=None)
+        t.kv("dispatch", d["dispatch"]["function"], kind="sym", width=10, note=None)
         for line in textwrap.wrap(d["dispatch"]["note"], 96):
             t.line(("dim", "    " + line))
         if single:

@@ -31,6 +31,13 @@ class LabConfig:
     append: str = ""            # extra kernel command line words
 
 
+def int80_entry(symbols) -> str:
+    """The int $0x80 entry stub, from System.map: asm_int80_emulation since
+    "x86/entry: Convert INT 0x80 emulation to IDTENTRY" (6.7, 6.1.66),
+    entry_INT80_compat before (5.10)."""
+    return "asm_int80_emulation" if "asm_int80_emulation" in symbols else "entry_INT80_compat"
+
+
 def all_sessions():
     return list(_SESSIONS.values())
 

@@ -3,6 +3,7 @@ kx's code.  The tree is Debian's linux-source-SERIES of the lab kernel,
 unpacked into the lab's cache by `./scripts/lab fetch --kernel S --source`
 (./scripts/test does it for every kernel it tests)."""
 import os
+import re
 
 import pytest
 
@@ -33,3 +34,26 @@ def syscall_tbl(series: str, bits: str) -> dict:
                 entry = p[4]
             out[int(p[0])] = (p[2], None if entry in (None, "sys_ni_syscall") else entry)
     return out
+
+
+def syscall_init_msrs(series: str):
+    """(whether syscall_init() skips CSTAR on Intel, the SYSCALL_MASK it
+    writes), from arch/x86/kernel/cpu/common.c and the X86_EFLAGS_*_BIT
+    numbers of arch/x86/include/uapi/asm/processor-flags.h."""
+    root = source_root(series)
+    with open(os.path.join(root, "arch/x86/kernel/cpu/common.c")) as f:
+        common = f.read()
+    skips = bool(re.search(r"x86_vendor != X86_VENDOR_INTEL\)\s*wrmsr[lq]?\(MSR_CSTAR", common))
+    mask = re.search(r"wrmsr[lq]?\(MSR_SYSCALL_MASK,([^;]*);", common).group(1)
+    with open(os.path.join(root, "arch/x86/include/uapi/asm/processor-flags.h")) as f:
+        bits = {n: int(b) for n, b in re.findall(r"#define X86_EFLAGS_(\w+)_BIT\s+(\d+)", f.read())}
+    return skips, sum((3 if n == "IOPL" else 1) << bits[n]          # IOPL is two bits
+                      for n in re.findall(r"X86_EFLAGS_(\w+)", mask))
+
+
+def tif_bit(series: str, name: str):
+    """The bit number of `name` (TIF_SECCOMP, ...) in the kernel's
+    arch/x86/include/asm/thread_info.h, or None when it has none."""
+    with open(os.path.join(source_root(series), "arch/x86/include/asm/thread_info.h")) as f:
+        m = re.search(rf"#define {name}\s+(\d+)\b", f.read())
+    return int(m.group(1)) if m else None

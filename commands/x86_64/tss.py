@@ -25,7 +25,9 @@ exception stack each IST slot is (DF, NMI, DB, MCE, VC)."""
         t = Text().head(f"TSS of CPU {d['cpu']}: TR={d['selector']:#x} base {d['base']:#x} "
                         f"limit {d['limit']:#x} {'busy' if d['busy'] else 'NOT busy'}")
         t.kv("RSP0", f"{d['rsp'][0]:#018x}", note=d["rsp0_is"])
-        t.kv("RSP1", f"{d['rsp'][1]:#018x}")
+        t.kv("RSP1", f"{d['rsp'][1]:#018x}",
+             note="cpu_current_top_of_stack (kept in the TSS before 5.13)"
+             if d["rsp"][1] and d["rsp"][1] == d["current_top_of_stack"] else None)
         t.kv("RSP2", f"{d['rsp'][2]:#018x}", note="entry_SYSCALL_64 scratch for the user RSP")
         for s in d["ist_slots"]:
             t.kv(f"IST{s['slot']}", f"{s['address']:#018x}", note=(f"#{s['stack']} stack" if s["stack"] else "unused"))

@@ -196,8 +196,12 @@ RFLAGS_IOPL_SHIFT = 12
 RFLAGS_IOPL_MASK = 3 << RFLAGS_IOPL_SHIFT
 
 # What syscall_init() (6.1) / idt_syscall_init() (6.12) writes to
-# MSR_SYSCALL_MASK: CF|PF|AF|ZF|SF|TF|IF|DF|OF|IOPL|NT|RF|AC|ID.
+# MSR_SYSCALL_MASK: CF|PF|AF|ZF|SF|TF|IF|DF|OF|IOPL|NT|RF|AC|ID, since
+# "x86/syscall: Maximize MSR_SYSCALL_MASK" (5.14, 6de4ac1d03f7); before it
+# (5.10) TF|DF|IF|IOPL|AC|NT.  The kernel's own value is read from its code
+# (arch/x86_64/cpu_setup.py); these name the two Linux has used.
 EXPECTED_SFMASK = 0x257FD5
+SFMASK_BEFORE_5_14 = 0x47700
 
 
 def _rflags_names(v: int, iopl_name: bool = False) -> List[str]:
@@ -232,7 +236,7 @@ def decode_sfmask(v: int) -> Dict[str, Any]:
         "cleared": _rflags_names(v, iopl_name=True),
         "iopl_cleared": (v & RFLAGS_IOPL_MASK) == RFLAGS_IOPL_MASK,
         "if_cleared": bool(v & (1 << 9)),
-        "matches_linux": v == EXPECTED_SFMASK,
+        "matches_linux": v in (EXPECTED_SFMASK, SFMASK_BEFORE_5_14),
     }
 
 

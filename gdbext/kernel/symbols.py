@@ -29,9 +29,11 @@ class SymbolTable:
         self._load()
 
     def _load(self):
-        entries = vmlinux.image(self.path).symbols()
-        for value, _size, name in entries:
-            self._by_name.setdefault(name, value)
+        entries = []
+        for sym in vmlinux.image(self.path).symbol_entries():
+            self._by_name.setdefault(sym.name, sym.value)
+            if not sym.absolute:            # a number (a CRC, a size) names no address
+                entries.append((sym.value, sym.size, sym.name))
         entries.sort()
         self._entries = entries
         self._addrs = [e[0] for e in entries]
@@ -80,6 +82,13 @@ class SymbolTable:
             return None
         name, off = hit
         return name if off == 0 else f"{name}+{off:#x}"
+
+    def names_at(self, address: int):
+        """Every name that starts exactly at `address` (aliases: 5.10 gives
+        __do_sys_getpid, __ia32_sys_getpid and __x64_sys_getpid one address)."""
+        a = address - self.slide if relocatable(address) else address
+        lo, hi = bisect.bisect_left(self._addrs, a), bisect.bisect_right(self._addrs, a)
+        return [e[2] for e in self._entries[lo:hi]]
 
     def in_kernel_text(self, address: int) -> bool:
         start, end = self.lookup("_stext"), self.lookup("_etext")

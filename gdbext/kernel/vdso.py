@@ -12,7 +12,9 @@ where noted):
   kernel's copy, whose alternatives init_vdso_image() patched at boot.  A
   page the task never touched has no PTE yet; its content is still defined
   (it is the kernel's page), so kx reads it from image->data and says so.
-- VMAs live in the mm's maple tree (mm->mm_mt, since 6.1; 6.12 the same).
+- VMAs live in the mm's maple tree (mm->mm_mt) since 6.1 ("mm: start
+  tracking VMAs with maple tree"); up to 6.0 (5.10) in the red-black tree
+  mm->mm_rb, each vm_area_struct linked through its vm_rb.
 What only one architecture has (x86-64: the compat __kernel_vsyscall
 trampoline, the legacy vsyscall page) comes from Arch.vdso_report.
 """
@@ -38,6 +40,7 @@ MAPLE_NODE_MASK = 0xFF
 MAPLE_TYPE_SHIFT, MAPLE_TYPE_MASK = 3, 0xF
 MAPLE_LEAF_64, MAPLE_RANGE_64, MAPLE_ARANGE_64 = 1, 2, 3
 _MAX_DEPTH = 16
+_MAX_RB_DEPTH = 64          # 2 log2(n + 1) for any possible number of VMAs
 
 _MM = StructReader("struct mm_struct", (
     Member("vdso", ("context.vdso",)),
@@ -45,7 +48,9 @@ _MM = StructReader("struct mm_struct", (
     Member("pgd", ("pgd",)),
     # For Arch.vdso_report (x86-64: MM_CONTEXT_HAS_VSYSCALL), in the same read.
     Member("ctx_flags", ("context.flags",), required=False),
+    Member("ia32_compat", ("context.ia32_compat",), required=False),    # up to 5.x
     Member("ma_root", ("mm_mt.ma_root",), required=False),
+    Member("rb_root", ("mm_rb.rb_node",), required=False),             # up to 6.0
 ))
 _IMAGE = StructReader("struct vdso_image", (
     Member("data", ("data",)),
@@ -170,6 +175,23 @@ def find_vma(ma_root: int, address: int, cpu: int) -> Optional[int]:
         if ntype == MAPLE_LEAF_64:
             return entry or None
     raise errors.KxError("maple tree deeper than expected (corrupt?)")
+
+
+def find_vma_rbtree(rb_node: int, address: int, cpu: int) -> Optional[int]:
+    """The vm_area_struct covering `address` in an mm_rb tree, by the
+    kernel's own walk (mm/mmap.c find_vma() up to 6.0): go left while the
+    node's VMA ends above `address`, right otherwise."""
+    vm_rb = types.offsetof("struct vm_area_struct", "vm_rb")
+    left, right = types.offsetof("struct rb_node", "rb_left"), types.offsetof("struct rb_node", "rb_right")
+    for _ in range(_MAX_RB_DEPTH):
+        if not rb_node:
+            return None
+        v = _VMA.read(rb_node - vm_rb, cpu)
+        if v["vm_end"] > address and v["vm_start"] <= address:
+            return rb_node - vm_rb
+        link = left if v["vm_end"] > address else right
+        rb_node = int.from_bytes(machine.read_kernel(rb_node + link, 8, cpu), "little")
+    raise errors.KxError("mm_rb deeper than a red-black tree of any mm can be (corrupt?)")
 
 
 def read_vma(vma: int, cpu: int, specials: Dict[int, str]) -> Vma:
@@ -304,14 +326,21 @@ def _task_pages(kimg: KernelImage, kernel_bytes: bytes, root: int, base: int, cp
 
 
 def _vdso_vmas(mm, base: int, vvar: int, size: int, cpu: int, warnings) -> Dict[str, Optional[Vma]]:
-    """The [vdso] and [vvar] VMAs from the mm's maple tree."""
+    """The [vdso] and [vvar] VMAs from the mm's maple tree (6.1+) or
+    red-black tree."""
     vmas = {"vdso": None, "vvar": None}
-    if mm["ma_root"] is None:
-        warnings.append("this kernel has no mm_struct.mm_mt (pre-6.1): VMAs not shown")
+    if mm["ma_root"] is not None:
+        def find(addr):
+            return find_vma(mm["ma_root"], addr, cpu)
+    elif mm["rb_root"] is not None:
+        def find(addr):
+            return find_vma_rbtree(mm["rb_root"], addr, cpu)
+    else:
+        warnings.append("this kernel's mm_struct has neither mm_mt nor mm_rb: VMAs not shown")
         return vmas
     specials = _special_names(cpu)
     for key, addr in (("vdso", base), ("vvar", vvar)):
-        vma = find_vma(mm["ma_root"], addr, cpu)
+        vma = find(addr)
         if vma:
             v = read_vma(vma, cpu, specials)
             if v.start <= addr < v.end:

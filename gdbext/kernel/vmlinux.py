@@ -17,6 +17,7 @@ from gdbext.decoders import elfnote
 
 _STT_NOTYPE, _STT_OBJECT, _STT_FUNC = 0, 1, 2
 _SHF_ALLOC = 0x2
+_SHN_UNDEF, _SHN_ABS = 0, 0xFFF1
 _NOTE_HEADER = 12               # namesz, descsz, type (System V gABI)
 
 
@@ -32,6 +33,13 @@ class Section(NamedTuple):
     offset: int         # in the file
     file_backed: bool   # not SHT_NOBITS (.bss)
     alloc: bool         # SHF_ALLOC: part of the running kernel
+
+
+class Symbol(NamedTuple):
+    value: int          # link-time address, or the number of an absolute symbol
+    size: int
+    name: str
+    absolute: bool      # SHN_ABS: a number, never the name of an address
 
 
 class VmlinuxImage:
@@ -80,9 +88,21 @@ class VmlinuxImage:
         """Allocated sections linked at 0: zero-based per-cpu data (up to 6.14)."""
         return [s.name for s in self.sections if not s.address and s.size and s.alloc]
 
-    def symbols(self) -> List[Tuple[int, int, str]]:
+    def symbols(self, absolute: bool = True) -> List[Tuple[int, int, str]]:
         """(link address, size, name) of the .symtab's functions, objects and
-        untyped labels that have an address and a section."""
+        untyped labels that have a value and a section; absolute=False drops
+        the SHN_ABS ones (symbol_entries)."""
+        return [(s.value, s.size, s.name) for s in self.symbol_entries() if absolute or not s.absolute]
+
+    def symbol_entries(self) -> List["Symbol"]:
+        """Every symbol symbols() lists, each marked absolute or not.
+
+        Absolute (SHN_ABS) symbols are numbers, not places: 5.10's exported
+        `__crc_*` (8689 export CRCs that genksyms wrote as `__crc_sym =
+        0x...;` in a linker script; since 5.19, commit 7b4537199a4a "kbuild:
+        link symbol CRCs at final link", they are labels in __kcrctab),
+        phys_startup_64, kexec_control_code_size, init_per_cpu__* aliases.
+        Their names may be looked up, but none names an address."""
         symtab = self._elf.get_section_by_name(".symtab")
         if symtab is None:
             raise errors.KxError(f"{self.path} has no symbol table")
@@ -91,11 +111,11 @@ class VmlinuxImage:
         # struct.iter_unpack over Elf64_Sym: 110k entries in ~0.2 s, where
         # pyelftools' per-symbol objects take seconds.
         for name_off, info, _other, shndx, value, size in struct.iter_unpack("<IBBHQQ", symtab.data()):
-            if not value or (info & 0xF) not in (_STT_NOTYPE, _STT_OBJECT, _STT_FUNC) or shndx == 0:
+            if not value or (info & 0xF) not in (_STT_NOTYPE, _STT_OBJECT, _STT_FUNC) or shndx == _SHN_UNDEF:
                 continue
             name = strtab[name_off:strtab.index(b"\0", name_off)].decode("ascii", "replace")
             if name and not name.startswith("$"):
-                out.append((value, size, name))
+                out.append(Symbol(value, size, name, shndx == _SHN_ABS))
         return out
 
     def build_id_note(self) -> Optional[Tuple[int, bytes, str]]:

@@ -1,10 +1,13 @@
 """kx msr / gdt / idt / tss against QEMU's own monitor (a separate HMP socket,
 not gdb), System.map, the kernel's definitions, and gdb's own reads.
 
-The lab guest: 2 vCPUs, -cpu Haswell (Intel), pti=on."""
+The lab guest: 2 vCPUs, -cpu Haswell (Intel), pti=on.  What syscall_init()
+writes comes from the kernel's own source (tests/kernel_source.py)."""
 import re
 
 import pytest
+
+from tests import kernel_source
 
 # arch/x86/include/asm/segment.h
 KERNEL_CS, KERNEL_DS, USER32_CS, USER_DS, USER_CS = 0x10, 0x18, 0x23, 0x2B, 0x33
@@ -13,6 +16,18 @@ EXPECTED_STAR = (USER32_CS << 48) | (KERNEL_CS << 32)   # syscall_init()
 
 def msr_map(report):
     return {m["name"]: m for m in report["msrs"]}
+
+
+def stack_top_expression(kx, cpu):
+    """gdb's expression for the task stack top the entry code switches to
+    on `cpu`, by what System.map has: pcpu_hot (6.2-6.14), the per-cpu
+    variable, or (5.10, before 5.13) the TSS's sp1."""
+    off = f"__per_cpu_offset[{cpu}]"
+    if "pcpu_hot" in kx.symbols:
+        return f"((struct pcpu_hot *)((char *)&pcpu_hot + {off}))->top_of_stack"
+    if "cpu_current_top_of_stack" in kx.symbols:
+        return f"*(unsigned long *)((char *)&cpu_current_top_of_stack + {off})"
+    return f"((struct tss_struct *)((char *)&cpu_tss_rw + {off}))->x86_tss.sp1"
 
 
 @pytest.fixture
@@ -41,7 +56,12 @@ def test_msr_at_entry_matches_ground_truth(at_entry):
     assert f["sysret_cs32"]["selector"] == USER32_CS and f["sysret_cs64"]["selector"] == USER_CS
     assert m["IA32_SYSENTER_EIP"]["value"] == kx.symbols["entry_SYSENTER_compat"]
     assert m["IA32_SYSENTER_CS"]["value"] == KERNEL_CS
-    assert m["IA32_CSTAR"]["value"] == 0  # Intel model: the kernel skips CSTAR
+    # Intel model: since 5.18 the kernel skips CSTAR there (0 from reset);
+    # 5.10 writes entry_SYSCALL_compat anyway.  Its source says which.
+    skips_cstar_on_intel, sfmask = kernel_source.syscall_init_msrs(kx.config.kernel)
+    assert m["IA32_CSTAR"]["value"] == (0 if skips_cstar_on_intel else kx.symbols["entry_SYSCALL_compat"])
+    assert m["IA32_FMASK"]["value"] == sfmask and m["IA32_FMASK"]["source"] == "rdmsr"
+    assert m["IA32_FMASK"]["fields"]["if_cleared"] and m["IA32_FMASK"]["fields"]["matches_linux"]
     # Before swapgs: GS_BASE still holds the user value, KERNEL_GS_BASE the kernel's.
     assert m["IA32_GS_BASE"]["fields"]["holds"] == "user value"
     assert m["IA32_KERNEL_GS_BASE"]["fields"]["holds"] == "kernel per-cpu base"
@@ -90,6 +110,7 @@ def test_tables_match_monitor_on_every_cpu(kx):
         ist0 = kx.gdb.eval(f"((struct tss_struct *)((char *)&cpu_tss_rw + __per_cpu_offset[{cpu}]))->x86_tss.ist[0]")
         assert tss["rsp"][0] == sp0 and tss["ist"][0] == ist0
         assert tss["ist_slots"][0]["stack"] == "DF"
+        assert tss["current_top_of_stack"] == kx.gdb.eval(stack_top_expression(kx, cpu))
     assert kx.json("kx gdt --cpu 0")["base"] != kx.json("kx gdt --cpu 1")["base"]
 
 

@@ -6,7 +6,8 @@ States (each checked against QEMU's monitor, never against kx):
 - syscall:    a vCPU in the kernel, at ksys_write (write(2) in progress);
 - idle:       a vCPU halted in native_safe_halt (HMP: HLT=1);
 - entry-pti:  the first instruction of entry_SYSCALL_64, user CR3 (PTI);
-- int80:      asm_int80_emulation, entered from hello32's int $0x80;
+- int80:      the int $0x80 stub (asm_int80_emulation; entry_INT80_compat
+              before 6.1.66), entered from hello32's int $0x80;
 - smp-other:  the other vCPU selected while one sits at entry_SYSCALL_64
               (each vCPU while the other is in a different state);
 - early-boot / early-boot-ap: a guest started with -S, before its first
@@ -29,6 +30,7 @@ import re
 import pytest
 
 from tests import reliability as R
+from tests.guestlib import int80_entry
 
 from .conftest import heartbeat_without_trap
 
@@ -149,9 +151,9 @@ def reach(kx, state):
             return (f"CPU {other} selected ({symbol_at(kx, o['rip'])}, CPL {o['cpl']}, HLT={o['hlt']})"
                     f" while CPU {cpu} is at entry_SYSCALL_64")
     elif state == "int80":
-        kx.run_to("asm_int80_emulation")
+        kx.run_to(int80_entry(s))
         m = monitor_cpu(kx, selected_cpu(kx))
-        assert m["rip"] == s["asm_int80_emulation"] and m["cpl"] == 0, m["text"]
+        assert m["rip"] == s[int80_entry(s)] and m["cpl"] == 0, m["text"]
     else:
         raise ValueError(state)
     return f"CPU {selected_cpu(kx)} at {symbol_at(kx, m['rip']) if m['cpl'] == 0 else hex(m['rip'])}"

@@ -3,7 +3,12 @@ the kernel's own arch/x86/entry/syscalls/syscall_{64,32}.tbl and
 SYSCALL_DEFINE sources (nr -> entry point, parameter names), and gdb's own
 reads and writes of guest memory.
 
-The lab guest: 2 vCPUs, -cpu Haswell (Intel), pti=on, Debian 6.1 / 6.12."""
+How the kernel dispatches is read from System.map, not from the version:
+with x64_sys_call (6.9+, 6.1.85+) do_syscall_64 calls a switch of direct
+calls and sys_call_table only names the handlers; without it (5.10) it
+calls sys_call_table[nr](regs), and ia32 has its own ia32_sys_call_table.
+
+The lab guest: 2 vCPUs, -cpu Haswell (Intel), pti=on, Debian 5.10 / 6.1 / 6.12."""
 import os
 import re
 
@@ -34,6 +39,28 @@ def gdb_u64(kx, address):
     return kx.gdb.eval(f"*(unsigned long *){address:#x}")
 
 
+def has_switch(kx, abi="64"):
+    """Whether this kernel dispatches `abi` through a switch (System.map)."""
+    return {"64": "x64_sys_call", "32": "ia32_sys_call"}[abi] in kx.symbols
+
+
+def handler_that_runs(kx, nr, handlers):
+    """Continue until one of `handlers` (symbols) is entered for syscall
+    `nr` (their first argument is the pt_regs); return its symbol."""
+    numbers = []
+    for h in handlers:
+        out = kx.cmd(f"break *{kx.symbols[h]:#x} if ((struct pt_regs *)$rdi)->orig_ax == {nr}")
+        numbers.append(re.search(r"Breakpoint (\d+)", out).group(1))
+    try:
+        kx.cont()
+        kx.wait_stopped()
+        pc = kx.reg("pc")
+    finally:
+        kx.cmd("delete " + " ".join(numbers))
+    (hit,) = [h for h in handlers if kx.symbols[h] == pc]
+    return hit
+
+
 @pytest.fixture
 def at_do_syscall_64(kx):
     """Stopped in do_syscall_64: the kernel page table, so gdb itself can
@@ -48,8 +75,12 @@ def test_64bit_table_matches_system_map_and_tbl(kx):
     assert r["abi"] == "64"
     assert r["table"] == kx.symbols["sys_call_table"]
     assert r["nr_syscalls"] == max(tbl) + 1 == len(r["entries"])
-    assert r["dispatch"]["kind"] == "x64_sys_call"          # both Debian kernels have the switch
-    assert r["switch"] == kx.symbols["x64_sys_call"]
+    if has_switch(kx):
+        assert r["dispatch"]["kind"] == "x64_sys_call" and r["dispatch"]["switch"] is True
+        assert r["switch"] == kx.symbols["x64_sys_call"]
+    else:
+        assert r["dispatch"]["kind"] == "sys_call_table" and r["dispatch"]["switch"] is False
+        assert r["switch"] is None and "indirect call" in r["dispatch"]["note"]
     for e in r["entries"]:
         abi_name, entry = tbl.get(e["nr"], (None, None))
         want = "__x64_" + (entry or "sys_ni_syscall")
@@ -63,14 +94,19 @@ def test_64bit_table_matches_system_map_and_tbl(kx):
         ("openat", "__x64_sys_openat", kx.symbols["__x64_sys_openat"])
 
 
-def test_ia32_table_from_the_switch(kx):
-    """These kernels have no ia32_sys_call_table: the map comes from
-    ia32_sys_call()'s code, and must still agree with syscall_32.tbl."""
-    assert "ia32_sys_call_table" not in kx.symbols
+def test_ia32_table_or_switch(kx):
+    """With ia32_sys_call (6.1.85+) there is no ia32_sys_call_table: the map
+    comes from the switch's code; 5.10 has the table and no switch.  Either
+    must agree with syscall_32.tbl."""
     r = kx.json("kx syscalls --abi 32")
     tbl = syscall_tbl(kx, "32")
-    assert r["abi"] == "32" and r["table"] is None
-    assert r["switch"] == kx.symbols["ia32_sys_call"]
+    assert r["abi"] == "32"
+    if has_switch(kx, "32"):
+        assert "ia32_sys_call_table" not in kx.symbols
+        assert r["table"] is None and r["switch"] == kx.symbols["ia32_sys_call"]
+    else:
+        assert r["table"] == kx.symbols["ia32_sys_call_table"] and r["switch"] is None
+        assert r["dispatch"]["function"] == "ia32_sys_call_table"
     assert r["nr_syscalls"] == max(tbl) + 1 == len(r["entries"])
     for e in r["entries"]:
         entry = tbl.get(e["nr"], (None, None))[1]
@@ -101,7 +137,10 @@ def test_single_syscall_with_signature(kx):
     assert kx.json("kx syscalls getpid")["signature"]["args"] == []
     text = kx.cmd("kx syscalls openat")
     assert "__x64_sys_openat" in text and "openat(int dfd, const char *filename" in text
-    assert "x64_sys_call" in text and "only names" in text
+    if has_switch(kx):
+        assert "x64_sys_call" in text and "only names" in text
+    else:
+        assert "x64_sys_call" not in text and "sys_call_table[nr](regs), an indirect call" in text
 
 
 def test_every_signature_follows_the_source(kx):
@@ -161,7 +200,8 @@ def test_check_is_clean_on_a_stock_kernel(kx):
         assert r["check"]["clean"] is True and r["check"]["problems"] == [], r["check"]
         assert all(e["ok"] is True for e in r["entries"])
     r = kx.json("kx syscalls --check")
-    assert r["check"]["checked"] == {"table_entries": r["nr_syscalls"], "switch": "x64_sys_call"}
+    assert r["check"]["checked"] == {"table_entries": r["nr_syscalls"],
+                                     "switch": "x64_sys_call" if has_switch(kx) else None}
     assert "clean" in kx.cmd("kx syscalls --check")
 
 
@@ -197,10 +237,67 @@ def test_check_flags_an_overwritten_entry(at_do_syscall_64):
     assert kx.json("kx syscalls --check")["check"]["clean"] is True
 
 
-def test_check_flags_a_patched_switch(at_do_syscall_64):
-    """An inline hook on x64_sys_call (a jmp over its ftrace site) is what
-    would redirect syscalls on these kernels: every nr is flagged."""
+def test_an_overwritten_entry_runs_only_without_a_switch(at_do_syscall_64):
+    """Whether the table entry in memory is what runs, as kx's dispatch
+    says: getpid's entry pointed at getppid's handler, the guest runs on
+    until the workload's next getpid enters one of the two.  With a switch
+    (6.1.85+) getpid's own handler runs; without (5.10) getppid's does,
+    which is why --check compares the table there.  The entry is restored
+    at once (one getpid may have answered the parent's pid)."""
     kx = at_do_syscall_64
+    nr = 39
+    slot = kx.symbols["sys_call_table"] + 8 * nr
+    original, hook = kx.symbols["__x64_sys_getpid"], kx.symbols["__x64_sys_getppid"]
+    assert gdb_u64(kx, slot) == original
+    try:
+        kx.cmd(f"set {{unsigned long}}{slot:#x} = {hook:#x}")
+        r = kx.json(f"kx syscalls {nr} --check")
+        assert {(p["nr"], p["kind"]) for p in r["check"]["problems"]} == {(nr, "table-differs")}
+        assert r["dispatch"]["switch"] is has_switch(kx)
+        ran = handler_that_runs(kx, nr, ["__x64_sys_getpid", "__x64_sys_getppid"])
+    finally:
+        kx.ensure_stopped()
+        kx.cmd(f"set {{unsigned long}}{slot:#x} = {original:#x}")
+    assert ran == ("__x64_sys_getpid" if r["dispatch"]["switch"] else "__x64_sys_getppid")
+    assert gdb_u64(kx, slot) == original
+    assert kx.json("kx syscalls --check")["check"]["clean"] is True
+    assert kx.heartbeat_continues()
+
+
+def test_check_flags_a_patched_dispatch(at_do_syscall_64):
+    """What dispatches, patched, is flagged and restored.  With a switch
+    (6.1.85+) an inline hook on x64_sys_call (a jmp over its ftrace site)
+    redirects every nr; without one (5.10) each ABI dispatches through its
+    own table, and here ia32_sys_call_table is patched
+    (test_an_overwritten_entry_runs_only_without_a_switch does
+    sys_call_table)."""
+    kx = at_do_syscall_64
+    if has_switch(kx):
+        patch_the_switch(kx)
+    else:
+        patch_the_ia32_table(kx)
+    assert kx.heartbeat_continues()
+
+
+def patch_the_ia32_table(kx):
+    nr, hook = 20, kx.symbols["__ia32_sys_getppid"]             # i386 getpid -> getppid's handler
+    slot = kx.symbols["ia32_sys_call_table"] + 8 * nr
+    original = gdb_u64(kx, slot)
+    assert original == kx.symbols["__ia32_sys_getpid"]
+    try:
+        kx.cmd(f"set {{unsigned long}}{slot:#x} = {hook:#x}")
+        r = kx.json("kx syscalls --check --abi 32")
+        assert r["dispatch"]["function"] == "ia32_sys_call_table" and r["dispatch"]["switch"] is False
+        assert [(p["nr"], p["kind"], p["value"]) for p in r["check"]["problems"]] == [(nr, "table-differs", hook)]
+        assert [e["nr"] for e in r["entries"] if e["ok"] is False] == [nr]
+        assert kx.json("kx syscalls --check")["check"]["clean"] is True       # the 64-bit table is its own
+    finally:
+        kx.cmd(f"set {{unsigned long}}{slot:#x} = {original:#x}")
+    assert gdb_u64(kx, slot) == original
+    assert kx.json("kx syscalls --check --abi 32")["check"]["clean"] is True
+
+
+def patch_the_switch(kx):
     fn = kx.symbols["x64_sys_call"]
     head = [kx.gdb.eval(f"*(unsigned char *){fn + i:#x}") for i in range(4)]
     # 6.12 (IBT build) starts with endbr64, which boot code on this

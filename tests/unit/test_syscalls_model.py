@@ -198,6 +198,20 @@ def test_check_table_flags_each_kind():
                                           lambda a: "__ia32_sys_read", in_text)] == ["unexpected-symbol"]
 
 
+def test_check_table_accepts_any_alias():
+    """5.10: an argument-less syscall is one function with three names
+    (__do_sys_getpid, __ia32_sys_getpid, __x64_sys_getpid); describe()
+    picks one, and the ia32 table's entry is fine if any name is ia32's."""
+    names = {H["read"]: ["__do_sys_read", "__ia32_sys_read", "__x64_sys_read"], H["hook"]: ["evil_hook"]}
+    first_x64 = lambda a: names[a][-1] if a in names else None       # noqa: E731
+    assert C.check_table("32", [H["read"]], [H["read"]], first_x64, in_text,
+                         lambda a: names.get(a, [])) == []
+    assert [p.kind for p in C.check_table("32", [H["read"]], [H["read"]], first_x64, in_text)] == \
+        ["unexpected-symbol"]                       # without the aliases: describe's name only
+    assert [p.kind for p in C.check_table("32", [H["hook"]], [H["hook"]], lambda a: "evil_hook", in_text,
+                                          lambda a: names.get(a, []))] == ["unexpected-symbol"]
+
+
 def test_dispatch_info():
     sw = T.dispatch_info("64", True, True)
     assert sw["kind"] == "x64_sys_call" and sw["switch"] is True
@@ -299,22 +313,34 @@ def test_switch_agrees_with_table_and_sizes_without_size(vmlinux):
     says; table sizes found by describe() alone equal readelf's."""
     series, image, syms, d = vmlinux
     model = T.FileModel("64", image, syms)
-    assert model.switch is not None                      # both Debian kernels have the switch
-    assert model.switch.cases(model.nr_syscalls) == model.handlers
-    assert model.switch.nr_syscalls == model.nr_syscalls
-    assert model.switch.default == syms.lookup("__x64_sys_ni_syscall")
     plain = NoSizeSymbols.__new__(NoSizeSymbols)
     plain.__dict__.update(syms.__dict__)
     assert T.symbol_size(plain, "sys_call_table", 8 * T.MAX_NR, 8) == syms.by_name["sys_call_table"][1]
+    if syms.lookup("x64_sys_call") is None:
+        # Before 6.9 / 6.1.85 (5.10): do_syscall_64 calls sys_call_table[nr](regs).
+        assert model.switch is None and model.switch_address is None
+        assert T.dispatch_info("64", False, True)["kind"] == "sys_call_table"
+        return
+    assert model.switch is not None
+    assert model.switch.cases(model.nr_syscalls) == model.handlers
+    assert model.switch.nr_syscalls == model.nr_syscalls
+    assert model.switch.default == syms.lookup("__x64_sys_ni_syscall")
     assert T.symbol_size(plain, "x64_sys_call", 1 << 16) == syms.by_name["x64_sys_call"][1]
 
 
 @pytest.mark.skipif(not KERNELS, reason="no cached kernels (./scripts/lab fetch)")
-def test_no_ia32_table_and_no_x32(vmlinux):
+def test_ia32_map_and_no_x32(vmlinux):
+    """The ia32 map is ia32_sys_call_table where the kernel has one (5.10),
+    else the ia32_sys_call() switch (6.1.85+, 6.9+): never both."""
     series, image, syms, _ = vmlinux
-    assert syms.lookup("ia32_sys_call_table") is None
     m = T.FileModel("32", image, syms)
-    assert m.table_address is None and "ia32_sys_call switch" in m.source
+    table = syms.lookup("ia32_sys_call_table")
+    assert (table is None) == (syms.lookup("ia32_sys_call") is not None)
+    if table is None:
+        assert m.table_address is None and "ia32_sys_call switch" in m.source
+    else:
+        assert m.table_address == table and m.source == "ia32_sys_call_table" and m.switch is None
+        assert m.nr_syscalls == syms.by_name["ia32_sys_call_table"][1] // 8
     with pytest.raises(errors.MissingSymbol, match="x32"):
         T.FileModel("x32", image, syms)
 

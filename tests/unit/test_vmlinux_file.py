@@ -19,6 +19,7 @@ TEXT = 0xFFFFFFFF81000000
 BANNER = "Linux version 6.99.0-test (kx) #1 SMP"
 _SOURCE = f"""
     .text
+    .weak __crc_start_func
     .globl start_func
     .type start_func,@function
 start_func: ret
@@ -38,7 +39,12 @@ big_bss: .zero 4096
     .size big_bss, 4096
 """
 # The kernel's vmlinux.lds.h shape: per-cpu data linked at 0, loaded after .notes.
-_SCRIPT = f"""SECTIONS {{
+# Before 5.19 genksyms wrote each export's CRC as an absolute symbol in a
+# linker script like this one (`__crc_sym = 0x...;`): a number that happens
+# to look like a user address.
+CRC = 0x4319D3 - 0xBCF29
+_SCRIPT = f"""__crc_start_func = {CRC:#x};
+SECTIONS {{
   . = {TEXT:#x};
   .text : {{ *(.text) }}
   .rodata : {{ *(.rodata) }}
@@ -100,6 +106,25 @@ def test_symbols_sections_and_notes(built):
     assert (namesz, descsz, ntype, note[12:16]) == (4, 20, 3, b"GNU\0") and len(note) == 36
 
 
+def test_absolute_symbols_name_no_address(built):
+    """An absolute (SHN_ABS) symbol is a number: it may be looked up, but
+    it never names an address (5.10 named a user return address
+    `__crc___sock_recv_wifi_status+0xbcf29`)."""
+    from gdbext.kernel.symbols import SymbolTable
+    img = V.image(str(built))
+    marked = {s.name: s for s in img.symbol_entries()}
+    assert marked["__crc_start_func"].absolute and marked["__crc_start_func"].value == CRC
+    assert not marked["start_func"].absolute
+    assert "ABS" in next(l for l in readelf("-s", str(built)).splitlines() if "__crc_start_func" in l)
+    assert (CRC, 0, "__crc_start_func") in img.symbols()
+    assert "__crc_start_func" not in {name for _v, _s, name in img.symbols(absolute=False)}
+    table = SymbolTable(str(built))
+    assert table.lookup("__crc_start_func") == CRC
+    assert table.describe(CRC + 0xBCF29) is None and table.format(CRC) is None
+    assert table.names_at(CRC) == []
+    assert table.format(TEXT) == "start_func" and table.names_at(TEXT) == ["start_func"]
+
+
 def test_opened_once_and_again_when_rebuilt(built, tmp_path):
     copy = tmp_path / "vmlinux"
     shutil.copy(built, copy)
@@ -145,3 +170,7 @@ def test_debian_vmlinux(series, d):
     assert banner.startswith(f"Linux version {series}")
     assert ".data..percpu" in img.zero_based_sections
     assert img.section(".bss") is not None and not img.section(".bss").file_backed
+    absolute = {s.name for s in img.symbol_entries() if s.absolute}
+    abs_readelf = {p[7] for p in (l.split() for l in readelf("-s", path).splitlines())
+                   if len(p) >= 8 and p[6] == "ABS" and p[3] in ("NOTYPE", "OBJECT", "FUNC") and int(p[1], 16)}
+    assert absolute == abs_readelf and "phys_startup_64" in absolute

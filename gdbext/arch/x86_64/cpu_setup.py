@@ -2,12 +2,22 @@
 (arch/x86/kernel/cpu/common.c; idt_syscall_init() in 6.12), the per-cpu
 TSS, the stack top, the CPU features, and which GS base is the kernel's.
 These are the `expected` MSR source and the reference for cpustate.py's
-verdicts."""
+verdicts.
+
+syscall_init()'s writes are read from its own code in the vmlinux, along
+the path this CPU takes (decoders/x86_msr_writes.py): which MSRs it writes
+and with what differs between kernels (CSTAR on Intel, SYSCALL_MASK), and
+backports make the version a poor guide.  The version facts below are only
+the fallback for code the walk does not understand."""
+from typing import Dict, Optional
+
 from gdbext import errors
 from gdbext.decoders import msr as msrdec
+from gdbext.decoders import x86_msr_writes
 from gdbext.decoders.descriptors import KERNEL_CS
+from gdbext.decoders.kaslr import relocatable
 from gdbext.decoders.tss import decode_tss64
-from gdbext.kernel import percpu, symbols, types
+from gdbext.kernel import percpu, symbols, types, version
 from gdbext import machine
 
 X86_VENDOR_INTEL = 0  # arch/x86/include/asm/processor.h
@@ -46,24 +56,82 @@ def kernel_gs_base(cpu: int) -> int:
     return percpu.offset(cpu)
 
 
+def _wrmsr_slots(table):
+    """(is_wrmsr_call(slot) for an indirect call's slot at a link address,
+    whether write_msr takes the value as one u64).  With the DWARF: the
+    pv_ops slots of write_msr and write_msr_safe; without it, any pv_ops
+    slot (syscall_init() makes no other paravirt call).  A kernel without
+    pv_ops writes with the wrmsr instruction."""
+    from gdbext.kernel import syscall_tables
+    pv = table.link_address("pv_ops")
+    if pv is None:
+        return (lambda slot: False), False
+    template = "struct paravirt_patch_template"
+    try:
+        slots = {pv + types.offsetof(template, f"cpu.{m}") for m in ("write_msr", "write_msr_safe")
+                 if types.has_member(template, f"cpu.{m}")}
+        params = types.member(template, "cpu.write_msr")[1].strip_typedefs().target().fields()
+    except (errors.KxError, AttributeError, RuntimeError):
+        size = syscall_tables.symbol_size(syscall_tables.LinkSymbols(table), "pv_ops", limit=1 << 12)
+        return (lambda slot: pv <= slot < pv + size), False
+    # write_msr(msr, low, high) up to 6.x; write_msr(msr, u64 val) later.
+    return (lambda slot: slot in slots), len(params) == 2
+
+
+def syscall_init_writes(cpu: Optional[int] = None) -> Optional[Dict[int, Optional[int]]]:
+    """{MSR index: value at run addresses (None: computed at run time)}
+    that syscall_init() writes on `cpu`'s path, read from its code; None
+    when the code or the DWARF it needs is not there, or does not decode."""
+    from gdbext.kernel import syscall_tables
+    table = symbols.table()
+    start = table.link_address("syscall_init") if isinstance(table, symbols.SymbolTable) else None
+    if start is None:
+        return None
+    slide = table.slide
+
+    def run(link: int) -> int:
+        return link + slide if relocatable(link) else link
+    try:
+        is_wrmsr, value_in_rsi = _wrmsr_slots(table)
+        size = syscall_tables.symbol_size(syscall_tables.LinkSymbols(table), "syscall_init", limit=4096)
+        code = syscall_tables.image().read(start, size)
+        writes = x86_msr_writes.msr_writes(
+            code, start, lambda a: machine.read_kernel(run(a), 1, cpu)[0], is_wrmsr,
+            lambda a: any(n.endswith("__x86_return_thunk") for n in table.names_at(run(a))), value_in_rsi)
+    except errors.KxError:
+        return None
+    return {w.index: None if w.value is None else run(w.value) for w in writes}
+
+
+# Before the code is decoded, or when it does not decode: syscall_init()'s
+# SYSCALL_MASK is 0x257fd5 since "x86/syscall: Maximize MSR_SYSCALL_MASK"
+# (5.14, 6de4ac1d03f7), 0x47700 before; it skips CSTAR on Intel since
+# "x86/cpu: Don't write CSTAR MSR on Intel CPUs" (5.18, 9c7e2634f647).
+def _fallback_msr(index: int):
+    known = version.version()
+    if index == msrdec.IA32_FMASK:
+        return msrdec.SFMASK_BEFORE_5_14 if (0, 0) < known < (5, 14) else msrdec.EXPECTED_SFMASK
+    intel = vendor_is_intel()
+    if intel is None:
+        return None  # vendor unknown (no struct cpuinfo_x86 in the debug info): not verifiable
+    if intel and not (0, 0) < known < (5, 18):
+        return 0
+    return symbols.lookup("entry_SYSCALL_compat")
+
+
 def expected_msr(cpu: int, index: int):
     """The value the kernel programs into MSR `index` on `cpu`, or None."""
     sym = symbols.lookup
+    if index in (msrdec.IA32_CSTAR, msrdec.IA32_FMASK):
+        writes = syscall_init_writes(cpu)
+        if writes is None:
+            return _fallback_msr(index)
+        # Not written (CSTAR on Intel since 5.18): what the CPU came up with, 0.
+        return writes.get(index, 0)
     if index == msrdec.IA32_LSTAR:
         return sym("entry_SYSCALL_64")
     if index == msrdec.IA32_STAR:
         return msrdec.expected_star()
-    if index == msrdec.IA32_CSTAR:
-        # wrmsrl_cstar(): Intel CPUs do not support 32-bit SYSCALL, so the
-        # kernel leaves CSTAR alone there (present in 6.1.192 and 6.12).
-        intel = vendor_is_intel()
-        if intel is None:
-            return None  # vendor unknown (no struct cpuinfo_x86 in the debug info): not verifiable
-        if intel:
-            return 0
-        return sym("entry_SYSCALL_compat")
-    if index == msrdec.IA32_FMASK:
-        return msrdec.EXPECTED_SFMASK
     if index == msrdec.IA32_SYSENTER_CS:
         return KERNEL_CS
     if index == msrdec.IA32_SYSENTER_EIP:
@@ -90,11 +158,16 @@ def top_of_stack(cpu: int):
     """The current task's kernel stack top as the entry code sees it:
     per-cpu cpu_current_top_of_stack up to 6.1; pcpu_hot.top_of_stack from
     6.2 ("x86/percpu: Move cpu_current_top_of_stack to pcpu_hot") to 6.14;
-    cpu_current_top_of_stack again from 6.15 when pcpu_hot went away."""
+    cpu_current_top_of_stack again from 6.15 when pcpu_hot went away.
+    Before "x86/process/64: Move cpu_current_top_of_stack out of TSS"
+    (5.13, 1591584e2e76) it was no variable but the TSS's sp1 (5.10:
+    #define cpu_current_top_of_stack cpu_tss_rw.x86_tss.sp1)."""
     if symbols.lookup("pcpu_hot") is not None and types.has_member("struct pcpu_hot", "top_of_stack"):
         return percpu.read_u64("pcpu_hot", cpu, "top_of_stack", "struct pcpu_hot")
     if symbols.lookup("cpu_current_top_of_stack") is not None:
         return percpu.read_u64("cpu_current_top_of_stack", cpu)
+    if symbols.lookup("cpu_tss_rw") is not None:
+        return tss(cpu).rsp[1]
     return None
 
 

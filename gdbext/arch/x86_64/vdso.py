@@ -10,8 +10,6 @@ the compat __kernel_vsyscall trampoline and the legacy vsyscall page.
 """
 from typing import Optional
 
-import gdb
-
 from gdbext import errors
 from gdbext.arch.x86_64 import cpu_setup
 from gdbext.decoders import vdso as vdec
@@ -23,7 +21,8 @@ from gdbext import machine
 # DWARF enumerators are preferred when gdb can see them.
 VSYSCALL_MODES = ("emulate", "xonly", "none")
 # MM_CONTEXT_HAS_VSYSCALL: BIT(1) in 6.1, bit number 1 for test_bit() in
-# 6.12 (arch/x86/include/asm/mmu.h): the same mask.
+# 6.12 (arch/x86/include/asm/mmu.h): the same mask.  5.10 has no
+# mm->context.flags: get_gate_vma() tests mm->context.ia32_compat instead.
 MM_CONTEXT_HAS_VSYSCALL = 1 << 1
 # X86_FEATURE_SYSCALL32 = 3*32+14, X86_FEATURE_SYSENTER32 = 3*32+15
 # (asm/cpufeatures.h, 6.1 and 6.12).
@@ -35,12 +34,24 @@ def report(v, cpu: int) -> dict:
     (kernel/vdso.TaskVdso); appends its warnings to v.warnings."""
     from gdbext.kernel import vdso as kvdso
     tramp = trampoline(v, cpu) if v.kernel_image.abi == "32" else None
-    vs = vsyscall(v.mm_fields["ctx_flags"], kvdso.task_page_table(v.mm_fields["pgd"], cpu), cpu)
+    vs = vsyscall(mm_has_vsyscall(v.mm_fields), kvdso.task_page_table(v.mm_fields["pgd"], cpu), cpu)
     if vs["mode"] == "emulate" and not all(e["nr"] for e in vs["entries"]):
         v.warnings.append("vsyscall_mode is emulate but the page does not hold the three stubs")
     if vs["mode"] in ("xonly", "none") and any(e["mapped"] for e in vs["entries"]):
         v.warnings.append(f"vsyscall_mode is {vs['mode']} but 0xffffffffff600000 is mapped for user")
     return {"kernel_vsyscall": tramp, "vsyscall": vs}
+
+
+def mm_has_vsyscall(mm: dict) -> Optional[bool]:
+    """Whether get_gate_vma() (vsyscall/vsyscall_64.c, under CONFIG_COMPAT)
+    lets this mm have the gate: MM_CONTEXT_HAS_VSYSCALL in context.flags
+    (6.1+), else a zero context.ia32_compat (5.10: TIF_IA32 / TIF_X32 for
+    compat mms); None when the mm has neither."""
+    if mm.get("ctx_flags") is not None:
+        return bool(mm["ctx_flags"] & MM_CONTEXT_HAS_VSYSCALL)
+    if mm.get("ia32_compat") is not None:
+        return mm["ia32_compat"] == 0
+    return None
 
 
 def expected_entry(cpu: int) -> Optional[str]:
@@ -73,6 +84,7 @@ def trampoline(v, cpu: int) -> Optional[dict]:
 def vsyscall_mode(cpu: int) -> Optional[str]:
     """The kernel's vsyscall_mode (a static variable; its enumerator names
     come from the DWARF when gdb finds them, else the source order)."""
+    import gdb
     addr = symbols.lookup("vsyscall_mode")
     if addr is None:
         return None
@@ -107,12 +119,12 @@ _BEHAVIOUR = {
 }
 
 
-def vsyscall(mm_flags: Optional[int], root: Optional[int], cpu: int) -> dict:
-    """The vsyscall page as the task with page-table root `root` sees it."""
+def vsyscall(has_flag: Optional[bool], root: Optional[int], cpu: int) -> dict:
+    """The vsyscall page as the task with page-table root `root` sees it;
+    has_flag: mm_has_vsyscall()."""
     mode = vsyscall_mode(cpu)
     # get_gate_vma() (vsyscall_64.c): no gate for mode NONE, nor (with
-    # CONFIG_COMPAT) for a mm without MM_CONTEXT_HAS_VSYSCALL (32-bit tasks).
-    has_flag = None if mm_flags is None else bool(mm_flags & MM_CONTEXT_HAS_VSYSCALL)
+    # CONFIG_COMPAT) for a compat mm (32-bit tasks).
     gate = mode is not None and mode != "none" and has_flag is not False
     entries = []
     for off, call in vdec.VSYSCALL_ENTRIES:
