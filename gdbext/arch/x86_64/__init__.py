@@ -1,7 +1,7 @@
 """x86-64: the `syscall` ABI, ia32 compat (int $0x80, sysenter, 32-bit
 syscall) and x32; 4- and 5-level paging with KPTI; the MSR/GDT/IDT/TSS
 commands."""
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional
 
 from gdbext import errors
 from gdbext.arch.base import Arch, EntryStub, RawCall, ResumePlan, SyscallAbi, TableChoice, UserFrame
@@ -247,10 +247,11 @@ class X86_64(Arch):
         cr3 = regs["cr3"] if root is None else root
         return paging.translate(address & MASK64, cr3, read_phys_u64, self.la57(regs))
 
-    def kernel_page_table(self, regs: Dict[str, int]) -> int:
+    def kernel_page_table(self, regs: Dict[str, int], read_phys_u64: Callable[[int], int]) -> int:
         # Under PTI the user CR3 has bit 12 set and the kernel PGD is the
-        # 8 KiB-aligned page below it (arch/x86/entry/calling.h).
-        return paging.kernel_pgd_from_user_cr3(regs["cr3"])
+        # 8 KiB-aligned page below it (arch/x86/entry/calling.h); without
+        # PTI 7.2's PGD may itself have bit 12 set (paging.kernel_cr3).
+        return paging.kernel_cr3(regs["cr3"], read_phys_u64)
 
     # -- KASLR ----------------------------------------------------------------------
     def kaslr_readings(self, table, cpu: int, inject: bool):
