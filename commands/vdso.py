@@ -52,9 +52,10 @@ legacy entries (+0, +0x400, +0x800)."""
         t = Text().head(f"vDSO of pid {d['pid']} \"{d['comm']}\"  ({abi}, task {d['task']:#x})")
         k = d["kernel_image"]
         t.kv("vdso", f"{d['base']:#x} .. {d['end']:#x}", note=f"{d['size']} bytes, mm->context.vdso")
-        t.kv("vvar", f"{d['vvar']:#x} .. {d['base']:#x}", note=f"{d['vvar_size'] // 4096} pages (sym_vvar_start {k['sym_vvar_start']:#x})")
-        for key in ("vdso", "vvar"):
-            v = d["vmas"].get(key)
+        start = k["sym_vvar_start"]
+        how = f"sym_vvar_start {start:#x}" if start is not None else "the [vvar*] VMAs below the text"
+        t.kv("vvar", f"{d['vvar']:#x} .. {d['base']:#x}", note=f"{d['vvar_size'] // 4096} pages ({how})")
+        for key, v in d["vmas"].items():
             if v:
                 t.kv(f"VMA {v['special'] or key}", f"{v['start']:#x}-{v['end']:#x}",
                      note=f"{' '.join(v['flag_names'])}  (vm_area_struct {v['address']:#x})")

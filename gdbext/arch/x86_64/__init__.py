@@ -269,9 +269,14 @@ class X86_64(Arch):
         return kaslr_sources.layout_rows(data)
 
     # -- the vDSO -------------------------------------------------------------------
-    # The images a mm can use and the ABI each serves (asm/vdso.h).
+    # The images a mm can use and the ABI each serves (asm/vdso.h).  A kernel
+    # has one spelling: "x86/entry/vdso: rename vdso_image_* to vdso*_image"
+    # (H. Peter Anvin, late 2025: 6.12 has vdso_image_64, 7.2 vdso64_image);
+    # kx uses the symbols the kernel has (kernel/vdso.py kernel_images).
     vdso_images = (("vdso_image_64", "64", "64-bit"), ("vdso_image_x32", "x32", "x32"),
-                   ("vdso_image_32", "32", "32-bit (compat)"))
+                   ("vdso_image_32", "32", "32-bit (compat)"),
+                   ("vdso64_image", "64", "64-bit"), ("vdsox32_image", "x32", "x32"),
+                   ("vdso32_image", "32", "32-bit (compat)"))
     # asm/vdso/ and vdso32/ of 6.1 and 6.12; __vdso_getrandom is 6.11+.
     vdso_entry_points = ("__vdso_clock_gettime", "__vdso_gettimeofday", "__vdso_time", "__vdso_getcpu",
                          "__vdso_clock_getres", "__vdso_clock_gettime64", "__vdso_getrandom",
