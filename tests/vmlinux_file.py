@@ -21,3 +21,10 @@ def vdso_image(vmlinux, image_address: int) -> bytes:
             raise AssertionError(f"{va:#x} is not in {vmlinux}'s PT_LOADs")
         data, size = struct.unpack("<QQ", read_va(image_address, 16))
         return read_va(data, size)
+
+
+def section_address(vmlinux, name: str):
+    """sh_addr of section `name`, or None when the file has no such section."""
+    with open(vmlinux, "rb") as f:
+        sec = ELFFile(f).get_section_by_name(name)
+        return None if sec is None else sec["sh_addr"]
