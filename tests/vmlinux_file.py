@@ -28,3 +28,13 @@ def section_address(vmlinux, name: str):
     with open(vmlinux, "rb") as f:
         sec = ELFFile(f).get_section_by_name(name)
         return None if sec is None else sec["sh_addr"]
+
+
+def read(vmlinux, address: int, n: int) -> bytes:
+    """`n` bytes at link address `address`, from the file's PT_LOAD segments."""
+    with open(vmlinux, "rb") as f:
+        for seg in ELFFile(f).iter_segments():
+            if seg["p_type"] == "PT_LOAD" and seg["p_vaddr"] <= address and address + n <= seg["p_vaddr"] + seg["p_filesz"]:
+                f.seek(seg["p_offset"] + address - seg["p_vaddr"])
+                return f.read(n)
+    raise AssertionError(f"{address:#x} is not in a PT_LOAD segment of {vmlinux}")
