@@ -14,17 +14,17 @@ class KxVdso(KxCommand):
 Usage: kx vdso [PID|COMM|ADDR] [--cpu N] [--json]
 
 Without an argument: the task running on the selected vCPU (or --cpu N), if
-it is a user task.  kx finds mm->context.vdso and its image
-(vdso_image_64 / vdso_image_32), reads the mapped pages through the task's
-own page tables (the task need not be running), parses the ELF (dynamic
-symbols, versions, build-id, the "Linux" version note) and lists each
-function at its address in that task.  The bytes are compared with the
-kernel's image->data; pages the task never touched are taken from it.  The
-[vdso]/[vvar] VMAs come from the mm's maple tree.  For a 32-bit task it
-decodes __kernel_vsyscall's trampoline (sysenter, syscall or int $0x80)
-and compares it with the CPU features.  Last, the vsyscall page at
-0xffffffffff600000: vsyscall_mode (emulate, xonly, none) and its three
-legacy entries (+0, +0x400, +0x800)."""
+it is a user task.  kx finds mm->context.vdso and its image (vdso_image_64 /
+vdso_image_32; vdso64_image / vdso32_image in 7.2), reads the mapped pages
+through the task's own page tables (the task need not be running), parses
+the ELF (dynamic symbols, versions, build-id, the "Linux" version note) and
+lists each function at its address in that task.  The bytes are compared
+with the kernel's image->data; pages the task never touched are taken from
+it.  The [vdso]/[vvar] VMAs come from the mm's maple tree (7.2 adds
+[vvar_vclock]).  For a 32-bit task it decodes __kernel_vsyscall's trampoline
+(sysenter, syscall or int $0x80) and compares it with the CPU features.
+Last, the vsyscall page at 0xffffffffff600000: vsyscall_mode (emulate,
+xonly, none) and its three legacy entries (+0, +0x400, +0x800)."""
 
     name = "vdso"
     completions = staticmethod(task_completions)
