@@ -14,17 +14,17 @@ class KxVdso(KxCommand):
 Usage: kx vdso [PID|COMM|ADDR] [--cpu N] [--json]
 
 Without an argument: the task running on the selected vCPU (or --cpu N), if
-it is a user task.  kx finds mm->context.vdso and its image
-(vdso_image_64 / vdso_image_32), reads the mapped pages through the task's
-own page tables (the task need not be running), parses the ELF (dynamic
-symbols, versions, build-id, the "Linux" version note) and lists each
-function at its address in that task.  The bytes are compared with the
-kernel's image->data; pages the task never touched are taken from it.  The
-[vdso]/[vvar] VMAs come from the mm's maple tree.  For a 32-bit task it
-decodes __kernel_vsyscall's trampoline (sysenter, syscall or int $0x80)
-and compares it with the CPU features.  Last, the vsyscall page at
-0xffffffffff600000: vsyscall_mode (emulate, xonly, none) and its three
-legacy entries (+0, +0x400, +0x800)."""
+it is a user task.  kx finds mm->context.vdso and its image (vdso_image_64 /
+vdso_image_32; vdso64_image / vdso32_image in 7.2), reads the mapped pages
+through the task's own page tables (the task need not be running), parses
+the ELF (dynamic symbols, versions, build-id, the "Linux" version note) and
+lists each function at its address in that task.  The bytes are compared
+with the kernel's image->data; pages the task never touched are taken from
+it.  The [vdso]/[vvar] VMAs come from the mm's maple tree (7.2 adds
+[vvar_vclock]).  For a 32-bit task it decodes __kernel_vsyscall's trampoline
+(sysenter, syscall or int $0x80) and compares it with the CPU features.
+Last, the vsyscall page at 0xffffffffff600000: vsyscall_mode (emulate,
+xonly, none) and its three legacy entries (+0, +0x400, +0x800)."""
 
     name = "vdso"
     completions = staticmethod(task_completions)
@@ -52,9 +52,10 @@ legacy entries (+0, +0x400, +0x800)."""
         t = Text().head(f"vDSO of pid {d['pid']} \"{d['comm']}\"  ({abi}, task {d['task']:#x})")
         k = d["kernel_image"]
         t.kv("vdso", f"{d['base']:#x} .. {d['end']:#x}", note=f"{d['size']} bytes, mm->context.vdso")
-        t.kv("vvar", f"{d['vvar']:#x} .. {d['base']:#x}", note=f"{d['vvar_size'] // 4096} pages (sym_vvar_start {k['sym_vvar_start']:#x})")
-        for key in ("vdso", "vvar"):
-            v = d["vmas"].get(key)
+        start = k["sym_vvar_start"]
+        how = f"sym_vvar_start {start:#x}" if start is not None else "the [vvar*] VMAs below the text"
+        t.kv("vvar", f"{d['vvar']:#x} .. {d['base']:#x}", note=f"{d['vvar_size'] // 4096} pages ({how})")
+        for key, v in d["vmas"].items():
             if v:
                 t.kv(f"VMA {v['special'] or key}", f"{v['start']:#x}-{v['end']:#x}",
                      note=f"{' '.join(v['flag_names'])}  (vm_area_struct {v['address']:#x})")

@@ -21,3 +21,20 @@ def vdso_image(vmlinux, image_address: int) -> bytes:
             raise AssertionError(f"{va:#x} is not in {vmlinux}'s PT_LOADs")
         data, size = struct.unpack("<QQ", read_va(image_address, 16))
         return read_va(data, size)
+
+
+def section_address(vmlinux, name: str):
+    """sh_addr of section `name`, or None when the file has no such section."""
+    with open(vmlinux, "rb") as f:
+        sec = ELFFile(f).get_section_by_name(name)
+        return None if sec is None else sec["sh_addr"]
+
+
+def read(vmlinux, address: int, n: int) -> bytes:
+    """`n` bytes at link address `address`, from the file's PT_LOAD segments."""
+    with open(vmlinux, "rb") as f:
+        for seg in ELFFile(f).iter_segments():
+            if seg["p_type"] == "PT_LOAD" and seg["p_vaddr"] <= address and address + n <= seg["p_vaddr"] + seg["p_filesz"]:
+                f.seek(seg["p_offset"] + address - seg["p_vaddr"])
+                return f.read(n)
+    raise AssertionError(f"{address:#x} is not in a PT_LOAD segment of {vmlinux}")

@@ -398,9 +398,9 @@ class Arch:
         JSON-ready data: each level's entry and flags, the page or the fault."""
         raise NotImplementedError
 
-    def kernel_page_table(self, regs: Dict[str, int]) -> int:
+    def kernel_page_table(self, regs: Dict[str, int], read_phys_u64: Callable[[int], int]) -> int:
         """The root of the kernel's page tables while `regs` may be on a
-        user one (KPTI)."""
+        user one (KPTI); read_phys_u64 reads the page tables."""
         raise NotImplementedError
 
     def paging_off(self, regs: Dict[str, int]) -> Optional[str]:

@@ -153,6 +153,37 @@ def kernel_pgd_from_user_cr3(cr3: int) -> int:
     return to_unsigned(cr3, 64, "CR3") & ~PTI_USER_PGTABLE_AND_PCID_MASK & MASK64
 
 
+# The user-space half of a PGD: pgd indices below KERNEL_PGD_BOUNDARY
+# (asm/pgtable_64_types.h: PTRS_PER_PGD / 2 on 4- and 5-level paging).
+USER_PGD_PTRS = 256
+_NX = 1 << _XD
+
+
+def kernel_cr3(cr3: int, read_u64: Callable[[int], int]) -> int:
+    """The kernel's CR3 for a CPU running on `cr3`, which may be a PTI user
+    CR3.  Bit 12 alone does not say so: 6.1 and 6.12 allocate every PGD as
+    8 KiB (PGD_ALLOCATION_ORDER 1 whenever PTI is built in), but 7.2's
+    pgd_allocation_order() is 1 only when PTI is enabled at run time, so
+    without PTI a PGD may well sit at an odd 4 KiB page.  A PTI pair is
+    recognised by the kernel itself: __pti_set_user_pgtbl() (arch/x86/mm/
+    pti.c) writes every user-space entry to both halves, adding NX to the
+    kernel copy.  With bit 12 set and the user halves equal but for NX (and
+    some entry present), `cr3` is the user half; otherwise it is the
+    kernel's own PGD."""
+    cr3 = to_unsigned(cr3, 64, "CR3")
+    if not cr3 >> PTI_USER_PGTABLE_BIT & 1:
+        return cr3
+    user = cr3_pgd_address(cr3)
+    kernel = user - PAGE_SIZE_4K
+    present = False
+    for i in range(USER_PGD_PTRS):
+        u, k = _read(read_u64, user + 8 * i), _read(read_u64, kernel + 8 * i)
+        if (u | _NX) != (k | _NX):
+            return cr3
+        present |= bool(u & 1)
+    return kernel_pgd_from_user_cr3(cr3) if present else cr3
+
+
 def user_cr3_from_kernel_cr3(cr3: int) -> int:
     """Inverse direction (SWITCH_TO_USER_CR3, PCID case)."""
     return to_unsigned(cr3, 64, "CR3") | PTI_USER_PGTABLE_AND_PCID_MASK

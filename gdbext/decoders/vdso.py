@@ -233,11 +233,19 @@ def decode_kernel_vsyscall(code) -> Trampoline:
     if not isinstance(code, (bytes, bytearray, memoryview)):
         raise DecodeError(f"__kernel_vsyscall: expected bytes, not {type(code).__name__}")
     code = bytes(code)
+    # 7.2's vdso32/system_call.S starts with ALTERNATIVE "int $0x80; ret",
+    # "", X86_FEATURE_SYSFAST32 (the bit 6.12 calls SYSENTER32): a 3-byte
+    # NOP once patched, `int $0x80; ret` without the feature (and in the file).
+    if code.startswith(_INT80 + b"\xc3"):
+        return Trampoline("int 0x80", "int $0x80; ret first (X86_FEATURE_SYSFAST32 clear, or not patched)")
+    lead = next((n for n in _NOPS if code.startswith(n + _PUSHES)), b"")
+    code = code[len(lead):]
     if not code.startswith(_PUSHES):
         return Trampoline("unknown", "does not start with push %ecx; push %edx; push %ebp")
     rest = code[len(_PUSHES):]
     if rest.startswith(_SYSENTER_SEQ):
-        return Trampoline("sysenter", "mov %esp,%ebp; sysenter (X86_FEATURE_SYSENTER32), int $0x80 after it")
+        return Trampoline("sysenter", "mov %esp,%ebp; sysenter (X86_FEATURE_SYSENTER32, 7.2: SYSFAST32), "
+                                      "int $0x80 after it")
     if rest.startswith(_SYSCALL_SEQ):
         return Trampoline("syscall", "mov %ecx,%ebp; syscall (X86_FEATURE_SYSCALL32), int $0x80 after it")
     pos = 0

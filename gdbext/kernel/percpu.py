@@ -7,6 +7,7 @@ target.read_kernel, so they work on a user page table under KPTI too; GS_BASE
 is never trusted, since around swapgs it may hold the user value.
 """
 from gdbext import errors
+from gdbext.decoders.bits import MASK64
 from gdbext.kernel import backend, symbols, types
 
 
@@ -16,11 +17,13 @@ def offset(cpu: int) -> int:
 
 
 def address(name: str, cpu: int, member: str = None, struct: str = None) -> int:
-    """Address of per-cpu `name` (optionally `.member` of `struct`) on `cpu`."""
+    """Address of per-cpu `name` (optionally `.member` of `struct`) on `cpu`.
+    The sum wraps at 64 bits: from 6.15 on the offsets are "negative" (the
+    per-cpu area lies below the kernel image the symbols point into)."""
     addr = symbols.address(name) + offset(cpu)
     if member:
         addr += types.offsetof(struct, member)
-    return addr
+    return addr & MASK64
 
 
 def read(name: str, cpu: int, size: int, member: str = None, struct: str = None) -> bytes:

@@ -9,7 +9,10 @@ the DWARF of the function SYSCALL_DEFINE wraps, through gdb.
   after macro expansion ("const char *": __user is already gone, measured in
   6.1/6.12).
 - COMPAT_SYSCALL_DEFINEx emits none: compat signatures come from the DWARF
-  of `__do_compat_sys_NAME`.
+  of `__do_compat_sys_NAME`, usually inlined into its wrapper.  gdb lists an
+  inlined block's parameters in the compiler's DIE order (gcc 12: reversed,
+  gcc 16: as declared), so their order comes from the function's abstract
+  instance in the file (kernel/vmlinux_dwarf.py).
 """
 from __future__ import annotations
 
@@ -63,11 +66,13 @@ def parse_metadata(read: Callable[[int, int], bytes], address: int) -> dict:
 def order_args(args: List[Tuple[str, str]], reference: Optional[List[str]], inlined: bool) -> List[Tuple[str, str]]:
     """Put DWARF parameters in declaration order.
 
-    gdb 13 gives an inlined block's parameters, and the inlined function's
-    type fields, in reverse (measured on __do_sys_openat, __do_sys_write,
-    __do_compat_sys_openat and __do_compat_sys_execve in 6.12), and an
-    out-of-line function's in order.  When the native syscall's ftrace
-    metadata names the same parameters (`reference`), that order wins."""
+    `reference` names the parameters in declaration order (the abstract
+    instance's DWARF, else the native syscall's ftrace metadata); when it
+    names the same parameters, its order wins.  Without one, an out-of-line
+    function's parameters are taken as gdb gives them, and an inlined
+    block's reversed: gcc 12's DIE order (measured on __do_sys_openat,
+    __do_sys_write, __do_compat_sys_openat and __do_compat_sys_execve in
+    6.12; gcc 16, 7.2, emits them in order)."""
     if reference and sorted(n for _, n in args) == sorted(reference):
         by_name = {n: (t, n) for t, n in args}
         return [by_name[n] for n in reference]
@@ -151,7 +156,10 @@ def _dwarf_signature(stem: str, compat: bool, handler_addr: Optional[int]) -> Op
     try:
         block = _inlined_block(gdb, handler_addr, wanted) if handler_addr is not None else None
         if block is not None:
-            return Signature(stem, _ordered_args(block, stem, inlined=True), "dwarf", wanted)
+            from gdbext.kernel import symbols, vmlinux_dwarf
+            link_pc = handler_addr - getattr(symbols.table(), "slide", 0)   # the file is unslid
+            declared = vmlinux_dwarf.declared_parameters(symbols.vmlinux_path(), wanted, link_pc)
+            return Signature(stem, _ordered_args(block, stem, inlined=True, declared=declared), "dwarf", wanted)
         sym = gdb.lookup_static_symbol(wanted) or gdb.lookup_global_symbol(wanted)
         if sym is not None and sym.type is not None and sym.type.code == gdb.TYPE_CODE_FUNC:
             b = _function_block(gdb, int(sym.value().address))
@@ -185,11 +193,13 @@ def _inlined_block(gdb, handler_addr: int, wanted: str):
     return None
 
 
-def _ordered_args(block, stem: str, inlined: bool) -> List[Tuple[str, str]]:
+def _ordered_args(block, stem: str, inlined: bool, declared: Optional[List[str]] = None) -> List[Tuple[str, str]]:
     args = [(str(a.type), a.name) for a in block if a.is_argument]
     # SYSCALL_DEFINE0/COMPAT_SYSCALL_DEFINE0 bodies take only
     # `const struct pt_regs *__unused` (arch/x86/include/asm/syscall_wrapper.h).
     if len(args) == 1 and args[0][1] == "__unused":
         return []
+    if declared and sorted(declared) == sorted(n for _, n in args):
+        return order_args(args, declared, inlined)
     native = _ftrace_signature(stem)
     return order_args(args, [n for _, n in native.args] if native else None, inlined)

@@ -6,6 +6,10 @@ where noted):
   right below it: [vdso + image->sym_vvar_start, vdso).  Both are special
   mappings: vma->vm_private_data points at vdso_mapping / vvar_mapping,
   whose .name is "[vdso]" / "[vvar]" (mm/mmap.c _install_special_mapping).
+- 6.15+ (the generic vDSO data store, lib/vdso/datastore.c) dropped
+  sym_vvar_start: the data pages below the text are two special mappings,
+  [vvar] (vdso_vvar_mapping) and [vvar_vclock] (vvar_vclock_mapping), of
+  __VDSO_PAGES pages in all, a macro; kx finds them as the VMAs below the text.
 - mm->context.vdso_image says which image: one of Arch.vdso_images
   (x86-64: &vdso_image_64, _x32 or _32).
 - vdso_fault() maps the pages of image->data itself: the task sees the
@@ -57,7 +61,7 @@ _IMAGE = StructReader("struct vdso_image", (
     Member("size", ("size",)),
     Member("alt", ("alt",), required=False),
     Member("alt_len", ("alt_len",), required=False),
-    Member("sym_vvar_start", ("sym_vvar_start",), "s"),
+    Member("sym_vvar_start", ("sym_vvar_start",), "s", required=False),  # up to 6.14
     Member("sym_vvar_page", ("sym_vvar_page",), "s", required=False),
     Member("sym_pvclock_page", ("sym_pvclock_page",), "s", required=False),
     Member("sym_hvclock_page", ("sym_hvclock_page",), "s", required=False),
@@ -201,9 +205,10 @@ def read_vma(vma: int, cpu: int, specials: Dict[int, str]) -> Vma:
 
 
 def _special_names(cpu: int) -> Dict[int, str]:
-    """{&vdso_mapping: "[vdso]", &vvar_mapping: "[vvar]"} read from memory."""
+    """{&vdso_mapping: "[vdso]", &vvar_mapping: "[vvar]", ...} read from memory
+    (6.15+: vdso_vvar_mapping and vvar_vclock_mapping instead of vvar_mapping)."""
     out = {}
-    for sym in ("vdso_mapping", "vvar_mapping"):
+    for sym in ("vdso_mapping", "vvar_mapping", "vdso_vvar_mapping", "vvar_vclock_mapping"):
         addr = symbols.lookup(sym)
         if addr is None:
             continue
@@ -279,8 +284,9 @@ def task_vdso(task, cpu: int) -> TaskVdso:
                              "(mm->context.vdso is NULL: vdso=0 on the command line?)")
     known = kernel_images()
     if image_ptr not in known:
+        names = [n for n, _ in known.values()] or [n for n, _, _ in arch.current().vdso_images]
         raise errors.KxError(f"mm->context.vdso_image = {image_ptr:#x} is none of "
-                             f"{', '.join(n for n, _, _ in arch.current().vdso_images)} (wrong vmlinux?)")
+                             f"{', '.join(names)} (wrong vmlinux?)")
     name, abi = known[image_ptr]
     kimg = read_kernel_image(image_ptr, name, abi, cpu)
     warnings = []
@@ -296,10 +302,11 @@ def task_vdso(task, cpu: int) -> TaskVdso:
     if image.bits != expect_bits:
         warnings.append(f"the mapped image is ELF{image.bits} but {name} serves the {abi}-bit ABI")
 
-    vvar = base + kimg.fields["sym_vvar_start"]
-    vmas = _vdso_vmas(mm, base, vvar, kimg.size, cpu, warnings)
+    specials = _special_names(cpu)
+    vvar = _vvar_start(kimg, mm, base, cpu, specials, warnings)
+    vmas = _vdso_vmas(mm, base, vvar, kimg.size, cpu, specials, warnings)
     fimg = _compare_file_image(name, kernel_bytes, image, warnings)
-    return TaskVdso(task=task, mm=task.mm, base=base, vvar=vvar, vvar_size=-kimg.fields["sym_vvar_start"],
+    return TaskVdso(task=task, mm=task.mm, base=base, vvar=vvar, vvar_size=base - vvar,
                     kernel_image=kimg, image=image, bytes_=image_bytes, pages=pages,
                     image_matches_kernel=(mismatched == 0 and len(image_bytes) == len(kernel_bytes)),
                     mismatched_bytes=mismatched, vmas=vmas, file_image=fimg, mm_fields=mm, warnings=warnings)
@@ -325,9 +332,29 @@ def _task_pages(kimg: KernelImage, kernel_bytes: bytes, root: int, base: int, cp
     return pages, b"".join(chunks)
 
 
-def _vdso_vmas(mm, base: int, vvar: int, size: int, cpu: int, warnings) -> Dict[str, Optional[Vma]]:
+def _vvar_start(kimg: KernelImage, mm, base: int, cpu: int, specials, warnings) -> int:
+    """Where the vvar area below the text starts: image->sym_vvar_start up
+    to 6.14; since 6.15 the lowest of the adjacent [vvar*] VMAs below it."""
+    if kimg.fields["sym_vvar_start"] is not None:
+        return base + kimg.fields["sym_vvar_start"]
+    start = base
+    if mm["ma_root"] is not None:
+        for _ in range(8):
+            vma = find_vma(mm["ma_root"], start - 1, cpu)
+            v = read_vma(vma, cpu, specials) if vma else None
+            if v is None or v.end != start or not (v.special or "").startswith("[vvar"):
+                break
+            start = v.start
+    if start == base:
+        warnings.append(f"{kimg.name} has no sym_vvar_start and no [vvar] VMA lies right below the text")
+    return start
+
+
+def _vdso_vmas(mm, base: int, vvar: int, size: int, cpu: int, specials,
+               warnings) -> Dict[str, Optional[Vma]]:
     """The [vdso] and [vvar] VMAs from the mm's maple tree (6.1+) or
-    red-black tree."""
+    red-black tree, and (6.15+) the further VMAs of the vvar area, keyed by
+    their name ("vvar_vclock")."""
     vmas = {"vdso": None, "vvar": None}
     if mm["ma_root"] is not None:
         def find(addr):
@@ -338,7 +365,6 @@ def _vdso_vmas(mm, base: int, vvar: int, size: int, cpu: int, warnings) -> Dict[
     else:
         warnings.append("this kernel's mm_struct has neither mm_mt nor mm_rb: VMAs not shown")
         return vmas
-    specials = _special_names(cpu)
     for key, addr in (("vdso", base), ("vvar", vvar)):
         vma = find(addr)
         if vma:
@@ -349,6 +375,15 @@ def _vdso_vmas(mm, base: int, vvar: int, size: int, cpu: int, warnings) -> Dict[
             warnings.append(f"no VMA covers the {key} address {addr:#x}")
     if vmas["vdso"] and (vmas["vdso"].start != base or vmas["vdso"].end - base != size):
         warnings.append("the [vdso] VMA does not span mm->context.vdso .. + image size")
+    end = vmas["vvar"].end if vmas["vvar"] else base
+    while end < base:
+        vma = find(end)
+        v = read_vma(vma, cpu, specials) if vma else None
+        if v is None or v.start != end or not v.special:
+            warnings.append(f"no special VMA continues the vvar area at {end:#x}")
+            break
+        vmas[v.special.strip("[]")] = v
+        end = v.end
     return vmas
 
 
@@ -390,7 +425,7 @@ def report(task, cpu: int) -> dict:
         "image_matches_kernel": v.image_matches_kernel,
         "mismatched_bytes": v.mismatched_bytes,
         "kernel_image": {"symbol": k.name, "address": k.address, "data": k.data, "size": k.size,
-                         "sym_vvar_start": k.fields["sym_vvar_start"]},
+                         "sym_vvar_start": k.fields["sym_vvar_start"]},   # None on 6.15+
         "file_image": v.file_image,
         "pages": v.pages,
         "vmas": {key: (vma.to_dict() if vma else None) for key, vma in v.vmas.items()},

@@ -348,7 +348,7 @@ def translate(address: int, cpu: int = None, root: int = None):
 def kernel_page_table(cpu: int = None) -> int:
     """The kernel's page-table root for `cpu`, even while it runs on a user
     one (KPTI)."""
-    return arch.current().kernel_page_table(registers(cpu))
+    return arch.current().kernel_page_table(registers(cpu), _read_u64_phys)
 
 
 def read_kernel(address: int, size: int, cpu: int = None) -> bytes:
@@ -368,7 +368,7 @@ def read_kernel(address: int, size: int, cpu: int = None) -> bytes:
         # No page tables to walk (reset vector, real mode, early boot code):
         # say that, not "not mapped at PML4 ...".
         raise errors.MemoryUnreadable(address, size, f"CPU {cpu} {off}")
-    return _read_through(address, size, cpu, a.kernel_page_table(regs), "the kernel page tables")
+    return _read_through(address, size, cpu, a.kernel_page_table(regs, _read_u64_phys), "the kernel page tables")
 
 
 def read_user(address: int, size: int, cpu: int = None) -> bytes:

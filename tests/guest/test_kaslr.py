@@ -10,6 +10,8 @@ import re
 
 import pytest
 
+from tests import vmlinux_file
+
 from .test_event import check_openat
 from .test_tasks import gdb_value, workload_pid
 
@@ -79,10 +81,16 @@ def test_gdb_symbols_are_relocated(kk):
     out = kk.cmd("break do_syscall_64")
     m = re.search(r"Breakpoint \d+ at (0x[0-9a-f]+)", out)
     assert m and int(m.group(1), 16) == kk.symbols["do_syscall_64"] + slide
-    # Zero-based per-cpu symbols stay at their link-time offsets.
+    # Zero-based per-cpu symbols (.data..percpu linked at 0, up to 6.14) stay
+    # at their link-time offsets; from 6.15 ("x86/percpu/64: Use relative
+    # percpu offsets") they are kernel addresses and slide with the rest.
     percpu = "pcpu_hot" if "pcpu_hot" in kk.symbols else "current_task"
-    assert kk.symbols[percpu] < START_KERNEL_MAP
-    assert kk.gdb.eval(f"(unsigned long)&{percpu}") == kk.symbols[percpu]
+    if vmlinux_file.section_address(kk.kernel.vmlinux, ".data..percpu") == 0:
+        assert kk.symbols[percpu] < START_KERNEL_MAP
+        assert kk.gdb.eval(f"(unsigned long)&{percpu}") == kk.symbols[percpu]
+    else:
+        assert kk.symbols[percpu] >= START_KERNEL_MAP
+        assert kk.gdb.eval(f"(unsigned long)&{percpu}") == kk.symbols[percpu] + slide
 
 
 def test_event_decodes_openat_as_without_kaslr(kk):

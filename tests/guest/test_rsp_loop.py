@@ -20,6 +20,10 @@ import time
 import pytest
 
 ENOSYS = 38
+# 64-bit syscalls enough to hold one whole round of the workload, wherever
+# the trace starts: a round is about 130 (kxcreds alone makes about 100
+# prctl calls), so 300 see the workload's own sequence at least once.
+ROUND_SYSCALLS = 300
 
 # Sourced into the test session's gdb once.  Each kxt_* call prints one
 # JSON line.
@@ -48,7 +52,7 @@ def _entry_args():
 
 def _info():
     try:
-        cur = _eval("(long)&current_task")                 # up to 6.1
+        cur = _eval("(long)&current_task")                 # up to 6.1, 6.15+
     except gdb.error:
         cur = _eval("(long)&pcpu_hot.current_task")        # 6.2 .. 6.14
     ncpu = len(gdb.selected_inferior().threads())
@@ -71,15 +75,17 @@ KXT = None
 
 
 def _decode(hit, kinds):
-    """What kx trace would decode, read only through the hit."""
+    """What kx trace would decode, read only through the hit: pt_regs are
+    do_syscall_64's first argument at the entry, at rsp after its call."""
     global KXT
     i = KXT
-    entry = kinds[hit.pc] == "entry"
-    regs = hit.read(hit.regs[i["regs_arg"] if entry else "rdi"], i["size"])
+    kind = kinds[hit.pc]
+    regs = hit.read(hit.regs[i["regs_arg"] if kind == "entry" else "rsp"], i["size"])
     u64 = lambda off: int.from_bytes(regs[off:off + 8], "little")
-    task = hit.read_u64(i["per_cpu_offset"][hit.cpu] + i["current"])
+    # 6.15+ per-cpu symbols are kernel addresses: the sum wraps at 64 bits.
+    task = hit.read_u64((i["per_cpu_offset"][hit.cpu] + i["current"]) & MASK64)
     ev = {
-        "cpu": hit.cpu, "pc": hit.pc, "kind": kinds[hit.pc],
+        "cpu": hit.cpu, "pc": hit.pc, "kind": kind,
         "nr_arg": hit.regs[i["nr_arg"]], "gs_base": hit.regs["gs_base"],
         "pid": int.from_bytes(hit.read(task + i["pid"], 4), "little"),
         "comm": hit.read(task + i["comm"], 16).split(b"\0")[0].decode(errors="replace"),
@@ -93,8 +99,8 @@ def _decode(hit, kinds):
 
 def kxt_trace(entry=None, exit=None, raw=(), max_hits=None, stop_on_cpu=None, raise_at=None,
               duration=None, transport="auto", select_stopped=True, resync=True, emulate=True):
-    """Trace; print {result..., events: [...]}.  `raw` are extra addresses
-    recorded without decoding."""
+    """Trace; print {result..., events: [...]}.  `entry` is a symbol, `exit`
+    an address; `raw` are extra addresses recorded without decoding."""
     global KXT
     if KXT is None:
         KXT = _info()
@@ -102,7 +108,7 @@ def kxt_trace(entry=None, exit=None, raw=(), max_hits=None, stop_on_cpu=None, ra
     if entry:
         kinds[_eval(f"(long)&{entry}")] = "entry"
     if exit:
-        kinds[_eval(f"(long)&{exit}")] = "exit"
+        kinds[exit & MASK64] = "exit"
     for a in raw:
         kinds[a & MASK64] = "raw"
     events = []
@@ -248,13 +254,17 @@ def at_round_start(kx):
 def test_trace_follows_the_workload(kt):
     """Entry and exit of every syscall, decoded through the loop's own
     reads, against what the workload says it did."""
+    # The exit: the instruction after entry_SYSCALL_64's call of
+    # do_syscall_64, in every kernel (syscall_exit_to_user_mode() is inline
+    # in 7.2), with pt_regs at rsp.
+    entry, exit_ = kt.symbols["do_syscall_64"], _after_call(kt, "entry_SYSCALL_64", "do_syscall_64")
     at_round_start(kt)
-    r = trace(kt, entry="do_syscall_64", exit="syscall_exit_to_user_mode", max_hits=160)
-    assert r["reason"] == "count" and r["hits"] == 160 and r["transport"] == "socket"
+    r = trace(kt, entry="do_syscall_64", exit=exit_, max_hits=2 * ROUND_SYSCALLS)
+    assert r["reason"] == "count" and r["hits"] == 2 * ROUND_SYSCALLS and r["transport"] == "socket"
     assert r["steps"] == 0          # every hit resumed without a single-step
-    entry, exit_ = kt.symbols["do_syscall_64"], kt.symbols["syscall_exit_to_user_mode"]
     plans = {int(a): k for a, (k, _t, _x) in r["plans"].items()}
-    # 6.1: push %rbp / push %rbx (emulated); 6.12: endbr64 (skipped)
+    # entry: 6.1 push %rbp / push %rbx (emulated), 6.12 endbr64 (skipped);
+    # exit: 6.1 a NOP (skipped), 6.12+ test %al,%al (emulated)
     assert plans[entry] in ("emulate", "skip") and plans[exit_] in ("emulate", "skip")
     w, fds = workload(kt)
     evs = r["events"]
@@ -395,8 +405,8 @@ def test_single_step_fallback(kt):
     """emulate=False: every hit is stepped for real (raw vCont;s), as for an
     instruction the loop cannot emulate; the workload still runs in order."""
     at_round_start(kt)
-    r = trace(kt, entry="do_syscall_64", max_hits=100, emulate=False)
-    assert r["reason"] == "count" and r["steps"] == 99     # not after the last hit
+    r = trace(kt, entry="do_syscall_64", max_hits=ROUND_SYSCALLS, emulate=False)
+    assert r["reason"] == "count" and r["steps"] == ROUND_SYSCALLS - 1     # not after the last hit
     w, _ = workload(kt)
     entries = [e["nr"] for e in r["events"] if e["pid"] == w["pid"]]
     seq = w["seq"]
@@ -415,7 +425,7 @@ def _after_call(kt, caller, callee):
     raise AssertionError(f"no call {callee} in {caller}")
 
 
-@pytest.mark.parametrize("where", ["do_syscall_64", "syscall_exit_to_user_mode", "after-call"])
+@pytest.mark.parametrize("where", ["do_syscall_64", "ksys_write", "after-call"])
 def test_emulation_matches_a_real_step(kt, where):
     """At each candidate trace point: what the loop would write instead of a
     single-step equals what the CPU does when gdb really steps it."""

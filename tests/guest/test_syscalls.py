@@ -14,7 +14,7 @@ import re
 
 import pytest
 
-from tests import kernel_source
+from tests import kernel_source, vmlinux_file
 
 
 def source_root(kx):
@@ -299,13 +299,21 @@ def patch_the_ia32_table(kx):
 
 def patch_the_switch(kx):
     fn = kx.symbols["x64_sys_call"]
-    head = [kx.gdb.eval(f"*(unsigned char *){fn + i:#x}") for i in range(4)]
-    # 6.12 (IBT build) starts with endbr64, which boot code on this
-    # non-IBT CPU turned into a 4-byte NOP (66 0f 1f 00, measured); 6.1 has
-    # no endbr.  The ftrace site follows.
-    site = fn + 4 if head in ([0xF3, 0x0F, 0x1E, 0xFA], [0x66, 0x0F, 0x1F, 0x00]) else fn
+    head = bytes(kx.gdb.eval(f"*(unsigned char *){fn + i:#x}") for i in range(4))
+    # IBT builds (6.12, 7.2) start with endbr64, which boot code on this
+    # non-IBT CPU overwrote with a 4-byte NOP: 66 0f 1f 00 in 6.12, the
+    # poison `nopl -42(%rax)` (0f 1f 40 d6, asm/ibt.h) in 7.2.  6.1 has no
+    # endbr.  The hook goes on the instruction after it.
+    site = fn + 4 if head.hex() in ("f30f1efa", "660f1f00", "0f1f40d6") else fn
     saved = [kx.gdb.eval(f"*(unsigned char *){site + i:#x}") for i in range(5)]
-    assert saved == [0x0F, 0x1F, 0x44, 0x00, 0x00]               # the ftrace site, NOPed at boot
+    # There the file has the __fentry__ call that ftrace NOPs at boot (6.1,
+    # 6.12), or the switch's first instruction: 7.2 builds syscall_64.o
+    # without ftrace (CFLAGS_REMOVE_syscall_64.o in arch/x86/entry/Makefile).
+    in_file = vmlinux_file.read(kx.kernel.vmlinux, site, 5)
+    if in_file[0] == 0xE8:
+        assert saved == [0x0F, 0x1F, 0x44, 0x00, 0x00]
+    else:
+        assert bytes(saved) == in_file
     hook = kx.symbols["__x64_sys_getppid"]
     rel = (hook - (site + 5)) & 0xFFFFFFFF
     patch = [0xE9] + list(rel.to_bytes(4, "little"))

@@ -159,6 +159,13 @@ def test_unwinder_leaves_other_stacks_alone(kx):
         assert with_kx[:cut + 1] == without[:cut + 1]
 
 
+def top_of_stack_padding(kx):
+    """TOP_OF_KERNEL_STACK_PADDING (asm/thread_info.h): 16 bytes on x86-64
+    with CONFIG_X86_FRED (6.9+; set in 7.2's config), else 0."""
+    fred = re.search(r"^CONFIG_X86_FRED=y$", kx.kernel.config.read_text(), re.M)
+    return 16 if fred else 0
+
+
 def test_task_is_the_workload(kx):
     kx.run_to("__x64_sys_getpid")
     pid = workload_pid(kx)
@@ -168,7 +175,7 @@ def test_task_is_the_workload(kx):
     assert d["state"].startswith("R")
     assert d["address"] == gdb_value(kx, "$kx_current()")
     assert d["stack"]["end_magic_ok"] is True
-    assert d["stack"]["top"] - d["stack"]["base"] == 16384
+    assert d["stack"]["top"] - d["stack"]["base"] == 16384 - top_of_stack_padding(kx)
     assert d["thread_info"]["location"] == "task_struct"
     assert d["mm"] and d["mm"] == d["active_mm"]
     assert "PF_KTHREAD" not in d["flags"]["names"]

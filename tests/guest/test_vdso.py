@@ -8,7 +8,8 @@ Ground truth, none of it from kx:
   for every symbol's st_value and the build-id;
 - gdb's own DWARF reads (vdso_image_64.sym_vvar_start, vsyscall_mode,
   task->mm->context.vdso) and gdb's `dump memory` of the kernel's image;
-- the kernel config in the cache (CONFIG_LEGACY_VSYSCALL_*).
+- the kernel config in the cache (CONFIG_LEGACY_VSYSCALL_*);
+- the kernel's source (6.15+: the vvar pages below the text, __VDSO_PAGES).
 """
 import io
 import json
@@ -20,7 +21,7 @@ from elftools.elf.elffile import ELFFile
 
 from kxlab import gdbrun, kernels, qemu
 
-from tests import vmlinux_file
+from tests import kernel_source, vmlinux_file
 
 HELLO32_LEN = 30
 KXWORK_MARK_LEN = 8
@@ -33,6 +34,33 @@ def work_line(kx):
     assert lines, "the workload never printed its KX-WORK line"
     pid, base = lines[-1]
     return int(pid), int(base, 16)
+
+
+def image_symbol(kx, abi):
+    """The kernel's struct vdso_image for `abi` ("64" or "32"), by the name
+    its System.map has: vdso_image_64 until "x86/entry/vdso: rename
+    vdso_image_* to vdso*_image" (7.2 has vdso64_image)."""
+    names = [f"vdso_image_{abi}", f"vdso{abi}_image"]
+    found = [n for n in names if n in kx.symbols]
+    assert len(found) == 1, f"System.map has {found} of {names}"
+    return found[0]
+
+
+def vvar_vmas(kx, img, base):
+    """[(special name, start, end)] of the vvar area below the text.  Up to
+    6.14 one [vvar] VMA from image->sym_vvar_start (gdb reads it); 6.15+
+    (the generic vDSO data store) has no sym_vvar_start and maps [vvar] and
+    [vvar_vclock], __VDSO_PAGES pages in all (arch/x86/entry/vdso/vma.c
+    map_vdso; the sizes are macros of asm/vdso/vsyscall.h)."""
+    src = kernel_source.source_root(kx.config.kernel) + "/arch/x86/include/asm"
+    with open(f"{src}/vdso.h") as f:
+        if "sym_vvar_start" in f.read():
+            return [("[vvar]", base + gdb_signed(kx, f"{img}.sym_vvar_start"), base)]
+    with open(f"{src}/vdso/vsyscall.h") as f:
+        macros = dict(re.findall(r"^#define\s+(\w+)\s+(\d+)\s*$", f.read(), re.M))
+    pages, vclock = int(macros["__VDSO_PAGES"]), int(macros["VDSO_NR_VCLOCK_PAGES"])
+    return [("[vvar]", base - pages * 4096, base - vclock * 4096),
+            ("[vvar_vclock]", base - vclock * 4096, base)]
 
 
 def file_image(kx, symbol):
@@ -105,35 +133,37 @@ def at_kxwork_write(kx):
 def test_vdso_base_and_symbols_of_the_workload(at_kxwork_write, tmp_path):
     kx = at_kxwork_write
     pid, base = work_line(kx)
+    img = image_symbol(kx, "64")
     d = kx.json(f"kx vdso {pid}")
     assert_json_ints(d)
     assert (d["pid"], d["comm"], d["abi"]) == (pid, "kxwork", "64")
     assert d["base"] == base
     # Every function sits at base + its st_value in the kernel's own image.
-    truth, build_id = elf_facts(file_image(kx, "vdso_image_64"))
+    truth, build_id = elf_facts(file_image(kx, img))
     got = {s["name"]: s["address"] for s in d["symbols"]}
     assert got == {name: base + value for name, value in truth.items()}
     assert got["__vdso_clock_gettime"] == base + truth["__vdso_clock_gettime"]
     for name in ("__vdso_gettimeofday", "__vdso_time", "__vdso_getcpu"):
         assert name in got
     assert d["build_id"] == build_id
-    assert d["size"] == gdb_int(kx, "vdso_image_64.size") == 8192
-    # vvar sits below the text: base + sym_vvar_start (vma.c map_vdso).
-    assert d["vvar"] == base + gdb_signed(kx, "vdso_image_64.sym_vvar_start")
+    assert d["size"] == gdb_int(kx, f"{img}.size") == 8192
+    # vvar sits below the text (vma.c map_vdso).
+    vvar = vvar_vmas(kx, img, base)
+    assert (d["vvar"], d["vvar_size"]) == (vvar[0][1], base - vvar[0][1])
     assert d["vmas"]["vdso"]["special"] == "[vdso]"
     assert (d["vmas"]["vdso"]["start"], d["vmas"]["vdso"]["end"]) == (base, base + 8192)
-    assert d["vmas"]["vvar"]["special"] == "[vvar]"
-    assert (d["vmas"]["vvar"]["start"], d["vmas"]["vvar"]["end"]) == (d["vvar"], base)
+    got = [(v["special"], v["start"], v["end"]) for k, v in d["vmas"].items() if k != "vdso"]
+    assert got == vvar
     # gdb's own DWARF read of the task's mm agrees.
     assert gdb_int(kx, f"((struct task_struct *){d['task']:#x})->mm->context.vdso") == base
     assert gdb_int(kx, f"((struct task_struct *){d['task']:#x})->pid") == pid
     # The kernel copy in guest memory: what the task maps (vdso_fault).
-    kernel = kernel_image_bytes(kx, "vdso_image_64", tmp_path)
+    kernel = kernel_image_bytes(kx, img, tmp_path)
     assert d["image_matches_kernel"] is True and d["mismatched_bytes"] == 0
-    assert d["kernel_image"]["data"] == gdb_int(kx, "vdso_image_64.data")
+    assert d["kernel_image"]["data"] == gdb_int(kx, f"{img}.data")
     assert elf_facts(kernel)[1] == d["build_id"]
     # The alternatives patched at boot are the only difference from the file.
-    fimg = file_image(kx, "vdso_image_64")
+    fimg = file_image(kx, img)
     assert d["file_image"]["differing_bytes"] == sum(a != b for a, b in zip(kernel, fimg))
     assert d["file_image"]["build_id_matches"] is True
     # A faulted-in page is the kernel's very page (same physical address).
@@ -170,26 +200,32 @@ def test_vsyscall_page(at_kxwork_write):
 def test_compat_task_32bit_image_and_trampoline(kx, tmp_path):
     kx.run_to("ksys_write", condition=f"$rdx == {HELLO32_LEN}")
     d = kx.json("kx vdso")
+    img = image_symbol(kx, "32")
     assert_json_ints(d)
     assert (d["comm"], d["abi"]) == ("hello32", "32")
     task = f"((struct task_struct *){d['task']:#x})"
     assert gdb_int(kx, f"{task}->mm->context.vdso") == d["base"]
-    assert gdb_int(kx, f"{task}->mm->context.vdso_image") == kx.symbols["vdso_image_32"]
-    truth, build_id = elf_facts(file_image(kx, "vdso_image_32"))
+    assert gdb_int(kx, f"{task}->mm->context.vdso_image") == kx.symbols[img]
+    truth, build_id = elf_facts(file_image(kx, img))
     assert {s["name"]: s["address"] for s in d["symbols"]} == {n: d["base"] + v for n, v in truth.items()}
     assert d["build_id"] == build_id
-    assert d["kernel_image"]["symbol"] == "vdso_image_32"
+    assert d["kernel_image"]["symbol"] == img
     assert d["image_matches_kernel"] is True
     tv = d["kernel_vsyscall"]
     assert tv["address"] == d["base"] + truth["__kernel_vsyscall"]
     # The lab CPU is Intel (Haswell): the kernel sets X86_FEATURE_SYSENTER32
     # for every 64-bit Intel CPU (arch/x86/kernel/cpu/intel.c), and
     # SYSCALL32 only on AMD-like CPUs, so ALTERNATIVE_2 picked sysenter.
-    kernel = kernel_image_bytes(kx, "vdso_image_32", tmp_path)
+    kernel = kernel_image_bytes(kx, img, tmp_path)
     off = truth["__kernel_vsyscall"]
+    # 7.2 puts ALTERNATIVE "int $0x80; ret", "", X86_FEATURE_SYSFAST32 first
+    # (the file has cd 80 c3 there): patched to a 3-byte NOP on 64-bit.
+    if file_image(kx, img)[off:off + 3] == bytes.fromhex("cd80c3"):
+        assert kernel[off:off + 3] == bytes.fromhex("0f1f00")
+        off += 3
     assert kernel[off:off + 7] == bytes.fromhex("515255" "89e5" "0f34")
     assert tv["kind"] == "sysenter" == tv["expected_from_cpu_features"]
-    assert tv["int80_landing_pad"] == d["base"] + gdb_signed(kx, "vdso_image_32.sym_int80_landing_pad")
+    assert tv["int80_landing_pad"] == d["base"] + gdb_signed(kx, f"{img}.sym_int80_landing_pad")
     # A 32-bit mm has no vsyscall gate (get_gate_vma, MM_CONTEXT_HAS_VSYSCALL).
     assert d["vsyscall"]["mm_has_vsyscall"] is False and d["vsyscall"]["gate_vma"] is False
     assert kx.heartbeat_continues()

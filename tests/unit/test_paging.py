@@ -177,3 +177,22 @@ def test_walk_finds_mapped_and_faults_on_unmapped(la57, data):
         with pytest.raises(paging.PageFault) as ei:
             paging.translate(neighbour, pt.root, pt.read_u64, la57=la57)
         assert ei.value.level == "PT"
+
+
+def test_kernel_cr3_tells_a_pti_pair_from_an_odd_pgd():
+    """A CR3 with bit 12 set is a PTI user half only if the page below holds
+    the same user-space entries (plus NX: pti.c __pti_set_user_pgtbl); 7.2
+    without PTI allocates 4 KiB PGDs, which may sit at an odd page."""
+    mem = {}
+    read = lambda a: mem.get(a, 0)
+    kernel, user = 0x10A3E6000, 0x10A3E7000
+    entry = 0x2345067
+    mem[user + 8 * 3] = entry
+    mem[kernel + 8 * 3] = entry | (1 << 63)
+    cr3 = user | (1 << 11) | 5
+    assert paging.kernel_cr3(cr3, read) == kernel | 5
+    assert paging.kernel_cr3(kernel | 5, read) == kernel | 5     # bit 12 clear: as is
+    mem[kernel + 8 * 3] = 0x7777067                                 # an unrelated page below
+    assert paging.kernel_cr3(user, read) == user
+    mem.clear()                                                     # nothing to compare
+    assert paging.kernel_cr3(user, read) == user

@@ -413,3 +413,15 @@ def test_file_model_aliases_prefer_the_abi_prefix():
     assert m32.source.startswith("ia32_sys_call switch")
     assert m32.nr_syscalls == 6
     assert m32.entries()[3].symbol == "__ia32_sys_ni_syscall"
+
+
+@pytest.mark.skipif(not KERNELS, reason="no cached kernels (./scripts/lab fetch)")
+def test_declared_parameters_from_the_file(vmlinux):
+    """The abstract instance of an inlined compat body lists its parameters
+    as COMPAT_SYSCALL_DEFINE3(fcntl64, fd, cmd, arg) declares them, whatever
+    order the compiler gave the inlined copy (gcc 12 reversed, gcc 16 not)."""
+    from gdbext.kernel import vmlinux_dwarf
+    _series, image, _syms, _d = vmlinux
+    pc = next(a for a, _s, n in image.symbols() if n == "__ia32_compat_sys_fcntl64")
+    assert vmlinux_dwarf.declared_parameters(image.path, "__do_compat_sys_fcntl64", pc) == ["fd", "cmd", "arg"]
+    assert vmlinux_dwarf.declared_parameters(image.path, "no_such_function", pc) is None

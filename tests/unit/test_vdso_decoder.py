@@ -158,6 +158,9 @@ def test_trampoline_bytes():
     assert vdso.decode_kernel_vsyscall(push + b"\x0f\x1f\x40\x00\xcd\x80").kind == "int 0x80"
     assert vdso.decode_kernel_vsyscall(push + b"\x90\x90\x90\x90\xcd\x80").kind == "int 0x80"
     assert vdso.decode_kernel_vsyscall(b"\xc3").kind == "unknown"
+    # 7.2: the SYSFAST32 alternative first, a NOP once patched.
+    assert vdso.decode_kernel_vsyscall(b"\x0f\x1f\x00" + push + b"\x89\xe5\x0f\x34\xcd\x80").kind == "sysenter"
+    assert vdso.decode_kernel_vsyscall(b"\xcd\x80\xc3" + push + b"\x89\xe5\x0f\x34").kind == "int 0x80"
 
 
 def test_vsyscall_stub():

@@ -1,7 +1,7 @@
 """x86-64: the `syscall` ABI, ia32 compat (int $0x80, sysenter, 32-bit
 syscall) and x32; 4- and 5-level paging with KPTI; the MSR/GDT/IDT/TSS
 commands."""
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional
 
 from gdbext import errors
 from gdbext.arch.base import Arch, EntryStub, PtRegsRule, RawCall, ResumePlan, SyscallAbi, TableChoice, UserFrame
@@ -281,10 +281,11 @@ class X86_64(Arch):
         page_fault = fault if isinstance(fault, paging.PageFault) else None
         return paging.describe_walk(address & MASK64, steps, self.la57(regs), translation, page_fault)
 
-    def kernel_page_table(self, regs: Dict[str, int]) -> int:
+    def kernel_page_table(self, regs: Dict[str, int], read_phys_u64: Callable[[int], int]) -> int:
         # Under PTI the user CR3 has bit 12 set and the kernel PGD is the
-        # 8 KiB-aligned page below it (arch/x86/entry/calling.h).
-        return paging.kernel_pgd_from_user_cr3(regs["cr3"])
+        # 8 KiB-aligned page below it (arch/x86/entry/calling.h); without
+        # PTI 7.2's PGD may itself have bit 12 set (paging.kernel_cr3).
+        return paging.kernel_cr3(regs["cr3"], read_phys_u64)
 
     # -- KASLR ----------------------------------------------------------------------
     def kaslr_readings(self, table, cpu: int, inject: bool):
@@ -302,9 +303,14 @@ class X86_64(Arch):
         return kaslr_sources.layout_rows(data)
 
     # -- the vDSO -------------------------------------------------------------------
-    # The images a mm can use and the ABI each serves (asm/vdso.h).
+    # The images a mm can use and the ABI each serves (asm/vdso.h).  A kernel
+    # has one spelling: "x86/entry/vdso: rename vdso_image_* to vdso*_image"
+    # (H. Peter Anvin, late 2025: 6.12 has vdso_image_64, 7.2 vdso64_image);
+    # kx uses the symbols the kernel has (kernel/vdso.py kernel_images).
     vdso_images = (("vdso_image_64", "64", "64-bit"), ("vdso_image_x32", "x32", "x32"),
-                   ("vdso_image_32", "32", "32-bit (compat)"))
+                   ("vdso_image_32", "32", "32-bit (compat)"),
+                   ("vdso64_image", "64", "64-bit"), ("vdsox32_image", "x32", "x32"),
+                   ("vdso32_image", "32", "32-bit (compat)"))
     # asm/vdso/ and vdso32/ of 6.1 and 6.12; __vdso_getrandom is 6.11+.
     vdso_entry_points = ("__vdso_clock_gettime", "__vdso_gettimeofday", "__vdso_time", "__vdso_getcpu",
                          "__vdso_clock_getres", "__vdso_clock_gettime64", "__vdso_getrandom",

@@ -25,7 +25,8 @@ VSYSCALL_MODES = ("emulate", "xonly", "none")
 # mm->context.flags: get_gate_vma() tests mm->context.ia32_compat instead.
 MM_CONTEXT_HAS_VSYSCALL = 1 << 1
 # X86_FEATURE_SYSCALL32 = 3*32+14, X86_FEATURE_SYSENTER32 = 3*32+15
-# (asm/cpufeatures.h, 6.1 and 6.12).
+# (asm/cpufeatures.h, 6.1 and 6.12; 7.2 calls bit 15 SYSFAST32 and sets it on
+# every 64-bit CPU, cpu/common.c, where 6.12 set SYSENTER32 on Intel only).
 _CAP_WORD, _SYSCALL32_BIT, _SYSENTER32_BIT = 3, 14, 15
 
 
