@@ -62,13 +62,18 @@ bootstrap --with-drgn."""
         p.add_argument("script_args", nargs="*", metavar="ARG", help="the script's arguments")
 
     def run(self, args):
-        prog = api.drgn_program()
-        scope = drgn_globals(prog)
         if args.code is not None and args.script is not None:
             raise errors.BadArgument("give -c CODE or a SCRIPT, not both")
-        if args.code is None and args.script is None:
-            if args.json:
-                raise errors.BadArgument("--json needs -c CODE or a SCRIPT")
+        console = args.code is None and args.script is None
+        if console and args.json:
+            raise errors.BadArgument("--json needs -c CODE or a SCRIPT")
+        if console and not _interactive():
+            # Under MI or a batch gdb there is no terminal to read from: the
+            # console would wait forever.
+            raise errors.BadArgument("no terminal for drgn's console here: use -c CODE or a SCRIPT")
+        prog = api.drgn_program()
+        scope = drgn_globals(prog)
+        if console:
             return _console(prog, scope)
         out = io.StringIO()
         try:
@@ -100,6 +105,12 @@ bootstrap --with-drgn."""
         finally:
             sys.argv = argv
         return None
+
+
+def _interactive() -> bool:
+    """Whether gdb reads a person's terminal (not MI, not batch, not a pipe)."""
+    import sys
+    return sys.stdin is not None and sys.stdin.isatty()
 
 
 def _console(prog, scope):

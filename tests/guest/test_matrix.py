@@ -49,6 +49,7 @@ TYPICAL = {
     "syscalls": ["openat", "--check", "4 --abi 32"],
     "event": ["", "--cpu {other}"],
     "vdso": ["", "1"],
+    "drgn": ["-c 1+1", ""],
     "kaslr": [""],
     "seccomp": ["", "1 --eval write 1"],
     "cr": ["", "--cpu {other}"],
