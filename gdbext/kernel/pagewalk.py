@@ -23,7 +23,7 @@ def task_root(spec, cpu: int) -> Tuple[int, Dict]:
     if not task.mm:
         info["note"] = f"pid {task.pid} is a kernel thread: its borrowed active_mm {mm:#x}"
     pgd = machine.read_u64(mm + types.offsetof("struct mm_struct", "pgd"), cpu)
-    return vdso.task_cr3(pgd, cpu), info
+    return vdso.task_page_table(pgd, cpu), info
 
 
 def _one_view(address: int, cpu: int, name: str, root: int, current: int) -> Dict:

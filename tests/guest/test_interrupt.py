@@ -37,6 +37,10 @@ import gdbext.machine.hooks as _MH
 KXI = {"landed": None, "slow_step": 0.0, "slow_read": 0.0, "steps": 0, "reads": 0}
 _orig_step, _orig_read = _M._raw_step, _MA.read
 
+# Subcommands that ask for an argument before they ask the target anything.
+ARGS_NEEDED = {"pagewalk": " 0xffffffff81000000", "drgn": " -c 1+1"}
+
+
 def _probe_step(cpu):
     KXI["steps"] += 1
     try:
@@ -238,7 +242,7 @@ def test_qemu_dies_in_the_middle_of_a_command(kernel_series, tmp_path):
         findings = []
         for sub in subs:
             for suffix in ("", " --json"):
-                command = f"kx {sub}{suffix}"
+                command = f"kx {sub}{ARGS_NEEDED.get(sub, '')}{suffix}"
                 R.record_run(kernel_series, "qemu-gone", command)
                 r = R.run_checked(s, command, f"{kernel_series}/qemu-gone: {command}", timeout=60)
                 findings += [f"`{command}`: {p}" for p in r["problems"]]
