@@ -37,10 +37,6 @@ import gdbext.machine.hooks as _MH
 KXI = {"landed": None, "slow_step": 0.0, "slow_read": 0.0, "steps": 0, "reads": 0}
 _orig_step, _orig_read = _M._raw_step, _MA.read
 
-# Subcommands that ask for an argument before they ask the target anything.
-ARGS_NEEDED = {"pagewalk": " 0xffffffff81000000", "drgn": " -c 1+1"}
-
-
 def _probe_step(cpu):
     KXI["steps"] += 1
     try:
@@ -257,3 +253,7 @@ def test_qemu_dies_in_the_middle_of_a_command(kernel_series, tmp_path):
         assert not findings, "\n".join(findings)
     finally:
         s.close()
+
+
+# Subcommands that ask for an argument before they ask the target anything.
+ARGS_NEEDED = {"pagewalk": " 0xffffffff81000000", "drgn": " -c 1+1"}
