@@ -205,7 +205,7 @@ class RecordView(events.View):
         return self.record.task
 
 
-class PluginTracer:
+class PluginTracer(syscall_hits.PipelineCounters):
     """The records' consumer: the syscall-hit pipeline over RecordViews;
     each wanted event goes to `emit(event) -> bool` (False ends the trace)."""
 
@@ -248,7 +248,7 @@ class PluginTracer:
             self.pipeline.undecodable += 1
             return True
         try:
-            if not self.pipeline.wants(view.point.abi, record.nr, lambda: _task_identity(view)):
+            if not self.pipeline.wants(view.point.abi, record.nr, lambda: syscall_hits.task_identity(view)):
                 return True
             event = events.decode(view, memo=self.memo)
             point = view.point
@@ -267,20 +267,3 @@ class PluginTracer:
         pt = view.record.ptregs_bytes
         event = self.pipeline.returned(view.record.task, lambda: int.from_bytes(pt[offset:offset + 8], "little"))
         return True if event is None else self.emit(event)
-
-    @property
-    def skipped(self) -> int:
-        return self.pipeline.skipped
-
-    @property
-    def undecodable(self) -> int:
-        return self.pipeline.undecodable
-
-    @property
-    def unreturned(self) -> int:
-        return self.pipeline.unreturned
-
-
-def _task_identity(view) -> tuple:
-    brief = tasks.LIST_READER.read(view.current_task(), reader=view.read_kernel)
-    return brief["pid"], brief["tgid"], brief["comm"]

@@ -15,7 +15,7 @@ a decoder, each a callable over its own view of the machine.
 from typing import Callable, Dict, Optional, Tuple
 
 from gdbext import arch
-from gdbext.kernel import events
+from gdbext.kernel import events, tasks
 
 # Entries waiting for their return: a task killed mid-call (exit, a fatal
 # signal) never comes back, so the table is capped.
@@ -81,3 +81,27 @@ class SyscallHits:
     @property
     def unreturned(self) -> int:
         return len(self.pending)
+
+
+class PipelineCounters:
+    """A tracer's summary counters, from its `pipeline` (a SyscallHits)."""
+
+    @property
+    def skipped(self) -> int:
+        return self.pipeline.skipped
+
+    @property
+    def undecodable(self) -> int:
+        return self.pipeline.undecodable
+
+    @property
+    def unreturned(self) -> int:
+        return self.pipeline.unreturned
+
+
+def task_identity(view) -> Tuple[int, int, str]:
+    """(pid, tgid, comm) of the task running behind an events.View, in one
+    small read: what a task filter compares."""
+    brief = tasks.LIST_READER.read(view.current_task(), reader=view.read_kernel)
+    return brief["pid"], brief["tgid"], brief["comm"]
+

@@ -113,7 +113,7 @@ class HitView(events.View):
         return int.from_bytes(self.hit.read(self._current_pointers[self.cpu], 8), "little")
 
 
-class LoopTracer:
+class LoopTracer(syscall_hits.PipelineCounters):
     """The loop's callback: the syscall-hit pipeline (kernel/syscall_hits.py)
     over the loop's hits; each wanted event goes to the scripts' hooks
     (kernel/syscall_hooks.py: one that asks to stop ends the trace) and to
@@ -146,18 +146,6 @@ class LoopTracer:
     def addresses(self) -> List[int]:
         return list(self.points)
 
-    @property
-    def skipped(self) -> int:
-        return self.pipeline.skipped
-
-    @property
-    def undecodable(self) -> int:
-        return self.pipeline.undecodable
-
-    @property
-    def unreturned(self) -> int:
-        return self.pipeline.unreturned
-
     def on_hit(self, hit) -> bool:
         self.hits += 1
         point = self.points.get(hit.pc)
@@ -170,7 +158,7 @@ class LoopTracer:
         raw = int.from_bytes(hit.read(pt_regs + a.pt_regs_offsets[point.nr_member], a.pointer_size), "little")
         view = HitView(hit, self.current_pointers)
         try:
-            if not self.pipeline.wants(point.abi, raw, lambda: _task_identity(view)):
+            if not self.pipeline.wants(point.abi, raw, lambda: syscall_hits.task_identity(view)):
                 return True
             event = events.decode(view)
             event.entry = stub_of_shared_point(hit, point) if point.shared else point.stub
@@ -196,8 +184,3 @@ class LoopTracer:
         if event is None:
             return True
         return False if syscall_hooks.deliver(event, returned=True) else self.emit(event)
-
-
-def _task_identity(view) -> tuple:
-    brief = tasks.LIST_READER.read(view.current_task(), reader=view.read_kernel)
-    return brief["pid"], brief["tgid"], brief["comm"]
