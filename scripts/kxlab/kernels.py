@@ -143,12 +143,22 @@ def _entry_name(abi: str, version: str) -> str:
     return f"{abi}_{version}".replace("~", "-").replace(":", "-")
 
 
-def cached(series: str):
-    """The newest complete cached kernel of a series, without asking apt."""
+def arch_of(info: dict) -> str:
+    """The architecture of a cached kernel: kernel.json's `arch`, or for
+    entries written before it had one, Debian's flavour in the ABI name."""
+    if info.get("arch"):
+        return info["arch"]
+    abi = info["abi"]
+    return "i386" if abi.endswith(("-686-pae", "-686")) else "arm64" if abi.endswith("-arm64") else "x86_64"
+
+
+def cached(series: str, arch: str = "x86_64"):
+    """The newest complete cached kernel of a series and architecture,
+    without asking apt."""
     found = []
     for meta in kernels_dir().glob("*/kernel.json"):
         info = json.loads(meta.read_text())
-        if info["series"] == series:
+        if info["series"] == series and arch_of(info) == arch:
             found.append((meta.stat().st_mtime, info, meta.parent))
     if not found:
         return None
