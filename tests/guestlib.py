@@ -146,12 +146,19 @@ class GuestSession:
         assert len(lines) == 1, f"expected one JSON line from {command!r}, got:\n{out}"
         return json.loads(lines[0])
 
-    def cmd_interrupted(self, command: str, after: float, timeout: float = 120):
+    def cmd_interrupted(self, command: str, after: float, timeout: float = 120, ready=None):
         """Start a CLI command, send gdb a real SIGINT `after` seconds later
         (what Ctrl-C in a terminal does), and wait for the command's result.
+        With `ready` (a callable), the `after` seconds count from when it
+        first returns True (polled while the command runs).
         Returns (MI reply dict, seconds from the signal to the reply)."""
         gdb = self.gdb
         token = gdb.send_console(command)
+        deadline = time.monotonic() + timeout
+        while ready is not None and not ready():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{command}: never ready for the SIGINT")
+            time.sleep(0.2)
         time.sleep(after)
         os.kill(gdb.proc.pid, signal.SIGINT)
         t0 = time.monotonic()

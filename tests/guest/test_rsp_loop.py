@@ -177,10 +177,11 @@ def trace(kx, **kw):
     return call(kx, f"kxt_trace({args})")
 
 
-def command_interrupted(kx, command, after: float, timeout=120):
-    """`command` with a real SIGINT to gdb `after` seconds in: (its console
-    output, seconds from the signal to gdb's answer)."""
-    reply, took = kx.cmd_interrupted(command, after, timeout)
+def command_interrupted(kx, command, after: float, timeout=120, ready=None):
+    """`command` with a real SIGINT to gdb `after` seconds in (after
+    `ready()` holds, if given): (its console output, seconds from the
+    signal to gdb's answer)."""
+    reply, took = kx.cmd_interrupted(command, after, timeout, ready)
     assert reply["result"][0] == "done", reply
     return reply["output"], took
 
