@@ -32,7 +32,7 @@ if _unknown or not KERNELS:
 # kernels of KX_TEST_KERNELS run the core files only: one kernel's whole
 # guest suite takes 4-5 minutes of the 2-core CI machine's 45.
 FULL_KERNELS = [k.strip() for k in os.environ.get("KX_FULL_KERNELS", "6.1,6.12").split(",") if k.strip()]
-CORE_GUEST_FILES = ("test_event.py", "test_tasks.py", "test_break.py", "test_trace.py", "test_syscalls.py",
+CORE_GUEST_FILES = ("test_event.py", "test_tasks.py", "test_break.py", "test_trace.py", "test_syscalls.py", "test_demo.py",
                     "test_kaslr.py", "test_cpu_state.py", "test_entry_state.py", "test_lab.py")
 
 

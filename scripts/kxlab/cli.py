@@ -77,6 +77,9 @@ def cmd_qemu_args(a):
 
 def cmd_bootstrap(a):
     print(bootstrap.ensure_all(with_drgn=a.with_drgn))
+    from . import toolchains
+    for suite in a.gdb or ():
+        print(f"{suite}: {toolchains.version(toolchains.ensure(suite))}")
 
 
 def cmd_fetch(a):
@@ -194,6 +197,8 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bootstrap", help="install the Debian packages and the venv kx needs")
     p.add_argument("--with-drgn", action="store_true",
                    help=f"also install the optional {bootstrap.DRGN} (kx drgn) into the venv")
+    p.add_argument("--gdb", action="append", choices=("trixie", "sid"), metavar="SUITE",
+                   help="also make the chroot with that Debian suite's gdb (KX_GDB=SUITE; trixie, sid)")
     p.set_defaults(func=cmd_bootstrap)
 
     p = sub.add_parser("fetch", help="fetch and cache a Debian cloud kernel with its vmlinux")

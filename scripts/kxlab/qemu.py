@@ -93,8 +93,8 @@ class Guest:
 
     def argv(self) -> list:
         o = self.opts
-        # KX_QEMU picks the QEMU (qemu10.select: the system's 7.2 by default,
-        # "10.0" for bookworm-backports' 10.0.2, or a path with
+        # KX_QEMU picks the QEMU (qemu10.select: bookworm-backports' 10.0.2
+        # by default, "7.2" for the system's, or a path with
         # KX_QEMU_DATADIR); a guest with the kxtrace plugin needs 10.0.
         if o.plugin:
             prefix = plugin.qemu_args(o.plugin, ring_kb=o.plugin_ring_kb)

@@ -60,9 +60,11 @@ def ensure(suite: str) -> pathlib.Path:
     return root
 
 
-def version(suite: str) -> str:
-    """`GNU gdb (Debian 16.3-1) 16.3` for a ready chroot."""
-    return (chroot_dir(suite) / _READY).read_text().strip()
+def version(suite) -> str:
+    """`GNU gdb (Debian 16.3-1) 16.3` for a ready chroot (a suite name or
+    its directory)."""
+    root = suite if isinstance(suite, pathlib.Path) else chroot_dir(suite)
+    return (root / _READY).read_text().strip()
 
 
 def binds() -> list:
