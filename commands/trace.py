@@ -9,6 +9,7 @@ from gdbext import errors, settings
 from gdbext.kernel import syscall_filter
 from gdbext.render import Report, Text
 from gdbext import machine
+from gdbext.machine import breakpoints
 
 from .base import KxCommand, parse_int
 from .breaks import KxBreakpoint
@@ -131,8 +132,12 @@ breakpoints at the entry stubs instead (slower; any gdb remote)."""
         try:
             # --json must print nothing but JSON lines: gdb's own stop
             # report ("Thread 1 hit Breakpoint ...") is captured and dropped.
-            captured = gdb.execute("continue", to_string=bool(args.json))
-            if args.json:
+            # Not under MI with mi-async: the stop is an MI record there, and
+            # gdb 18 would swallow the command's ^running record into the
+            # capture, leaving the frontend waiting for it.
+            capture = bool(args.json) and not _mi_async()
+            captured = gdb.execute("continue", to_string=capture)
+            if capture:
                 gdb.write("".join(line + "\n" for line in (captured or "").splitlines()
                                   if line.startswith("{")))
         except KeyboardInterrupt:
@@ -211,6 +216,13 @@ def _summary(flt, args, sink, elapsed, interrupted, extra):
     return Report({"summary": summary}, t)
 
 
+def _mi_async() -> bool:
+    try:
+        return bool(gdb.parameter("mi-async"))
+    except (gdb.error, RuntimeError):
+        return False
+
+
 def _target_running() -> bool:
     try:
         thread = gdb.selected_thread()
@@ -235,6 +247,9 @@ class _TraceRun:
         except BaseException:
             self.finish()
             raise
+        # The events are written while the guest runs: the line gdb 18 may
+        # have left open announcing the breakpoints ends before the first.
+        breakpoints.end_announcement_line()
 
     def finish_at_next_stop(self):
         def on_stop(_event):
