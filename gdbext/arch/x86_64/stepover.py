@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Dict, FrozenSet, List, Optional, Tuple
 
 from gdbext.arch.base import ResumePlan
-from gdbext.decoders.bits import MASK64
 from gdbext.decoders.x86insn import modrm_length
 
 STEP = ResumePlan("step", text="other")
@@ -24,6 +23,8 @@ STEP = ResumePlan("step", text="other")
 # REX.B/REX.R adding 8.
 GPR_ENCODING = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
                 "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")
+# 32-bit code (an i386 kernel): no REX; 40-4f are inc/dec there (SDM Vol.2A 2.2.1).
+GPR_ENCODING_32 = ("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi")
 
 REP = 0xF3
 # Operand-size and segment overrides (SDM Vol.2A 2.1.1); only NOPs take them here.
@@ -42,6 +43,7 @@ class _Insn:
     at: int                     # index of the opcode byte
     prefixes: FrozenSet[int]
     rex: int                    # 0 without a REX prefix
+    bits: int = 64              # the code's mode: 64, or 32 (no REX, e-registers)
 
     def byte(self, k: int) -> Optional[int]:
         """The byte `k` after the opcode (0: the opcode), None past the end."""
@@ -50,16 +52,22 @@ class _Insn:
     def plan(self, n: int, kind: str = "skip", op: tuple = (), text: str = "") -> ResumePlan:
         """A plan for this instruction, `n` bytes from the opcode on."""
         length = self.at + n
-        return ResumePlan(kind, length, (self.address + length) & MASK64, op, text)
+        return ResumePlan(kind, length, (self.address + length) & self.mask, op, text)
+
+    @property
+    def mask(self) -> int:
+        return (1 << self.bits) - 1
 
     def reg(self, number: int, rex_bit: int) -> str:
+        if self.bits == 32:
+            return GPR_ENCODING_32[number]
         return GPR_ENCODING[number + (8 if self.rex & rex_bit else 0)]
 
 
-def plan_resume(address: int, code: bytes) -> ResumePlan:
+def plan_resume(address: int, code: bytes, bits: int = 64) -> ResumePlan:
     """How to get past the instruction whose bytes start `code` (read from
-    guest memory at `address`)."""
-    insn = _read_prefixes(address, code)
+    guest memory at `address`), in `bits`-bit code."""
+    insn = _read_prefixes(address, code, bits)
     if insn is None:
         return STEP
     plan = _plan_nop(insn)
@@ -68,18 +76,18 @@ def plan_resume(address: int, code: bytes) -> ResumePlan:
     return plan or STEP
 
 
-def _read_prefixes(address: int, code: bytes) -> Optional[_Insn]:
+def _read_prefixes(address: int, code: bytes, bits: int = 64) -> Optional[_Insn]:
     i, prefixes = 0, set()
     while i < len(code) and i < MAX_PREFIXES and code[i] in _LEGACY_PREFIXES | {REP}:
         prefixes.add(code[i])
         i += 1
     rex = 0
-    if i < len(code) and 0x40 <= code[i] <= 0x4F:
+    if bits == 64 and i < len(code) and 0x40 <= code[i] <= 0x4F:
         rex = code[i]
         i += 1
     if i >= len(code):
         return None
-    return _Insn(address, code, i, frozenset(prefixes), rex)
+    return _Insn(address, code, i, frozenset(prefixes), rex, bits)
 
 
 def _plan_nop(insn: _Insn) -> Optional[ResumePlan]:
@@ -107,11 +115,11 @@ def _plan_jmp(insn: _Insn) -> Optional[ResumePlan]:
         return None
     rel = int.from_bytes(insn.code[insn.at + 1:insn.at + 1 + size], "little", signed=True)
     length = insn.at + 1 + size
-    return ResumePlan("skip", length, (insn.address + length + rel) & MASK64, (), "jmp")
+    return ResumePlan("skip", length, (insn.address + length + rel) & insn.mask, (), "jmp")
 
 
 def _plan_push(insn: _Insn) -> Optional[ResumePlan]:
-    """push r64 (50+r; REX.B selects r8-r15)."""
+    """push r64 (50+r; REX.B selects r8-r15); push r32 in 32-bit code."""
     op = insn.byte(0)
     if not 0x50 <= op <= 0x57 or insn.rex not in (0, 0x41):
         return None
@@ -153,14 +161,17 @@ def _plan_test(insn: _Insn) -> Optional[ResumePlan]:
     return insn.plan(2, "emulate", ("test",) + regs + (bits,), f"test{bits}")
 
 
-def emulate(plan: ResumePlan, regs: Dict[str, int]) -> Tuple[List[Tuple[str, int]], List[Tuple[int, bytes]]]:
+def emulate(plan: ResumePlan, regs: Dict[str, int],
+            bits: int = 64) -> Tuple[List[Tuple[str, int]], List[Tuple[int, bytes]]]:
     """The register and memory writes that have the effect of `plan` on a
-    vCPU with registers `regs`: ([(register, value)], [(address, bytes)])."""
+    vCPU with registers `regs` running `bits`-bit code: ([(register,
+    value)], [(address, bytes)])."""
     kind = plan.op[0]
     if kind == "push":
-        value = regs[plan.op[1]]
-        sp = (regs["rsp"] - 8) & MASK64
-        return [("rsp", sp)], [(sp, value.to_bytes(8, "little"))]
+        size, sp_name = (8, "rsp") if bits == 64 else (4, "esp")
+        value = regs[plan.op[1]] & ((1 << bits) - 1)
+        sp = (regs[sp_name] - size) & ((1 << bits) - 1)
+        return [(sp_name, sp)], [(sp, value.to_bytes(size, "little"))]
     if kind == "mov":
         # A 32-bit destination is zero-extended (SDM Vol.1 3.4.1.1).
         _, dst, src, bits = plan.op

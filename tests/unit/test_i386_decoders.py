@@ -1,0 +1,70 @@
+"""The i386 decoders: 32-bit pt_regs, the PAE walk, 32-bit step-over, the
+ELFCLASS32 symbol table (byte fixtures and hypothesis)."""
+import struct
+
+from hypothesis import given, strategies as st
+
+from gdbext.arch.x86_64 import stepover
+from gdbext.decoders import paging, paging_pae
+from gdbext.decoders.ptregs32 import (PT_REGS32_FIELDS, PT_REGS32_SIZE, decode_pt_regs32, encode_pt_regs32,
+                                      selector32_name)
+import pytest
+
+
+def test_pt_regs32_layout_is_the_kernels():
+    # arch/x86/include/asm/ptrace.h (CONFIG_X86_32): 17 slots of 4 bytes.
+    assert PT_REGS32_SIZE == 68
+    assert PT_REGS32_FIELDS[0] == "bx" and PT_REGS32_FIELDS[11] == "orig_ax" and PT_REGS32_FIELDS[-1] == "ss"
+
+
+def test_pt_regs32_of_an_int80_write():
+    # What SAVE_ALL leaves for hello32's write(1, msg, 30) from user mode.
+    raw = struct.pack("<17I", 1, 0x8049020, 30, 0, 0, 0, 0xFFFFFFDA, 0x7B, 0x7B, 0xD8, 0,
+                      4, 0x804900F, 0x73, 0x202, 0xBFFFF000, 0x7B)
+    pt = decode_pt_regs32(raw)
+    assert (pt.bx, pt.cx, pt.dx, pt.orig_ax, pt.ax_signed) == (1, 0x8049020, 30, 4, -38)
+    assert pt.mode == "32" and pt.is_syscall
+    assert selector32_name(pt.cs) == "USER_CS" and selector32_name(pt.fs) == "KERNEL_PERCPU"
+
+
+@given(st.dictionaries(st.sampled_from(PT_REGS32_FIELDS), st.integers(0, 0xFFFF)))
+def test_pt_regs32_round_trip(values):
+    pt = decode_pt_regs32(encode_pt_regs32(**values))
+    for name in PT_REGS32_FIELDS:
+        assert getattr(pt, name) == values.get(name, 0)
+
+
+def _pae_tables(pde):
+    """PDPT at 0x1000 (entry 3 -> PD at 0x2000), PD entry for 0xc1000000
+    (index 8) = `pde`, PT at 0x3000 mapping index 0 to 0x1000000."""
+    mem = {0x1000 + 8 * 3: 0x2001, 0x2000 + 8 * 8: pde, 0x3000: 0x1000000 | 0x163}
+    return lambda a: mem.get(a, 0)
+
+
+def test_pae_walk_2m_page():
+    read = _pae_tables(0x1000000 | 0x1E3)          # P RW A D PS G
+    tr = paging_pae.translate(0xC1012345, 0x1000, read)
+    assert tr.page_size == paging.PAGE_SIZE_2M and tr.phys == 0x1012345
+    assert [s.level for s in tr.levels] == ["PDPT", "PD"]
+    d = paging_pae.describe_walk(0xC1012345, tr.levels, tr)
+    assert [lv["linux"] for lv in d["levels"]] == ["pgd", "pmd"] and d["page_size"] == 2 << 20
+
+
+def test_pae_walk_4k_page_and_fault():
+    read = _pae_tables(0x3000 | 0x63)
+    tr = paging_pae.translate(0xC1000123, 0x1000, read)
+    assert tr.page_size == 4096 and tr.phys == 0x1000123 and len(tr.levels) == 3
+    with pytest.raises(paging.PageFault) as exc:
+        paging_pae.translate(0x08048000, 0x1000, read)
+    assert exc.value.level == "PDPT"
+
+
+def test_stepover_32bit_push_and_inc_is_not_rex():
+    plan = stepover.plan_resume(0xC1922D10, bytes([0x55, 0x89, 0xE5]), bits=32)
+    assert plan.kind == "emulate" and plan.op == ("push", "ebp") and plan.target == 0xC1922D11
+    regs, mem = stepover.emulate(plan, {"ebp": 0xC2E9BF00, "esp": 0xC2E9BFA0}, bits=32)
+    assert regs == [("esp", 0xC2E9BF9C)] and mem == [(0xC2E9BF9C, (0xC2E9BF00).to_bytes(4, "little"))]
+    # 0x41 is `inc %ecx` in 32-bit code, not a REX prefix: single-stepped.
+    assert stepover.plan_resume(0xC1000000, bytes([0x41, 0x55]), bits=32).kind == "step"
+    mov = stepover.plan_resume(0xC1000000, bytes([0x89, 0xE5]), bits=32)
+    assert mov.op == ("mov", "ebp", "esp", 32)
