@@ -195,12 +195,13 @@ class I386(X86_64):
         if not cr3 & PTI_USER_PDPT:
             return cr3
         # 32-bit PTI (entry_32.S SWITCH_TO_USER_CR3) sets bit 12: the user
-        # PDPT is the page after the kernel's, and pti_clone_pgtable()
-        # copies the user PDPTEs into both.
+        # PDPT is the page after the kernel's, and native_set_pud() writes
+        # each user PDPTE to both (pti_set_user_pgtbl()).  The CPU may set
+        # the accessed bit in one copy only: the tables they point at count.
         kernel = cr3 & ~PTI_USER_PDPT
         user_base, kernel_base = paging_pae.pdpt_address(cr3), paging_pae.pdpt_address(kernel)
-        same = all(read_phys_u64(user_base + 8 * i) == read_phys_u64(kernel_base + 8 * i)
-                   for i in range(USER_PDPTES))
+        same = all(read_phys_u64(user_base + 8 * i) & paging.PHYS_ADDR_MASK
+                   == read_phys_u64(kernel_base + 8 * i) & paging.PHYS_ADDR_MASK for i in range(USER_PDPTES))
         return kernel if same else cr3
 
     def _kernel_half(self, root: int) -> Optional[int]:
