@@ -68,3 +68,13 @@ def test_stepover_32bit_push_and_inc_is_not_rex():
     assert stepover.plan_resume(0xC1000000, bytes([0x41, 0x55]), bits=32).kind == "step"
     mov = stepover.plan_resume(0xC1000000, bytes([0x89, 0xE5]), bits=32)
     assert mov.op == ("mov", "ebp", "esp", 32)
+
+
+def test_stepover_mov_imm32_both_modes():
+    # entry_INT80_32's return path: b9 44 00 00 00 = mov $0x44, %ecx.
+    plan = stepover.plan_resume(0xC193238C, bytes.fromhex("b944000000"), bits=32)
+    assert plan.kind == "emulate" and plan.target == 0xC1932391
+    assert stepover.emulate(plan, {"ecx": 7}, bits=32) == ([("ecx", 0x44)], [])
+    plan = stepover.plan_resume(0xFFFFFFFF81000000, bytes.fromhex("41b8ffffffff"))
+    assert stepover.emulate(plan, {"r8": 1 << 63}) == ([("r8", 0xFFFFFFFF)], [])
+    assert stepover.plan_resume(0, bytes.fromhex("48b8")).kind == "step"   # imm64 form, cut short

@@ -1,11 +1,12 @@
 """Getting a vCPU past the instruction at a breakpoint without a
-single-step: the x86-64 instructions the trace loop recognises, and their
-effect on the registers and the stack.
+single-step: the x86 instructions the trace loop recognises (64-bit code,
+and 32-bit code for an i386 kernel), and their effect on the registers and
+the stack.
 
 Only what the kernel's syscall entry and exit paths start with is here:
 NOPs of every encoding, ENDBR64/ENDBR32, PAUSE, `jmp rel8/rel32` (resumed
-at the next or the jump's address), and `push r64`, `mov r, r`, `test r, r`
-(register forms, emulated).  Anything else is single-stepped.  The bytes
+at the next or the jump's address), and `push r`, `mov r, r`, `mov $imm32,
+r`, `test r, r` (register forms, emulated).  Anything else is single-stepped.  The bytes
 are the real ones from guest memory: QEMU's breakpoints do not patch it.
 
 Opcodes from SDM Vol.2A/2B (NOP, PAUSE, ENDBR64, JMP, PUSH, MOV, TEST);
@@ -72,7 +73,8 @@ def plan_resume(address: int, code: bytes, bits: int = 64) -> ResumePlan:
         return STEP
     plan = _plan_nop(insn)
     if plan is None and not insn.prefixes:
-        plan = _plan_jmp(insn) or _plan_push(insn) or _plan_mov(insn) or _plan_test(insn)
+        plan = (_plan_jmp(insn) or _plan_push(insn) or _plan_mov(insn) or _plan_mov_imm(insn)
+                or _plan_test(insn))
     return plan or STEP
 
 
@@ -148,6 +150,18 @@ def _plan_mov(insn: _Insn) -> Optional[ResumePlan]:
     return insn.plan(2, "emulate", ("mov", dst, src, bits), f"mov{bits} %{src},%{dst}")
 
 
+def _plan_mov_imm(insn: _Insn) -> Optional[ResumePlan]:
+    """mov $imm32, r32 (b8+r id; REX.B selects r8d-r15d, zero-extended in
+    64-bit mode; REX.W's imm64 form is left to a step).  i386's entry
+    stubs return through one (SWITCH_TO_ENTRY_STACK, entry_32.S)."""
+    op = insn.byte(0)
+    if op is None or not 0xB8 <= op <= 0xBF or insn.rex not in (0, 0x41) or insn.byte(4) is None:
+        return None
+    reg = insn.reg(op - 0xB8, 1)
+    value = int.from_bytes(insn.code[insn.at + 1:insn.at + 5], "little")
+    return insn.plan(5, "emulate", ("set", reg, value), f"mov ${value:#x},%{reg}")
+
+
 def _plan_test(insn: _Insn) -> Optional[ResumePlan]:
     """test r, r: 84 /r (8-bit), 85 /r (32-bit, 64-bit with REX.W)."""
     op = insn.byte(0)
@@ -178,6 +192,11 @@ def emulate(plan: ResumePlan, regs: Dict[str, int],
         return [(dst, regs[src] & ((1 << bits) - 1))], []
     if kind == "test":
         return [("eflags", _test_flags(regs, *plan.op[1:]))], []
+    if kind == "set":
+        # In 64-bit mode the 32-bit result is zero-extended into the full
+        # register (SDM Vol.1 3.4.1.1): the value as it is.
+        _, dst, value = plan.op
+        return [(dst, value)], []
     raise ValueError(f"cannot emulate {plan}")
 
 
