@@ -153,8 +153,9 @@ class KxCommand(gdb.Command):
         if self.architecture is None or not _target_attached():
             return  # without a target, run() says so
         here = target_architecture()
-        if here != self.architecture:
-            raise errors.NotSupported(f"{self.architecture} only; this target is {here}")
+        allowed = (self.architecture,) if isinstance(self.architecture, str) else self.architecture
+        if here not in allowed:
+            raise errors.NotSupported(f"{' or '.join(allowed)} only; this target is {here}")
 
     def _fail(self, message: str, want_json: bool):
         message = " ".join(str(message).split())  # one line, always

@@ -142,8 +142,44 @@ def test_kaslr_off_and_banner(kx):
     assert d["text_slide"] == 0 and d["match"] and "686-pae" in d["banner"]
 
 
-def test_x86_64_only_commands_say_so_in_one_line(kx):
-    for command in ("kx idt", "kx gdt", "kx tss", "kx msr", "kx cr"):
-        out = kx.gdb.cmd_full(command)
-        text = (out.get("error") or out.get("output") or "").strip()
-        assert "Traceback" not in text and len(text.splitlines()) == 1, (command, text)
+def test_idt_gate_0x80_against_the_monitor(kx):
+    mon = kx.guest.cpu_registers(0)
+    d = kx.json("kx idt 0x80 --cpu 0")
+    assert d["base"] == mon["idt"]["base"] and d["limit"] == mon["idt"]["limit"] == 256 * 8 - 1
+    (gate,) = d["gates"]
+    assert gate["handler"] == kx.symbols["entry_INT80_32"] and gate["symbol"] == "entry_INT80_32"
+    assert (gate["dpl"], gate["type"], gate["selector"], gate["ok"]) == (3, "interrupt", 0x60, True)
+
+
+def test_gdt_32bit_descriptors_named(kx):
+    for cpu in range(2):
+        mon = kx.guest.cpu_registers(cpu)
+        d = kx.json(f"kx gdt --cpu {cpu}")
+        assert d["base"] == mon["gdt"]["base"] and len(d["entries"]) == 32
+        by_name = {e["name"]: e for e in d["entries"] if e["name"]}
+        assert by_name["KERNEL_CS"]["selector"] == 0x60 and by_name["USER_CS"]["dpl"] == 3
+        assert by_name["TSS"]["kind"] == "tss-busy" and by_name["TSS"]["base"] == mon["tr_seg"]["base"]
+        assert by_name["ESPFIX_SS"]["selector"] == 0xD0 and by_name["DOUBLEFAULT_TSS"]["kind"] == "tss-avail"
+        # The per-cpu segment: its base is this CPU's __per_cpu_offset.
+        offset = kx.gdb.eval(f"__per_cpu_offset[{cpu}]") & 0xFFFFFFFF
+        assert by_name["KERNEL_PERCPU"]["base"] == offset
+        if mon["fs_seg"]["selector"] == 0xD8:
+            assert "FS" in by_name["KERNEL_PERCPU"]["loaded_in"] and mon["fs_seg"]["base"] == offset
+
+
+def test_tss_sp0_trampoline_and_sp1_task_stack_top(kx):
+    for cpu in range(2):
+        mon = kx.guest.cpu_registers(cpu)
+        d = kx.json(f"kx tss --cpu {cpu}")
+        assert d["base"] == mon["tr_seg"]["base"] and d["selector"] == mon["tr_seg"]["selector"] == 0x80
+        assert d["busy"] and d["ss"][0] == 0x68                       # __KERNEL_DS
+        assert "trampoline" in d["sp0_is"] and d["base"] - 0x10000 <= d["sp"][0] <= d["base"]
+        stack = kx.gdb.eval(f"(unsigned int)((struct task_struct *)$kx_current({cpu}))->stack") & 0xFFFFFFFF
+        assert d["sp"][1] == stack + 8192 - 8 and "stack top" in d["sp1_is"]
+        assert d["io_bitmap_base"] > d["limit"] or d["io_bitmap_base"] == 0x407C
+
+
+def test_msr_says_so_in_one_line_or_reads_sysenter(kx):
+    out = kx.gdb.cmd_full("kx msr")
+    text = (out.get("error") or out.get("output") or "").strip()
+    assert "Traceback" not in text and text

@@ -78,3 +78,17 @@ def test_stepover_mov_imm32_both_modes():
     plan = stepover.plan_resume(0xFFFFFFFF81000000, bytes.fromhex("41b8ffffffff"))
     assert stepover.emulate(plan, {"r8": 1 << 63}) == ([("r8", 0xFFFFFFFF)], [])
     assert stepover.plan_resume(0, bytes.fromhex("48b8")).kind == "step"   # imm64 form, cut short
+
+
+def test_gate32_int80_and_idt_of_8_byte_gates():
+    from gdbext.decoders import descriptors
+    # idt.c SYSG(IA32_SYSCALL_VECTOR, entry_INT80_32): 32-bit interrupt gate, DPL 3, __KERNEL_CS.
+    offset, sel = 0xC193229C, 0x60
+    raw = (offset & 0xFFFF) | (sel << 16) | (0xEE << 40) | ((offset >> 16) << 48)
+    g = descriptors.decode_gate32(raw, {0x60: "KERNEL_CS"})
+    assert (g.offset, g.selector_name, g.kind, g.dpl, g.present, g.ist) == (offset, "KERNEL_CS", "interrupt", 3, True, 0)
+    table = bytes(8 * 0x80) + raw.to_bytes(8, "little")
+    entries = descriptors.decode_idt(table, (6, 1), gate_size=8)
+    assert len(entries) == 0x81 and entries[0x80].gate.offset == offset
+    with pytest.raises(Exception):
+        descriptors.decode_idt(bytes(12), gate_size=8)

@@ -13,8 +13,8 @@ from gdbext.arch.i386 import user_regs
 from gdbext.arch.x86_64 import X86_64, stepover
 from gdbext.decoders import paging, paging_pae, x86_entry
 from gdbext.decoders.bits import MASK32
-from gdbext.decoders.ptregs32 import (KERNEL_CS32, PT_REGS32_OFFSETS, PT_REGS32_SIZE, USER_CS32,
-                                      decode_pt_regs32)
+from gdbext.decoders.ptregs32 import (GDT32_ENTRIES, GDT32_SIZE, KERNEL_CS32, PT_REGS32_OFFSETS, PT_REGS32_SIZE,
+                                      TSS_SEL32, USER_CS32, decode_pt_regs32, selector32_name)
 
 GPRS = ("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi", "eip", "eflags")
 SEGMENTS = ("cs", "ss", "ds", "es", "fs", "gs")
@@ -51,6 +51,16 @@ class I386(X86_64):
     flags_register = "eflags"
     pt_regs_return = ("pt_regs->ip", "pt_regs->flags")
     pt_regs_gdb_names = user_regs.GDB_NAMES
+
+    gdt_entries = GDT32_SIZE
+    gdt_slot_names = GDT32_ENTRIES
+    gdt_long_mode = False                    # 8-byte TSS and LDT descriptors
+    idt_gate_size = 8                        # SDM Vol.3A 6.11
+    tss_selector = TSS_SEL32
+    selector_names = {index * 8: name for index, name in GDT32_ENTRIES.items()}
+
+    def selector_name(self, selector: int):
+        return selector32_name(selector)
 
     def top_of_stack_padding(self, lookup) -> int:
         # TOP_OF_KERNEL_STACK_PADDING (asm/thread_info.h): 8 on x86-32
