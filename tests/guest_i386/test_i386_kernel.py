@@ -179,7 +179,19 @@ def test_tss_sp0_trampoline_and_sp1_task_stack_top(kx):
         assert d["io_bitmap_base"] > d["limit"] or d["io_bitmap_base"] == 0x407C
 
 
-def test_msr_says_so_in_one_line_or_reads_sysenter(kx):
-    out = kx.gdb.cmd_full("kx msr")
-    text = (out.get("error") or out.get("output") or "").strip()
-    assert "Traceback" not in text and text
+def test_msr_sysenter_by_rdmsr_in_protected_mode(kx):
+    """SYSENTER_CS/ESP/EIP by rdmsr injected in 32-bit protected mode (a
+    vCPU stopped in the kernel, not halted), EFER.NX from the gdbstub."""
+    kx.run_to("do_int80_syscall_32", condition="((struct pt_regs *)$eax)->orig_ax == 20")
+    cpu = kx.gdb.eval("$_thread") - 1
+    d = kx.json(f"kx msr --cpu {cpu}")
+    by = {m["name"]: m for m in d["msrs"]}
+    assert by["IA32_SYSENTER_CS"]["source"] == "rdmsr" and by["IA32_SYSENTER_CS"]["value"] == 0x60
+    assert by["IA32_SYSENTER_CS"]["fields"]["selector"]["name"] == "KERNEL_CS"
+    assert by["IA32_SYSENTER_EIP"]["value"] == kx.symbols["entry_SYSENTER_32"] and by["IA32_SYSENTER_EIP"]["ok"]
+    tss = kx.json(f"kx tss --cpu {cpu}")
+    assert by["IA32_SYSENTER_ESP"]["value"] == tss["sp"][0]
+    assert by["IA32_EFER"]["fields"]["NXE"] and not by["IA32_EFER"]["fields"]["LMA"]
+    efer = int(re.search(r"EFER=([0-9a-f]+)", kx.guest.hmp(f"cpu {cpu}") + kx.guest.hmp("info registers")).group(1), 16)
+    assert by["IA32_EFER"]["value"] == efer
+    assert "LSTAR" not in by and not d["warnings"]

@@ -57,6 +57,7 @@ class I386(X86_64):
     gdt_long_mode = False                    # 8-byte TSS and LDT descriptors
     idt_gate_size = 8                        # SDM Vol.3A 6.11
     tss_selector = TSS_SEL32
+    kernel_cs = KERNEL_CS32
     selector_names = {index * 8: name for index, name in GDT32_ENTRIES.items()}
 
     def selector_name(self, selector: int):
@@ -91,6 +92,10 @@ class I386(X86_64):
         # (update_task_stack(), asm/switch_to.h); sp0 is the entry stack.
         from gdbext.arch.i386 import cpustate32
         return cpustate32.task_stack_top(cpu)
+
+    def entry_stack_top(self, cpu: int) -> int:
+        from gdbext.arch.i386 import cpustate32
+        return cpustate32.tss(cpu).sp[0]
 
     def decode_pt_regs(self, raw: bytes):
         return decode_pt_regs32(raw)

@@ -8,7 +8,8 @@ entry (trampoline) stack that SAVE_ALL's switch_stacks leaves."""
 from dataclasses import asdict, dataclass, field
 from typing import List, Optional
 
-from gdbext import errors, machine
+from gdbext import machine
+from gdbext.decoders import msr as msrdec
 from gdbext.arch.base import SlideReadings
 from gdbext.decoders.ptregs32 import selector32_name
 from gdbext.decoders.tss import TSS32_SIZE, decode_tss32
@@ -52,8 +53,29 @@ def kaslr_readings(table, cpu: int) -> SlideReadings:
     return SlideReadings(notes={"idt": "not read on i386 yet"})
 
 
+# The MSRs of the 32-bit syscall path: sysenter's three (there is no
+# SYSCALL/LSTAR use on i386) and EFER for NX.
+I386_MSRS = (msrdec.IA32_SYSENTER_CS, msrdec.IA32_SYSENTER_ESP, msrdec.IA32_SYSENTER_EIP, msrdec.IA32_EFER)
+
+
 def msrs(cpu, names=None):
-    raise errors.NotSupported("kx msr does not read an i386 kernel's MSRs yet")
+    """The MSRs `names` (default: I386_MSRS) of `cpu`, read and checked
+    like x86-64's (rdmsr injection in 32-bit protected mode)."""
+    from gdbext.arch.x86_64 import cpustate
+    wanted = [msrdec.lookup_msr(str(n)) for n in names or ()] or [msrdec.MSR_BY_INDEX[i] for i in I386_MSRS]
+    report = cpustate.msrs(cpu, wanted)
+    for m in report:
+        if m.value is None:
+            continue
+        if m.index == msrdec.IA32_SYSENTER_CS:
+            # Named after the 32-bit GDT (decoders.msr names x86-64's).
+            m.fields = {"selector": {"selector": m.value & 0xFFFF, "index": (m.value & 0xFFFF) >> 3,
+                                     "rpl": m.value & 3, "name": selector32_name(m.value & 0xFFFF)}}
+        elif m.index == msrdec.IA32_SYSENTER_ESP:
+            sp0 = tss(report.cpu).sp[0]
+            m.fields = {"tss_sp0": sp0, "is": "the cpu_entry_area entry stack top, = TSS.sp0 (enable_sep_cpu())"
+                        if m.value == sp0 else "not TSS.sp0"}
+    return report
 
 
 def tss(cpu) -> Tss32Report:

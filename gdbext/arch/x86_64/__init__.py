@@ -59,6 +59,7 @@ class X86_64(Arch):
     gdt_long_mode = True                     # 16-byte system descriptors
     idt_gate_size = 16                       # SDM Vol.3A 6.14.1
     tss_selector = descriptors.TSS_SEL
+    kernel_cs = KERNEL_CS
     selector_names = descriptors.SELECTOR_NAMES
 
     def selector_name(self, selector: int):
@@ -112,6 +113,11 @@ class X86_64(Arch):
     def cpu_stack_top(self, cpu: int) -> Optional[int]:
         from gdbext.arch.x86_64 import cpu_setup as kcpu
         return kcpu.top_of_stack(cpu)
+
+    def entry_stack_top(self, cpu: int) -> int:
+        """The top of `cpu`'s cpu_entry_area entry stack: TSS.sp0."""
+        from gdbext.arch.x86_64 import cpu_setup as kcpu
+        return kcpu.tss(cpu).rsp[0]
 
     def thread_flag_tables(self, version):
         from gdbext.arch.x86_64 import thread_flags
