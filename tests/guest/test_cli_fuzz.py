@@ -152,7 +152,12 @@ def target_running(kx):
 
 def test_cli_fuzz(kx, kernel_series, tmp_path):
     kx.run_to("entry_SYSCALL_64")   # PTI user CR3: every read is a page walk, msr injects
-    snapper = R.Snapshotter(kx)
+    fuzz_every_command(kx, kernel_series, R.Snapshotter(kx), tmp_path)
+
+
+def fuzz_every_command(kx, kernel_series, snapper, tmp_path, per_command=PER_COMMAND, per_function=PER_FUNCTION):
+    """Fuzz every kx subcommand and function on a stopped guest; assert no
+    finding.  Also the i386 guest's (tests/guest_i386/)."""
     subs = help_subcommands(kx)
     assert {"msr", "gdt", "idt", "tss", "task", "ps", "regs", "syscalls", "event", "break", "trace"} <= set(subs)
     # Resuming commands last: they move the guest.
@@ -162,7 +167,7 @@ def test_cli_fuzz(kx, kernel_series, tmp_path):
     tried = 0
     for sub in subs:
         before = snapper.take()
-        for i in range(PER_COMMAND):
+        for i in range(per_command):
             words = fuzz.args()
             if i % 2:
                 words.insert(fuzz.rng.randint(0, len(words)), "--json")
@@ -216,7 +221,7 @@ def test_cli_fuzz(kx, kernel_series, tmp_path):
     assert {"kx_current", "kx_per_cpu", "kx_ptregs"} <= set(functions), functions
     before = snapper.take()
     for name in functions:
-        for i in range(PER_FUNCTION):
+        for i in range(per_function):
             args = [function_arg(fuzz) for _ in range(fuzz.rng.randint(0, 3))]
             line = f"print ${name}({', '.join(args)})"
             tried += 1
@@ -228,5 +233,5 @@ def test_cli_fuzz(kx, kernel_series, tmp_path):
     for d in R.diff(before, snapper.take()):
         R.record_disturbance(f"{kernel_series}/fuzz $kx_ functions", d)
         findings.append(f"fuzzing the functions disturbed the guest: {d}")
-    assert tried == PER_COMMAND * len(subs) + PER_FUNCTION * len(functions)
+    assert tried == per_command * len(subs) + per_function * len(functions)
     assert not findings, f"{len(findings)} findings in {tried} inputs:\n" + "\n".join(findings[:40])
