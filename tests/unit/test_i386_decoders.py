@@ -92,3 +92,50 @@ def test_gate32_int80_and_idt_of_8_byte_gates():
     assert len(entries) == 0x81 and entries[0x80].gate.offset == offset
     with pytest.raises(Exception):
         descriptors.decode_idt(bytes(12), gate_size=8)
+
+
+def test_switch32_fixture():
+    from gdbext.decoders import x86_switch
+    start, handler, default = 0xC10017B0, 0xC12E2710, 0xC1004050
+    code = bytearray(bytes.fromhex("3e8d742600" "55" "89e5" "83fa04" "7407"))   # nop5; push; mov; cmp $4,%edx; je +7
+    at = start + len(code)
+    code += b"\xe8" + ((default - (at + 5)) & 0xFFFFFFFF).to_bytes(4, "little") + b"\x5d\xc3"
+    at = start + len(code)
+    code += b"\xe8" + ((handler - (at + 5)) & 0xFFFFFFFF).to_bytes(4, "little") + b"\x5d\xc3"
+    m = x86_switch.decode_switch(bytes(code), start)
+    assert m.target(4) == handler and m.target(3) == m.target(5) == m.default == default
+    assert m.nr_syscalls == 5
+
+
+def test_i386_vmlinux_switch_agrees_with_sys_call_table():
+    """ia32_sys_call() of the cached 686-pae vmlinux, decoded, against its
+    own sys_call_table (both from the file; ./scripts/lab fetch --arch i386)."""
+    from kxlab import kernels
+    from gdbext.decoders import x86_switch
+    from gdbext.kernel import vmlinux
+    k = kernels.cached("6.1", "i386")
+    if k is None:
+        pytest.skip("no cached i386 kernel")
+    img = vmlinux.image(str(k.vmlinux))
+    syms = {name: (value, size) for value, size, name in img.symbols()}
+    start, size = syms["ia32_sys_call"]
+    m = x86_switch.decode_switch(img.read(start, size), start)
+    table, tsize = syms["sys_call_table"]
+    handlers = vmlinux.read_u64s(img.read, table, tsize // 4, 4)
+    assert m.nr_syscalls <= len(handlers) == 451
+    assert [m.target(nr) for nr in range(len(handlers))] == handlers
+
+
+def test_arch_registry_names_i386_and_x86_64():
+    from gdbext import arch
+    reg = arch.registry()
+    assert {"x86_64", "i386"} <= set(reg)
+    # gdb's names: "i386" both for a real i386 target (and an i386 vmlinux)
+    # and, with no target and no file, for its default; current() answers
+    # x86-64 in the latter case (_gdb_arch_name gives None there).
+    assert arch.for_gdb_name("i386").name == "i386"
+    assert arch.for_gdb_name("i386:x86-64").name == "x86_64"
+    i386 = reg["i386"]
+    assert i386.pointer_size == 4 and i386.pt_regs_size == 68 and i386.default_thread_size == 8192
+    assert [a.name for a in i386.abis] == ["32"] and i386.abi("ia32").arg_regs == ("ebx", "ecx", "edx",
+                                                                                   "esi", "edi", "ebp")
