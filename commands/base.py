@@ -50,6 +50,13 @@ def cpu_number(text: str) -> int:
     return n
 
 
+def word_format() -> str:
+    """The format spec of a full-width address or register of the target
+    ("#018x" on x86-64, "#010x" on i386)."""
+    from gdbext import arch
+    return f"#0{2 + 2 * arch.current().pointer_size}x"
+
+
 def add_cpu_option(parser) -> None:
     parser.add_argument("--cpu", type=cpu_number, default=None,
                         help="vCPU number (default: the selected thread's; gdb thread N is vCPU N-1)")
@@ -146,8 +153,9 @@ class KxCommand(gdb.Command):
         if self.architecture is None or not _target_attached():
             return  # without a target, run() says so
         here = target_architecture()
-        if here != self.architecture:
-            raise errors.NotSupported(f"{self.architecture} only; this target is {here}")
+        allowed = (self.architecture,) if isinstance(self.architecture, str) else self.architecture
+        if here not in allowed:
+            raise errors.NotSupported(f"{' or '.join(allowed)} only; this target is {here}")
 
     def _fail(self, message: str, want_json: bool):
         message = " ".join(str(message).split())  # one line, always

@@ -95,7 +95,7 @@ breakpoints at the entry stubs instead (slower; any gdb remote)."""
         p.add_argument("syscalls", nargs="*", metavar="SYSCALL")
         p.add_argument("--pid", type=parse_int, default=None)
         p.add_argument("--comm", default=None)
-        p.add_argument("--abi", default="64", help="64 (default), 32 or all")
+        p.add_argument("--abi", default=None, help="the kernel's own ABI by default (64 on x86-64, 32 on i386), 32 or all")
         p.add_argument("--count", type=parse_int, default=None, help="stop after N events")
         p.add_argument("--return", dest="want_return", action="store_true",
                        help="show each call's return value (printed when it returns)")

@@ -27,6 +27,19 @@ if _unknown or not KERNELS:
     raise pytest.UsageError(f"KX_TEST_KERNELS={os.environ.get('KX_TEST_KERNELS')!r}: "
                             f"choose among {', '.join(kernels.SERIES)}")
 
+# The guest architectures under test (KX_TEST_ARCHES): tests/guest/ runs on
+# x86_64 kernels, tests/guest_i386/ on Debian's 686-pae 6.1.
+DEFAULT_ARCHES = "x86_64,i386"
+ARCHES = [a.strip() for a in os.environ.get("KX_TEST_ARCHES", DEFAULT_ARCHES).split(",") if a.strip()]
+_ARCH_DIRS = {"x86_64": "/guest/", "i386": "/guest_i386/"}
+if not ARCHES or any(a not in kernels.SERIES_BY_ARCH for a in ARCHES):
+    raise pytest.UsageError(f"KX_TEST_ARCHES={os.environ.get('KX_TEST_ARCHES')!r}: "
+                            f"choose among {', '.join(kernels.SERIES_BY_ARCH)}")
+
+
+def _arch_of(path: str):
+    return next((a for a, d in _ARCH_DIRS.items() if d in path), None)
+
 
 # Kernels that run the whole guest suite (KX_FULL_KERNELS); the other
 # kernels of KX_TEST_KERNELS run the core files only: one kernel's whole
@@ -58,13 +71,16 @@ def _series_of(item):
 def pytest_collection_modifyitems(config, items):
     keep, dropped = [], []
     for item in items:
-        if "/guest/" in str(item.fspath).replace(os.sep, "/"):
+        path = str(item.fspath).replace(os.sep, "/")
+        guest_arch = _arch_of(path)
+        if guest_arch:
             item.add_marker(pytest.mark.guest)
         only = item.get_closest_marker("only_kernels")
         series = _series_of(item)
         core_only = (series and series not in FULL_KERNELS and item.get_closest_marker("guest")
                      and os.path.basename(str(item.fspath)) not in CORE_GUEST_FILES)
-        (dropped if (only and series and series not in only.args) or core_only else keep).append(item)
+        off_arch = guest_arch is not None and guest_arch not in ARCHES
+        (dropped if off_arch or core_only or (only and series and series not in only.args) else keep).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = keep

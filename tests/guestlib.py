@@ -29,6 +29,7 @@ class LabConfig:
     trace_plugin: bool = False  # load the kxtrace plugin (QEMU 10.0.2) and tell kx its socket
     plugin_ring_kb: int = 0     # KiB per vCPU ring of the plugin (0: its default)
     append: str = ""            # extra kernel command line words
+    arch: str = "x86_64"        # the guest's architecture (kxlab.kernels.SERIES_BY_ARCH)
 
 
 def int80_entry(symbols) -> str:
@@ -51,11 +52,11 @@ class GuestSession:
 
     def __init__(self, config: LabConfig):
         self.config = config
-        self.kernel = kernels.fetch(config.kernel, quiet=True)
+        self.kernel = kernels.fetch(config.kernel, quiet=True, arch=config.arch)
         self.guest = qemu.Guest(qemu.BootOptions(
             kernel=config.kernel, smp=config.smp, cpu=config.cpu, pti=config.pti,
             kaslr=config.kaslr, workload=config.workload, append=config.append,
-            plugin_ring_kb=config.plugin_ring_kb), kernel=self.kernel)
+            plugin_ring_kb=config.plugin_ring_kb, arch=config.arch), kernel=self.kernel)
         if config.trace_plugin:
             self.guest.opts.plugin = str(self.guest.workdir / "kxtrace.sock")
         self.guest.start()

@@ -13,7 +13,6 @@ reads each table and switch once per stop.
 from __future__ import annotations
 
 import dataclasses
-import struct
 from typing import List, Optional
 
 from gdbext import errors
@@ -98,8 +97,10 @@ def check(abi="64", cpu: Optional[int] = None) -> List[Problem]:
     st = symbols.table()
     problems = []
     if t.address is not None:
-        raw = machine.read_kernel(t.address, 8 * t.nr_syscalls, cpu)
-        memory = list(struct.unpack(f"<{t.nr_syscalls}Q", raw))
+        from gdbext import arch
+        from gdbext.kernel import vmlinux
+        word = arch.current().pointer_size
+        memory = vmlinux.read_u64s(lambda a, n: machine.read_kernel(a, n, cpu), t.address, t.nr_syscalls, word)
         problems += check_table(t.model.spec, memory, [e.handler for e in t.entries], st.format,
                                 st.in_kernel_text, getattr(st, "names_at", None))
     if t.model.switch is not None:

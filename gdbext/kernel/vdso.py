@@ -140,12 +140,13 @@ def task_page_table(mm_pgd: int, cpu: int) -> int:
 def _maple_layout():
     key = ("vdso-maple-layout",)
     if key not in types._cache:
-        lay = {}
+        lay, word = {}, arch.current().pointer_size    # pivots and slots are unsigned longs
         for name, struct in (("range", "struct maple_range_64"), ("arange", "struct maple_arange_64")):
             piv_off, piv_t = types.member(struct, "pivot")
             slot_off, slot_t = types.member(struct, "slot")
-            lay[name] = (piv_off, piv_t.sizeof // 8, slot_off, slot_t.sizeof // 8)
+            lay[name] = (piv_off, piv_t.sizeof // word, slot_off, slot_t.sizeof // word)
         lay["node_size"] = types.sizeof("struct maple_node")
+        lay["word"] = word
         types._cache[key] = lay
     return types._cache[key]
 
@@ -167,7 +168,8 @@ def find_vma(ma_root: int, address: int, cpu: int) -> Optional[int]:
             raise errors.KxError(f"maple node {node:#x} has unexpected type {ntype}")
         piv_off, npiv, slot_off, nslot = lay["arange" if ntype == MAPLE_ARANGE_64 else "range"]
         raw = machine.read_kernel(node, lay["node_size"], cpu)
-        pivots = [int.from_bytes(raw[piv_off + 8 * i:piv_off + 8 * i + 8], "little") for i in range(npiv)]
+        w = lay["word"]
+        pivots = [int.from_bytes(raw[piv_off + w * i:piv_off + w * i + w], "little") for i in range(npiv)]
         offset = 0
         while offset < npiv:
             p = pivots[offset]
@@ -175,7 +177,7 @@ def find_vma(ma_root: int, address: int, cpu: int) -> Optional[int]:
                 break
             offset += 1
         offset = min(offset, nslot - 1)
-        entry = int.from_bytes(raw[slot_off + 8 * offset:slot_off + 8 * offset + 8], "little")
+        entry = int.from_bytes(raw[slot_off + w * offset:slot_off + w * offset + w], "little")
         if ntype == MAPLE_LEAF_64:
             return entry or None
     raise errors.KxError("maple tree deeper than expected (corrupt?)")
@@ -194,7 +196,8 @@ def find_vma_rbtree(rb_node: int, address: int, cpu: int) -> Optional[int]:
         if v["vm_end"] > address and v["vm_start"] <= address:
             return rb_node - vm_rb
         link = left if v["vm_end"] > address else right
-        rb_node = int.from_bytes(machine.read_kernel(rb_node + link, 8, cpu), "little")
+        w = arch.current().pointer_size
+        rb_node = int.from_bytes(machine.read_kernel(rb_node + link, w, cpu), "little")
     raise errors.KxError("mm_rb deeper than a red-black tree of any mm can be (corrupt?)")
 
 
@@ -252,8 +255,9 @@ def _read_file_image(image, link: Optional[int]) -> Optional[bytes]:
     if link is None:
         return None
     try:
-        (data,) = vmlinux.read_u64s(image.read, link + _IMAGE.offset("data"), 1)
-        (size,) = vmlinux.read_u64s(image.read, link + _IMAGE.offset("size"), 1)
+        w = getattr(image, "pointer_size", 8)    # void *data; unsigned long size
+        (data,) = vmlinux.read_u64s(image.read, link + _IMAGE.offset("data"), 1, w)
+        (size,) = vmlinux.read_u64s(image.read, link + _IMAGE.offset("size"), 1, w)
         if not 0 < size <= vdec.MAX_IMAGE:
             return None
         raw = image.read(data, size)

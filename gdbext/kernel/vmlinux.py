@@ -110,13 +110,28 @@ class VmlinuxImage:
         out = []
         # struct.iter_unpack over Elf64_Sym: 110k entries in ~0.2 s, where
         # pyelftools' per-symbol objects take seconds.
-        for name_off, info, _other, shndx, value, size in struct.iter_unpack("<IBBHQQ", symtab.data()):
+        for name_off, info, shndx, value, size in self._raw_symbols(symtab.data()):
             if not value or (info & 0xF) not in (_STT_NOTYPE, _STT_OBJECT, _STT_FUNC) or shndx == _SHN_UNDEF:
                 continue
             name = strtab[name_off:strtab.index(b"\0", name_off)].decode("ascii", "replace")
             if name and not name.startswith("$"):
                 out.append(Symbol(value, size, name, shndx == _SHN_ABS))
         return out
+
+    @property
+    def pointer_size(self) -> int:
+        """4 for an ELFCLASS32 vmlinux (i386), 8 for ELFCLASS64."""
+        return self._elf.elfclass // 8
+
+    def _raw_symbols(self, data: bytes):
+        """(st_name, st_info, st_shndx, st_value, st_size) of each symbol:
+        Elf64_Sym or Elf32_Sym, whose members come in another order."""
+        if self.pointer_size == 8:
+            for name_off, info, _other, shndx, value, size in struct.iter_unpack("<IBBHQQ", data):
+                yield name_off, info, shndx, value, size
+        else:
+            for name_off, value, size, info, _other, shndx in struct.iter_unpack("<IIIBBH", data):
+                yield name_off, info, shndx, value, size
 
     def build_id_note(self) -> Optional[Tuple[int, bytes, str]]:
         """(link address of the GNU build-id note, the note's bytes, the id
@@ -182,8 +197,10 @@ def read_cstring(read: Callable[[int, int], bytes], address: int, cap: int = 256
     raise errors.DecodeError(f"no NUL within {cap} bytes at {address:#x}")
 
 
-def read_u64s(read: Callable[[int, int], bytes], address: int, count: int) -> List[int]:
-    raw = read(address, 8 * count)
-    if len(raw) != 8 * count:
-        raise errors.DecodeError(f"table at {address:#x} is cut short ({len(raw)} of {8 * count} bytes)")
-    return list(struct.unpack(f"<{count}Q", raw))
+def read_u64s(read: Callable[[int, int], bytes], address: int, count: int, size: int = 8) -> List[int]:
+    """`count` little-endian words of `size` bytes (8, or 4 for an i386
+    kernel's unsigned longs) at `address`."""
+    raw = read(address, size * count)
+    if len(raw) != size * count:
+        raise errors.DecodeError(f"table at {address:#x} is cut short ({len(raw)} of {size * count} bytes)")
+    return list(struct.unpack(f"<{count}{'Q' if size == 8 else 'I'}", raw))

@@ -45,13 +45,17 @@ def system_archive() -> str:
 class Apt:
     """apt-cache and apt-get on the system's state (suite None) or a private one."""
 
-    def __init__(self, suite: str = None):
-        self.suite = suite
-        self.root = paths.cache_dir() / "apt" / suite if suite else None
+    def __init__(self, suite: str = None, arch: str = None):
+        # `arch`: a Debian architecture other than the machine's (i386), set
+        # only in this state's options; dpkg's own architectures stay as
+        # they are.
+        self.suite, self.arch = suite, arch
+        name = f"{suite}-{arch}" if arch else suite
+        self.root = paths.cache_dir() / "apt" / name if suite else None
         self._fresh = False
 
     def __repr__(self):
-        return f"Apt({self.suite or 'system'})"
+        return f"Apt({self.suite or 'system'}{', ' + self.arch if self.arch else ''})"
 
     def options(self) -> list:
         if not self.root:
@@ -59,7 +63,12 @@ class Apt:
         r = self.root
         return ["-o", f"Dir::State::Lists={r}/lists", "-o", f"Dir::Etc::sourcelist={r}/sources.list",
                 "-o", "Dir::Etc::sourceparts=-", "-o", f"Dir::Cache={r}/cache",
-                "-o", "Dir::Etc::preferencesparts=-"]
+                "-o", "Dir::Etc::preferencesparts=-"] + self.arch_options()
+
+    def arch_options(self) -> list:
+        if not self.arch:
+            return []
+        return ["-o", f"APT::Architecture={self.arch}", "-o", f"APT::Architectures={self.arch}"]
 
     # -- the lists ---------------------------------------------------------
     def _lists_age(self) -> float:

@@ -14,6 +14,7 @@ from . import paths
 # command -> Debian package that provides it
 APT_TOOLS = {
     "qemu-system-x86_64": "qemu-system-x86",
+    "qemu-system-i386": "qemu-system-x86",
     "gdb": "gdb",
     "as": "binutils",
     "ld": "binutils",
@@ -27,6 +28,7 @@ APT_TOOLS = {
 # Static glibc for the workload; ensurepip for the venv.
 APT_FILES = {
     "/usr/lib/x86_64-linux-gnu/libc.a": "libc6-dev",
+    "/usr/lib32/libc.a": "gcc-multilib",    # gcc -m32 -static: the i386 guest's workload
     # glib's headers and pkg-config for the kxtrace plugin (kxlab/plugin.py)
     "/usr/include/glib-2.0/glib.h": "libglib2.0-dev",
     "/usr/bin/pkg-config": "pkgconf",

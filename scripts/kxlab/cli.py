@@ -12,12 +12,19 @@ def _kernel_arg(p, custom=False):
     p.add_argument("--kernel", default=kernels.DEFAULT_SERIES, choices=list(kernels.SERIES),
                    help="Debian kernel series: 5.10 (bullseye), 6.1 and 6.12 (bookworm), "
                         "7.2 (sid) (default %(default)s)")
+    _arch_arg(p)
     if custom:
         p.add_argument("--kernel-image", metavar="PATH",
                        help="a kernel you built: its bzImage (with --vmlinux)")
         p.add_argument("--vmlinux", metavar="PATH",
                        help="that kernel's vmlinux with DWARF (a System.map beside it is used, "
                             "else one is made from it)")
+
+
+def _arch_arg(p):
+    p.add_argument("--arch", default=kernels.DEFAULT_ARCH, choices=list(kernels.SERIES_BY_ARCH),
+                   help="the guest's architecture: x86_64 (cloud-amd64 kernels) or i386 "
+                        "(Debian's 686-pae 6.1 under qemu-system-i386) (default %(default)s)")
 
 
 def _kernel(a, need_image=True):
@@ -51,7 +58,7 @@ def _opts(a) -> qemu.BootOptions:
     return qemu.BootOptions(kernel=a.kernel, smp=a.smp, kaslr=a.kaslr, pti=a.pti, accel=a.accel,
                             port=a.port, cpu=a.cpu, memory=a.memory, workload=a.workload,
                             stopped=getattr(a, "stopped", False),
-                            plugin=_plugin_socket(a))
+                            plugin=_plugin_socket(a), arch=a.arch)
 
 
 def _plugin_socket(a) -> str:
@@ -84,7 +91,7 @@ def cmd_bootstrap(a):
 
 def cmd_fetch(a):
     bootstrap.ensure_apt()
-    kernel = kernels.fetch(a.kernel)
+    kernel = kernels.fetch(a.kernel, arch=a.arch)
     info = kernel.info()
     if a.source:
         info["source"] = str(sources.fetch(a.kernel, kernel=kernel))
@@ -93,6 +100,10 @@ def cmd_fetch(a):
 
 def cmd_initramfs(a):
     bootstrap.ensure_apt()
+    if a.arch == "i386":
+        from . import initramfs_i386
+        print(initramfs_i386.build(force=a.force))
+        return
     print(initramfs.build(force=a.force))
 
 
@@ -147,7 +158,7 @@ def cmd_gdb(a):
         vmlinux = state["vmlinux"]
     if not vmlinux:
         custom = _kernel(a, need_image=False)
-        vmlinux = (custom or kernels.fetch(a.kernel)).vmlinux
+        vmlinux = (custom or kernels.fetch(a.kernel, arch=a.arch)).vmlinux
     if not port:
         raise SystemExit("lab: no running guest; start one with ./scripts/lab boot, or pass --port")
     extra = list(a.ex or ())
@@ -209,6 +220,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("initramfs", help="build the guest userland from scripts/guest/")
     p.add_argument("--force", action="store_true", help="rebuild even if cached")
+    _arch_arg(p)
     p.set_defaults(func=cmd_initramfs)
 
     _boot_parsers(sub)

@@ -135,6 +135,9 @@ def build_for(kernel) -> pathlib.Path:
     (modules.py) in /lib/modules/kx/; the kernel unpacks concatenated
     archives in order.  Without the module: build() alone."""
     from . import modules
+    if getattr(kernel, "arch", "x86_64") == "i386":
+        from . import initramfs_i386
+        return initramfs_i386.build()
     base = build()
     found = modules.ensure(kernel) if kernel is not None else None
     if not found:

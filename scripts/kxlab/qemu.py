@@ -64,12 +64,13 @@ class BootOptions:
     append: str = ""           # extra kernel command line
     plugin: str = ""           # the kxtrace plugin's control socket ("": no plugin)
     plugin_ring_kb: int = 0    # KiB per vCPU ring (0: the plugin's default, 128 MiB)
+    arch: str = kernels.DEFAULT_ARCH   # x86_64 | i386 (Debian's 686-pae kernel)
 
 
 class Guest:
     def __init__(self, opts: BootOptions, kernel: kernels.Kernel = None, workdir=None):
         self.opts = opts
-        self.kernel = kernel or kernels.fetch(opts.kernel)
+        self.kernel = kernel or kernels.fetch(opts.kernel, arch=opts.arch)
         self.initrd = initramfs.build_for(self.kernel)
         self.port = opts.port or free_port()
         self.workdir = pathlib.Path(workdir or tempfile.mkdtemp(prefix="kx-guest-", dir=paths.run_dir()))
@@ -100,6 +101,8 @@ class Guest:
             prefix = plugin.qemu_args(o.plugin, ring_kb=o.plugin_ring_kb)
         else:
             prefix = qemu10.select().prefix()
+        if self.kernel.arch == "i386":
+            prefix = _i386_prefix(prefix)
         argv = [*prefix,
                 "-accel", o.accel, "-smp", str(o.smp), "-m", o.memory,
                 "-kernel", str(self.kernel.vmlinuz), "-initrd", str(self.initrd),
@@ -108,8 +111,10 @@ class Guest:
                 "-serial", f"file:{self.serial_log}",
                 "-monitor", f"unix:{self.monitor_path},server,nowait",
                 "-gdb", f"tcp:127.0.0.1:{self.port}"]
-        if o.cpu:
-            argv += ["-cpu", o.cpu]
+        # The 686-pae kernel needs PAE and NX: QEMU's qemu32 model lacks NX.
+        cpu = o.cpu or ("Haswell" if self.kernel.arch == "i386" else "")
+        if cpu:
+            argv += ["-cpu", cpu]
         if o.stopped:
             argv.append("-S")
         return argv
@@ -268,12 +273,18 @@ class Guest:
     # -- state file for `lab boot` / `lab gdb` -------------------------------
     def describe(self) -> dict:
         return {"pid": self.proc.pid if self.proc else None, "port": self.port,
-                "kernel": self.kernel.series, "abi": self.kernel.abi,
+                "kernel": self.kernel.series, "arch": self.kernel.arch, "abi": self.kernel.abi,
                 "vmlinux": str(self.kernel.vmlinux), "system_map": str(self.kernel.system_map),
                 "serial_log": str(self.serial_log), "monitor": str(self.monitor_path),
                 "workdir": str(self.workdir), "cmdline": self.cmdline(),
                 "boot_failures": getattr(self, "boot_failures", []),
                 "trace_plugin": self.opts.plugin or None}
+
+
+def _i386_prefix(prefix: list) -> list:
+    """The same QEMU's qemu-system-i386, beside its qemu-system-x86_64."""
+    binary = pathlib.Path(prefix[0])
+    return [str(binary.with_name("qemu-system-i386"))] + prefix[1:]
 
 
 def state_file(name: str = "default") -> pathlib.Path:

@@ -185,11 +185,11 @@ def _run_fuzzed_trace(kx, line, where, wants_json):
     return r, problems
 
 
-def _fuzz_command(kx, kernel_series, fuzz, snapper, sub):
-    """PER_COMMAND fuzzed lines of `kx sub`: the findings."""
+def _fuzz_command(kx, kernel_series, fuzz, snapper, sub, per_command):
+    """`per_command` fuzzed lines of `kx sub`: the findings."""
     findings = []
     before = snapper.take()
-    for i in range(PER_COMMAND):
+    for i in range(per_command):
         line, wants_json = _fuzz_line(kx, fuzz, sub, i)
         where = f"{kernel_series}/fuzz: {line[:200]}"
         R.record_fuzz()
@@ -214,7 +214,7 @@ def _fuzz_command(kx, kernel_series, fuzz, snapper, sub):
     return findings
 
 
-def _fuzz_functions(kx, kernel_series, fuzz, snapper):
+def _fuzz_functions(kx, kernel_series, fuzz, snapper, per_function):
     """The convenience functions with odd arguments of every kind gdb can
     pass: (inputs tried, findings)."""
     functions = sorted(set(re.findall(r"^function (kx_\w+) --", kx.cmd("help function"), re.M)))
@@ -222,7 +222,7 @@ def _fuzz_functions(kx, kernel_series, fuzz, snapper):
     findings, tried = [], 0
     before = snapper.take()
     for name in functions:
-        for i in range(PER_FUNCTION):
+        for i in range(per_function):
             args = [function_arg(fuzz) for _ in range(fuzz.rng.randint(0, 3))]
             line = f"print ${name}({', '.join(args)})"
             tried += 1
@@ -234,13 +234,18 @@ def _fuzz_functions(kx, kernel_series, fuzz, snapper):
     for d in R.diff(before, snapper.take()):
         R.record_disturbance(f"{kernel_series}/fuzz $kx_ functions", d)
         findings.append(f"fuzzing the functions disturbed the guest: {d}")
-    assert tried == PER_FUNCTION * len(functions)
+    assert tried == per_function * len(functions)
     return tried, findings
 
 
 def test_cli_fuzz(kx, kernel_series, tmp_path):
     kx.run_to("entry_SYSCALL_64")   # PTI user CR3: every read is a page walk, msr injects
-    snapper = R.Snapshotter(kx)
+    fuzz_every_command(kx, kernel_series, R.Snapshotter(kx), tmp_path)
+
+
+def fuzz_every_command(kx, kernel_series, snapper, tmp_path, per_command=PER_COMMAND, per_function=PER_FUNCTION):
+    """Fuzz every kx subcommand and function on a stopped guest; assert no
+    finding.  Also the i386 guest's (tests/guest_i386/)."""
     subs = help_subcommands(kx)
     assert {"msr", "gdt", "idt", "tss", "task", "ps", "regs", "syscalls", "event", "break", "trace"} <= set(subs)
     # Resuming commands last: they move the guest.
@@ -248,8 +253,8 @@ def test_cli_fuzz(kx, kernel_series, tmp_path):
     fuzz = Fuzzer(SEED, str(tmp_path))
     findings = []
     for sub in subs:
-        findings += _fuzz_command(kx, kernel_series, fuzz, snapper, sub)
-    tried, more = _fuzz_functions(kx, kernel_series, fuzz, snapper)
+        findings += _fuzz_command(kx, kernel_series, fuzz, snapper, sub, per_command)
+    tried, more = _fuzz_functions(kx, kernel_series, fuzz, snapper, per_function)
     findings += more
-    tried += PER_COMMAND * len(subs)
+    tried += per_command * len(subs)
     assert not findings, f"{len(findings)} findings in {tried} inputs:\n" + "\n".join(findings[:40])
