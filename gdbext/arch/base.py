@@ -14,6 +14,7 @@ architecture's subclass overrides.
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
+from gdbext.decoders import kaslr as kdec
 from gdbext.decoders.rsp_packets import RegisterLayout
 from gdbext import errors
 
@@ -225,6 +226,12 @@ class Arch:
             raise errors.MissingSymbol("current_task")
         return percpu.address("current_task", cpu)
 
+    def current_task(self, cpu: int, regs: Dict[str, int], read_u64: Callable[[int], int]) -> int:
+        """The address of the task running on `cpu` (whose registers are
+        `regs`; read_u64 reads kernel memory): by default the pointer at
+        current_task_pointer()."""
+        return read_u64(self.current_task_pointer(cpu))
+
     def cpu_stack_top(self, cpu: int) -> Optional[int]:
         """The stack top the CPU itself holds for its current task, where
         the architecture keeps one (None: nothing to cross-check)."""
@@ -346,6 +353,10 @@ class Arch:
         (the unwinder's proof that a stub called into C)."""
         return False
 
+    # The `kind` of a Z0 breakpoint packet: the size of the instruction it
+    # replaces (x86: 1, the int3 byte; A64: 4).
+    breakpoint_kind = 1
+
     def plan_resume(self, address: int, code: bytes) -> ResumePlan:
         """How to get past a breakpoint at `address` (whose first bytes are
         `code`): without a single-step where the architecture can tell."""
@@ -415,6 +426,13 @@ class Arch:
     kernel_mode_name = "the kernel's mode"   # what kernel_mode_ready tests, for messages
 
     # -- KASLR ----------------------------------------------------------------------
+    # Where the relocatable kernel image starts (link addresses at or above
+    # it move with the text slide), and the slide's alignment and bound
+    # (x86-64's, decoders/kaslr.py).
+    kaslr_image_start = kdec.START_KERNEL_MAP
+    kaslr_align = kdec.MIN_ALIGN
+    kaslr_max_slide = kdec.MAX_SLIDE
+
     def kaslr_readings(self, table, cpu: int, inject: bool) -> SlideReadings:
         """The text slide as the CPU's own state says it.  `table` is the
         vmlinux's ELF symbol table (link_address(name)); `inject` allows

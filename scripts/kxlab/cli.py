@@ -9,9 +9,12 @@ from . import bootstrap, gdbrun, initramfs, kernels, qemu, sources
 
 
 def _kernel_arg(p, custom=False):
-    p.add_argument("--kernel", default=kernels.DEFAULT_SERIES, choices=list(kernels.SERIES),
+    p.add_argument("--kernel", default=kernels.DEFAULT_SERIES,
+                   choices=sorted({s for t in kernels.SERIES_BY_ARCH.values() for s in t}),
                    help="Debian kernel series: 5.10 (bullseye), 6.1 and 6.12 (bookworm), "
-                        "7.2 (sid) (default %(default)s)")
+                        "7.2 (sid) (default %(default)s); arm64: 6.1 and 6.12")
+    p.add_argument("--arch", default=kernels.DEFAULT_ARCH, choices=list(kernels.SERIES_BY_ARCH),
+                   help="the guest's architecture (default %(default)s)")
     if custom:
         p.add_argument("--kernel-image", metavar="PATH",
                        help="a kernel you built: its bzImage (with --vmlinux)")
@@ -51,7 +54,7 @@ def _opts(a) -> qemu.BootOptions:
     return qemu.BootOptions(kernel=a.kernel, smp=a.smp, kaslr=a.kaslr, pti=a.pti, accel=a.accel,
                             port=a.port, cpu=a.cpu, memory=a.memory, workload=a.workload,
                             stopped=getattr(a, "stopped", False),
-                            plugin=_plugin_socket(a))
+                            plugin=_plugin_socket(a), arch=a.arch)
 
 
 def _plugin_socket(a) -> str:
@@ -81,7 +84,8 @@ def cmd_bootstrap(a):
 
 def cmd_fetch(a):
     bootstrap.ensure_apt()
-    kernel = kernels.fetch(a.kernel)
+    bootstrap.ensure_arch(a.arch)
+    kernel = kernels.fetch(a.kernel, arch=a.arch)
     info = kernel.info()
     if a.source:
         info["source"] = str(sources.fetch(a.kernel, kernel=kernel))
@@ -90,6 +94,10 @@ def cmd_fetch(a):
 
 def cmd_initramfs(a):
     bootstrap.ensure_apt()
+    if a.arch == "arm64":
+        from . import initramfs_arm64
+        print(initramfs_arm64.build(force=a.force))
+        return
     print(initramfs.build(force=a.force))
 
 
@@ -138,19 +146,22 @@ def cmd_gdb(a):
     bootstrap.ensure_all()
     port = a.port
     vmlinux = None
+    arch = a.arch
     state = qemu.load_state(a.name)
     if state and not port:
         port = state["port"]
         vmlinux = state["vmlinux"]
+        arch = state.get("arch", arch)
+    bootstrap.ensure_arch(arch)
     if not vmlinux:
         custom = _kernel(a, need_image=False)
-        vmlinux = (custom or kernels.fetch(a.kernel)).vmlinux
+        vmlinux = (custom or kernels.fetch(a.kernel, arch=arch)).vmlinux
     if not port:
         raise SystemExit("lab: no running guest; start one with ./scripts/lab boot, or pass --port")
     extra = list(a.ex or ())
     if state and state.get("trace_plugin") and not a.port:
         extra.insert(0, f"set kx trace-plugin {state['trace_plugin']}")
-    argv = gdbrun.gdb_argv(vmlinux, port, nx=False, extra_ex=extra)
+    argv = gdbrun.gdb_argv(vmlinux, port, nx=False, extra_ex=extra, arch=arch)
     if a.batch:
         argv.insert(1, "-batch")
     os.execvp(argv[0], argv)
@@ -204,6 +215,8 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("initramfs", help="build the guest userland from scripts/guest/")
     p.add_argument("--force", action="store_true", help="rebuild even if cached")
+    p.add_argument("--arch", default=kernels.DEFAULT_ARCH, choices=list(kernels.SERIES_BY_ARCH),
+                   help="the guest's architecture (default %(default)s)")
     p.set_defaults(func=cmd_initramfs)
 
     _boot_parsers(sub)

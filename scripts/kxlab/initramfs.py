@@ -135,6 +135,9 @@ def build_for(kernel) -> pathlib.Path:
     (modules.py) in /lib/modules/kx/; the kernel unpacks concatenated
     archives in order.  Without the module: build() alone."""
     from . import modules
+    if getattr(kernel, "arch", "x86_64") == "arm64":
+        from . import initramfs_arm64
+        return initramfs_arm64.build()
     base = build()
     found = modules.ensure(kernel) if kernel is not None else None
     if not found:

@@ -29,6 +29,7 @@ class Series:
     suite: str        # None: the system's own apt (bookworm)
     image_meta: str   # meta-package -> linux-image-ABI
     dbg_meta: str     # meta-package -> linux-image-ABI-dbg
+    arch: str = "x86_64"   # kx's architecture name; Debian's is DEBIAN_ARCH[arch]
 
 
 SERIES = {
@@ -40,8 +41,16 @@ SERIES = {
     # the config in linux-base-ABI, under usr/lib/modules/ABI/.
     "7.2": Series("sid", "linux-image-cloud-amd64", "linux-image-cloud-amd64-dbg"),
 }
+# Debian's cloud-arm64 kernels, through a private bookworm state for arm64.
+ARM64_SERIES = {
+    "6.1": Series("bookworm", "linux-image-cloud-arm64", "linux-image-cloud-arm64-dbg", "arm64"),
+    "6.12": Series("bookworm", "linux-image-6.12-cloud-arm64", "linux-image-6.12-cloud-arm64-dbg", "arm64"),
+}
+SERIES_BY_ARCH = {"x86_64": SERIES, "arm64": ARM64_SERIES}
+DEBIAN_ARCH = {"x86_64": "amd64", "arm64": "arm64", "i386": "i386"}
 META = SERIES                 # the older name
 DEFAULT_SERIES = "6.1"
+DEFAULT_ARCH = "x86_64"
 
 
 @dataclasses.dataclass
@@ -54,6 +63,7 @@ class Kernel:
     debug: pathlib.Path = None
     map_path: pathlib.Path = None
     config_path: pathlib.Path = None
+    arch: str = DEFAULT_ARCH
 
     @property
     def vmlinuz(self) -> pathlib.Path:
@@ -81,13 +91,23 @@ class Kernel:
         return table
 
     def info(self) -> dict:
-        return {"series": self.series, "abi": self.abi, "version": self.version,
+        return {"series": self.series, "arch": self.arch, "abi": self.abi, "version": self.version,
                 "vmlinuz": str(self.vmlinuz), "vmlinux": str(self.vmlinux),
                 "system_map": str(self.system_map)}
 
 
-def series_apt(series: str) -> aptstate.Apt:
-    return aptstate.Apt(SERIES[series].suite)
+def series_info(series: str, arch: str = DEFAULT_ARCH) -> Series:
+    known = SERIES_BY_ARCH.get(arch)
+    if known is None:
+        raise SystemExit(f"lab: unknown architecture {arch!r}; choose from {', '.join(SERIES_BY_ARCH)}")
+    if series not in known:
+        raise SystemExit(f"lab: unknown {arch} kernel {series!r}; choose from {', '.join(known)}")
+    return known[series]
+
+
+def series_apt(series: str, arch: str = DEFAULT_ARCH) -> aptstate.Apt:
+    s = series_info(series, arch)
+    return aptstate.Apt(s.suite, None if arch == DEFAULT_ARCH else DEBIAN_ARCH[arch])
 
 
 def _image_dep(apt, meta: str, suffix: str = "") -> str:
@@ -99,9 +119,9 @@ def _image_dep(apt, meta: str, suffix: str = "") -> str:
     raise RuntimeError(f"{meta} depends on no linux-image-*{suffix} ({apt!r})")
 
 
-def resolve(series: str) -> dict:
+def resolve(series: str, arch: str = DEFAULT_ARCH) -> dict:
     """Ask apt which packages the meta-packages currently point at."""
-    s, apt = SERIES[series], series_apt(series)
+    s, apt = series_info(series, arch), series_apt(series, arch)
     signed = _image_dep(apt, s.image_meta)
     abi = signed[len("linux-image-"):]
     if abi.endswith("-unsigned"):
@@ -118,7 +138,7 @@ def resolve(series: str) -> dict:
     if image is None or dbg not in found:
         raise RuntimeError(f"no image or -dbg package for {abi} ({apt!r})")
     pkgs = [image, dbg] + ([f"linux-base-{abi}"] if f"linux-base-{abi}" in found else [])
-    return {"series": series, "abi": abi, "version": found[dbg]["Version"],
+    return {"series": series, "arch": arch, "abi": abi, "version": found[dbg]["Version"],
             "suite": s.suite or "system", "packages": {p: int(found[p]["Size"]) for p in pkgs}}
 
 
@@ -143,17 +163,17 @@ def _entry_name(abi: str, version: str) -> str:
     return f"{abi}_{version}".replace("~", "-").replace(":", "-")
 
 
-def cached(series: str):
+def cached(series: str, arch: str = DEFAULT_ARCH):
     """The newest complete cached kernel of a series, without asking apt."""
     found = []
     for meta in kernels_dir().glob("*/kernel.json"):
         info = json.loads(meta.read_text())
-        if info["series"] == series:
+        if info["series"] == series and info.get("arch", DEFAULT_ARCH) == arch:
             found.append((meta.stat().st_mtime, info, meta.parent))
     if not found:
         return None
     _, info, root = max(found, key=lambda f: f[0])
-    return Kernel(series, info["abi"], info["version"], root)
+    return Kernel(series, info["abi"], info["version"], root, arch=arch)
 
 
 def _members(abi: str) -> dict:
@@ -184,13 +204,13 @@ def _unpack(info: dict, debs_dir: pathlib.Path, staging: pathlib.Path) -> None:
             raise RuntimeError(f"{name} missing from the packages")
 
 
-def fetch(series: str = DEFAULT_SERIES, quiet: bool = False, offline_ok: bool = True) -> Kernel:
-    if series not in SERIES:
-        raise SystemExit(f"lab: unknown kernel {series!r}; choose from {', '.join(SERIES)}")
+def fetch(series: str = DEFAULT_SERIES, quiet: bool = False, offline_ok: bool = True,
+          arch: str = DEFAULT_ARCH) -> Kernel:
+    series_info(series, arch)
     try:
-        info = resolve(series)
+        info = resolve(series, arch)
     except (subprocess.CalledProcessError, RuntimeError, FileNotFoundError) as exc:
-        old = cached(series) if offline_ok else None
+        old = cached(series, arch) if offline_ok else None
         if old:
             bootstrap.log(f"cannot ask apt ({exc}); using cached {old.abi}")
             return old
@@ -198,14 +218,14 @@ def fetch(series: str = DEFAULT_SERIES, quiet: bool = False, offline_ok: bool = 
     root = kernels_dir() / _entry_name(info["abi"], info["version"])
     if (root / "kernel.json").exists():
         os.utime(root / "kernel.json")
-        return Kernel(series, info["abi"], info["version"], root)
+        return Kernel(series, info["abi"], info["version"], root, arch=arch)
 
     bootstrap.log(f"fetching {info['abi']} ({info['version']}, {info['suite']})")
     sweep_staging(kernels_dir())
     staging = pathlib.Path(tempfile.mkdtemp(prefix=".staging-", dir=kernels_dir()))
     try:
         (staging / "debs").mkdir()
-        got = debs.download(series_apt(series), info["packages"], staging / "debs", quiet)
+        got = debs.download(series_apt(series, arch), info["packages"], staging / "debs", quiet)
         start = time.monotonic()
         _unpack(info, staging / "debs", staging)
         shutil.rmtree(staging / "debs")
@@ -217,7 +237,7 @@ def fetch(series: str = DEFAULT_SERIES, quiet: bool = False, offline_ok: bool = 
         os.rename(staging, root)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    kernel = Kernel(series, info["abi"], info["version"], root)
+    kernel = Kernel(series, info["abi"], info["version"], root, arch=arch)
     warm_index_cache(kernel, quiet)
     return kernel
 
@@ -266,7 +286,7 @@ def warm_index_cache(kernel: Kernel, quiet: bool = False) -> float:
     start = time.monotonic()
     if not quiet:
         bootstrap.log(f"warming gdb's index cache for {kernel.abi}")
-    subprocess.run(gdbrun.gdb_argv(kernel.vmlinux, load_kx=False, batch=True)
+    subprocess.run(gdbrun.gdb_argv(kernel.vmlinux, load_kx=False, batch=True, arch=kernel.arch)
                    + ["-ex", "print sizeof(struct pt_regs)"],
                    capture_output=True, check=False)
     took = time.monotonic() - start
