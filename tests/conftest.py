@@ -28,6 +28,24 @@ if _unknown or not KERNELS:
                             f"choose among {', '.join(kernels.SERIES)}")
 
 
+# The architectures whose guest tests run (KX_TEST_ARCHES, comma-separated):
+# x86_64's are tests/guest/, arm64's tests/guest_arm64/.
+DEFAULT_ARCHES = "x86_64,arm64"
+ARCHES = [a.strip() for a in os.environ.get("KX_TEST_ARCHES", DEFAULT_ARCHES).split(",") if a.strip()]
+_GUEST_DIRS = {"x86_64": "guest", "arm64": "guest_arm64"}
+if not ARCHES or any(a not in _GUEST_DIRS for a in ARCHES):
+    raise pytest.UsageError(f"KX_TEST_ARCHES={os.environ.get('KX_TEST_ARCHES')!r}: "
+                            f"choose among {', '.join(_GUEST_DIRS)}")
+
+
+def pytest_ignore_collect(collection_path, config):
+    """Leave out the guest tests of architectures not under test."""
+    skipped = {d for a, d in _GUEST_DIRS.items() if a not in ARCHES}
+    if collection_path.parent.name == "tests" and collection_path.name in skipped:
+        return True
+    return None
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "guest: boots a real kernel under QEMU and drives gdb")
     config.addinivalue_line("markers", "gdb: runs a real gdb (no guest)")
@@ -43,7 +61,7 @@ def _series_of(item):
 def pytest_collection_modifyitems(config, items):
     keep, dropped = [], []
     for item in items:
-        if "/guest/" in str(item.fspath).replace(os.sep, "/"):
+        if any(f"/{d}/" in str(item.fspath).replace(os.sep, "/") for d in _GUEST_DIRS.values()):
             item.add_marker(pytest.mark.guest)
         only = item.get_closest_marker("only_kernels")
         series = _series_of(item)

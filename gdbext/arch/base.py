@@ -232,6 +232,11 @@ class Arch:
         current_task_pointer()."""
         return read_u64(self.current_task_pointer(cpu))
 
+    def code_address(self, value: int) -> int:
+        """A return address as the code it points at: without what the CPU
+        adds to it (arm64's pointer-authentication code)."""
+        return value
+
     def cpu_stack_top(self, cpu: int) -> Optional[int]:
         """The stack top the CPU itself holds for its current task, where
         the architecture keeps one (None: nothing to cross-check)."""

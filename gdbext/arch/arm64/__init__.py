@@ -104,6 +104,11 @@ class Arm64(Arch):
         # At EL0, or in an EL0 exception before kernel_entry switched SP_EL0.
         return read_u64(self.current_task_pointer(cpu))
 
+    def code_address(self, value: int) -> int:
+        # QEMU does not describe pointer authentication to gdb, so saved
+        # return addresses keep their PAC bits (Arm ARM D8.10).
+        return sysregs.strip_pac(value) if value >> 55 & 1 else value
+
     def in_user_mode(self, regs: Dict[str, int]) -> bool:
         return regs.get("cpsr") is not None and sysregs.current_el(regs["cpsr"]) == 0
 
@@ -159,8 +164,12 @@ class Arm64(Arch):
     def entry_user_frame(self, stub, offset, code, regs, read) -> Optional[UserFrame]:
         if offset > arm64_insn.leading_stores(code):
             return None
-        user = dict(regs, pc=sysreg(regs, "ELR_EL1"), cpsr=sysreg(regs, "SPSR_EL1"), sp=regs.get("SP_EL0"))
-        mode = ptregs.pstate_mode(user["cpsr"] or 0)
+        elr, spsr, sp_el0 = sysreg(regs, "ELR_EL1"), sysreg(regs, "SPSR_EL1"), regs.get("SP_EL0")
+        if None in (elr, spsr, sp_el0):
+            return None
+        user = {name: regs[name] for name in GPRS if name in regs}
+        user.update(pc=elr, cpsr=spsr, sp=sp_el0)
+        mode = ptregs.pstate_mode(spsr)
         return UserFrame(user, mode if mode != "kernel" else "64", "live registers (pc = ELR_EL1, sp = SP_EL0)")
 
     def call_from_pt_regs(self, pt, stub: Optional[EntryStub], pc: int, task: Dict) -> RawCall:
