@@ -240,8 +240,10 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="fetch, build, boot, attach, and show kx at a syscall")
     _kernel_arg(p, custom=True)
     p.add_argument("--smp", type=int, default=2)
-    p.add_argument("--cpu", default="Haswell", help="QEMU CPU model (default %(default)s: Intel, so KPTI applies)")
-    p.add_argument("--pti", choices=["on", "off", "auto"], default="on")
+    p.add_argument("--cpu", default=None, help="QEMU CPU model (default: Haswell on x86_64, Intel, so KPTI "
+                                                 "applies; max,lpa2=off,pauth-impdef=on on arm64)")
+    p.add_argument("--pti", choices=["on", "off", "auto"], default=None,
+                   help="page-table isolation (default: on for x86_64, auto for arm64)")
     p.set_defaults(func=cmd_demo)
 
     return ap

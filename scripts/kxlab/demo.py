@@ -9,18 +9,23 @@ from . import bootstrap, gdbrun, initramfs, kernels, paths, qemu
 def main(args, kernel: kernels.Kernel = None) -> int:
     """`kernel`: one built by hand; else the Debian series args.kernel."""
     bootstrap.ensure_all()
-    kernel = kernel or kernels.fetch(args.kernel)
-    initramfs.build()
-    opts = qemu.BootOptions(kernel=kernel.series, smp=args.smp, cpu=args.cpu, pti=args.pti)
+    arch = getattr(args, "arch", kernels.DEFAULT_ARCH)
+    bootstrap.ensure_arch(arch)
+    kernel = kernel or kernels.fetch(args.kernel, arch=arch)
+    initramfs.build_for(kernel)
+    x86 = arch == "x86_64"
+    cpu = args.cpu if args.cpu is not None else ("Haswell" if x86 else "")
+    pti = args.pti if args.pti is not None else ("on" if x86 else "auto")
+    opts = qemu.BootOptions(kernel=kernel.series, smp=args.smp, cpu=cpu, pti=pti, arch=arch)
+    session = "demo_session.py" if x86 else "demo_session_arm64.py"
     guest = qemu.Guest(opts, kernel=kernel)
     bootstrap.log(f"booting {kernel.abi} ({args.smp} vCPUs, TCG)")
     try:
         guest.start(die_with_parent=True)
         work = guest.workload()
         bootstrap.log(f"workload is running: pid {work['pid']}; attaching gdb")
-        argv = gdbrun.gdb_argv(kernel.vmlinux, guest.port, batch=True,
-                               extra_ex=["set kx color auto",
-                                         f"source {paths.SCRIPTS / 'kxlab' / 'demo_session.py'}"])
+        argv = gdbrun.gdb_argv(kernel.vmlinux, guest.port, batch=True, arch=arch,
+                               extra_ex=["set kx color auto", f"source {paths.SCRIPTS / 'kxlab' / session}"])
         rc = subprocess.run(argv).returncode
         if rc != 0:
             bootstrap.log(f"gdb exited with {rc}")
