@@ -394,6 +394,8 @@ class Arch:
         """The page walk: a decoders.paging.Translation-like result."""
         raise NotImplementedError
 
+    page_table_root_name = "CR3"       # what the CPU calls the root register, for text
+
     def page_table_root(self, regs: Dict[str, int]) -> int:
         """The root the CPU walks now (x86: CR3)."""
         raise NotImplementedError
@@ -458,6 +460,17 @@ class Arch:
     # (struct vdso_image symbol, the ABI it serves, how `kx vdso` names it)
     vdso_images: Tuple[Tuple[str, str, str], ...] = ()
     vdso_entry_points: Tuple[str, ...] = ()   # the functions user space calls, listed first
+
+    def vdso_kernel_image(self, task, cpu: int):
+        """The kernel's copy of the vDSO `task` has mapped, as a
+        kernel.vdso.KernelImage, where the mm does not point at a struct
+        vdso_image (x86-64 does: None here)."""
+        return None
+
+    def vdso_special_mappings(self, cpu: int) -> Dict[int, str]:
+        """{struct vm_special_mapping address: name} of the vDSO's mappings
+        beyond the generic vdso_mapping / vvar_mapping symbols."""
+        return {}
 
     def vdso_report(self, vdso, cpu: int) -> Dict[str, object]:
         """`kx vdso`'s further keys for a task's vDSO (a kernel.vdso.TaskVdso;

@@ -60,7 +60,7 @@ def translate(va: int, table: int, read_u64: Callable[[int], int], va_bits: int 
     steps: List[WalkStep] = []
     base = table & TTBR_BADDR_MASK
     names = levels_for(va_bits)
-    writable, user, executable = True, True, True
+    writable, user, pxn, uxn = True, True, False, False
     for level in names:
         entry_address = base + 8 * index(va, level)
         value = read_u64(entry_address) & MASK64
@@ -72,14 +72,19 @@ def translate(va: int, table: int, read_u64: Callable[[int], int], va_bits: int 
             ap_table = (value >> 61) & 3
             writable &= not ap_table & 2
             user &= not ap_table & 1
+            pxn |= bool(value >> 59 & 1)
+            uxn |= bool(value >> 60 & 1)
             base = value & OA_MASK
             continue
         size = 1 << (12 + 9 * (3 - int(level[1])))
         ap = (value >> 6) & 3
+        user = user and bool(ap & 1)
+        # Executable where the page's user runs: EL0 for a user page (UXN),
+        # EL1 otherwise (PXN).
+        executable = not (uxn or value >> 54 & 1) if user else not (pxn or value >> 53 & 1)
         phys = (value & OA_MASK & ~(size - 1)) | (va & (size - 1))
-        return Translation(va, phys, size, steps, writable and not ap & 2, user and bool(ap & 1),
-                           executable and not (value >> 53) & 1, not (value >> 11) & 1,
-                           linux_levels={n: LINUX_NAMES[n] for n in names})
+        return Translation(va, phys, size, steps, writable and not ap & 2, user, executable,
+                           not (value >> 11) & 1, linux_levels={n: LINUX_NAMES[n] for n in names})
     raise PageFault(va, names[-1], steps[-1].address, steps[-1].value, steps, "walk did not end")
 
 
@@ -115,6 +120,7 @@ def describe_walk(va: int, steps: List[WalkStep], translation: Translation = Non
                        "flags": entry_flags(step.value, step.level), "bits": fields,
                        "next_table": (step.value & OA_MASK) if fields["table"] else None})
     out = {"va": va, "la57": False, "va_bits": va_bits, "levels": levels, "mapped": translation is not None,
+           "walked_root": None,
            "phys": None, "page_size": None, "fault": None}
     if translation is not None:
         out.update(phys=translation.phys, page_size=translation.page_size, writable=translation.writable,

@@ -248,6 +248,8 @@ class Arm64(Arch):
             return root
         return ttbr0 if root is None else root
 
+    page_table_root_name = "TTBR0_EL1/TTBR1_EL1"
+
     def page_table_root(self, regs: Dict[str, int]) -> int:
         return regs.get("TTBR0_EL1") or 0
 
@@ -257,8 +259,12 @@ class Arm64(Arch):
     def describe_walk(self, address, regs, translation=None, fault=None):
         steps = translation.levels if translation is not None else getattr(fault, "steps", [])
         page_fault = fault if isinstance(fault, arm64_paging.PageFault) else None
-        return arm64_paging.describe_walk(address & MASK64, steps, translation, page_fault,
-                                          va_bits(regs, arm64_paging.is_upper(address)))
+        out = arm64_paging.describe_walk(address & MASK64, steps, translation, page_fault,
+                                         va_bits(regs, arm64_paging.is_upper(address)))
+        if steps:
+            # The table the walk started in (TTBR1's for the upper half).
+            out["walked_root"] = steps[0].address & ~0xFFF
+        return out
 
     def kernel_page_table(self, regs, read_phys_u64) -> int:
         return regs.get("TTBR1_EL1") or 0
@@ -286,6 +292,20 @@ class Arm64(Arch):
     def kaslr_readings(self, table, cpu: int, inject: bool) -> SlideReadings:
         from gdbext.arch.arm64 import cpu_reports
         return cpu_reports.kaslr_readings(table, cpu)
+
+    # -- the vDSO -------------------------------------------------------------------
+    # arch/arm64/kernel/vdso/vdso.lds.S and vdso32/vdso.lds.S (6.1, 6.12).
+    vdso_entry_points = ("__kernel_clock_gettime", "__kernel_gettimeofday", "__kernel_clock_getres",
+                         "__kernel_rt_sigreturn", "__kernel_getrandom", "__vdso_clock_gettime",
+                         "__vdso_gettimeofday", "__vdso_clock_getres", "__vdso_clock_gettime64")
+
+    def vdso_kernel_image(self, task, cpu: int):
+        from gdbext.arch.arm64 import vdso
+        return vdso.kernel_image(task, cpu)
+
+    def vdso_special_mappings(self, cpu: int):
+        from gdbext.arch.arm64 import vdso
+        return vdso.special_mappings(cpu)
 
     # -- commands -------------------------------------------------------------------
     def register_commands(self) -> None:
