@@ -260,6 +260,11 @@ class Arch:
         another word when they are not a user-mode frame."""
         raise NotImplementedError
 
+    def saved_syscall_nr(self, pt, abi: SyscallAbi, pc: Optional[int]) -> int:
+        """The syscall number saved pt_regs `pt` hold for ABI `abi` (negative:
+        none), given the pc of the CPU running the task (None: not running)."""
+        return getattr(pt, abi.ptregs_nr)
+
     def pt_regs_plausible(self, pt) -> bool:
         """Whether `pt`, read where an entry stub keeps pt_regs, look like
         any frame the kernel saves (the unwinder trusts nothing else)."""

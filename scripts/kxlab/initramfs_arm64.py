@@ -10,13 +10,12 @@ cross libc (libc6-dev-arm64-cross) and binutils; the hellos are assembled
 with the cross binutils alone.  Cached apart from the x86 archive, by the
 hash of these sources.
 """
-import gzip
 import hashlib
 import pathlib
 import subprocess
 import tempfile
 
-from . import bootstrap, paths
+from . import bootstrap, initramfs, paths
 from .initramfs import TARGET_FILE_TEXT, _Newc
 
 SRC = paths.GUEST_SRC / "arm64"
@@ -59,26 +58,14 @@ def build(force: bool = False) -> pathlib.Path:
     with tempfile.TemporaryDirectory(prefix="kx-initramfs-arm64-") as tmp:
         bins = _build(pathlib.Path(tmp))
         cpio = _Newc()
-        for d in ("bin", "dev", "etc", "proc", "tmp", "sbin", "sys"):
-            cpio.dir(d)
-        cpio.chardev("dev/console", 5, 1)
-        cpio.chardev("dev/null", 1, 3)
+        initramfs.base_dirs(cpio)
         cpio.file("init", bins["kxwork"])
         cpio.file("bin/kxwork", bins["kxwork"])
         cpio.file("bin/kxspin", bins["kxwork"])
         cpio.file("bin/hello64", bins["hello64"])
         cpio.file("bin/hello32", bins["hello32"])
         cpio.file("etc/kx-target", TARGET_FILE_TEXT, 0o644)
-        # The binaries beside the image: tests read their ELF symbols.
-        bin_dir = out_dir / f"bin-{sources_hash()}"
-        if not bin_dir.exists():
-            staging = pathlib.Path(tempfile.mkdtemp(dir=out_dir))
-            for name, data in bins.items():
-                (staging / name).write_bytes(data)
-            staging.rename(bin_dir)
-        partial = image.with_suffix(".partial")
-        partial.write_bytes(gzip.compress(cpio.finish(), compresslevel=6))
-        partial.rename(image)
+        initramfs.finish(image, out_dir / f"bin-{sources_hash()}", bins, cpio)
     return image
 
 

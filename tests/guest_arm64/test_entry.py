@@ -62,6 +62,7 @@ def test_event_and_regs_from_pt_regs_at_el0_svc(a64, arm64_binaries):
     assert r["address"] == a64.reg("x0")
     assert (regs["x8"], regs["x0"], regs["x2"]) == (64, 1, HELLO64_LEN)
     assert regs["pc"] == d["return_ip"] and regs["syscallno"] == -1   # el0_svc_common stores it later
+    assert r["syscall"]["nr"] == 64 and r["syscall"]["name"] == "write"   # from regs[8] until then
     assert r["mode"] == "64" and r["task"]["comm"] == "hello64"
 
 

@@ -104,6 +104,12 @@ class Arm64(Arch):
         # At EL0, or in an EL0 exception before kernel_entry switched SP_EL0.
         return read_u64(self.current_task_pointer(cpu))
 
+    def thread_flag_tables(self, version):
+        from gdbext.arch.arm64 import thread_flags
+        from gdbext.decoders.flags import tree_for
+        t = tree_for(version, thread_flags.TREES)
+        return {"ti_flags": t.tif, "ti_status": t.ts, "tree": t.tree}
+
     def code_address(self, value: int) -> int:
         # QEMU does not describe pointer authentication to gdb, so saved
         # return addresses keep their PAC bits (Arm ARM D8.10).
@@ -117,6 +123,14 @@ class Arm64(Arch):
 
     def user_mode(self, pt) -> str:
         return pt.mode
+
+    def saved_syscall_nr(self, pt, abi, pc):
+        # Before el0_svc_common stores syscallno, the number is still in
+        # regs[8] (regs[7] for compat) on the svc path.
+        if pt.syscallno == ptregs.NO_SYSCALL and pc is not None and _function_at(pc) in BEFORE_SYSCALLNO:
+            stub = abis.SVC_32 if abi is abis.ABI_32 else abis.SVC_64
+            return self.nr_from_raw(abi, getattr(pt, stub.c_nr_member))
+        return pt.syscallno
 
     def pt_regs_plausible(self, pt) -> bool:
         return pt.pstate >> 32 == 0 and (pt.pstate & 0x1F) in (0x0, 0x4, 0x5, 0x10)
