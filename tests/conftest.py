@@ -28,17 +28,26 @@ if _unknown or not KERNELS:
                             f"choose among {', '.join(kernels.SERIES)}")
 
 # The guest architectures under test (KX_TEST_ARCHES): tests/guest/ runs on
-# x86_64 kernels, tests/guest_i386/ on Debian's 686-pae 6.1.
-DEFAULT_ARCHES = "x86_64,i386"
+# x86_64 kernels, tests/guest_i386/ on Debian's 686-pae 6.1,
+# tests/guest_arm64/ on the cloud-arm64 kernels (KX_TEST_ARM64_KERNELS).
+DEFAULT_ARCHES = "x86_64,i386,arm64"
 ARCHES = [a.strip() for a in os.environ.get("KX_TEST_ARCHES", DEFAULT_ARCHES).split(",") if a.strip()]
-_ARCH_DIRS = {"x86_64": "/guest/", "i386": "/guest_i386/"}
-if not ARCHES or any(a not in kernels.SERIES_BY_ARCH for a in ARCHES):
+_GUEST_DIRS = {"x86_64": "guest", "i386": "guest_i386", "arm64": "guest_arm64"}
+if not ARCHES or any(a not in _GUEST_DIRS for a in ARCHES):
     raise pytest.UsageError(f"KX_TEST_ARCHES={os.environ.get('KX_TEST_ARCHES')!r}: "
-                            f"choose among {', '.join(kernels.SERIES_BY_ARCH)}")
+                            f"choose among {', '.join(_GUEST_DIRS)}")
 
 
 def _arch_of(path: str):
-    return next((a for a, d in _ARCH_DIRS.items() if d in path), None)
+    return next((a for a, d in _GUEST_DIRS.items() if f"/{d}/" in path), None)
+
+
+def pytest_ignore_collect(collection_path, config):
+    """Leave out the guest tests of architectures not under test."""
+    skipped = {d for a, d in _GUEST_DIRS.items() if a not in ARCHES}
+    if collection_path.parent.name == "tests" and collection_path.name in skipped:
+        return True
+    return None
 
 
 # Kernels that run the whole guest suite (KX_FULL_KERNELS); the other

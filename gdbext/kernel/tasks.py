@@ -47,7 +47,7 @@ _LIST_MEMBERS = (
 )
 # `kx task` adds the saved context of the thread (struct thread_struct).
 _DETAIL_MEMBERS = _LIST_MEMBERS + (
-    Member("thread_sp", ("thread.sp",)),
+    Member("thread_sp", ("thread.sp", "thread.cpu_context.sp")),   # x86, arm64
     Member("fsbase", ("thread.fsbase",), required=False),   # 4.14+
     Member("gsbase", ("thread.gsbase",), required=False),
     Member("real_parent", ("real_parent",), required=False),
@@ -209,7 +209,8 @@ def current_pointer(cpu: int) -> int:
 
 def current(cpu: int) -> int:
     """Address of the task running on `cpu`, as the kernel's `current` sees it."""
-    return backend.cached(("current", cpu), lambda: _pointer(current_pointer(cpu), cpu))
+    return backend.cached(("current", cpu), lambda: arch.current().current_task(
+        cpu, backend.registers(cpu), lambda address: _pointer(address, cpu)))
 
 
 def runqueue_curr(cpu: int) -> Optional[int]:

@@ -48,7 +48,7 @@ _MAX_RB_DEPTH = 64          # 2 log2(n + 1) for any possible number of VMAs
 
 _MM = StructReader("struct mm_struct", (
     Member("vdso", ("context.vdso",)),
-    Member("vdso_image", ("context.vdso_image",)),
+    Member("vdso_image", ("context.vdso_image",), required=False),   # x86's; arm64 has none
     Member("pgd", ("pgd",)),
     # For Arch.vdso_report (x86-64: MM_CONTEXT_HAS_VSYSCALL), in the same read.
     Member("ctx_flags", ("context.flags",), required=False),
@@ -220,6 +220,7 @@ def _special_names(cpu: int) -> Dict[int, str]:
             out[addr] = machine.read_kernel(name_ptr, 16, cpu).split(b"\0", 1)[0].decode("ascii", "replace")
         except errors.MemoryUnreadable:
             out[addr] = sym
+    out.update(arch.current().vdso_special_mappings(cpu))
     return out
 
 
@@ -282,17 +283,13 @@ def task_vdso(task, cpu: int) -> TaskVdso:
     if why:
         raise errors.KxError(why)
     mm = _MM.read(task.mm, cpu)
-    base, image_ptr = mm["vdso"], mm["vdso_image"]
-    if not base or not image_ptr:
+    base = mm["vdso"]
+    own = arch.current().vdso_kernel_image(task, cpu)
+    if not base or not (own or mm["vdso_image"]):
         raise errors.KxError(f"pid {task.pid} ({task.comm}) has no vDSO mapped "
                              "(mm->context.vdso is NULL: vdso=0 on the command line?)")
-    known = kernel_images()
-    if image_ptr not in known:
-        names = [n for n, _ in known.values()] or [n for n, _, _ in arch.current().vdso_images]
-        raise errors.KxError(f"mm->context.vdso_image = {image_ptr:#x} is none of "
-                             f"{', '.join(names)} (wrong vmlinux?)")
-    name, abi = known[image_ptr]
-    kimg = read_kernel_image(image_ptr, name, abi, cpu)
+    kimg = own or _image_of_mm(mm["vdso_image"], cpu)
+    name, abi = kimg.name, kimg.abi
     warnings = []
 
     kernel_bytes = machine.read_kernel(kimg.data, kimg.size, cpu)
@@ -314,6 +311,17 @@ def task_vdso(task, cpu: int) -> TaskVdso:
                     kernel_image=kimg, image=image, bytes_=image_bytes, pages=pages,
                     image_matches_kernel=(mismatched == 0 and len(image_bytes) == len(kernel_bytes)),
                     mismatched_bytes=mismatched, vmas=vmas, file_image=fimg, mm_fields=mm, warnings=warnings)
+
+
+def _image_of_mm(image_ptr: int, cpu: int) -> KernelImage:
+    """The struct vdso_image mm->context.vdso_image points at (x86)."""
+    known = kernel_images()
+    if image_ptr not in known:
+        names = [n for n, _ in known.values()] or [n for n, _, _ in arch.current().vdso_images]
+        raise errors.KxError(f"mm->context.vdso_image = {image_ptr:#x} is none of "
+                             f"{', '.join(names)} (wrong vmlinux?)")
+    name, abi = known[image_ptr]
+    return read_kernel_image(image_ptr, name, abi, cpu)
 
 
 def _task_pages(kimg: KernelImage, kernel_bytes: bytes, root: int, base: int, cpu: int):

@@ -13,6 +13,7 @@ import struct
 from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from gdbext import errors
+from gdbext.decoders import relocations
 from gdbext.decoders import elfnote
 
 _STT_NOTYPE, _STT_OBJECT, _STT_FUNC = 0, 1, 2
@@ -63,6 +64,8 @@ class VmlinuxImage:
         self._backed = sorted((s for s in self.sections if s.address and s.size and s.file_backed),
                               key=lambda s: s.address)
         self._starts = [s.address for s in self._backed]
+        self.machine = self._elf["e_machine"]       # "EM_X86_64", "EM_AARCH64"
+        self._relocs = None
 
     def section(self, name: str) -> Optional[Section]:
         return next((s for s in self.sections if s.name == name), None)
@@ -76,12 +79,25 @@ class VmlinuxImage:
 
     def read(self, address: int, size: int) -> bytes:
         """Up to `size` bytes at a link address (fewer at a section's end);
-        DecodeError where the file holds no bytes (.bss, per-cpu, ...)."""
+        DecodeError where the file holds no bytes (.bss, per-cpu, ...).
+        A position-independent vmlinux (arm64) gets its relative
+        relocations applied, as the kernel does at boot."""
         sec = self.section_at(address)
         if sec is None:
             raise errors.DecodeError(f"{address:#x} is not in a file-backed section of {self.path}")
         self._file.seek(sec.offset + address - sec.address)
-        return self._file.read(min(size, sec.address + sec.size - address))
+        data = self._file.read(min(size, sec.address + sec.size - address))
+        return relocations.apply(self._relative_relocations(), address, data)
+
+    def _relative_relocations(self):
+        if self._relocs is None:
+            sec = self.section(".rela.dyn")
+            raw = b""
+            if sec is not None and self.machine == "EM_AARCH64":
+                self._file.seek(sec.offset)
+                raw = self._file.read(sec.size)
+            self._relocs = relocations.RelativeRelocations.parse_rela(raw, relocations.R_AARCH64_RELATIVE)
+        return self._relocs
 
     @property
     def zero_based_sections(self) -> List[str]:

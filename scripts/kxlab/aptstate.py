@@ -42,6 +42,13 @@ def system_archive() -> str:
     raise AptError("the system's apt sources name no Debian archive; set KX_DEBIAN_MIRROR")
 
 
+def system_sources() -> list:
+    """[(archive URI, release)] of the system's own Debian sources."""
+    out = _run(["apt-get", "indextargets", "--format", "$(REPO_URI) $(RELEASE) $(TARGET_OF)"]).stdout
+    return sorted({tuple(line.split()[:2]) for line in out.splitlines()
+                   if len(line.split()) == 3 and line.split()[2] == "deb"})
+
+
 class Apt:
     """apt-cache and apt-get on the system's state (suite None) or a private one."""
 
@@ -97,8 +104,14 @@ class Apt:
         self._fresh = True
 
     def _write_sources(self) -> None:
-        line = f"deb [signed-by={KEYRING}] {system_archive()} {self.suite} main\n"
-        (self.root / "sources.list").write_text(line)
+        lines = [f"deb [signed-by={KEYRING}] {system_archive()} {self.suite} main\n"]
+        if self.arch:
+            # Another architecture of the system's own suite: also its
+            # -security and -updates, as the system's sources name them
+            # (bookworm's 6.12 kernels are only in bookworm-security).
+            lines += [f"deb [signed-by={KEYRING}] {uri} {release} main\n"
+                      for uri, release in system_sources() if release.startswith(self.suite + "-")]
+        (self.root / "sources.list").write_text("".join(lines))
 
     # -- queries -----------------------------------------------------------
     def cache(self, *args: str) -> str:

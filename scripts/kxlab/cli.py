@@ -9,9 +9,10 @@ from . import bootstrap, gdbrun, initramfs, kernels, qemu, sources
 
 
 def _kernel_arg(p, custom=False):
-    p.add_argument("--kernel", default=kernels.DEFAULT_SERIES, choices=list(kernels.SERIES),
+    p.add_argument("--kernel", default=kernels.DEFAULT_SERIES,
+                   choices=sorted({s for t in kernels.SERIES_BY_ARCH.values() for s in t}),
                    help="Debian kernel series: 5.10 (bullseye), 6.1 and 6.12 (bookworm), "
-                        "7.2 (sid) (default %(default)s)")
+                        "7.2 (sid) (default %(default)s); arm64: 6.1 and 6.12")
     _arch_arg(p)
     if custom:
         p.add_argument("--kernel-image", metavar="PATH",
@@ -23,8 +24,9 @@ def _kernel_arg(p, custom=False):
 
 def _arch_arg(p):
     p.add_argument("--arch", default=kernels.DEFAULT_ARCH, choices=list(kernels.SERIES_BY_ARCH),
-                   help="the guest's architecture: x86_64 (cloud-amd64 kernels) or i386 "
-                        "(Debian's 686-pae 6.1 under qemu-system-i386) (default %(default)s)")
+                   help="the guest's architecture: x86_64 (cloud-amd64 kernels), i386 "
+                        "(Debian's 686-pae 6.1 under qemu-system-i386) or arm64 (cloud-arm64 6.1 "
+                        "and 6.12 under qemu-system-aarch64) (default %(default)s)")
 
 
 def _kernel(a, need_image=True):
@@ -91,6 +93,7 @@ def cmd_bootstrap(a):
 
 def cmd_fetch(a):
     bootstrap.ensure_apt()
+    bootstrap.ensure_arch(a.arch)
     kernel = kernels.fetch(a.kernel, arch=a.arch)
     info = kernel.info()
     if a.source:
@@ -103,6 +106,10 @@ def cmd_initramfs(a):
     if a.arch == "i386":
         from . import initramfs_i386
         print(initramfs_i386.build(force=a.force))
+        return
+    if a.arch == "arm64":
+        from . import initramfs_arm64
+        print(initramfs_arm64.build(force=a.force))
         return
     print(initramfs.build(force=a.force))
 
@@ -152,19 +159,22 @@ def cmd_gdb(a):
     bootstrap.ensure_all()
     port = a.port
     vmlinux = None
+    arch = a.arch
     state = qemu.load_state(a.name)
     if state and not port:
         port = state["port"]
         vmlinux = state["vmlinux"]
+        arch = state.get("arch", arch)
+    bootstrap.ensure_arch(arch)
     if not vmlinux:
         custom = _kernel(a, need_image=False)
-        vmlinux = (custom or kernels.fetch(a.kernel, arch=a.arch)).vmlinux
+        vmlinux = (custom or kernels.fetch(a.kernel, arch=arch)).vmlinux
     if not port:
         raise SystemExit("lab: no running guest; start one with ./scripts/lab boot, or pass --port")
     extra = list(a.ex or ())
     if state and state.get("trace_plugin") and not a.port:
         extra.insert(0, f"set kx trace-plugin {state['trace_plugin']}")
-    argv = gdbrun.gdb_argv(vmlinux, port, nx=False, extra_ex=extra)
+    argv = gdbrun.gdb_argv(vmlinux, port, nx=False, extra_ex=extra, arch=arch)
     if a.batch:
         argv.insert(1, "-batch")
     os.execvp(argv[0], argv)
@@ -244,8 +254,10 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="fetch, build, boot, attach, and show kx at a syscall")
     _kernel_arg(p, custom=True)
     p.add_argument("--smp", type=int, default=2)
-    p.add_argument("--cpu", default="Haswell", help="QEMU CPU model (default %(default)s: Intel, so KPTI applies)")
-    p.add_argument("--pti", choices=["on", "off", "auto"], default="on")
+    p.add_argument("--cpu", default=None, help="QEMU CPU model (default: Haswell on x86_64, Intel, so KPTI "
+                                                 "applies; max,lpa2=off,pauth-impdef=on on arm64)")
+    p.add_argument("--pti", choices=["on", "off", "auto"], default=None,
+                   help="page-table isolation (default: on for x86_64, auto for arm64)")
     p.set_defaults(func=cmd_demo)
 
     return ap

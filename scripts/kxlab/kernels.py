@@ -46,7 +46,12 @@ SERIES = {
 I386_SERIES = {
     "6.1": Series("bookworm", "linux-image-686-pae", "linux-image-686-pae-dbg", arch="i386"),
 }
-SERIES_BY_ARCH = {"x86_64": SERIES, "i386": I386_SERIES}
+# Debian's cloud-arm64 kernels, through a private bookworm state for arm64.
+ARM64_SERIES = {
+    "6.1": Series("bookworm", "linux-image-cloud-arm64", "linux-image-cloud-arm64-dbg", "arm64"),
+    "6.12": Series("bookworm", "linux-image-6.12-cloud-arm64", "linux-image-6.12-cloud-arm64-dbg", "arm64"),
+}
+SERIES_BY_ARCH = {"x86_64": SERIES, "i386": I386_SERIES, "arm64": ARM64_SERIES}
 META = SERIES                 # the older name
 DEFAULT_SERIES = "6.1"
 DEFAULT_ARCH = "x86_64"
@@ -299,7 +304,7 @@ def warm_index_cache(kernel: Kernel, quiet: bool = False) -> float:
     start = time.monotonic()
     if not quiet:
         bootstrap.log(f"warming gdb's index cache for {kernel.abi}")
-    subprocess.run(gdbrun.gdb_argv(kernel.vmlinux, load_kx=False, batch=True)
+    subprocess.run(gdbrun.gdb_argv(kernel.vmlinux, load_kx=False, batch=True, arch=kernel.arch)
                    + ["-ex", "print sizeof(struct pt_regs)"],
                    capture_output=True, check=False)
     took = time.monotonic() - start

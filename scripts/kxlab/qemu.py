@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 import time
 
-from . import bootstrap, initramfs, kernels, paths, plugin, qemu10  # paths puts the checkout on sys.path
+from . import bootstrap, initramfs, kernels, paths, plugin, qemu10, qemu_arm64  # paths puts the checkout on sys.path
 from gdbext.decoders.qemu_monitor import parse_info_registers
 
 PR_SET_PDEATHSIG = 1
@@ -64,7 +64,7 @@ class BootOptions:
     append: str = ""           # extra kernel command line
     plugin: str = ""           # the kxtrace plugin's control socket ("": no plugin)
     plugin_ring_kb: int = 0    # KiB per vCPU ring (0: the plugin's default, 128 MiB)
-    arch: str = kernels.DEFAULT_ARCH   # x86_64 | i386 (Debian's 686-pae kernel)
+    arch: str = kernels.DEFAULT_ARCH   # x86_64 | i386 (Debian's 686-pae kernel) | arm64 (qemu_arm64.py)
 
 
 class Guest:
@@ -81,10 +81,13 @@ class Guest:
 
     # -- command line --------------------------------------------------------
     def cmdline(self) -> str:
-        words = ["console=ttyS0", "panic=-1", "loglevel=4"]
-        words.append("kaslr" if self.opts.kaslr else "nokaslr")
-        if self.opts.pti in ("on", "off"):
-            words.append(f"pti={self.opts.pti}")
+        if self.opts.arch == "arm64":
+            words = qemu_arm64.cmdline_words(self.opts.kaslr, self.opts.pti)
+        else:
+            words = ["console=ttyS0", "panic=-1", "loglevel=4"]
+            words.append("kaslr" if self.opts.kaslr else "nokaslr")
+            if self.opts.pti in ("on", "off"):
+                words.append(f"pti={self.opts.pti}")
         words.append(f"kxsleep_ms={self.opts.sleep_ms}")
         if self.opts.workload != "loop":
             words.append(f"kxmode={self.opts.workload}")
@@ -97,7 +100,9 @@ class Guest:
         # KX_QEMU picks the QEMU (qemu10.select: bookworm-backports' 10.0.2
         # by default, "7.2" for the system's, or a path with
         # KX_QEMU_DATADIR); a guest with the kxtrace plugin needs 10.0.
-        if o.plugin:
+        if o.arch == "arm64":
+            prefix = qemu_arm64.prefix(o.cpu)
+        elif o.plugin:
             prefix = plugin.qemu_args(o.plugin, ring_kb=o.plugin_ring_kb)
         else:
             prefix = qemu10.select().prefix()
@@ -113,7 +118,7 @@ class Guest:
                 "-gdb", f"tcp:127.0.0.1:{self.port}"]
         # The 686-pae kernel needs PAE and NX: QEMU's qemu32 model lacks NX.
         cpu = o.cpu or ("Haswell" if self.kernel.arch == "i386" else "")
-        if cpu:
+        if cpu and o.arch != "arm64":
             argv += ["-cpu", cpu]
         if o.stopped:
             argv.append("-S")
@@ -273,7 +278,7 @@ class Guest:
     # -- state file for `lab boot` / `lab gdb` -------------------------------
     def describe(self) -> dict:
         return {"pid": self.proc.pid if self.proc else None, "port": self.port,
-                "kernel": self.kernel.series, "arch": self.kernel.arch, "abi": self.kernel.abi,
+                "kernel": self.kernel.series, "arch": self.opts.arch, "abi": self.kernel.abi,
                 "vmlinux": str(self.kernel.vmlinux), "system_map": str(self.kernel.system_map),
                 "serial_log": str(self.serial_log), "monitor": str(self.monitor_path),
                 "workdir": str(self.workdir), "cmdline": self.cmdline(),
