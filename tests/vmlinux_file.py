@@ -61,24 +61,30 @@ def system_map(path) -> list:
 def dwarf_offsets(vmlinux, pairs) -> dict:
     """{(struct, path): byte offset or None} from the file's DWARF through
     gdb's own expression evaluator (&((struct X *)0)->path), never kx."""
+    exprs = [f"(unsigned long)&(({s} *)0)->{p}" for s, p in pairs]
+    return dict(zip(map(tuple, pairs), gdb_values(vmlinux, exprs)))
+
+
+def gdb_values(path, exprs) -> list:
+    """The integer value gdb gives each expression with `path` loaded (None
+    where gdb says it is an error)."""
     import json
     import subprocess
     import tempfile
     from kxlab import gdbrun
     script = (
         "import gdb, json\n"
-        f"pairs = {list(map(list, pairs))!r}\n"
+        f"exprs = {list(exprs)!r}\n"
         "out = []\n"
-        "for s, p in pairs:\n"
+        "for e in exprs:\n"
         "    try:\n"
-        "        out.append(int(gdb.parse_and_eval(f'(unsigned long)&(({s} *)0)->{p}')))\n"
+        "        out.append(int(gdb.parse_and_eval(e)))\n"
         "    except gdb.error:\n"
         "        out.append(None)\n"
         "print('KXJSON' + json.dumps(out))\n")
     with tempfile.NamedTemporaryFile("w", suffix=".py") as f:
         f.write(script)
         f.flush()
-        argv = gdbrun.gdb_argv(vmlinux=vmlinux, load_kx=False, batch=True, extra_ex=[f"source {f.name}"])
+        argv = gdbrun.gdb_argv(vmlinux=path, load_kx=False, batch=True, extra_ex=[f"source {f.name}"])
         out = subprocess.run(argv, capture_output=True, text=True, timeout=600).stdout
-    values = json.loads(out.split("KXJSON", 1)[1].splitlines()[0])
-    return dict(zip(map(tuple, pairs), values))
+    return json.loads(out.split("KXJSON", 1)[1].splitlines()[0])

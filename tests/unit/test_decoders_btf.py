@@ -8,13 +8,14 @@ kx's struct readers use and every pt_regs register.
 """
 import importlib
 import struct
+import subprocess
 
 import pytest
 from elftools.elf.elffile import ELFFile
 from hypothesis import given, strategies as st
 
 from gdbext import errors
-from gdbext.decoders import btf as B
+from gdbext.decoders import btf as B, btf_c
 from gdbext.kernel.structs import StructReader
 from tests import vmlinux_file
 from tests.unit.syscall_fixtures import cached_kernels
@@ -90,6 +91,26 @@ def test_sizes_match_dwarf(kernel):
     for n in names:
         t = btf.named(n)
         assert btf.sizeof(t.id) == t.size > 0
+
+
+def test_generated_c_keeps_every_layout(kernel, tmp_path):
+    """The C emitted from BTF, compiled by gcc -g, gives gdb the DWARF
+    layouts: the members kx uses at the vmlinux DWARF's offsets, and every
+    named struct and union at BTF's size."""
+    d, _blob, btf = kernel
+    (tmp_path / "t.c").write_text(btf_c.emit(btf))
+    subprocess.run(["gcc", "-g", "-fno-eliminate-unused-debug-types", "-c", str(tmp_path / "t.c"),
+                    "-o", str(tmp_path / "t.o")], check=True)
+    pairs = _pairs()
+    want = vmlinux_file.dwarf_offsets(f"{d}/vmlinux", pairs)
+    got = vmlinux_file.dwarf_offsets(str(tmp_path / "t.o"), pairs)
+    assert sum(v is not None for v in want.values()) >= 50
+    assert got == want
+    e = btf_c.Emitter(btf)
+    named = [t for t in btf.types[1:] if t.kind in (B.STRUCT, B.UNION) and t.name]
+    sizes = vmlinux_file.gdb_values(str(tmp_path / "t.o"), [f"sizeof({e.tag(t)})" for t in named])
+    assert sizes == [t.size for t in named]
+    print(f"{d}: {len(named)} struct/union sizes match BTF")
 
 
 def test_not_btf():
