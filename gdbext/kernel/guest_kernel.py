@@ -249,6 +249,39 @@ def load(cpu: Optional[int] = None) -> GuestKernel:
                      directory=os.path.join(cache_root(), note[2]), sources=sources,
                      seconds={"kallsyms_scan": round(t_scan, 3)})
     _read_btf(gk, by_name, cpu)
+    _save_raw(gk, by_name, cpu)
     gk.seconds["attach"] = round(time.perf_counter() - t0, 3)
     _save(gk, pointers, note)
     return gk
+
+
+def _save_raw(gk: GuestKernel, by_name: Dict[str, int], cpu: int) -> None:
+    """The bytes the symbol file carries for kx's KASLR check: the notes
+    and linux_banner (up to its NUL)."""
+    raw = {}
+    start, stop = by_name["__start_notes"], by_name["__stop_notes"]
+    raw[".notes"] = (start, _read(start, stop - start, cpu))
+    if "linux_banner" in by_name:
+        banner = _read(by_name["linux_banner"], 512, cpu)
+        raw[".kx.banner"] = (by_name["linux_banner"], banner.split(b"\0", 1)[0] + b"\0")
+    os.makedirs(gk.directory, exist_ok=True)
+    with open(os.path.join(gk.directory, "raw.json"), "w") as f:
+        json.dump({k: [a, b.hex()] for k, (a, b) in raw.items()}, f)
+
+
+def raw_sections(gk: GuestKernel) -> List[Tuple[str, int, bytes]]:
+    with open(os.path.join(gk.directory, "raw.json")) as f:
+        return [(k, a, bytes.fromhex(b)) for k, (a, b) in json.load(f).items()]
+
+
+def symbol_file(gk: GuestKernel) -> str:
+    """The ELF gdb loads (kernel/guest_elf.py), built once per build ID."""
+    from gdbext.kernel import guest_elf
+    path = os.path.join(gk.directory, guest_elf.ELF_NAME)
+    if not os.path.exists(path):
+        blob = b""
+        if gk.btf_path:
+            with open(gk.btf_path, "rb") as f:
+                blob = f.read()
+        gk.seconds.update(guest_elf.build(gk.directory, gk.symbols, blob, raw_sections(gk)))
+    return path
