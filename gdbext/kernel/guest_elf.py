@@ -15,8 +15,8 @@ The file is an ELF linked at the running kernel's addresses:
 - `.notes` and the linux_banner hold the guest's own bytes, so `kx kaslr`
   checks this file against memory like a vmlinux.
 
-The symbol assembly is split in several files because a static name can
-repeat (many `cmp` functions): file k holds each name's k-th symbol.
+objcopy adds the symbols after the link: ld keeps no local symbol of a
+NOBITS section, and static names repeat (many `cmp` functions).
 """
 import collections
 import os
@@ -35,10 +35,10 @@ _ARRAYS = {"sys_call_table": "sys_call_ptr_t", "ia32_sys_call_table": "sys_call_
            "x32_sys_call_table": "sys_call_ptr_t"}
 
 
-def _kind(letter: str) -> Tuple[str, str]:
-    """(binding directive, symbol type) for a kallsyms type letter."""
-    binding = ".weak" if letter in "wWvV" else ".globl" if letter.isupper() else ".local"
-    return binding, "@function" if letter in "tTwW" else "@object"
+def _flags(letter: str) -> str:
+    """objcopy --add-symbol flags for a kallsyms type letter."""
+    binding = "weak" if letter in "wWvV" else "global" if letter.isupper() else "local"
+    return f"{binding},{'function' if letter in 'tTwW' else 'object'}"
 
 
 def _section_of(address: int, text: Tuple[int, int]) -> str:
@@ -47,28 +47,23 @@ def _section_of(address: int, text: Tuple[int, int]) -> str:
     return ".kx.text" if text[0] <= address < text[1] else ".kx.data"
 
 
-def symbol_assembly(symbols, text: Tuple[int, int], bases: Dict[str, int], skip) -> List[str]:
-    """One assembly source per repetition level of the symbol names."""
-    files: List[List[str]] = []
-    seen: Dict[str, int] = collections.Counter()
+def symbol_arguments(symbols, text: Tuple[int, int], bases: Dict[str, int], skip) -> List[str]:
+    """objcopy arguments adding every kallsyms symbol.  ld would drop the
+    local ones (it keeps no local symbol of a NOBITS section, binutils
+    2.40), and a static name can repeat, so objcopy adds them after the link."""
+    out: List[str] = []
     globals_seen = set()
     for address, letter, name in symbols:
-        if (address, name) in skip or not name or '"' in name:
+        if (address, name) in skip or not name or any(c in name for c in "=,\\ '\"\n"):
             continue
-        level = seen[name]
-        seen[name] += 1
-        binding, kind = _kind(letter)
-        if binding != ".local":
+        flags = _flags(letter)
+        if not flags.startswith("local"):
             if name in globals_seen:
-                binding = ".local"
+                flags = "local" + flags[flags.index(","):]
             globals_seen.add(name)
-        while len(files) <= level:
-            files.append([f'\t.section {s},"{f}",@nobits' for s, f in
-                          ((".kx.text", "ax"), (".kx.data", "aw"), (".data..percpu", "aw"))])
         section = _section_of(address, text)
-        files[level].append(f'\t.section {section}\n\t{binding} "{name}"\n\t.type "{name}",{kind}\n'
-                            f'\t.set "{name}", . + {address - bases[section]:#x}')
-    return ["\n".join(f) + "\n" for f in files]
+        out += ["--add-symbol", f"{name}={section}:{address - bases[section]:#x},{flags}"]
+    return out
 
 
 def typed_variables(btf: B.Btf, emitter: btf_c.Emitter, by_name: Dict[str, List[int]],
@@ -175,7 +170,10 @@ def build(directory: str, symbols, btf_blob: bytes, raw: List[Tuple[str, int, by
         btf = B.parse(btf_blob)
         emitter = btf_c.Emitter(btf)
         source = btf_c.emit(btf)
-        variables = typed_variables(btf, emitter, by_name, _symbol_sizes(symbols))
+        sizes = _symbol_sizes(symbols)
+        sizes.update({section[len(".kx.copy."):]: len(data) for section, _a, data in raw
+                      if section.startswith(".kx.copy.")})
+        variables = typed_variables(btf, emitter, by_name, sizes)
         source += "\n".join(v[2] for v in variables) + "\n"
     t_emit = time.perf_counter()
     skip = {(a, n) for a, n, _d in variables}
@@ -185,18 +183,19 @@ def build(directory: str, symbols, btf_blob: bytes, raw: List[Tuple[str, int, by
             f.write(source)
         _run(["gcc", "-g", "-fno-eliminate-unused-debug-types", "-c", "types.c", "-o", "types.o"], tmp)
         objects.append("types.o")
-        asm = symbol_assembly(symbols, text, {s: lo for s, (lo, _hi) in bounds.items()}, skip)
-        asm.append(_raw_assembly(raw))
-        for i, text_ in enumerate(asm):
-            with open(os.path.join(tmp, f"s{i}.s"), "w") as f:
-                f.write(text_)
-            _run(["as", f"s{i}.s", "-o", f"s{i}.o"], tmp)
-            objects.append(f"s{i}.o")
+        with open(os.path.join(tmp, "raw.s"), "w") as f:
+            f.write(_raw_assembly(raw))
+        _run(["as", "raw.s", "-o", "raw.o"], tmp)
+        objects.append("raw.o")
         with open(os.path.join(tmp, "kernel.lds"), "w") as f:
             f.write(linker_script(bounds, variables, [(s, a) for s, a, _b in raw]))
-        out = os.path.join(directory, ELF_NAME)
-        _run(["ld", "--no-check-sections", "-z", "noexecstack", "-T", "kernel.lds", "-o", out + ".tmp"]
+        _run(["ld", "--no-check-sections", "-z", "noexecstack", "-T", "kernel.lds", "-o", "linked.elf"]
              + objects, tmp)
+        with open(os.path.join(tmp, "symbols.args"), "w") as f:
+            f.write("\n".join(symbol_arguments(symbols, text, {s: lo for s, (lo, _hi) in bounds.items()},
+                                                 skip)) + "\n")
+        out = os.path.join(directory, ELF_NAME)
+        _run(["objcopy", "@symbols.args", "linked.elf", out + ".tmp"], tmp)
         os.replace(out + ".tmp", out)
     t_end = time.perf_counter()
     return {"btf_to_c": round(t_emit - t0, 3), "compile_link": round(t_end - t_emit, 3)}

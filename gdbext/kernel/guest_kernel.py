@@ -15,6 +15,7 @@ The result is cached per build ID under $KX_CACHE (default ~/.cache/kx)
 /guest-kernels/<build-id>/: the next attach reads the IDT, then 36 bytes at
 each cached build's note, and decodes nothing.
 """
+import bisect
 import dataclasses
 import json
 import os
@@ -30,6 +31,11 @@ CHUNK = 1 << 20
 SCAN_LIMIT = 128 << 20     # text and rodata of the largest image we know is ~60 MiB
 _TAIL = 2 << 20            # what follows the token index: kallsyms_offsets, the base
 FORMAT = 1                 # bump when the cached files change shape
+# Objects kx's file model reads as bytes (syscall tables, the dispatch
+# switches, syscall_init's MSR writes): the symbol file carries a copy of
+# them from memory, to the next symbol or 64 KiB.
+COPIED = ("sys_call_table", "ia32_sys_call_table", "x32_sys_call_table", "x64_sys_call",
+          "ia32_sys_call", "x32_sys_call", "syscall_init")
 
 
 @dataclasses.dataclass
@@ -264,6 +270,20 @@ def _save_raw(gk: GuestKernel, by_name: Dict[str, int], cpu: int) -> None:
     if "linux_banner" in by_name:
         banner = _read(by_name["linux_banner"], 512, cpu)
         raw[".kx.banner"] = (by_name["linux_banner"], banner.split(b"\0", 1)[0] + b"\0")
+    addresses = sorted({a for a, _t, _n in gk.symbols})
+    for name in COPIED:
+        start = by_name.get(name)
+        if start is None:
+            continue
+        i = bisect.bisect_right(addresses, start)
+        end = min(addresses[i] if i < len(addresses) else start + 65536, start + 65536)
+        data = _read(start, end - start, cpu)
+        if name.endswith("_table"):
+            # Padding up to the next symbol is not part of the table: every
+            # real entry points somewhere (sys_ni_syscall at least).
+            while data.endswith(bytes(8)):
+                data = data[:-8]
+        raw[".kx.copy." + name] = (start, data)
     os.makedirs(gk.directory, exist_ok=True)
     with open(os.path.join(gk.directory, "raw.json"), "w") as f:
         json.dump({k: [a, b.hex()] for k, (a, b) in raw.items()}, f)
