@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """kx kernel: where kx's knowledge of the kernel comes from, and loading the
 running kernel's own symbols and types when there is no vmlinux."""
-from gdbext.kernel import guest_session, kaslr
+from gdbext.kernel import guest_kernel, guest_session, kaslr
 from gdbext.render import Report, Text
 from gdbext import machine
 
@@ -25,6 +25,7 @@ first stop.  --load loads it now (replacing gdb's symbol file)."""
 
     name = "kernel"
     needs_kernel_match = False
+    loads_guest_kernel = False   # it loads (and reports) itself
 
     def arguments(self, p):
         p.add_argument("--load", action="store_true",
@@ -41,7 +42,7 @@ first stop.  --load loads it now (replacing gdb's symbol file)."""
                     "facts": {"symbols": "the vmlinux's ELF symbol table", "types": "the vmlinux's DWARF",
                               "kaslr": "kx kaslr's vote (IDT, LSTAR, banner, build ID)"}}
         else:
-            data = {"source": "guest", "symbol_file": f"{gk.directory}/kernel.elf", "build_id": gk.build_id,
+            data = {"source": "guest", "symbol_file": guest_kernel.symbol_file(gk), "build_id": gk.build_id,
                     "text": gk.text, "symbols": len(gk.symbols), "btf": gk.btf_path is not None,
                     "cached": gk.cached, "facts": dict(gk.sources), "seconds": dict(gk.seconds)}
         if data["source"] == "guest" and not data["btf"]:

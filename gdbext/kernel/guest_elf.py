@@ -29,7 +29,7 @@ from gdbext import errors
 from gdbext.decoders import btf as B, btf_c
 from gdbext.decoders.kaslr import relocatable
 
-ELF_NAME = "kernel.elf"
+ELF_NAME = "kernel-3.elf"     # the number changes with the file's shape
 _GLOBALS = {"init_task": "struct task_struct"}
 _ARRAYS = {"sys_call_table": "sys_call_ptr_t", "ia32_sys_call_table": "sys_call_ptr_t",
            "x32_sys_call_table": "sys_call_ptr_t"}
@@ -128,9 +128,14 @@ def linker_script(bounds: Dict[str, Tuple[int, int]], variables, raw_sections) -
 
 
 def _raw_assembly(raw: List[Tuple[str, int, bytes]]) -> str:
-    parts = []
+    # PROGBITS, not NOTE: gdb must not take the kernel's build ID for this
+    # file's (its index cache would hand it the vmlinux's DWARF index).
+    # The empty NOBITS sections give the output sections their flags: gdb
+    # takes symbols of an "ax" section for functions.
+    parts = [f'\t.section {name},"{flags}",@nobits' for name, flags in
+             ((".kx.text", "ax"), (".kx.data", "aw"), (".data..percpu", "aw"))]
     for section, _address, data in raw:
-        parts.append(f'\t.section {section},"a"\n\t.byte ' + ",".join(str(b) for b in data))
+        parts.append(f'\t.section {section},"a",@progbits\n\t.byte ' + ",".join(str(b) for b in data))
     return "\n".join(parts) + "\n"
 
 

@@ -29,8 +29,10 @@ from gdbext.kernel import backend
 
 CHUNK = 1 << 20
 SCAN_LIMIT = 128 << 20     # text and rodata of the largest image we know is ~60 MiB
+SUBCHUNK = 64 << 10        # the granule of a chunk with unmapped pages
+MAX_HOLE = 8               # MiB of nothing before the scan gives up
 _TAIL = 2 << 20            # what follows the token index: kallsyms_offsets, the base
-FORMAT = 1                 # bump when the cached files change shape
+FORMAT = 2                 # bump when the cached files change shape
 # Objects kx's file model reads as bytes (syscall tables, the dispatch
 # switches, syscall_init's MSR writes): the symbol file carries a copy of
 # them from memory, to the next symbol or 64 KiB.
@@ -72,12 +74,12 @@ def scan_kallsyms(start: int, cpu: int) -> Tuple[List[kallsyms.Symbol], Dict[str
     """(symbols, {array: address}, bytes read) scanning forward from `start`."""
     base = start & ~0xFFF
     blob = bytearray()
-    while len(blob) < SCAN_LIMIT:
+    holes = 0
+    while len(blob) < SCAN_LIMIT and holes < MAX_HOLE:
         before = len(blob)
-        try:
-            blob += _read(base + before, CHUNK, cpu)
-        except errors.MemoryUnreadable:
-            break
+        chunk = _read_with_holes(base + before, cpu)
+        holes = holes + 1 if not chunk.strip(b"\0") else 0
+        blob += chunk
         # The digit tokens may straddle the chunk boundary: look back a little.
         if kallsyms._DIGITS in blob[max(0, before - 32):]:
             try:
@@ -92,8 +94,25 @@ def scan_kallsyms(start: int, cpu: int) -> Tuple[List[kallsyms.Symbol], Dict[str
             if tables.relative_base is not None:
                 where["relative_base"] = base + tables.relative_base
             return syms, where, len(blob)
-    raise errors.KxError(f"no kallsyms in the {len(blob) >> 20} MiB of kernel image after {base:#x} "
+    raise errors.KxError(f"no kallsyms in the {len(blob) >> 20} MiB of kernel memory after {base:#x} "
                          "(a kernel built without CONFIG_KALLSYMS?)")
+
+
+def _read_with_holes(address: int, cpu: int) -> bytes:
+    """CHUNK bytes at `address`, zeros where nothing is mapped: the kernel
+    frees the pages between the end of its text and .rodata once boot is
+    done (free_kernel_image_pages, arch/x86/mm/init_64.c)."""
+    try:
+        return _read(address, CHUNK, cpu)
+    except errors.MemoryUnreadable:
+        pass
+    parts = []
+    for off in range(0, CHUNK, SUBCHUNK):
+        try:
+            parts.append(_read(address + off, SUBCHUNK, cpu))
+        except errors.MemoryUnreadable:
+            parts.append(bytes(SUBCHUNK))
+    return b"".join(parts)
 
 
 def _build_id_note(by_name: Dict[str, int], cpu: int) -> Tuple[int, bytes, str]:

@@ -19,21 +19,28 @@ from gdbext.machine import hooks
 _state = {"kernel": None, "seconds": None, "connection": None}
 
 
+def _loaded_path() -> Optional[str]:
+    """gdb's kernel symbol file, also after kx's KASLR relocation made it
+    an add-symbol-file objfile (kernel/symbols.vmlinux_path); None if none."""
+    from gdbext.kernel import symbols
+    try:
+        return symbols.vmlinux_path()
+    except errors.KxError:
+        return None
+
+
 def current() -> Optional[guest_kernel.GuestKernel]:
     """The guest kernel whose symbol file gdb has loaded, or None."""
     gk = _state["kernel"]
     if gk is None:
         return None
-    import gdb
-    path = os.path.join(gk.directory, "kernel.elf")
-    if gdb.current_progspace().filename != path:
-        return None
-    return gk
+    from gdbext.kernel import guest_elf
+    path = os.path.join(gk.directory, guest_elf.ELF_NAME)
+    return gk if _loaded_path() == path else None
 
 
 def gdb_has_kernel_file() -> bool:
-    import gdb
-    return bool(gdb.current_progspace().filename)
+    return _loaded_path() is not None
 
 
 def attach(cpu: Optional[int] = None) -> guest_kernel.GuestKernel:
@@ -43,8 +50,14 @@ def attach(cpu: Optional[int] = None) -> guest_kernel.GuestKernel:
     gk = guest_kernel.load(cpu)
     path = guest_kernel.symbol_file(gk)
     gk.seconds["symbol_file_load"] = round(symbol_files.load_main(path), 3)
-    gk.seconds["total"] = round(time.perf_counter() - t0, 3)
     _state["kernel"] = gk
+    # The file is linked where the kernel was when it was built: move it
+    # to this boot's slide now, before anything reads gdb's symbols.
+    from gdbext.kernel import kaslr
+    t1 = time.perf_counter()
+    kaslr.ensure()
+    gk.seconds["kaslr"] = round(time.perf_counter() - t1, 3)
+    gk.seconds["total"] = round(time.perf_counter() - t0, 3)
     return gk
 
 
@@ -56,9 +69,26 @@ def summary(gk: guest_kernel.GuestKernel) -> str:
             "came from)\n")
 
 
+def ensure_loaded(quiet: bool = False) -> Optional[guest_kernel.GuestKernel]:
+    """Before a kx command: with no symbol file in gdb (and `set kx
+    guest-kernel auto`), load the guest's own.  Not from gdb's event
+    observers: replacing the symbol file inside one trips gdb 13's internal
+    checks (get_msymbol_address, "Recursive internal problem")."""
+    if settings.get("guest-kernel") != "auto" or gdb_has_kernel_file():
+        return None
+    import gdb
+    inf = gdb.selected_inferior()
+    if not inf.pid or not inf.threads():
+        return None
+    gk = attach()
+    if not quiet:
+        gdb.write(summary(gk))
+    return gk
+
+
 def _on_stop(_event=None) -> None:
-    """At the first stop of a connection with no symbol file, load the
-    guest's own.  Never lets an exception into gdb's stop handling."""
+    """At the first stop of a connection with no symbol file: say what the
+    first kx command will do."""
     if hooks.during() or settings.get("guest-kernel") != "auto":
         return
     try:
@@ -68,12 +98,8 @@ def _on_stop(_event=None) -> None:
         if not inf.pid or key == _state["connection"] or gdb_has_kernel_file():
             return
         _state["connection"] = key
-        gdb.write(summary(attach()))
-    except KeyboardInterrupt:
-        pass
-    except errors.KxError as exc:
-        import gdb
-        gdb.write(f"kx: no vmlinux, and the guest's own symbols could not be read: {exc}\n")
+        gdb.write("kx: no vmlinux: the first kx command loads the running kernel's own symbols and "
+                  "types (kallsyms, BTF; `kx kernel`)\n")
     except Exception:  # noqa: BLE001 - a stop hook must never break gdb
         pass
 
