@@ -204,6 +204,12 @@ class Emitter:
             lines.append(f"unsigned char : {end - start};")
 
 
+# gcc options the emitted C needs: every type kept in the DWARF, and
+# unnamed members of a named struct type (7.2's struct aes_key embeds
+# `struct aes_enckey;`, which the kernel builds with -fms-extensions).
+GCC_OPTIONS = ("-g", "-fno-eliminate-unused-debug-types", "-fms-extensions")
+
+
 def emit(btf: B.Btf) -> str:
     """C source declaring every struct, union, enum and typedef of `btf`."""
     e = Emitter(btf)

@@ -29,7 +29,7 @@ from gdbext import errors
 from gdbext.decoders import btf as B, btf_c
 from gdbext.decoders.kaslr import relocatable
 
-ELF_NAME = "kernel-3.elf"     # the number changes with the file's shape
+ELF_NAME = "kernel-4.elf"     # the number changes with the file's shape
 _GLOBALS = {"init_task": "struct task_struct"}
 _ARRAYS = {"sys_call_table": "sys_call_ptr_t", "ia32_sys_call_table": "sys_call_ptr_t",
            "x32_sys_call_table": "sys_call_ptr_t"}
@@ -186,7 +186,7 @@ def build(directory: str, symbols, btf_blob: bytes, raw: List[Tuple[str, int, by
         objects = []
         with open(os.path.join(tmp, "types.c"), "w") as f:
             f.write(source)
-        _run(["gcc", "-g", "-fno-eliminate-unused-debug-types", "-c", "types.c", "-o", "types.o"], tmp)
+        _run(["gcc", *btf_c.GCC_OPTIONS, "-c", "types.c", "-o", "types.o"], tmp)
         objects.append("types.o")
         with open(os.path.join(tmp, "raw.s"), "w") as f:
             f.write(_raw_assembly(raw))

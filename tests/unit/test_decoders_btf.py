@@ -99,7 +99,7 @@ def test_generated_c_keeps_every_layout(kernel, tmp_path):
     named struct and union at BTF's size."""
     d, _blob, btf = kernel
     (tmp_path / "t.c").write_text(btf_c.emit(btf))
-    subprocess.run(["gcc", "-g", "-fno-eliminate-unused-debug-types", "-c", str(tmp_path / "t.c"),
+    subprocess.run(["gcc", *btf_c.GCC_OPTIONS, "-c", str(tmp_path / "t.c"),
                     "-o", str(tmp_path / "t.o")], check=True)
     pairs = _pairs()
     want = vmlinux_file.dwarf_offsets(f"{d}/vmlinux", pairs)
