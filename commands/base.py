@@ -79,6 +79,7 @@ class KxCommand(gdb.Command):
     name = ""
     json_ok = True
     needs_kernel_match = True
+    loads_guest_kernel = True   # with no vmlinux, load the guest's own symbols first (kernel/guest_session.py)
     architecture = None  # the Arch.name this command is for; None: every architecture
     completions = ()  # extra words offered by tab completion
 
@@ -116,6 +117,9 @@ class KxCommand(gdb.Command):
         try:
             args = self.parser.parse_args(argv)
             self.check_architecture()
+            if self.loads_guest_kernel:
+                from gdbext.kernel import guest_session
+                guest_session.ensure_loaded(quiet=want_json)
             mismatch = kernel_mismatch()
             if mismatch and self.needs_kernel_match:
                 raise errors.KernelMismatch(mismatch)

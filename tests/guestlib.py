@@ -30,6 +30,7 @@ class LabConfig:
     plugin_ring_kb: int = 0     # KiB per vCPU ring of the plugin (0: its default)
     append: str = ""            # extra kernel command line words
     arch: str = "x86_64"        # the guest's architecture (kxlab.kernels.SERIES_BY_ARCH)
+    no_vmlinux: bool = False    # attach gdb with no vmlinux (kx loads the guest's kallsyms and BTF)
 
 
 def int80_entry(symbols) -> str:
@@ -64,6 +65,8 @@ class GuestSession:
         self.vmlinux = self.kernel.vmlinux
         if config.vmlinux_kernel and config.vmlinux_kernel != config.kernel:
             self.vmlinux = kernels.fetch(config.vmlinux_kernel, quiet=True).vmlinux
+        if config.no_vmlinux:
+            self.vmlinux = None
         self.gdb = None
         try:
             self.gdb = gdbrun.start_mi(self.vmlinux, self.guest.port)

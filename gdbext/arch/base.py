@@ -451,6 +451,12 @@ class Arch:
         sources that execute an instruction on the vCPU."""
         return SlideReadings()
 
+    def kernel_text_pointers(self, cpu: int) -> Dict[str, int]:
+        """Addresses inside the running kernel's text that the CPU's own
+        state gives with no symbol ({source: address}; x86: IDT handlers),
+        where kx starts looking for kallsyms without a vmlinux."""
+        return {}
+
     def kaslr_memory_layout(self, slide: int, warnings: List[str]) -> Dict[str, object]:
         """What `kx kaslr` adds once the slide is known (x86: the randomised
         direct map, vmalloc and vmemmap bases, phys_base): JSON keys."""

@@ -166,9 +166,11 @@ def cmd_gdb(a):
         vmlinux = state["vmlinux"]
         arch = state.get("arch", arch)
     bootstrap.ensure_arch(arch)
-    if not vmlinux:
+    if not vmlinux and not a.no_vmlinux:
         custom = _kernel(a, need_image=False)
         vmlinux = (custom or kernels.fetch(a.kernel, arch=arch)).vmlinux
+    if a.no_vmlinux:
+        vmlinux = None   # kx reads the kernel's own kallsyms and BTF (`kx kernel`)
     if not port:
         raise SystemExit("lab: no running guest; start one with ./scripts/lab boot, or pass --port")
     extra = list(a.ex or ())
@@ -249,6 +251,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="default")
     p.add_argument("--batch", action="store_true", help="run -ex commands and exit")
     p.add_argument("--ex", action="append", metavar="CMD", help="gdb command to run after attaching")
+    p.add_argument("--no-vmlinux", action="store_true",
+                   help="attach with no vmlinux: kx loads the kernel's own kallsyms and BTF from memory")
     p.set_defaults(func=cmd_gdb)
 
     p = sub.add_parser("demo", help="fetch, build, boot, attach, and show kx at a syscall")

@@ -309,6 +309,10 @@ class X86_64(Arch):
         from gdbext.arch.x86_64 import kaslr_sources
         return kaslr_sources.readings(table, cpu, inject)
 
+    def kernel_text_pointers(self, cpu: int):
+        from gdbext.arch.x86_64 import kaslr_sources
+        return kaslr_sources.text_pointers(cpu)
+
     def kaslr_memory_layout(self, slide: int, warnings):
         from gdbext import machine
         from gdbext.arch.x86_64 import kaslr_sources
