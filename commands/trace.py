@@ -48,7 +48,7 @@ class _Tracer(KxBreakpoint):
         super().__init__(0, flt, want_return)
 
     def entered(self, event) -> bool:
-        if self.want_return:
+        if not self.pipeline.shown_at_entry(event):
             return False  # printed when it returns, with its value, as strace does
         return self.sink.emit(event)
 

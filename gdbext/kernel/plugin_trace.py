@@ -258,12 +258,13 @@ class PluginTracer(syscall_hits.PipelineCounters):
             self.pipeline.undecodable += 1
             return True
         self.pipeline.entered(event)
-        return True if self.want_return else self.emit(event)
+        return self.emit(event) if self.pipeline.shown_at_entry(event) else True
 
     def _on_return(self, view: RecordView) -> bool:
         if not self.pipeline.pending or view.record.flags & (pc.F_PTREGS | pc.F_TASK):
             return True
         offset = syscall_hits.return_value_offset(view.point.abi)
         pt = view.record.ptregs_bytes
-        event = self.pipeline.returned(view.record.task, lambda: int.from_bytes(pt[offset:offset + 8], "little"))
+        event = self.pipeline.returned(view.record.task, lambda: int.from_bytes(pt[offset:offset + 8], "little"),
+                                       view.read_user)
         return True if event is None else self.emit(event)

@@ -132,22 +132,32 @@ def binaries_dir() -> pathlib.Path:
 
 def build_for(kernel) -> pathlib.Path:
     """build() plus, for `kernel`, a second cpio archive with its module
-    (modules.py) in /lib/modules/kx/; the kernel unpacks concatenated
-    archives in order.  Without the module: build() alone."""
-    from . import modules
+    (modules.py) in /lib/modules/kx/ and Debian's strace with its libraries
+    (strace_bundle.py); the kernel unpacks concatenated archives in order.
+    Without either: build() alone."""
+    from . import modules, strace_bundle
     base = build()
     found = modules.ensure(kernel) if kernel is not None else None
-    if not found:
+    files = {}
+    if found:
+        files[f"lib/modules/kx/{found['module'].name}"] = (found["module"].read_bytes(), 0o644)
+    for guest_path, data in (strace_bundle.ensure() or {}).items():
+        files[guest_path] = (data, 0o755)
+    if not files:
         return base
-    module = found["module"].read_bytes()
-    tag = hashlib.sha256(module).hexdigest()[:12]
-    image = base.with_name(f"{base.name[:-len('.cpio.gz')]}-{tag}.cpio.gz")
+    h = hashlib.sha256()
+    for name in sorted(files):
+        h.update(name.encode() + b"\0" + files[name][0])
+    image = base.with_name(f"{base.name[:-len('.cpio.gz')]}-{h.hexdigest()[:12]}.cpio.gz")
     if image.exists():
         return image
     extra = _Newc()
-    for d in ("lib", "lib/modules", "lib/modules/kx"):
+    dirs = sorted({str(pathlib.PurePosixPath(n).parents[k]) for n in files
+                   for k in range(len(pathlib.PurePosixPath(n).parents) - 1)})
+    for d in dirs:
         extra.dir(d)
-    extra.file(f"lib/modules/kx/{found['module'].name}", module, 0o644)
+    for name, (data, mode) in sorted(files.items()):
+        extra.file(name, data, mode)
     partial = image.with_suffix(".partial")
     partial.write_bytes(base.read_bytes() + gzip.compress(extra.finish(), compresslevel=6))
     partial.rename(image)

@@ -74,6 +74,7 @@ def test_a_record_decodes_to_the_event_the_live_target_gives():
     d = event.to_dict()
     assert d.pop("ret") == 3 and live.pop("ret") is None
     d.pop("ret_name"), live.pop("ret_name")
+    assert d.pop("line") == 'write(1, "hi\\n", 3) = 3' and live.pop("line") == 'write(1, "hi\\n", 3)'
     assert d == live
     assert event.strace() == 'write(1, "hi\\n", 3) = 3'
     assert tracer.records == 2 and tracer.undecodable == 0
