@@ -9,6 +9,8 @@ of modules.py) that then execs /sbin/init, a link to /bin/kxwork (so pid
 /bin/sysenter32: the same write through the vDSO's __kernel_vsyscall
 (sysenter on Intel).  /bin/kxseccomp and /bin/kxcreds: one static binary
 (kxsec.c) that installs seccomp filters or sets credentials, as ground truth.
+/bin/kxsys: the strace oracle's workload (no libc; kxwork runs it under
+strace with kxmode=strace).
 
 The archive is written here in the kernel's "newc" cpio format, which lets us
 include /dev/console without mknod or root.  It is cached by the hash of the
@@ -23,7 +25,7 @@ import tempfile
 
 from . import paths
 
-SOURCES = ("kxwork.c", "hello64.S", "hello32.S", "sysenter32.S", "kxsec.c", "kxboot.c")
+SOURCES = ("kxwork.c", "hello64.S", "hello32.S", "sysenter32.S", "kxsec.c", "kxboot.c", "kxsys.c")
 TARGET_FILE_TEXT = b"kx lab: the file the workload opens every round\n"
 
 
@@ -39,8 +41,10 @@ def _build(out: pathlib.Path) -> dict:
     run("as", "--32", "-o", "sysenter32.o", str(src / "sysenter32.S"))
     run("ld", "-m", "elf_i386", "-o", "sysenter32", "sysenter32.o")
     run("gcc", "-static", "-O2", "-Wall", "-Werror", "-o", "kxsec", str(src / "kxsec.c"))
+    run("gcc", "-static", "-nostdlib", "-O2", "-Wall", "-Werror", "-fno-stack-protector", "-fno-builtin",
+        "-o", "kxsys", str(src / "kxsys.c"))
     return {name: (out / name).read_bytes()
-            for name in ("kxwork", "hello64", "hello32", "sysenter32", "kxsec", "kxboot")}
+            for name in ("kxwork", "hello64", "hello32", "sysenter32", "kxsec", "kxboot", "kxsys")}
 
 
 class _Newc:
@@ -110,6 +114,7 @@ def build(force: bool = False) -> pathlib.Path:
         cpio.file("bin/sysenter32", bins["sysenter32"])
         cpio.file("bin/kxseccomp", bins["kxsec"])
         cpio.file("bin/kxcreds", bins["kxsec"])
+        cpio.file("bin/kxsys", bins["kxsys"])
         cpio.file("etc/kx-target", TARGET_FILE_TEXT, 0o644)
         # Keep the unpacked binaries beside the image: tests read their ELF
         # symbols (hello64_after_write, ...) as ground truth.
