@@ -262,7 +262,11 @@ def complete_at_return(event: SyscallEvent, read_user) -> SyscallEvent:
             arg.decoded = out
         elif arg.decoded and arg.decoded.endswith(UNREADABLE):
             again = _format_arg(read_user, arg, values, event.name)
-            arg.decoded = again.replace(UNREADABLE, UNREADABLE_TWICE) if again.endswith(UNREADABLE) else again
+            if again.endswith(UNREADABLE):
+                arg.decoded = again.replace(UNREADABLE, UNREADABLE_TWICE)
+            else:
+                arg.decoded = again
+                event.notes.append(f"{arg.name} read at the return: its page was not present at the entry")
     return event
 
 
