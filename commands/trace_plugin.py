@@ -80,7 +80,7 @@ class _Live:
                     self.writer.write(c)
                 self.writer.close()
         if not self.tracer.done and self.writer is None and result.reason != "error":
-            self.tracer.feed(client.rings.drain())
+            self.tracer.feed(client.rings.drain(), final=True)
         after = client.stats()
         self.recorded_total = self.recorded()
         return result, {k: after[k] - before[k] for k in ("records", "dropped", "filtered")}
@@ -132,6 +132,8 @@ def replay(flt, args, sink, summary):
         for chunk in chunks:
             if not tracer.feed([chunk]):
                 break
+        else:
+            tracer.feed([], final=True)
     finally:
         if sink.out is not None:
             sink.out.close()

@@ -336,7 +336,8 @@ def capture_plan(params: List[tuple], syscall: Optional[str] = None) -> List[tup
     """What format_arg reads in user memory for a call with `params`
     ([(ctype, name)]): [(arg index, "string" | "buffer", most bytes, index
     of the length argument or None)].  A tracer that cannot read memory
-    when it decodes (the kxtrace plugin) captures exactly these at entry."""
+    when it decodes (the kxtrace plugin) captures exactly these, at the
+    entry and again at the return (out-parameters, strings faulted in)."""
     sc = _syscall_stem(syscall)
     names = {pname: 0 for _, pname in params}
     out = []

@@ -220,12 +220,18 @@ def line_args(syscall: str, args: Sequence[Tuple[str, int, str]]) -> List[str]:
     return [t for _, _, t in args]
 
 
+# The bytes each struct argument of ENTRY and RETURN reads.
+_STRUCT_BYTES = {"act": S.SIGACTION_SIZE, "oact": S.SIGACTION_SIZE, "rqtp": S.TIMESPEC_SIZE,
+                 "tp": S.TIMESPEC_SIZE, "nset": S.SIGSET_SIZE, "oset": S.SIGSET_SIZE,
+                 "uargs": S.CLONE_ARGS_SIZE, "stat_addr": 4, "parent_tidptr": 4, "usockvec": 8,
+                 "fildes": 8}
+
+
 def struct_captures(syscall: str, params: Sequence[Tuple[str, str]]) -> List[Tuple[int, int]]:
-    """[(argument index, bytes)] of the structs ENTRY reads in user memory,
-    for a tracer that must capture them when the call is made."""
-    sizes = {"act": S.SIGACTION_SIZE, "rqtp": S.TIMESPEC_SIZE, "nset": S.SIGSET_SIZE,
-             "uargs": S.CLONE_ARGS_SIZE}
-    if syscall == "ioctl":
-        sizes["arg"] = 4
-    return [(i, sizes[name]) for i, (_, name) in enumerate(params)
-            if name in sizes and name in ENTRY.get(syscall, {})]
+    """[(argument index, bytes)] of the structs ENTRY and RETURN read in
+    user memory, for a tracer that must capture them when the call is made
+    and when it returns."""
+    reads = {n for n, decode in ENTRY.get(syscall, {}).items() if decode is not _address}
+    reads |= set(RETURN.get(syscall, {}))
+    sizes = dict(_STRUCT_BYTES, arg=4) if syscall == "ioctl" else _STRUCT_BYTES
+    return [(i, sizes[name]) for i, (_, name) in enumerate(params) if name in reads and name in sizes]

@@ -58,20 +58,7 @@
 #define KX_TARGET_PATH "/etc/kx-target"
 #define KX_MARK "KX-MARK\n"
 
-static long raw_syscall(long nr, long a1, long a2, long a3, long a4, long a5,
-                        long a6)
-{
-	long ret;
-	register long r10 __asm__("r10") = a4;
-	register long r8 __asm__("r8") = a5;
-	register long r9 __asm__("r9") = a6;
-	__asm__ volatile("syscall"
-			 : "=a"(ret)
-			 : "a"(nr), "D"(a1), "S"(a2), "d"(a3), "r"(r10),
-			   "r"(r8), "r"(r9)
-			 : "rcx", "r11", "memory");
-	return ret;
-}
+#include "raw_syscall.h"
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void say(const char *fmt, ...)

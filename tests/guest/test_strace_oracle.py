@@ -10,8 +10,10 @@ modulo what differs from run to run or by design:
 - the error form: strace's `-1 ENOENT (No such file or directory)` and
   kx's `-2 ENOENT` are both `-ENOENT`.
 At least 95% of strace's lines must have their twin in kx's; the figure
-and every difference are printed.  The struct layouts kx decodes are
-checked against the kernel's DWARF.
+and every difference are printed.  Both engines are compared: the loop,
+and the kxtrace plugin (QEMU 10), which prints what the loop prints but
+for execve's argv/envp (arrays of pointers it cannot follow in a record).
+The struct layouts kx decodes are checked against the kernel's DWARF.
 """
 import difflib
 import json
@@ -21,6 +23,8 @@ import signal
 import time
 
 import pytest
+
+from tests.guestlib import GuestSession, LabConfig
 
 from .conftest import OwnSession
 
@@ -34,6 +38,14 @@ def oracle(kernel_series):
     session = OwnSession(kernel_series, append="kxmode=strace")
     yield session
     session.close()
+
+
+@pytest.fixture(scope="module")
+def plugin_oracle(kernel_series):
+    config = LabConfig(kernel=kernel_series, workload="strace", trace_plugin=True)
+    session = GuestSession.get(config)
+    yield session
+    GuestSession.release(config)
 
 
 def strace_runs(serial: str):
@@ -61,12 +73,12 @@ def normalize(line: str, pids) -> str:
     return line
 
 
-def trace_until_runs(kx, out_file, runs_wanted=2, timeout=240):
-    """`kx trace SYSCALLS --return --out FILE` while the guest completes
+def trace_until_runs(kx, out_file, engine, runs_wanted=2, timeout=240):
+    """`kx trace SYSCALLS --return --out FILE --engine E` while the guest completes
     `runs_wanted` more strace runs, then a real SIGINT ends it."""
     start = kx.guest.serial().count("KX-STRACE-END")
     gdb = kx.gdb
-    token = gdb.send_console(f"kx trace {SYSCALLS} --return --out {out_file}")
+    token = gdb.send_console(f"kx trace {SYSCALLS} --return --out {out_file} --engine {engine} --json")
     kx.running = True
     deadline = time.monotonic() + timeout
     while kx.guest.serial().count("KX-STRACE-END") < start + runs_wanted:
@@ -76,6 +88,9 @@ def trace_until_runs(kx, out_file, runs_wanted=2, timeout=240):
     reply = gdb._collect(token, 120)
     kx.running = False
     assert reply["result"][0] == "done", reply
+    summaries = [json.loads(l)["summary"] for l in reply["output"].splitlines() if l.startswith('{"summary"')]
+    assert summaries and summaries[-1]["engine"] == engine, reply["output"][-500:]
+    print({k: v for k, v in summaries[-1].items() if k != "by_syscall"})
     with open(out_file) as f:
         return [json.loads(l) for l in f if l.startswith("{")]
 
@@ -89,13 +104,18 @@ def kx_lines_of(events, pid):
     return [e["line"] for e in mine[first:]], mine[first:]
 
 
-def test_kx_trace_matches_strace(oracle, tmp_path):
-    kx = oracle
+def compare_with_strace(kx, out_file, engine):
+    """(figure, kx's events of the run, strace's lines, kx's lines, the
+    differences) for the newest strace run of a process kx traced."""
     kx.ensure_stopped()
-    events = trace_until_runs(kx, tmp_path / "trace.jsonl")
-    traced_pids = {e["tgid"] for e in events}
-    runs = [(pid, lines) for pid, lines in strace_runs(kx.guest.serial()) if pid in traced_pids]
-    assert runs, "no strace run of a process kx traced"
+    events = trace_until_runs(kx, out_file, engine)
+    # A run kx saw from its execve to its exit (the trace may begin in the
+    # middle of one, and the plugin starts recording some time after the
+    # command: armed_after_ms).
+    finished = ({e["tgid"] for e in events if e["name"] == "exit_group"}
+                & {e["tgid"] for e in events if e["name"] == "execve"})
+    runs = [(pid, lines) for pid, lines in strace_runs(kx.guest.serial()) if pid in finished]
+    assert runs, "no strace run of a process kx traced from its execve to its exit"
     pid, strace_lines = runs[-1]
     kx_lines, kx_events = kx_lines_of(events, pid)
     children = {int(m.group(1)) for l in strace_lines for m in [re.match(r"clone3?\(.*\) += (\d+)$", l)] if m}
@@ -111,10 +131,20 @@ def test_kx_trace_matches_strace(oracle, tmp_path):
     # The decoders the workload exercises are all in the comparison.
     for name in ("clone3", "wait4", "rt_sigaction", "socket", "ioctl", "mprotect", "nanosleep"):
         assert any(l.startswith(name + "(") for l in strace_lines), name
+    return figure, kx_events, want, got
+
+
+def test_kx_trace_matches_strace(oracle, tmp_path):
+    figure, kx_events, _, _ = compare_with_strace(oracle, tmp_path / "trace.jsonl", "loop")
+    assert kx_events[0]["line"].startswith('execve("/bin/kxsys", ["/bin/kxsys"], 0x')
     reread = [n for e in kx_events for n in e["notes"] if "read at the return" in n]
     print(f"strings read again at the return: {len(reread)}")
 
 
+def test_plugin_engine_matches_strace(plugin_oracle, tmp_path):
+    figure, kx_events, want, got = compare_with_strace(plugin_oracle, tmp_path / "trace.jsonl", "plugin")
+    differing = [l for l in got if l not in want]
+    assert all(l.startswith("execve(") for l in differing), differing
 def test_struct_layouts_are_the_kernels(oracle):
     """The user structs kx decodes have the size and member offsets the
     kernel's DWARF gives them."""

@@ -167,6 +167,9 @@ def test_format_arg_uses_the_rules_and_capture_plan_the_structs():
                         read_memory=MEM) == "{tv_sec=0, tv_nsec=1000000}"
     params = [("int", "sig"), ("const struct sigaction *", "act"), ("struct sigaction *", "oact"),
               ("size_t", "sigsetsize")]
-    assert A.capture_plan(params, "rt_sigaction") == [(1, "buffer", S.SIGACTION_SIZE, None)]
+    assert A.capture_plan(params, "rt_sigaction") == [(1, "buffer", S.SIGACTION_SIZE, None),
+                                                       (2, "buffer", S.SIGACTION_SIZE, None)]
+    assert A.capture_plan([("struct __kernel_timespec *", "rqtp"), ("struct __kernel_timespec *", "rmtp")],
+                          "nanosleep") == [(0, "buffer", S.TIMESPEC_SIZE, None)]
     assert A.capture_plan([("struct clone_args *", "uargs"), ("size_t", "size")], "clone3") == [
         (0, "buffer", S.CLONE_ARGS_SIZE, None)]
