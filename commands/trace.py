@@ -49,7 +49,7 @@ class _Tracer(KxBreakpoint):
         super().__init__(0, flt, want_return)
 
     def entered(self, event) -> bool:
-        if self.want_return:
+        if not self.pipeline.shown_at_entry(event):
             return False  # printed when it returns, with its value, as strace does
         return self.sink.emit(event)
 
@@ -63,9 +63,12 @@ Usage: kx trace [SYSCALL ...] [--pid N] [--comm NAME] [--abi 64|32|all]
                 [--count N] [--return] [--out FILE] [--json] [--engine E]
                 [--record FILE] [--replay FILE]
 
-Lets the guest run and prints each matching syscall strace-style:
-  85 kxwork  openat(AT_FDCWD, "/etc/kx-target", O_RDONLY, 000) = 3
-(`= value` with --return, which follows each call to its exit).  --json
+Lets the guest run and prints each matching syscall as strace does
+(flags, signals, sockets, ioctl requests, timespecs and sigactions by name):
+  85 kxwork  openat(AT_FDCWD, "/etc/kx-target", O_RDONLY) = 3
+(`= value` with --return, which follows each call to its exit and reads
+there what the call wrote back, wait4's status say, and the strings whose
+page was not present at the entry; exit_group shows `= ?`).  --json
 prints one event object per line instead, and --out FILE writes the JSON
 lines to FILE.  The trace ends after --count events or on Ctrl-C; every
 breakpoint it set is removed, and a summary follows (events, per-syscall

@@ -48,6 +48,8 @@ def replay(flt, args, sink, summary):
         for chunk in chunks:
             if not tracer.feed([chunk]):
                 break
+        else:
+            tracer.feed([], final=True)
     finally:
         if sink.out is not None:
             sink.out.close()

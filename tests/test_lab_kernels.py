@@ -211,7 +211,7 @@ def fake_guest(tmp_path, monkeypatch):
     monkeypatch.setenv("KX_QEMU", str(script))
     monkeypatch.setenv("KX_FAKE_STATE", str(tmp_path / "boots"))
     monkeypatch.setenv("KX_RUN_DIR", str(tmp_path / "run"))
-    monkeypatch.setattr(qemu.initramfs, "build", lambda: tmp_path / "initrd")
+    monkeypatch.setattr(qemu.initramfs, "build_for", lambda kernel: tmp_path / "initrd")
     kernel = kernels.Kernel("7.2", "7.2.13+deb14-cloud-amd64", "7.2.13-1", tmp_path)
 
     def make(boots):

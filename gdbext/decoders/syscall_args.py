@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from typing import Callable, Dict, List, Mapping, Optional
 
+from gdbext.decoders import syscall_strace
 from gdbext.decoders.bits import MASK32, MASK64, to_signed
 
 # --- errno ---
@@ -45,6 +46,7 @@ ERRNO_NAMES: Dict[int, str] = {
     122: "EDQUOT", 123: "ENOMEDIUM", 124: "EMEDIUMTYPE", 125: "ECANCELED", 126: "ENOKEY",
     127: "EKEYEXPIRED", 128: "EKEYREVOKED", 129: "EKEYREJECTED", 130: "EOWNERDEAD",
     131: "ENOTRECOVERABLE", 132: "ERFKILL", 133: "EHWPOISON",
+    134: "EFTYPE",   # from 7.x (asm-generic/errno.h)
     # Kernel-internal (include/linux/errno.h): never reach user space, but a
     # debugger stopped on the exit path sees them in regs->ax.
     512: "ERESTARTSYS", 513: "ERESTARTNOINTR", 514: "ERESTARTNOHAND", 515: "ENOIOCTLCMD",
@@ -334,7 +336,8 @@ def capture_plan(params: List[tuple], syscall: Optional[str] = None) -> List[tup
     """What format_arg reads in user memory for a call with `params`
     ([(ctype, name)]): [(arg index, "string" | "buffer", most bytes, index
     of the length argument or None)].  A tracer that cannot read memory
-    when it decodes (the kxtrace plugin) captures exactly these at entry."""
+    when it decodes (the kxtrace plugin) captures exactly these, at the
+    entry and again at the return (out-parameters, strings faulted in)."""
     sc = _syscall_stem(syscall)
     names = {pname: 0 for _, pname in params}
     out = []
@@ -346,14 +349,17 @@ def capture_plan(params: List[tuple], syscall: Optional[str] = None) -> List[tup
         elif _is_input_string(ctype, nm):
             # _read_c_string asks for one byte past the cap to tell "longer".
             out.append((i, "string", PATH_CAP + 1, None))
-    return out
+    taken = {i for i, *_ in out}
+    out += [(i, "buffer", size, None) for i, size in syscall_strace.struct_captures(sc, params) if i not in taken]
+    return sorted(out)
 
 
 def format_arg(ctype: str, name: str, value: int,
                read_string: Optional[Callable[[int, int], bytes]] = None,
                other_args: Optional[Mapping[str, int]] = None,
                syscall: Optional[str] = None,
-               string_cap: int = PATH_CAP) -> str:
+               string_cap: int = PATH_CAP,
+               read_memory: Optional[Callable[[int, int], bytes]] = None) -> str:
     """Format one argument strace-style.
 
     ctype/name: the parameter's C type and name from the SYSCALL_DEFINE
@@ -361,12 +367,17 @@ def format_arg(ctype: str, name: str, value: int,
     up to `cap` bytes at a user address and may raise anything; a failure
     prints "0x... (unreadable)".  other_args: the call's other arguments by
     name (raw ints), used for `count` of write() and to recognise open-like
-    calls; syscall: the syscall's name when known ("openat")."""
+    calls; syscall: the syscall's name when known ("openat");
+    read_memory(addr, n): exactly n bytes of user memory, for the structs
+    and flags strace decodes by syscall (decoders/syscall_strace.py)."""
     other = dict(other_args or {})
     sc = _syscall_stem(syscall)
     nm = (name or "").strip()
     t = _clean_type(ctype)
     v = int(value) & MASK64
+    special = syscall_strace.entry_text(sc, nm, v, other, read_memory)
+    if special is not None:
+        return special
 
     def read_or_unreadable(fn):
         if read_string is None:

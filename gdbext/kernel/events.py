@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from gdbext import arch, errors
-from gdbext.decoders import syscall_args
+from gdbext.decoders import syscall_args, syscall_strace
 from gdbext.decoders.paging import PAGE_SIZE_4K as PAGE
 from gdbext.decoders.syscall_args import ENOSYS
 from gdbext.kernel import backend, entry, tasks
@@ -87,6 +87,9 @@ class SyscallEvent:
     ret: Optional[int] = None
     notes: List[str] = field(default_factory=list)
     raw_args: List[int] = field(default_factory=list)   # all six, whatever the signature says
+    # Emitted at its entry by a trace that waits for returns: a call that
+    # never returns (exit_group), shown as strace does, `= ?`.
+    no_return: bool = False
 
     @property
     def valid(self) -> bool:
@@ -103,7 +106,7 @@ class SyscallEvent:
             "dispatch_detail": self.dispatch, "nr_syscalls": self.nr_syscalls,
             "signature_source": self.signature_source, "ret": self.ret,
             "ret_name": syscall_args.errno_name(self.ret) if self.ret is not None and -4095 <= self.ret < 0 else None,
-            "notes": self.notes,
+            "notes": self.notes, "line": self.strace(),
         }
 
     def arg(self, name: str) -> Optional[Arg]:
@@ -112,12 +115,21 @@ class SyscallEvent:
         return next((a for a in self.args if a.name == name), None)
 
     def strace(self) -> str:
-        """`openat(AT_FDCWD, "/etc/x", O_RDONLY)`, plus ` = 3` once returned."""
+        """`openat(AT_FDCWD, "/etc/x", O_RDONLY)`, plus ` = 3` once returned,
+        laid out as strace does (decoders/syscall_strace.py)."""
         name = self.name or f"syscall_{self.nr:#x}"
-        text = f"{name}({', '.join(a.decoded or hex(a.value) for a in self.args)})"
+        stem = syscall_args._syscall_stem(name)
+        texts = syscall_strace.line_args(stem, [(a.name, a.value, a.decoded or hex(a.value)) for a in self.args])
+        text = f"{name}({', '.join(texts)})"
         if self.ret is not None:
-            text += " = " + syscall_args.format_return(self.ret)
+            text += " = " + syscall_args.format_return(self.ret, pointer=stem in syscall_strace.POINTER_RETURNS)
+        elif self.no_return:
+            text += " = ?"
         return text
+
+    @property
+    def never_returns(self) -> bool:
+        return syscall_args._syscall_stem(self.name) in syscall_strace.NEVER_RETURNS
 
 
 @functools.lru_cache(maxsize=256)
@@ -127,7 +139,11 @@ def _flag_names(a, value: int) -> tuple:
     return tuple(a.flag_names(value))
 
 
-def read_user_string(view: View, address: int, size: int) -> bytes:
+UNREADABLE = "(unreadable)"
+UNREADABLE_TWICE = "(unreadable at entry and return)"
+
+
+def read_user_string(read_user, address: int, size: int) -> bytes:
     """Up to `size` bytes at a user address, page by page, stopping early at
     a NUL or an unmapped page; raises only if nothing at all is readable."""
     out = b""
@@ -135,7 +151,7 @@ def read_user_string(view: View, address: int, size: int) -> bytes:
     while len(out) < size:
         n = min(size - len(out), PAGE - (pos % PAGE))
         try:
-            chunk = view.read_user(pos, n)
+            chunk = read_user(pos, n)
         except errors.KxError:
             if not out:
                 raise
@@ -205,23 +221,53 @@ def _look_up(table_abi: str, nr: int, notes: List[str], choice) -> _Lookup:
     return out
 
 
+def _format_arg(read_user, arg: Arg, values: Dict[str, int], name: Optional[str]) -> str:
+    others = {k: v for k, v in values.items() if k != arg.name}
+    return syscall_args.format_arg(arg.type, arg.name, arg.value,
+                                   lambda a, n: read_user_string(read_user, a, n), others, name,
+                                   read_memory=read_user)
+
+
 def _decode_args(view: View, raw_args, sig, name) -> List[Arg]:
     params = sig.args if sig else []
     values = {pname: v for (_, pname), (_, v) in zip(params, raw_args)}
-
-    def read_string(a, n):
-        return read_user_string(view, a, n)
     args = []
     count = len(params) if sig else len(raw_args)
     for i, (reg, value) in enumerate(raw_args[:count]):
         if i < len(params):
             ctype, pname = params[i]
-            others = {k: v for k, v in values.items() if k != pname}
-            decoded = syscall_args.format_arg(ctype, pname, value, read_string, others, name)
-            args.append(Arg(reg, value, pname, ctype, decoded))
+            arg = Arg(reg, value, pname, ctype)
+            arg.decoded = _format_arg(view.read_user, arg, values, name)
+            args.append(arg)
         else:
             args.append(Arg(reg, value, None, None, hex(value)))
     return args
+
+
+def complete_at_return(event: SyscallEvent, read_user) -> SyscallEvent:
+    """What strace shows once a call returned, read in the task's memory
+    then: out-parameters (wait4's status, the old sigaction, ...) and the
+    strings that could not be read at the entry (a page the kernel faulted
+    in meanwhile); one still unreadable says so."""
+    if event.ret is None:
+        return event
+    stem = syscall_args._syscall_stem(event.name)
+    values = {a.name: a.value for a in event.args if a.name}
+    for arg in event.args:
+        if not arg.name:
+            continue
+        others = {k: v for k, v in values.items() if k != arg.name}
+        out = syscall_strace.return_text(stem, arg.name, arg.value, others, event.ret, read_user)
+        if out is not None:
+            arg.decoded = out
+        elif arg.decoded and arg.decoded.endswith(UNREADABLE):
+            again = _format_arg(read_user, arg, values, event.name)
+            if again.endswith(UNREADABLE):
+                arg.decoded = again.replace(UNREADABLE, UNREADABLE_TWICE)
+            else:
+                arg.decoded = again
+                event.notes.append(f"{arg.name} read at the return: its page was not present at the entry")
+    return event
 
 
 def decode(view: View, ret: Optional[int] = None, memo: Optional[dict] = None) -> SyscallEvent:

@@ -89,7 +89,7 @@ class LiveTrace:
                     self.writer.write(c)
                 self.writer.close()
         if not self.tracer.done and self.writer is None and result.reason != "error":
-            self.tracer.feed(client.rings.drain())
+            self.tracer.feed(client.rings.drain(), final=True)
         after = client.stats()
         self.recorded_total = self.recorded()
         return result, {k: after[k] - before[k] for k in ("records", "dropped", "filtered")}

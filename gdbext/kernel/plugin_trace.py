@@ -13,9 +13,12 @@ what kx's decoder reads there:
   point);
 - `current` (each vCPU's pointer, resolved here) and the task_struct
   members events.decode uses (TASK_MEMBERS);
-- the user memory of string and buffer arguments, as the kernel's own
-  signature types them (syscall_args.capture_plan), up to the caps the
-  decoder prints.
+- the user memory of string, buffer and small struct arguments, as the
+  kernel's own signature types them (syscall_args.capture_plan), up to the
+  caps the decoder prints; at a return point again, for out-parameters
+  and strings whose page was not present at the entry.  What it cannot
+  capture: execve's argv and envp arrays (pointers to follow), shown as
+  addresses.
 
 RecordView serves events.decode from those bytes, so a record becomes the
 same SyscallEvent the loop would have built, through the same pipeline
@@ -221,18 +224,36 @@ class PluginTracer(syscall_hits.PipelineCounters):
         self.records = 0
         self.done = False
         self.memo = {}     # events.decode's, for the whole trace
+        self.held: List[pc.Record] = []    # read, waiting for older records of another ring
 
-    def feed(self, chunks: List[bytes]) -> bool:
+    def feed(self, chunks: List[bytes], final: bool = False) -> bool:
         """Every record of `chunks` (one or more rings' worth) in sequence
-        order; False once `emit` said stop."""
-        records = [r for c in chunks for r in pc.parse_records(c)]
-        if len(chunks) > 1:
-            records.sort(key=lambda r: r.seq)
+        order; False once `emit` said stop.  The rings are drained one
+        after the other while the vCPUs write on, so a ring read first may
+        still get records numbered below ones already read from another:
+        records past the lowest newest number of the rings in this batch
+        wait for the next batch (all go with `final`)."""
+        fresh = [r for c in chunks for r in pc.parse_records(c)]
+        records = sorted(self.held + fresh, key=lambda r: r.seq)
+        self.held = []
+        newest: Dict[int, int] = {}
+        for r in fresh:
+            newest[r.vcpu] = max(newest.get(r.vcpu, -1), r.seq)
+        if not final and len(newest) > 1:
+            mark = min(newest.values())
+            self.held = [r for r in records if r.seq > mark]
+            records = [r for r in records if r.seq <= mark]
         with arch.pinned(), symbols.pinned():
-            for record in records:
-                if self.done or not self.on_record(record):
-                    self.done = True
-                    return False
+            for i, record in enumerate(records):
+                try:
+                    if self.done or not self.on_record(record):
+                        self.done = True
+                        return False
+                except KeyboardInterrupt:
+                    # Ctrl-C mid-batch: the rest is drained already; keep it
+                    # for the final feed instead of losing it.
+                    self.held = records[i + 1:] + self.held
+                    raise
         return True
 
     def on_record(self, record: pc.Record) -> bool:
@@ -264,14 +285,15 @@ class PluginTracer(syscall_hits.PipelineCounters):
         self.pipeline.entered(event)
         if self.deliver(event):
             return False
-        return True if self.want_return else self.emit(event)
+        return self.emit(event) if self.pipeline.shown_at_entry(event) else True
 
     def _on_return(self, view: RecordView) -> bool:
         if not self.pipeline.pending or view.record.flags & (pc.F_PTREGS | pc.F_TASK):
             return True
         offset = syscall_hits.return_value_offset(view.point.abi)
         pt = view.record.ptregs_bytes
-        event = self.pipeline.returned(view.record.task, lambda: int.from_bytes(pt[offset:offset + 8], "little"))
+        event = self.pipeline.returned(view.record.task, lambda: int.from_bytes(pt[offset:offset + 8], "little"),
+                                       view.read_user)
         if event is None:
             return True
         return False if self.deliver(event, returned=True) else self.emit(event)

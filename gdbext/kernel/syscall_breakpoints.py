@@ -106,7 +106,8 @@ class SyscallBreakpoints:
     def _on_return(self, cpu, abi) -> bool:
         pt_regs = arch.current().pt_regs_after_c_call(machine.registers(cpu))
         offset = syscall_hits.return_value_offset(abi)
-        event = self.pipeline.returned(tasks.current(cpu), lambda: machine.read_u64(pt_regs + offset, cpu))
+        event = self.pipeline.returned(tasks.current(cpu), lambda: machine.read_u64(pt_regs + offset, cpu),
+                                       events.View(cpu).read_user)
         if event is None:
             return False
         return self.returned(event, cpu)

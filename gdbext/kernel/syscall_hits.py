@@ -65,17 +65,28 @@ class SyscallHits:
         """Step 4's first half: count the decoded event and, with returns
         wanted, park it under its task."""
         self.hits += 1
-        if self.want_return and len(self.pending) < MAX_PENDING:
+        if self.want_return and event.never_returns:
+            event.no_return = True      # exit_group: shown now, `= ?`
+        elif self.want_return and len(self.pending) < MAX_PENDING:
             self.pending[event.task] = event
         return event
 
-    def returned(self, task: int, raw_ret: Callable[[], int]) -> Optional[events.SyscallEvent]:
+    def shown_at_entry(self, event: events.SyscallEvent) -> bool:
+        """Whether an entered event is shown now rather than at its return."""
+        return not self.want_return or event.no_return
+
+    def returned(self, task: int, raw_ret: Callable[[], int],
+                 read_user: Optional[Callable[[int, int], bytes]] = None) -> Optional[events.SyscallEvent]:
         """Step 4's second half: the parked event of `task` with its return
-        value (read only for a task that has one parked), or None."""
+        value (read only for a task that has one parked), or None.  With
+        `read_user` (the task's memory at the return), out-parameters and
+        strings unreadable at the entry are read there."""
         event = self.pending.pop(task, None)
         if event is None:
             return None
         event.ret = arch.current().ret_from_raw(raw_ret())
+        if read_user is not None:
+            events.complete_at_return(event, read_user)
         return event
 
     @property

@@ -170,7 +170,7 @@ class LoopTracer(syscall_hits.PipelineCounters):
         self.pipeline.entered(event)
         if syscall_hooks.deliver(event):
             return False    # a script's hook asked to stop here
-        return True if self.want_return else self.emit(event)
+        return self.emit(event) if self.pipeline.shown_at_entry(event) else True
 
     def _on_return(self, hit) -> bool:
         if not self.pipeline.pending:
@@ -180,7 +180,8 @@ class LoopTracer(syscall_hits.PipelineCounters):
         pt_regs = a.pt_regs_after_c_call(hit.regs)
         offset = syscall_hits.return_value_offset(self.points[hit.pc].abi)
         event = self.pipeline.returned(
-            view.current_task(), lambda: int.from_bytes(hit.read(pt_regs + offset, a.pointer_size), "little"))
+            view.current_task(), lambda: int.from_bytes(hit.read(pt_regs + offset, a.pointer_size), "little"),
+            view.read_user)
         if event is None:
             return True
         return False if syscall_hooks.deliver(event, returned=True) else self.emit(event)

@@ -22,6 +22,9 @@
  *   kxsleep_ms=N  the nanosleep in each round (default 20).
  *   kxspin_hz=N   the spinner makes about N getpid a second (in 100
  *                 batches) instead of going flat out.
+ *   kxmode=strace each round also runs /bin/kxsys under Debian's strace
+ *                 and prints strace's lines as KX-STRACE lines (the oracle
+ *                 of tests/guest/test_strace_oracle.py).
  *
  * The spinner counts its own calls and prints KX-SPIN-RATE calls=N ns=T
  * about once a second: the guest's rate as the guest sees it, traced or
@@ -55,20 +58,7 @@
 #define KX_TARGET_PATH "/etc/kx-target"
 #define KX_MARK "KX-MARK\n"
 
-static long raw_syscall(long nr, long a1, long a2, long a3, long a4, long a5,
-                        long a6)
-{
-	long ret;
-	register long r10 __asm__("r10") = a4;
-	register long r8 __asm__("r8") = a5;
-	register long r9 __asm__("r9") = a6;
-	__asm__ volatile("syscall"
-			 : "=a"(ret)
-			 : "a"(nr), "D"(a1), "S"(a2), "d"(a3), "r"(r10),
-			   "r"(r8), "r"(r9)
-			 : "rcx", "r11", "memory");
-	return ret;
-}
+#include "raw_syscall.h"
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void say(const char *fmt, ...)
@@ -100,6 +90,35 @@ static int run_and_wait(const char *path)
 	if (pid > 0)
 		waitpid(pid, &status, 0);
 	return status;
+}
+
+/* /bin/kxsys under strace, then strace's output as KX-STRACE lines. */
+static void run_strace_oracle(void)
+{
+	static const char out[] = "/tmp/kxsys.strace";
+	char buf[8192];
+	pid_t pid = fork();
+	if (pid == 0) {
+		char *argv[] = {"strace", "-s", "64", "-o", (char *)out, "/bin/kxsys", NULL};
+		execv("/bin/strace", argv);
+		_exit(127);
+	}
+	int status = 0;
+	if (pid > 0)
+		waitpid(pid, &status, 0);
+	int fd = open(out, O_RDONLY);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	for (char *line = buf, *end; *line; line = end + 1) {
+		end = strchr(line, '\n');
+		if (!end)
+			break;
+		*end = 0;
+		say("KX-STRACE %s\n", line);
+	}
+	say("KX-STRACE-END status=%d\n", status);
 }
 
 static long long ns_between(const struct timespec *a, const struct timespec *b)
@@ -148,6 +167,7 @@ static __attribute__((noreturn)) void work_main(void)
 	env = getenv("kxmode");
 	if (env && strcmp(env, "spin") == 0)
 		spawn("/bin/kxspin");
+	int oracle = env && strcmp(env, "strace") == 0;
 
 	/* The ground truth the tests compare kx against. */
 	say("KX-WORK pid=%d vdso=0x%lx target=%s mark_len=%zu\n", getpid(),
@@ -170,6 +190,8 @@ static __attribute__((noreturn)) void work_main(void)
 		int sys32 = run_and_wait("/bin/sysenter32");
 		run_and_wait("/bin/kxseccomp");
 		run_and_wait("/bin/kxcreds");
+		if (oracle)
+			run_strace_oracle();
 		say("KX-HEARTBEAT round=%lu pid=%d fd=%ld invalid=%ld%s "
 		    "hello32=%d hello64=%d sysenter32=%d\n",
 		    round, getpid(), fd, bad, bad == -ENOSYS ? "(ENOSYS)" : "",

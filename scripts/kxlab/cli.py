@@ -52,7 +52,7 @@ def _boot_args(p):
     p.add_argument("--port", type=int, default=0, help="gdbstub port (default: a free one)")
     p.add_argument("--cpu", default="", help="QEMU CPU model, e.g. Haswell (Intel), max")
     p.add_argument("--memory", default="512M", help="guest memory (default %(default)s)")
-    p.add_argument("--workload", choices=["loop", "spin"], default="loop",
+    p.add_argument("--workload", choices=["loop", "spin", "strace"], default="loop",
                    help="spin adds a child doing back-to-back getpid (benchmarks)")
 
 

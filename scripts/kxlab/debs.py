@@ -45,6 +45,16 @@ def download(apt, pkgs: dict, dest: pathlib.Path, quiet: bool = False) -> dict:
             "seconds": round(time.monotonic() - start, 1)}
 
 
+
+def apt_get_download(packages, dest: pathlib.Path) -> None:
+    """`apt-get download PACKAGES` into dest, with the machine's own apt
+    sources (nothing installed, nothing changed); RuntimeError on failure."""
+    dest.chmod(0o777)   # apt drops to the _apt user when it can
+    proc = subprocess.run(["apt-get", "download", "-q", *packages], cwd=dest,
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"apt-get download failed: {proc.stderr.strip()[-500:]}")
+
 def _norm(name: str) -> str:
     return posixpath.normpath(name[2:] if name.startswith("./") else name)
 

@@ -9,6 +9,8 @@ of modules.py) that then execs /sbin/init, a link to /bin/kxwork (so pid
 /bin/sysenter32: the same write through the vDSO's __kernel_vsyscall
 (sysenter on Intel).  /bin/kxseccomp and /bin/kxcreds: one static binary
 (kxsec.c) that installs seccomp filters or sets credentials, as ground truth.
+/bin/kxsys: the strace oracle's workload (no libc; kxwork runs it under
+strace with kxmode=strace).
 
 The archive is written here in the kernel's "newc" cpio format, which lets us
 include /dev/console without mknod or root.  It is cached by the hash of the
@@ -23,7 +25,7 @@ import tempfile
 
 from . import paths
 
-SOURCES = ("kxwork.c", "hello64.S", "hello32.S", "sysenter32.S", "kxsec.c", "kxboot.c")
+SOURCES = ("kxwork.c", "hello64.S", "hello32.S", "sysenter32.S", "kxsec.c", "kxboot.c", "kxsys.c", "raw_syscall.h")
 TARGET_FILE_TEXT = b"kx lab: the file the workload opens every round\n"
 
 
@@ -39,8 +41,10 @@ def _build(out: pathlib.Path) -> dict:
     run("as", "--32", "-o", "sysenter32.o", str(src / "sysenter32.S"))
     run("ld", "-m", "elf_i386", "-o", "sysenter32", "sysenter32.o")
     run("gcc", "-static", "-O2", "-Wall", "-Werror", "-o", "kxsec", str(src / "kxsec.c"))
+    run("gcc", "-static", "-nostdlib", "-O2", "-Wall", "-Werror", "-fno-stack-protector", "-fno-builtin",
+        "-o", "kxsys", str(src / "kxsys.c"))
     return {name: (out / name).read_bytes()
-            for name in ("kxwork", "hello64", "hello32", "sysenter32", "kxsec", "kxboot")}
+            for name in ("kxwork", "hello64", "hello32", "sysenter32", "kxsec", "kxboot", "kxsys")}
 
 
 class _Newc:
@@ -107,6 +111,7 @@ def build(force: bool = False) -> pathlib.Path:
         cpio.file("bin/sysenter32", bins["sysenter32"])
         cpio.file("bin/kxseccomp", bins["kxsec"])
         cpio.file("bin/kxcreds", bins["kxsec"])
+        cpio.file("bin/kxsys", bins["kxsys"])
         cpio.file("etc/kx-target", TARGET_FILE_TEXT, 0o644)
         finish(image, out_dir / f"bin-{sources_hash()}", bins, cpio)
     return image
@@ -141,9 +146,10 @@ def binaries_dir() -> pathlib.Path:
 
 def build_for(kernel) -> pathlib.Path:
     """build() plus, for `kernel`, a second cpio archive with its module
-    (modules.py) in /lib/modules/kx/; the kernel unpacks concatenated
-    archives in order.  Without the module: build() alone."""
-    from . import modules
+    (modules.py) in /lib/modules/kx/ and Debian's strace with its libraries
+    (strace_bundle.py); the kernel unpacks concatenated archives in order.
+    Without either: build() alone."""
+    from . import modules, strace_bundle
     if getattr(kernel, "arch", "x86_64") == "i386":
         from . import initramfs_i386
         return initramfs_i386.build()
@@ -152,17 +158,26 @@ def build_for(kernel) -> pathlib.Path:
         return initramfs_arm64.build()
     base = build()
     found = modules.ensure(kernel) if kernel is not None else None
-    if not found:
+    files = {}
+    if found:
+        files[f"lib/modules/kx/{found['module'].name}"] = (found["module"].read_bytes(), 0o644)
+    for guest_path, data in (strace_bundle.ensure() or {}).items():
+        files[guest_path] = (data, 0o755)
+    if not files:
         return base
-    module = found["module"].read_bytes()
-    tag = hashlib.sha256(module).hexdigest()[:12]
-    image = base.with_name(f"{base.name[:-len('.cpio.gz')]}-{tag}.cpio.gz")
+    h = hashlib.sha256()
+    for name in sorted(files):
+        h.update(name.encode() + b"\0" + files[name][0])
+    image = base.with_name(f"{base.name[:-len('.cpio.gz')]}-{h.hexdigest()[:12]}.cpio.gz")
     if image.exists():
         return image
     extra = _Newc()
-    for d in ("lib", "lib/modules", "lib/modules/kx"):
+    dirs = sorted({str(pathlib.PurePosixPath(n).parents[k]) for n in files
+                   for k in range(len(pathlib.PurePosixPath(n).parents) - 1)})
+    for d in dirs:
         extra.dir(d)
-    extra.file(f"lib/modules/kx/{found['module'].name}", module, 0o644)
+    for name, (data, mode) in sorted(files.items()):
+        extra.file(name, data, mode)
     partial = image.with_suffix(".partial")
     partial.write_bytes(base.read_bytes() + gzip.compress(extra.finish(), compresslevel=6))
     partial.rename(image)

@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 from typing import Optional
 
-from . import bootstrap
+from . import bootstrap, debs
 
 MODULE = "nls_utf8"
 MODULE_PATH = "kernel/fs/nls/nls_utf8.ko"
@@ -50,11 +50,7 @@ def _fetch(kernel, out: dict) -> None:
     packages = list(kernel_packages(kernel))
     with tempfile.TemporaryDirectory(prefix="kx-modules-") as tmp:
         tmp = pathlib.Path(tmp)
-        tmp.chmod(0o777)   # apt drops to the _apt user when it can
-        proc = subprocess.run(["apt-get", "download", "-q", *packages], cwd=tmp,
-                              capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise RuntimeError(f"apt-get download failed: {proc.stderr.strip()[-500:]}")
+        debs.apt_get_download(packages, tmp)
         for deb in tmp.glob("*.deb"):
             dbg = "-dbg_" in deb.name
             stage = tmp / ("x-dbg" if dbg else "x")

@@ -59,7 +59,7 @@ class BootOptions:
     cpu: str = ""              # "" = QEMU's default model (qemu64, AMD-flavoured)
     memory: str = "512M"
     stopped: bool = False      # -S: freeze the CPU before the first instruction
-    workload: str = "loop"     # loop | spin (adds a back-to-back getpid child)
+    workload: str = "loop"     # loop | spin (adds a back-to-back getpid child) | strace (the oracle)
     sleep_ms: int = 20
     append: str = ""           # extra kernel command line
     plugin: str = ""           # the kxtrace plugin's control socket ("": no plugin)

@@ -260,7 +260,9 @@ static void on_point(unsigned int vcpu, void *udata)
     read_task(vcpu, rec);
     if (p->caller_reg >= 0 && !read_mem(vcpu, rec->regs[p->caller_reg], &rec->caller, 8))
         rec->flags |= KX_F_CALLER;
-    if (p->kind == KX_ENTRY && !(rec->flags & KX_F_PTREGS))
+    /* At a return too: out-parameters, and strings whose page the kernel
+     * faulted in during the call. */
+    if (!(rec->flags & KX_F_PTREGS))
         capture_args(vcpu, &kx_cfg.abis[p->abi], rec->nr, rec);
     uint64_t head = ring->head, len = KX_ALIGN(rec->used);
     if (head - __atomic_load_n(&ring->tail, __ATOMIC_ACQUIRE) + len > kx_ring_size) {

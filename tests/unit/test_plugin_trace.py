@@ -74,6 +74,7 @@ def test_a_record_decodes_to_the_event_the_live_target_gives():
     d = event.to_dict()
     assert d.pop("ret") == 3 and live.pop("ret") is None
     d.pop("ret_name"), live.pop("ret_name")
+    assert d.pop("line") == 'write(1, "hi\\n", 3) = 3' and live.pop("line") == 'write(1, "hi\\n", 3)'
     assert d == live
     assert event.strace() == 'write(1, "hi\\n", 3) = 3'
     assert tracer.records == 2 and tracer.undecodable == 0
@@ -111,7 +112,30 @@ def test_records_of_two_rings_come_out_in_sequence_order():
         ring0 = b"".join(make_record(pc.ENTRY, 0, pt, seq=s, task_slices=slices) for s in (0, 2, 4))
         ring1 = b"".join(make_record(pc.ENTRY, 0, pt, seq=s, vcpu=1, task_slices=slices) for s in (1, 3))
         tracer.feed([ring0, ring1])
+        assert seen == [0, 1, 0, 1], "seq 4 waits: ring 1 may still get a record below it"
+        tracer.feed([], final=True)
     assert seen == [0, 1, 0, 1, 0]
+
+
+def test_a_record_written_after_its_ring_was_read_is_not_overtaken():
+    """A task moves from vCPU 0 to vCPU 1: ring 0 is read before its
+    return record is written, ring 1 after the next call's records.  The
+    next call waits for that return, so both calls pair up."""
+    first = encode_pt_regs(orig_ax=1, di=1, si=USER_STRING, dx=3, cs=0x33, ax=3)
+    target = x86_target(kernel_regs(rip=DO_SYSCALL_64, rdi=PT_ADDR), first)
+    with backend.installed(target):
+        raw_layout, slices = layout_dict(task_bytes(42, "hello64", STACK))
+        got = []
+        tracer = plugin_trace.PluginTracer(syscall_filter.build([], "64"), plugin_trace.Layout(raw_layout),
+                                           lambda e: got.append((e.cpu, e.ret)) or True, want_return=True)
+        ring0 = make_record(pc.ENTRY, 0, first, seq=1, task_slices=slices)
+        late = make_record(pc.RETURN, 1, first, seq=2, task_slices=slices)
+        ring1 = b"".join(make_record(kind, point, first, seq=seq, vcpu=1, task_slices=slices)
+                         for kind, point, seq in ((pc.ENTRY, 0, 3), (pc.RETURN, 1, 4)))
+        tracer.feed([ring0, ring1])
+        tracer.feed([late])
+        tracer.feed([], final=True)
+    assert got == [(0, 3), (1, 3)]
 
 
 def test_capture_plan_follows_format_arg():
@@ -211,3 +235,26 @@ def test_a_bad_record_is_refused():
         pc.Record(bytes(pc.RECORD_MAX))
     with pytest.raises(pc.PluginError, match="corrupt"):
         list(pc.parse_records(bytes(512)))
+
+
+def test_ctrl_c_in_the_middle_of_a_batch_loses_no_record():
+    """The rings are drained before the batch is decoded: a Ctrl-C while
+    decoding keeps the rest of the batch for the final feed."""
+    pt = encode_pt_regs(orig_ax=1, di=1, si=USER_STRING, dx=3, cs=0x33)
+    target = x86_target(kernel_regs(rip=DO_SYSCALL_64, rdi=PT_ADDR), pt)
+    with backend.installed(target):
+        raw_layout, slices = layout_dict(task_bytes(42, "hello64", STACK))
+        seen = []
+
+        def emit(event):
+            seen.append(event)
+            if len(seen) == 2:
+                raise KeyboardInterrupt
+            return True
+        tracer = plugin_trace.PluginTracer(syscall_filter.build([], "64"), plugin_trace.Layout(raw_layout),
+                                           emit, want_return=False)
+        ring0 = b"".join(make_record(pc.ENTRY, 0, pt, seq=s, task_slices=slices) for s in range(5))
+        with pytest.raises(KeyboardInterrupt):
+            tracer.feed([ring0])
+        tracer.feed([], final=True)
+    assert len(seen) == 5
