@@ -115,7 +115,10 @@ def test_ctrl_c_ends_an_unfiltered_trace(kx):
     events, summary = lines[:-1], lines[-1]["summary"]
     assert summary["interrupted"] and summary["reason"] == "interrupted"
     assert summary["events"] == len(events) > 0
-    assert any(e["pid"] == pid for e in events)
+    # A round of the workload runs its seed programs as children: under TCG
+    # with a debug stop per call, the 3 s can fall wholly inside them.
+    family = {"kxwork", "hello64", "hello32", "sysenter32", "kxseccomp", "kxcreds"}
+    assert any(e["pid"] == pid or e["comm"] in family for e in events), {(e["pid"], e["comm"]) for e in events}
     assert took < 5, f"{took:.1f} s from SIGINT to the summary"
     assert "Traceback" not in out
     assert_gdb_view_exact(kx)
