@@ -34,6 +34,10 @@ BEFORE_SYSCALLNO = ("el0t_64_sync", "el0t_32_sync", "el0t_64_sync_handler", "el0
                     "el0_svc", "el0_svc_compat", "do_el0_svc", "do_el0_svc_compat")
 
 
+# The vector tables VBAR_EL1 may hold (entry.S; tramp_vectors with KPTI).
+VECTOR_TABLES = ("vectors", "tramp_vectors", "__bp_harden_el1_vectors")
+
+
 def sysreg(regs: Dict[str, int], name: str) -> Optional[int]:
     """A system register under its architectural name or QEMU 7.2's
     shorter one (VBAR_EL1 -> VBAR)."""
@@ -187,13 +191,19 @@ class Arm64(Arch):
         return UserFrame(user, mode if mode != "kernel" else "64", "live registers (pc = ELR_EL1, sp = SP_EL0)")
 
     def call_from_pt_regs(self, pt, stub: Optional[EntryStub], pc: int, task: Dict) -> RawCall:
+        where = _function_at(pc)
+        if where in VECTOR_TABLES:
+            # kernel_ventry has not branched to el0t_64_sync yet: pt_regs on
+            # the stack are the previous entry's (entry.S).
+            raise errors.KxError(f"it is in the exception vector table ({where}) before the entry handler: "
+                                 "pt_regs are not written yet; continue to el0t_64_sync (or el0t_32_sync)")
         compat = bool(pt.pstate & ptregs.PSR_MODE32_BIT)
         a = abis.ABI_32 if compat else abis.ABI_64
         notes = []
         if pt.syscallno != ptregs.NO_SYSCALL:
             nr = pt.syscallno
             args = [(hw, getattr(pt, f) & a.mask) for hw, f in zip(a.arg_regs, a.ptregs_args)]
-        elif stub is not None or _function_at(pc) in BEFORE_SYSCALLNO:
+        elif stub is not None or where in BEFORE_SYSCALLNO:
             member = (abis.SVC_32 if compat else abis.SVC_64).c_nr_member
             nr = self.nr_from_raw(a, getattr(pt, member))
             args = [(hw, getattr(pt, f"x{i}") & a.mask) for i, hw in enumerate(a.arg_regs)]
