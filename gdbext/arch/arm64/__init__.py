@@ -249,6 +249,29 @@ class Arm64(Arch):
         return stepover.emulate(plan, regs)
 
     breakpoint_kind = 4                 # A64 instructions (gdb's aarch64_breakpoint_kind_from_pc)
+    loop_extra_registers = ("TTBR0_EL1", "TCR_EL1")
+
+    def read_user_in_loop(self, hit, address: int, size: int) -> bytes:
+        # QEMU's debug reads honour PSTATE.PAN, which the kernel keeps set:
+        # the stub's virtual reads cannot reach user pages at EL1.  Walk
+        # TTBR0 and read physically instead.
+        ttbr0 = hit.register("TTBR0_EL1")
+        if ttbr0 is None:
+            return hit.read(address, size)
+        regs = {"TTBR0_EL1": ttbr0, "TCR_EL1": hit.register("TCR_EL1")}
+
+        def read_u64(phys):
+            return int.from_bytes(hit.read_phys(phys, 8), "little")
+        out, pos = b"", address
+        try:
+            while len(out) < size:
+                tr = self.translate(pos, regs, read_u64)
+                n = min(size - len(out), tr.page_size - (pos & (tr.page_size - 1)))
+                out += hit.read_phys(tr.phys, n)
+                pos += n
+        except errors.DecodeError as exc:
+            raise errors.MemoryUnreadable(address, size, f"not mapped in TTBR0_EL1's tables ({exc})") from None
+        return out
 
     def gdb_register_layout(self):
         # QEMU's aarch64-core.xml: x0-x30, sp, pc (8 bytes), cpsr (4 bytes).
