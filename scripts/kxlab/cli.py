@@ -79,7 +79,10 @@ def cmd_qemu_args(a):
 
 
 def cmd_bootstrap(a):
-    print(bootstrap.ensure_all(with_drgn=a.with_drgn))
+    python = bootstrap.ensure_all(with_drgn=a.with_drgn)
+    for arch in a.arch or ():
+        bootstrap.ensure_arch(arch)
+    print(python)
 
 
 def cmd_fetch(a):
@@ -205,6 +208,9 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bootstrap", help="install the Debian packages and the venv kx needs")
     p.add_argument("--with-drgn", action="store_true",
                    help=f"also install the optional {bootstrap.DRGN} (kx drgn) into the venv")
+    p.add_argument("--arch", action="append", choices=list(kernels.SERIES_BY_ARCH),
+                   help="also what guests of this architecture need (arm64: qemu-system-arm, "
+                        "gdb-multiarch, clang and the cross libc/binutils)")
     p.set_defaults(func=cmd_bootstrap)
 
     p = sub.add_parser("fetch", help="fetch and cache a Debian cloud kernel with its vmlinux")
