@@ -3,7 +3,7 @@ import gdb
 
 
 class KxPrefix(gdb.Command):
-    """kx: inspect the Linux kernel's syscall entry path (x86-64, QEMU gdbstub).
+    """kx: inspect the Linux kernel's syscall entry path (x86-64, arm64; QEMU gdbstub).
 
 Every subcommand takes --json for one machine-readable JSON object per line;
 errors then come as {"error": "..."}.  `help kx SUBCOMMAND` for details.

@@ -363,6 +363,16 @@ class Arch:
         (the unwinder's proof that a stub called into C)."""
         return False
 
+    # Registers outside the gdbstub's `g` reply that read_user_in_loop needs
+    # (read with `p` packets, by gdb's remote numbers).
+    loop_extra_registers: Tuple[str, ...] = ()
+
+    def read_user_in_loop(self, hit, address: int, size: int) -> bytes:
+        """User memory of the task a trace-loop hit (machine/rsp_hit.Hit)
+        stopped in: by default the stub's virtual read, which on x86 reaches
+        user pages from the kernel."""
+        return hit.read(address, size)
+
     # The `kind` of a Z0 breakpoint packet: the size of the instruction it
     # replaces (x86: 1, the int3 byte; A64: 4).
     breakpoint_kind = 1

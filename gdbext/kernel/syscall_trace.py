@@ -107,7 +107,7 @@ class HitView(events.View):
         return self.hit.read(address, size)
 
     def read_user(self, address, size):
-        return self.hit.read(address, size)
+        return arch.current().read_user_in_loop(self.hit, address, size)
 
     def current_task(self):
         return int.from_bytes(self.hit.read(self._current_pointers[self.cpu], 8), "little")

@@ -82,20 +82,15 @@ from gdbext import arch, errors, machine
 from gdbext.arch.base import ResumePlan
 from gdbext.decoders import rsp_packets
 from gdbext.decoders.bits import MASK64
-from gdbext.decoders.paging import PAGE_SIZE_4K as PAGE
 from gdbext.decoders.rsp_packets import parse_g, parse_stop
+from gdbext.machine.rsp_hit import Hit, RspError, extra_register_numbers
+from gdbext.machine.rsp_hit import retry_on_interrupt as _retry_on_interrupt
 from gdbext.machine.rsp_transport import transport
 
-# QEMU 7.2: PacketSize=1000 (hex), so an `m` reply holds at most 2047 bytes.
-MAX_READ = 0x7F0
 STEP_ATTEMPTS = 5
 # Debug stops in a row in which nothing hit before the loop gives up.
 MAX_SPURIOUS_RUN = 50
 SIGINT, SIGTRAP = 2, 5       # gdb's signal numbers, which stop replies carry (include/gdb/signals.def)
-
-
-class RspError(errors.KxError):
-    """The stub answered something the loop cannot use."""
 
 
 # ---------------------------------------------------------------------------
@@ -138,86 +133,6 @@ def _connection_key():
 
 # ---------------------------------------------------------------------------
 # The hit handed to the callback
-
-class Hit:
-    """One breakpoint hit: the vCPU stopped at `pc` (= the breakpoint)."""
-
-    __slots__ = ("cpu", "pc", "regs", "index", "time", "_t", "_cache")
-
-    def __init__(self, t, cpu, regs, pc, index):
-        self._t = t
-        self.cpu = cpu                  # vCPU number (gdb thread cpu + 1)
-        self.regs = regs                # {name: int}, those of register_layout()
-        self.pc = pc
-        self.index = index              # 0-based
-        self.time = time.monotonic()
-        self._cache = {}
-
-    @property
-    def thread(self) -> int:
-        return self.cpu + 1
-
-    def read(self, address: int, size: int) -> bytes:
-        """Virtual memory of this vCPU (its current CR3), one `m` packet per
-        2032 bytes.  Raises errors.MemoryUnreadable."""
-        address &= MASK64
-        key = (address, size)
-        hit = self._cache.get(key)
-        if hit is not None:
-            return hit
-        out = bytearray()
-        pos = address
-        while len(out) < size:
-            n = min(MAX_READ, size - len(out))
-            reply = self._t.request(f"m{pos:x},{n:x}")
-            if not reply or rsp_packets.is_error(reply):
-                raise errors.MemoryUnreadable(address, size, f"the stub answered {reply or 'nothing'}")
-            try:
-                chunk = bytes.fromhex(reply)
-            except ValueError:
-                raise RspError(f"bad reply to m{pos:x},{n:x}: {reply[:40]!r}") from None
-            if not chunk:
-                raise errors.MemoryUnreadable(address, size)
-            out += chunk
-            pos += len(chunk)
-        data = bytes(out[:size])
-        self._cache[key] = data
-        return data
-
-    def read_many(self, requests) -> list:
-        """[bytes or None] for [(address, size)]: None where unreadable."""
-        out = []
-        for address, size in requests:
-            try:
-                out.append(self.read(address, size))
-            except errors.MemoryUnreadable:
-                out.append(None)
-        return out
-
-    def read_u64(self, address: int) -> int:
-        return int.from_bytes(self.read(address, 8), "little")
-
-    def read_string(self, address: int, limit: int = 256):
-        """(bytes up to the NUL, truncated?) of a C string, reading page by
-        page so that an unmapped page after the string does not fail the
-        read.  Raises MemoryUnreadable if the first byte is unreadable."""
-        out = b""
-        pos = address & MASK64
-        while len(out) < limit:
-            n = min(limit - len(out), PAGE - (pos & (PAGE - 1)))
-            try:
-                chunk = self.read(pos, n)
-            except errors.MemoryUnreadable:
-                if not out:
-                    raise
-                return out, True
-            nul = chunk.find(b"\0")
-            if nul >= 0:
-                return out + chunk[:nul], False
-            out += chunk
-            pos += n
-        return out, True
-
 
 @dataclasses.dataclass
 class TraceResult:
@@ -268,6 +183,7 @@ def run(breakpoints, on_hit, max_hits=None, duration=None, select_stopped=True,
     result = TraceResult(plans=_plans(cpu_arch, addrs, emulate_insns))
     previous = gdb.selected_thread()
     layout = register_layout()
+    Hit.extra_registers = extra_register_numbers(cpu_arch.loop_extra_registers)
     foreign_bps = _gdb_keeps_breakpoints_inserted()
     trace = _Trace(transport(transport_kind), result, layout, cpu_arch, foreign_bps)
     result.transport = trace.t.name
@@ -361,15 +277,6 @@ def drive(t, plans: dict, on_hit, max_hits=None, duration=None, layout=None) -> 
     finally:
         trace.remove_breakpoints()
     return result
-
-
-def _retry_on_interrupt(fn, attempts=3):
-    for i in range(attempts):
-        try:
-            return fn()
-        except KeyboardInterrupt:
-            if i == attempts - 1:
-                raise
 
 
 class _Trace:

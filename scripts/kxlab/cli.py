@@ -85,7 +85,10 @@ def cmd_qemu_args(a):
 
 
 def cmd_bootstrap(a):
-    print(bootstrap.ensure_all(with_drgn=a.with_drgn))
+    python = bootstrap.ensure_all(with_drgn=a.with_drgn)
+    for arch in a.arch or ():
+        bootstrap.ensure_arch(arch)
+    print(python)
     from . import toolchains
     for suite in a.gdb or ():
         print(f"{suite}: {toolchains.version(toolchains.ensure(suite))}")
@@ -222,6 +225,9 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"also install the optional {bootstrap.DRGN} (kx drgn) into the venv")
     p.add_argument("--gdb", action="append", choices=("trixie", "sid"), metavar="SUITE",
                    help="also make the chroot with that Debian suite's gdb (KX_GDB=SUITE; trixie, sid)")
+    p.add_argument("--arch", action="append", choices=list(kernels.SERIES_BY_ARCH),
+                   help="also what guests of this architecture need (arm64: qemu-system-arm, "
+                        "gdb-multiarch, clang and the cross libc/binutils)")
     p.set_defaults(func=cmd_bootstrap)
 
     p = sub.add_parser("fetch", help="fetch and cache a Debian cloud kernel with its vmlinux")

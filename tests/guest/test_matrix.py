@@ -56,6 +56,9 @@ TYPICAL = {
     "pagewalk": ["sys_call_table", "$rsp --cpu {other}", "0x400000 --pid 1"],
     "dmesg": ["--tail 5", "--level console", "--follow"],
     "modules": [""],
+    # arm64's CPU state (here: the one-line refusal on an x86-64 target).
+    "sysregs": ["", "--cpu {other}"],
+    "vectors": [""],
     # Groups: run in order, compared as one (a kx breakpoint exists between them).
     "break": [("openat --pid 1", "", "delete")],
     # Resumes the guest: run last in each state (see run_trace).

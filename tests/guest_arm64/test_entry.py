@@ -125,3 +125,12 @@ def test_x86_commands_say_so_in_one_line(a64):
 def test_heartbeat_goes_on(a64):
     assert re.search(r"KX-HEARTBEAT .*hello64=0 hello32=0", a64.guest.serial())
     assert a64.heartbeat_continues()
+
+
+def test_event_in_the_vector_entry_says_to_go_on(a64):
+    # VBAR_EL1 + 0x400: the lower-EL AArch64 synchronous entry (Arm ARM
+    # D1.10.2), before its branch to el0t_64_sync.
+    a64.stop_at("vectors+0x400", SVC64_AT_ENTRY)
+    assert a64.reg("pc") == a64.symbols["vectors"] + 0x400
+    d = a64.json("kx event")
+    assert "exception vector table (vectors)" in d["error"] and "\n" not in d["error"]

@@ -35,6 +35,8 @@ def test_trace_loop_follows_the_workload_order(a64):
         assert e["pid"] == pid and e["abi"] == "64"
         if e["name"] == "openat":
             assert e["args"][0]["decoded"] == "AT_FDCWD" and e["args"][2]["decoded"] == "O_RDONLY"
+            # Read through TTBR0 physically: PAN keeps the stub's own reads out.
+            assert e["args"][1]["decoded"] == '"/etc/kx-target"'
         if e["name"] == "close":
             assert e["args"][0]["value"] == fd
         if e["nr"] == 1000:
@@ -51,6 +53,8 @@ def test_trace_compat_write_with_return(a64, arm64_binaries):
     assert (e["abi"], e["nr"], e["name"], e["comm"]) == ("32", 4, "write", "hello32")
     assert [(a["reg"], a["value"]) for a in e["args"]] == [("r0", 1), ("r1", sym["msg"]), ("r2", HELLO32_LEN)]
     assert e["ret"] == HELLO32_LEN and e["return_ip"] == sym["hello32_after_write"]
+    assert e["args"][1]["decoded"] == '"Hello from svc (arm32)\\n"'
+    assert "Hello from svc (arm32)" in a64.guest.serial()
     assert e["handler"]["symbol"] == "__arm64_sys_write" and not summary["interrupted"]
 
 

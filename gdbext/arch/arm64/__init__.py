@@ -34,6 +34,10 @@ BEFORE_SYSCALLNO = ("el0t_64_sync", "el0t_32_sync", "el0t_64_sync_handler", "el0
                     "el0_svc", "el0_svc_compat", "do_el0_svc", "do_el0_svc_compat")
 
 
+# The vector tables VBAR_EL1 may hold (entry.S; tramp_vectors with KPTI).
+VECTOR_TABLES = ("vectors", "tramp_vectors", "__bp_harden_el1_vectors")
+
+
 def sysreg(regs: Dict[str, int], name: str) -> Optional[int]:
     """A system register under its architectural name or QEMU 7.2's
     shorter one (VBAR_EL1 -> VBAR)."""
@@ -187,13 +191,19 @@ class Arm64(Arch):
         return UserFrame(user, mode if mode != "kernel" else "64", "live registers (pc = ELR_EL1, sp = SP_EL0)")
 
     def call_from_pt_regs(self, pt, stub: Optional[EntryStub], pc: int, task: Dict) -> RawCall:
+        where = _function_at(pc)
+        if where in VECTOR_TABLES:
+            # kernel_ventry has not branched to el0t_64_sync yet: pt_regs on
+            # the stack are the previous entry's (entry.S).
+            raise errors.KxError(f"it is in the exception vector table ({where}) before the entry handler: "
+                                 "pt_regs are not written yet; continue to el0t_64_sync (or el0t_32_sync)")
         compat = bool(pt.pstate & ptregs.PSR_MODE32_BIT)
         a = abis.ABI_32 if compat else abis.ABI_64
         notes = []
         if pt.syscallno != ptregs.NO_SYSCALL:
             nr = pt.syscallno
             args = [(hw, getattr(pt, f) & a.mask) for hw, f in zip(a.arg_regs, a.ptregs_args)]
-        elif stub is not None or _function_at(pc) in BEFORE_SYSCALLNO:
+        elif stub is not None or where in BEFORE_SYSCALLNO:
             member = (abis.SVC_32 if compat else abis.SVC_64).c_nr_member
             nr = self.nr_from_raw(a, getattr(pt, member))
             args = [(hw, getattr(pt, f"x{i}") & a.mask) for i, hw in enumerate(a.arg_regs)]
@@ -239,6 +249,29 @@ class Arm64(Arch):
         return stepover.emulate(plan, regs)
 
     breakpoint_kind = 4                 # A64 instructions (gdb's aarch64_breakpoint_kind_from_pc)
+    loop_extra_registers = ("TTBR0_EL1", "TCR_EL1")
+
+    def read_user_in_loop(self, hit, address: int, size: int) -> bytes:
+        # QEMU's debug reads honour PSTATE.PAN, which the kernel keeps set:
+        # the stub's virtual reads cannot reach user pages at EL1.  Walk
+        # TTBR0 and read physically instead.
+        ttbr0 = hit.register("TTBR0_EL1")
+        if ttbr0 is None:
+            return hit.read(address, size)
+        regs = {"TTBR0_EL1": ttbr0, "TCR_EL1": hit.register("TCR_EL1")}
+
+        def read_u64(phys):
+            return int.from_bytes(hit.read_phys(phys, 8), "little")
+        out, pos = b"", address
+        try:
+            while len(out) < size:
+                tr = self.translate(pos, regs, read_u64)
+                n = min(size - len(out), tr.page_size - (pos & (tr.page_size - 1)))
+                out += hit.read_phys(tr.phys, n)
+                pos += n
+        except errors.DecodeError as exc:
+            raise errors.MemoryUnreadable(address, size, f"not mapped in TTBR0_EL1's tables ({exc})") from None
+        return out
 
     def gdb_register_layout(self):
         # QEMU's aarch64-core.xml: x0-x30, sp, pc (8 bytes), cpsr (4 bytes).

@@ -89,8 +89,9 @@ def vector_tables() -> Dict[str, int]:
     """The kernel's vector tables by name, at their run addresses: `vectors`,
     and the KPTI/Spectre-BHB trampolines where the kernel has them."""
     from gdbext.kernel import symbols
+    from gdbext.arch.arm64 import VECTOR_TABLES
     out = {}
-    for name in ("vectors", "tramp_vectors", "__bp_harden_el1_vectors"):
+    for name in VECTOR_TABLES:
         address = symbols.lookup(name)
         if address is not None:
             out[name] = address
