@@ -15,11 +15,13 @@ import bisect
 
 from gdbext import errors
 from gdbext.decoders.bits import MASK64
-from gdbext.decoders.kaslr import relocatable
+from gdbext.decoders.kaslr import PAGE_OFFSET_32, START_KERNEL_MAP, relocatable
 from gdbext.kernel import vmlinux
 
 
 class SymbolTable:
+    image_base = START_KERNEL_MAP   # set from the file by _load()
+
     def __init__(self, path: str):
         self.path = path
         self.slide = 0  # KASLR text slide applied by `kx kaslr`
@@ -30,7 +32,11 @@ class SymbolTable:
 
     def _load(self):
         entries = []
-        for sym in vmlinux.image(self.path).symbol_entries():
+        image = vmlinux.image(self.path)
+        # Where the slid image starts: __START_KERNEL_map (ELFCLASS64), or
+        # an i386 kernel's PAGE_OFFSET.
+        self.image_base = START_KERNEL_MAP if image.pointer_size == 8 else PAGE_OFFSET_32
+        for sym in image.symbol_entries():
             self._by_name.setdefault(sym.name, sym.value)
             if not sym.absolute:            # a number (a CRC, a size) names no address
                 entries.append((sym.value, sym.size, sym.name))
@@ -46,7 +52,7 @@ class SymbolTable:
         value = self._by_name.get(name)
         if value is None:
             return None
-        return value + self.slide if relocatable(value) else value
+        return value + self.slide if relocatable(value, self.image_base) else value
 
     def address(self, name: str) -> int:
         value = self.lookup(name)
@@ -56,11 +62,11 @@ class SymbolTable:
 
     def describe(self, address: int, max_offset: int = 1 << 20):
         """(name, offset) of the symbol containing `address`, or None."""
-        if not relocatable(address):
+        if not relocatable(address, self.image_base):
             a = address  # per-cpu offsets and absolute values do not slide
         else:
             a = address - self.slide
-            if not relocatable(a):
+            if not relocatable(a, self.image_base):
                 # Below the slid image, in [__START_KERNEL_map, +slide): where
                 # the image would be without KASLR, so not a kernel symbol.
                 return None
@@ -86,7 +92,7 @@ class SymbolTable:
     def names_at(self, address: int):
         """Every name that starts exactly at `address` (aliases: 5.10 gives
         __do_sys_getpid, __ia32_sys_getpid and __x64_sys_getpid one address)."""
-        a = address - self.slide if relocatable(address) else address
+        a = address - self.slide if relocatable(address, self.image_base) else address
         lo, hi = bisect.bisect_left(self._addrs, a), bisect.bisect_right(self._addrs, a)
         return [e[2] for e in self._entries[lo:hi]]
 

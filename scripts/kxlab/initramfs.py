@@ -113,16 +113,21 @@ def build(force: bool = False) -> pathlib.Path:
         cpio.file("etc/kx-target", TARGET_FILE_TEXT, 0o644)
         # Keep the unpacked binaries beside the image: tests read their ELF
         # symbols (hello64_after_write, ...) as ground truth.
-        bin_dir = out_dir / f"bin-{sources_hash()}"
-        if not bin_dir.exists():
-            staging = pathlib.Path(tempfile.mkdtemp(dir=out_dir))
-            for name, data in bins.items():
-                (staging / name).write_bytes(data)
-            staging.rename(bin_dir)
-        partial = image.with_suffix(".partial")
-        partial.write_bytes(gzip.compress(cpio.finish(), compresslevel=6))
-        partial.rename(image)
+        finish(image, cpio, bins, out_dir / f"bin-{sources_hash()}")
     return image
+
+
+def finish(image: pathlib.Path, cpio: "_Newc", bins: dict, bin_dir: pathlib.Path) -> None:
+    """Write `bins` into `bin_dir` (once) and the gzip'd archive to `image`,
+    each by an atomic rename."""
+    if not bin_dir.exists():
+        staging = pathlib.Path(tempfile.mkdtemp(dir=bin_dir.parent))
+        for name, data in bins.items():
+            (staging / name).write_bytes(data)
+        staging.rename(bin_dir)
+    partial = image.with_suffix(".partial")
+    partial.write_bytes(gzip.compress(cpio.finish(), compresslevel=6))
+    partial.rename(image)
 
 
 def binaries_dir() -> pathlib.Path:

@@ -58,6 +58,9 @@ class I386(X86_64):
     idt_gate_size = 8                        # SDM Vol.3A 6.11
     tss_selector = TSS_SEL32
     kernel_cs = KERNEL_CS32
+    # CPU_ENTRY_AREA_RO_IDT on 686-pae 6.1: CPU_ENTRY_AREA_BASE follows the
+    # fixmap's size (asm/pgtable_32_areas.h); this build's, as IDTR shows it.
+    cea_ro_idt = 0xFF400000
     selector_names = {index * 8: name for index, name in GDT32_ENTRIES.items()}
 
     def selector_name(self, selector: int):
@@ -225,7 +228,7 @@ class I386(X86_64):
     # -- KASLR ----------------------------------------------------------------------
     def kaslr_readings(self, table, cpu: int, inject: bool):
         from gdbext.arch.i386 import cpustate32
-        return cpustate32.kaslr_readings(table, cpu)
+        return cpustate32.kaslr_readings(table, cpu, inject)
 
     def kaslr_memory_layout(self, slide: int, warnings):
         return {}
