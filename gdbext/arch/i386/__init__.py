@@ -72,6 +72,8 @@ class I386(X86_64):
         return 16 if lookup("save_v86_state") is not None else 8
 
     # -- ABIs -------------------------------------------------------------
+    # No x32 bit and no 64-bit numbers here: the plain Arch rules, past
+    # X86_64's overrides.
     def split_nr(self, abi, nr):
         return super(X86_64, self).split_nr(abi, nr)
 
@@ -87,7 +89,8 @@ class I386(X86_64):
     # -- the machine's state ------------------------------------------------
     def current_task_pointer(self, cpu: int) -> int:
         # 6.1's x86-32 keeps `current_task` per-cpu (asm/current.h), found
-        # through __per_cpu_offset like every per-cpu variable.
+        # through __per_cpu_offset like every per-cpu variable (Arch's
+        # rule; X86_64's pcpu_hot lookup is for 6.2+ x86-64).
         return super(X86_64, self).current_task_pointer(cpu)
 
     def cpu_stack_top(self, cpu: int) -> Optional[int]:
@@ -244,8 +247,8 @@ class I386(X86_64):
         return {"kernel_vsyscall": x86_vdso.trampoline(vdso, cpu)}
 
     def vdso_text(self, data):
-        from gdbext.arch.i386 import user_regs as text_of
-        return text_of.vdso_text(data)
+        from gdbext.arch.x86_64 import vdso as x86_vdso
+        return x86_vdso.trampoline_text(data.get("kernel_vsyscall"))
 
     # -- commands -------------------------------------------------------------------
     def read_msrs(self, cpu, names=None):
