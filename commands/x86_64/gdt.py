@@ -2,6 +2,7 @@
 from gdbext.arch.x86_64 import cpustate
 from gdbext.render import Report, Text
 
+from ..base import word_format
 from . import X86CpuStateCommand
 
 
@@ -25,7 +26,8 @@ and which of CS/SS/DS/ES/FS/GS/TR hold which selector now."""
         t = Text().head(f"GDT of CPU {d['cpu']}: base {d['base']:#x} limit {d['limit']:#x} ({d['source']})")
         if d.get("note"):  # real mode: no table in use
             return t.line(("dim", "  " + d["note"]))
-        t.add("  idx sel    kind        base               limit      DPL P L D/B G  name\n", "dim")
+        width = len(f"{0:{word_format()}}")
+        t.add(f"  idx sel    kind        {'base':<{width + 1}}limit      DPL P L D/B G  name\n", "dim")
         for r in d["entries"]:
             if r["kind"] == "upper-half":
                 t.add(f"  {r['index']:>3} {r['selector']:#06x} (upper half of entry {r['upper_half_of']})\n", "dim")
@@ -35,7 +37,7 @@ and which of CS/SS/DS/ES/FS/GS/TR hold which selector now."""
                 continue
             flags = lambda v: "-" if v is None else ("1" if v else "0")  # noqa: E731
             t.add(f"  {r['index']:>3} {r['selector']:#06x} ").add(f"{r['kind']:<11} ", "flag")
-            t.add(f"{r['base']:#018x} {r['limit']:#010x} ", "num")
+            t.add(f"{r['base']:{word_format()}} {r['limit']:#010x} ", "num")
             t.add(f"{r['dpl']:>3} {flags(r['present'])} {flags(r['long'])} {flags(r['db']):>3} "
                   f"{flags(r['granularity'])}  ")
             t.add(r["name"] or "", "sym")

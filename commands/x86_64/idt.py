@@ -3,7 +3,7 @@ from gdbext import errors
 from gdbext.arch.x86_64 import cpustate
 from gdbext.render import Report, Text
 
-from ..base import parse_int
+from ..base import parse_int, word_format
 from . import X86CpuStateCommand
 
 
@@ -36,7 +36,7 @@ newer kernels); anything else is a WARNING."""
                 continue
             t.add(f"  {g['vector']:#04x} ", "num").add(f"{g['type']:<9} DPL{g['dpl']} IST{g['ist']} "
                                                        f"sel={g['selector']:#x} ")
-            t.add(f"{g['handler']:#018x} ", "num").add(f"{g['symbol'] or '?':<36}", "sym")
+            t.add(f"{g['handler']:{word_format()}} ", "num").add(f"{g['symbol'] or '?':<36}", "sym")
             t.add(f" {g['name']}", "dim")
             if "ok" in g:
                 t.add("  ok" if g["ok"] else "  SUSPICIOUS", "ok" if g["ok"] else "bad")

@@ -22,6 +22,9 @@ from gdbext.decoders.bits import MASK64
 MIN_ALIGN = 0x200000                 # arch/x86/Kconfig PHYSICAL_ALIGN, 64-bit
 MAX_SLIDE = 1 << 30                  # KERNEL_IMAGE_SIZE with RANDOMIZE_BASE
 START_KERNEL_MAP = 0xFFFFFFFF80000000  # __START_KERNEL_map (page_64_types.h)
+# CONFIG_PAGE_OFFSET of a 3G/1G i386 kernel (Debian's 686-pae): its image is
+# linked at PAGE_OFFSET + the physical load address, and KASLR moves both.
+PAGE_OFFSET_32 = 0xC0000000
 
 # Where the direct map, vmalloc and vmemmap start without RANDOMIZE_MEMORY
 # (arch/x86/include/asm/page_64_types.h, pgtable_64_types.h), by paging mode.
@@ -35,8 +38,9 @@ DEFAULT_BASES = {
 
 def relocatable(link_address: int, image_start: int = START_KERNEL_MAP) -> bool:
     """Whether a symbol moves with the text slide: the kernel image lives at
-    and above `image_start` (x86-64: the __START_KERNEL_map window); per-cpu
-    offsets and absolute values don't."""
+    and above `image_start` (x86-64: the __START_KERNEL_map window; i386:
+    PAGE_OFFSET, where the image is part of the direct map and all of it
+    moves); per-cpu offsets and absolute values don't."""
     return (link_address & MASK64) >= image_start
 
 

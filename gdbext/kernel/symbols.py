@@ -42,7 +42,8 @@ class SymbolTable:
 
     def _load(self):
         entries = []
-        for sym in vmlinux.image(self.path).symbol_entries():
+        image = vmlinux.image(self.path)
+        for sym in image.symbol_entries():
             self._by_name.setdefault(sym.name, sym.value)
             if not sym.absolute:            # a number (a CRC, a size) names no address
                 entries.append((sym.value, sym.size, sym.name))

@@ -208,6 +208,18 @@ def _boot_parsers(sub):
     p.set_defaults(func=cmd_qemu_args)
 
 
+def _bootstrap_parser(sub) -> None:
+    p = sub.add_parser("bootstrap", help="install the Debian packages and the venv kx needs")
+    p.add_argument("--with-drgn", action="store_true",
+                   help=f"also install the optional {bootstrap.DRGN} (kx drgn) into the venv")
+    p.add_argument("--gdb", action="append", choices=("trixie", "sid"), metavar="SUITE",
+                   help="also make the chroot with that Debian suite's gdb (KX_GDB=SUITE; trixie, sid)")
+    p.add_argument("--arch", action="append", choices=list(kernels.SERIES_BY_ARCH),
+                   help="also what guests of this architecture need (arm64: qemu-system-arm, "
+                        "gdb-multiarch, clang and the cross libc/binutils)")
+    p.set_defaults(func=cmd_bootstrap)
+
+
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="lab", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -220,15 +232,7 @@ def _parser() -> argparse.ArgumentParser:
                     "  bookworm, sid); --kernel-image/--vmlinux: a kernel you built")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("bootstrap", help="install the Debian packages and the venv kx needs")
-    p.add_argument("--with-drgn", action="store_true",
-                   help=f"also install the optional {bootstrap.DRGN} (kx drgn) into the venv")
-    p.add_argument("--gdb", action="append", choices=("trixie", "sid"), metavar="SUITE",
-                   help="also make the chroot with that Debian suite's gdb (KX_GDB=SUITE; trixie, sid)")
-    p.add_argument("--arch", action="append", choices=list(kernels.SERIES_BY_ARCH),
-                   help="also what guests of this architecture need (arm64: qemu-system-arm, "
-                        "gdb-multiarch, clang and the cross libc/binutils)")
-    p.set_defaults(func=cmd_bootstrap)
+    _bootstrap_parser(sub)
 
     p = sub.add_parser("fetch", help="fetch and cache a Debian cloud kernel with its vmlinux")
     _kernel_arg(p)

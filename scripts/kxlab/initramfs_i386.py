@@ -7,14 +7,13 @@ the same write through the vDSO's __kernel_vsyscall (sysenter).  The image
 and the unpacked binaries live in $KX_CACHE/initramfs-i386/, keyed by the
 sources' hash like initramfs.build().
 """
-import gzip
 import hashlib
 import pathlib
 import subprocess
 import tempfile
 
 from . import paths
-from .initramfs import TARGET_FILE_TEXT, _Newc
+from .initramfs import TARGET_FILE_TEXT, _Newc, finish
 
 SOURCES = ("kxwork32.c", "hello32.S", "sysenter32.S")
 BINARIES = ("kxwork32", "hello32", "sysenter32")
@@ -62,15 +61,7 @@ def build(force: bool = False) -> pathlib.Path:
         cpio.file("bin/sysenter32", bins["sysenter32"])
         cpio.file("etc/kx-target", TARGET_FILE_TEXT, 0o644)
         # The tests read the binaries' ELF symbols as ground truth.
-        bin_dir = out_dir() / f"bin-{sources_hash()}"
-        if not bin_dir.exists():
-            staging = pathlib.Path(tempfile.mkdtemp(dir=out_dir()))
-            for name, data in bins.items():
-                (staging / name).write_bytes(data)
-            staging.rename(bin_dir)
-        partial = image.with_suffix(".partial")
-        partial.write_bytes(gzip.compress(cpio.finish(), compresslevel=6))
-        partial.rename(image)
+        finish(image, out_dir() / f"bin-{sources_hash()}", bins, cpio)
     return image
 
 

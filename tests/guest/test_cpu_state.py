@@ -175,9 +175,9 @@ def test_other_architecture_is_refused_in_one_line(kx):
         for command in ("kx msr", "kx gdt", "kx idt 0x80", "kx tss --cpu 1"):
             r = kx.gdb.cmd_full(command)
             name = " ".join(command.split()[:2])
-            assert r["error"] and f"{name}: x86_64 only; this target is aarch64" in r["error"], (command, r)
+            assert r["error"] and f"{name}: x86_64 or i386 only; this target is aarch64" in r["error"], (command, r)
             assert "\n" not in r["error"].strip() and "Traceback" not in r["error"]
-            assert kx.json(command) == {"error": "x86_64 only; this target is aarch64"}
+            assert kx.json(command) == {"error": "x86_64 or i386 only; this target is aarch64"}
     finally:
         kx.cmd("python A.use(None)")
     assert kx.json("kx idt 0x80")["gates"][0]["ok"] is True

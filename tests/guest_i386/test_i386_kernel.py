@@ -72,6 +72,11 @@ def test_save_all_frame_is_pt_regs_in_do_int80_and_the_handler(kx):
     assert r["cs"]["name"] == "USER_CS" and r["segments"]["ds"]["name"] == "USER_DS"
     task = kx.json("kx task")
     assert task["stack"]["pt_regs"] == pt_regs
+    # The $kx_* functions agree with gdb's own view of the same frame.
+    assert kx.gdb.eval("$kx_ptregs()") & 0xFFFFFFFF == pt_regs
+    assert kx.gdb.eval("$kx_ptregs()->orig_ax") == 4 and kx.gdb.eval("$kx_ptregs()->bx") == 1
+    cpu = kx.gdb.eval("$_thread") - 1
+    assert kx.gdb.eval(f'$kx_per_cpu("current_task", {cpu})') & 0xFFFFFFFF == task["address"]
     ev = kx.json("kx event")
     assert (ev["source"], ev["nr"], ev["name"], ev["return_ip"]) == ("pt_regs", 4, "write", sym["hello32_after_write"])
     kx.run_to("__ia32_sys_write", condition=f"((struct pt_regs *)$eax) == {pt_regs:#x}")

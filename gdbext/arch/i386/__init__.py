@@ -13,6 +13,7 @@ from gdbext.arch.i386 import user_regs
 from gdbext.arch.x86_64 import X86_64, stepover
 from gdbext.decoders import paging, paging_pae, x86_entry
 from gdbext.decoders.bits import MASK32
+from gdbext.decoders.kaslr import PAGE_OFFSET_32
 from gdbext.decoders.ptregs32 import (GDT32_ENTRIES, GDT32_SIZE, KERNEL_CS32, PT_REGS32_OFFSETS, PT_REGS32_SIZE,
                                       TSS_SEL32, USER_CS32, decode_pt_regs32, selector32_name)
 
@@ -30,6 +31,9 @@ class I386(X86_64):
     name = "i386"
     gdb_names = ("i386", "i386:intel")
     elf_machine = "EM_386"
+    # The slid image is everything above PAGE_OFFSET: on i386 the kernel
+    # image is part of the direct map (arch/x86/include/asm/page_32_types.h).
+    kaslr_image_start = PAGE_OFFSET_32
     pc = "eip"
     sp = "esp"
     general_regs = GPRS + SEGMENTS
@@ -58,6 +62,9 @@ class I386(X86_64):
     idt_gate_size = 8                        # SDM Vol.3A 6.11
     tss_selector = TSS_SEL32
     kernel_cs = KERNEL_CS32
+    # CPU_ENTRY_AREA_RO_IDT on 686-pae 6.1: CPU_ENTRY_AREA_BASE follows the
+    # fixmap's size (asm/pgtable_32_areas.h); this build's, as IDTR shows it.
+    cea_ro_idt = 0xFF400000
     selector_names = {index * 8: name for index, name in GDT32_ENTRIES.items()}
 
     def selector_name(self, selector: int):
@@ -69,6 +76,8 @@ class I386(X86_64):
         return 16 if lookup("save_v86_state") is not None else 8
 
     # -- ABIs -------------------------------------------------------------
+    # No x32 bit and no 64-bit numbers here: the plain Arch rules, past
+    # X86_64's overrides.
     def split_nr(self, abi, nr):
         return super(X86_64, self).split_nr(abi, nr)
 
@@ -84,7 +93,8 @@ class I386(X86_64):
     # -- the machine's state ------------------------------------------------
     def current_task_pointer(self, cpu: int) -> int:
         # 6.1's x86-32 keeps `current_task` per-cpu (asm/current.h), found
-        # through __per_cpu_offset like every per-cpu variable.
+        # through __per_cpu_offset like every per-cpu variable (Arch's
+        # rule; X86_64's pcpu_hot lookup is for 6.2+ x86-64).
         return super(X86_64, self).current_task_pointer(cpu)
 
     def cpu_stack_top(self, cpu: int) -> Optional[int]:
@@ -225,7 +235,7 @@ class I386(X86_64):
     # -- KASLR ----------------------------------------------------------------------
     def kaslr_readings(self, table, cpu: int, inject: bool):
         from gdbext.arch.i386 import cpustate32
-        return cpustate32.kaslr_readings(table, cpu)
+        return cpustate32.kaslr_readings(table, cpu, inject)
 
     def kaslr_memory_layout(self, slide: int, warnings):
         return {}
@@ -241,8 +251,8 @@ class I386(X86_64):
         return {"kernel_vsyscall": x86_vdso.trampoline(vdso, cpu)}
 
     def vdso_text(self, data):
-        from gdbext.arch.i386 import user_regs as text_of
-        return text_of.vdso_text(data)
+        from gdbext.arch.x86_64 import vdso as x86_vdso
+        return x86_vdso.trampoline_text(data.get("kernel_vsyscall"))
 
     # -- commands -------------------------------------------------------------------
     def read_msrs(self, cpu, names=None):

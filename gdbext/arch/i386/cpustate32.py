@@ -10,7 +10,6 @@ from typing import List, Optional
 
 from gdbext import machine
 from gdbext.decoders import msr as msrdec
-from gdbext.arch.base import SlideReadings
 from gdbext.decoders.ptregs32 import selector32_name
 from gdbext.decoders.tss import TSS32_SIZE, decode_tss32
 from gdbext.kernel import percpu, symbols, types
@@ -47,10 +46,11 @@ def task_stack_top(cpu: int) -> Optional[int]:
     return percpu.read_ulong("cpu_tss_rw", cpu, "x86_tss.sp1", "struct tss_struct")
 
 
-def kaslr_readings(table, cpu: int) -> SlideReadings:
-    """No CPU-state source yet: kernel/kaslr.py's neutral sources (the
-    banner, the build ID) decide."""
-    return SlideReadings(notes={"idt": "not read on i386 yet"})
+def kaslr_readings(table, cpu: int, inject: bool):
+    """The IDT's handlers (8-byte gates) and IA32_SYSENTER_EIP against
+    entry_SYSENTER_32 (enable_sep_cpu()): x86-64's sources, the MSR swapped."""
+    from gdbext.arch.x86_64 import kaslr_sources
+    return kaslr_sources.readings(table, cpu, inject, ("sysenter_eip", msrdec.IA32_SYSENTER_EIP, "entry_SYSENTER_32"))
 
 
 # The MSRs of the 32-bit syscall path: sysenter's three (there is no

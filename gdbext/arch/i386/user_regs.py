@@ -97,8 +97,3 @@ def live_call(arch, stub, regs: Dict[str, int], view) -> RawCall:
             arg6 = 0
         call.args = args[:5] + [("[ebp]", arg6)]
     return call
-
-
-def vdso_text(d: dict):
-    from gdbext.arch.x86_64 import vdso as x86_vdso
-    return x86_vdso.trampoline_text(d.get("kernel_vsyscall"))

@@ -60,6 +60,8 @@ class X86_64(Arch):
     idt_gate_size = 16                       # SDM Vol.3A 6.14.1
     tss_selector = descriptors.TSS_SEL
     kernel_cs = KERNEL_CS
+    # cpu_entry_area's read-only IDT alias (idt_map_in_cea(), asm/cpu_entry_area.h).
+    cea_ro_idt = 0xFFFFFE0000000000
     selector_names = descriptors.SELECTOR_NAMES
 
     def selector_name(self, selector: int):

@@ -5,11 +5,12 @@ Arch.kaslr_memory_layout, Arch.kaslr_layout_rows).
 Sources (kernel/kaslr.py adds the neutral banner and build-id ones and votes):
 - idt:   IDT gate handlers (vectors 0, 3, 6, 14) against their symbols;
 - lstar: IA32_LSTAR against entry_SYSCALL_64 (explicit `kx kaslr` only: it
-         needs an rdmsr injection on a vCPU in ring 0).
+         needs an rdmsr injection on a vCPU in ring 0); on an i386 kernel
+         IA32_SYSENTER_EIP against entry_SYSENTER_32 instead.
 """
 from typing import Dict, List, Optional
 
-from gdbext import errors
+from gdbext import arch, errors
 from gdbext.arch.base import SlideReadings
 from gdbext.decoders import descriptors
 from gdbext.decoders import kaslr as kdec
@@ -22,32 +23,36 @@ from gdbext import machine
 # the fallback when the remote has no QEMU monitor to tell IDTR.
 CEA_RO_IDT = 0xFFFFFE0000000000
 LSTAR = 0xC0000082
+# (source name, MSR, the symbol the kernel writes into it)
+LSTAR_SOURCE = ("lstar", LSTAR, "entry_SYSCALL_64")
 # IDT vectors whose handlers idt.c installs from fixed symbols (def_idts[]).
 IDT_SYMBOLS = {0: "asm_exc_divide_error", 3: "asm_exc_int3", 6: "asm_exc_invalid_op",
                14: "asm_exc_page_fault"}
 RANDOMIZED_BASES = ("page_offset_base", "vmalloc_base", "vmemmap_base")
 
 
-def readings(table, cpu: int, inject: bool) -> SlideReadings:
+def readings(table, cpu: int, inject: bool, msr=LSTAR_SOURCE) -> SlideReadings:
+    """The IDT's and the entry MSR's (`msr`: name, index, symbol) slides."""
     notes: Dict[str, str] = {}
     sources: Dict[str, Optional[int]] = {}
+    name = msr[0]
     sources["idt"], per_vector, final = _idt_source(table, cpu, notes)
-    sources["lstar"] = None
+    sources[name] = None
     if inject:
         try:
-            sources["lstar"] = _lstar_source(table, cpu, notes)
+            sources[name] = _msr_source(table, cpu, notes, *msr)
         except errors.KxError as exc:
-            notes["lstar"] = str(exc)
+            notes[name] = str(exc)
     else:
-        notes["lstar"] = "not read (`kx kaslr` reads it when rdmsr injection is possible)"
-    # A mismatch needs the guest's runtime IDT (or LSTAR): after boot IDTR
+        notes[name] = "not read (`kx kaslr` reads it when rdmsr injection is possible)"
+    # A mismatch needs the guest's runtime IDT (or the MSR): after boot IDTR
     # is always the cpu_entry_area alias (idt.c: idt_map_in_cea); early
     # boot runs on other tables whose handlers say nothing about the vmlinux.
-    evidence = sources["idt"] is not None or sources["lstar"] is not None or bool(per_vector and final)
+    evidence = sources["idt"] is not None or sources[name] is not None or bool(per_vector and final)
     return SlideReadings(
         sources=sources, notes=notes, candidates=list(per_vector.values()),
         report={"idt_vectors": {str(v): s for v, s in sorted(per_vector.items())}},
-        evidence=evidence, contradicted_by="the IDT/LSTAR", placed_by="the guest's IDT")
+        evidence=evidence, contradicted_by=f"the IDT/{name.upper()}", placed_by="the guest's IDT")
 
 
 def _idt_base(cpu: int):
@@ -56,7 +61,7 @@ def _idt_base(cpu: int):
     try:
         return machine.monitor_cpu_state(cpu)["idt"]["base"], "IDTR"
     except (errors.NotSupported, KeyError, TypeError):
-        return CEA_RO_IDT, "cpu_entry_area"
+        return arch.current().cea_ro_idt, "cpu_entry_area"
 
 
 def _idt_source(table, cpu, notes):
@@ -70,50 +75,54 @@ def _idt_source(table, cpu, notes):
         notes["idt"] = "the vmlinux has none of " + ", ".join(IDT_SYMBOLS.values())
         return None, {}, False
     base, where = _idt_base(cpu)
+    size = arch.current().idt_gate_size      # 16 in long mode, 8 on i386
+    decode = descriptors.decode_gate if size == 16 else descriptors.decode_gate32
     try:
-        raw = machine.read_kernel(base, (max(links) + 1) * 16, cpu)
+        raw = machine.read_kernel(base, (max(links) + 1) * size, cpu)
     except errors.MemoryUnreadable as exc:
         notes["idt"] = f"IDT at {base:#x} ({where}) unreadable: {exc}"
         return None, {}, False
     handlers = {}
     for v in links:
-        gate = descriptors.decode_gate(raw[v * 16:v * 16 + 16])
+        gate = decode(raw[v * size:(v + 1) * size])
         if gate.present:
             handlers[v] = gate.offset
     slide, per_vector = kdec.idt_slide(handlers, links)
     if slide is None:
         notes["idt"] = ("IDT handlers disagree: " + ", ".join(
             f"vector {v}: {s:#x}" for v, s in sorted(per_vector.items()))) if per_vector else "no present gates"
-    return slide, per_vector, base == CEA_RO_IDT
+    return slide, per_vector, base == arch.current().cea_ro_idt
 
 
 def text_pointers(cpu: int) -> Dict[str, int]:
     """{"idt vector N": handler} for the present gates of IDT_SYMBOLS'
     vectors: kernel text, whatever the slide (no symbol needed)."""
     base, _where = _idt_base(cpu)
-    raw = machine.read_kernel(base, (max(IDT_SYMBOLS) + 1) * 16, cpu)
+    size = arch.current().idt_gate_size      # 16 in long mode, 8 on i386
+    decode = descriptors.decode_gate if size == 16 else descriptors.decode_gate32
+    raw = machine.read_kernel(base, (max(IDT_SYMBOLS) + 1) * size, cpu)
     out = {}
     for v in IDT_SYMBOLS:
-        gate = descriptors.decode_gate(raw[v * 16:v * 16 + 16])
-        if gate.present and kdec.relocatable(gate.offset):
+        gate = decode(raw[v * size:(v + 1) * size])
+        if gate.present and kdec.relocatable(gate.offset, arch.current().kaslr_image_start):
             out[f"idt vector {v}"] = gate.offset
     return out
 
 
-def _lstar_source(table, cpu, notes):
+def _msr_source(table, cpu, notes, name, index, symbol):
     from gdbext.arch.x86_64 import msr_inject
-    link = table.link_address("entry_SYSCALL_64")
+    link = table.link_address(symbol)
     if link is None:
-        notes["lstar"] = "the vmlinux has no entry_SYSCALL_64"
+        notes[name] = f"the vmlinux has no {symbol}"
         return None
     why = msr_inject.injection_refusal(cpu)
     if why:
-        notes["lstar"] = why
+        notes[name] = why
         return None
-    readings_, _warnings = msr_inject.read_msrs(cpu, [LSTAR])
+    readings_, _warnings = msr_inject.read_msrs(cpu, [index])
     r = readings_[0]
     if r.value is None or r.source not in ("gdbstub", "rdmsr"):
-        notes["lstar"] = r.note or "LSTAR not readable"
+        notes[name] = r.note or f"{name.upper()} not readable"
         return None
     return kdec.signed_delta(r.value, link)
 
