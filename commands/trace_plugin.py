@@ -10,6 +10,9 @@ from gdbext.kernel import plugin_trace
 from gdbext.machine import free_run
 from gdbext.machine import plugin_client as pc
 
+# Seconds the records read but not yet decoded get after a Ctrl-C.
+FINAL_BUDGET = 1.0
+
 
 def socket_path() -> str:
     return settings.get("trace-plugin") or ""
@@ -61,6 +64,25 @@ class _Live:
             return self.args.count is None or self.recorded() < self.args.count
         return self.tracer.feed(chunks)
 
+    def _finish(self, result) -> dict:
+        """Decode what was read but not decoded when the trace ended, and
+        the plugin's counters.  After a Ctrl-C gdb raises its Quit again at
+        some of its next calls (free_run retries likewise): each step
+        resumes (feed() keeps the rest of a batch)."""
+        budget = FINAL_BUDGET if result.reason == "interrupted" else None
+        decode = not self.tracer.done and self.writer is None and result.reason != "error"
+        chunks = self.client.rings.drain() if decode else []
+        for attempt in range(3):
+            try:
+                if decode:
+                    self.tracer.feed(chunks, final=True, budget=budget)
+                    decode, chunks = False, []
+                return self.client.stats()
+            except KeyboardInterrupt:
+                if attempt == 2:
+                    raise
+        return {}
+
     def recorded(self) -> int:
         return self.client.rings.counters()["records"] - self.first_record
 
@@ -79,9 +101,7 @@ class _Live:
                 for c in client.rings.drain():     # what the vCPUs wrote before the guest stopped
                     self.writer.write(c)
                 self.writer.close()
-        if not self.tracer.done and self.writer is None and result.reason != "error":
-            self.tracer.feed(client.rings.drain(), final=True)
-        after = client.stats()
+        after = self._finish(result)
         self.recorded_total = self.recorded()
         return result, {k: after[k] - before[k] for k in ("records", "dropped", "filtered")}
 
@@ -107,7 +127,7 @@ def run_plugin(flt, args, sink, summary):
     t = live.tracer
     extra = {"engine": "plugin", "reason": result.reason, "records": counts["records"],
              "dropped": counts["dropped"], "filtered_out": counts["filtered"] + t.skipped,
-             "undecodable": t.undecodable, "unreturned": t.unreturned if args.want_return else 0,
+             "undecodable": t.undecodable, "abandoned": t.abandoned, "unreturned": t.unreturned if args.want_return else 0,
              "max_drain_gap_ms": round(live.max_gap * 1e3, 1), "max_drain_bytes": live.max_batch,
              # from the resume until the plugin's new trace points took effect
              "armed_after_ms": round((live.armed_at - result.start) * 1e3, 1) if live.armed_at else None}

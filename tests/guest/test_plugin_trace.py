@@ -9,15 +9,17 @@ unfiltered trace overflows them for certain.
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
 from tests.conftest import KERNELS
 from tests.guestlib import GuestSession, LabConfig
 
-from .test_rsp_loop import assert_gdb_view_exact, assert_no_breakpoint_left, command_interrupted
+from .test_rsp_loop import assert_gdb_view_exact, assert_no_breakpoint_left
 from .test_tasks import HELLO32_LEN, elf_symbols, workload_pid
 from .test_trace import SYSENTER32_MSG, json_lines, kx_seq
 
@@ -144,9 +146,21 @@ def test_ctrl_c_leaves_the_guest_as_it_was(pk, tmp_path):
     are QEMU's, the kernel text is unchanged, no breakpoint is left."""
     points = [n for n in ("do_syscall_64", "int80_emulation", "do_fast_syscall_32") if n in pk.symbols]
     before = kernel_text(pk, points)
-    # The SIGINT must land once the trace runs: arming the plugin and its
-    # capture table takes a few seconds on a loaded 2-core host.
-    reply, took = command_interrupted(pk, f"kx trace --abi all --return --out {tmp_path / 'x'}", after=8.0)
+    # The SIGINT must land once the trace runs: resolving every signature
+    # for the capture table takes 12-14 s on a loaded 2-core host, so the
+    # signal goes once the first event is in the --out file.
+    out_file = tmp_path / "x"
+    token = pk.gdb.send_console(f"kx trace --abi all --return --out {out_file}")
+    deadline = time.monotonic() + 120
+    while not (out_file.exists() and out_file.stat().st_size):
+        assert time.monotonic() < deadline, "the trace wrote no event in 120 s"
+        time.sleep(0.2)
+    os.kill(pk.gdb.proc.pid, signal.SIGINT)
+    t0 = time.monotonic()
+    answer = pk.gdb._collect(token, 120)
+    took = time.monotonic() - t0
+    assert answer["result"][0] == "done", answer
+    reply = answer["output"]
     assert "Traceback" not in reply
     m = re.search(r"kx trace: (\d+) events", reply)
     assert m and int(m.group(1)) > 0 and "ended: interrupted" in reply, reply[-800:]
