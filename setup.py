@@ -15,8 +15,8 @@ setup(
     classifiers=["License :: OSI Approved :: GNU General Public License v2 or later (GPLv2+)"],
     python_requires=">=3.9",
     packages=["gdbext", "gdbext.decoders", "gdbext.machine", "gdbext.kernel",
-              "gdbext.arch", "gdbext.arch.x86_64",
-              "gdbext.commands", "gdbext.commands.x86_64"],
+              "gdbext.arch", "gdbext.arch.x86_64", "gdbext.arch.i386", "gdbext.arch.arm64",
+              "gdbext.commands", "gdbext.commands.x86_64", "gdbext.commands.arm64"],
     package_dir={"gdbext.commands": "commands"},
     install_requires=["pygments", "pyelftools"],
     # `kx drgn` and gdbext.api.drgn_program(): pip install '.[drgn]'

@@ -14,7 +14,7 @@ import sys
 
 # Every architecture-neutral module with commands, functions or parameters.
 MODULES = ("prefix", "params", "task", "regs", "functions", "unwind", "syscalls", "event", "breaks",
-           "trace", "kaslr", "vdso", "seccomp", "pagewalk", "dmesg", "modules", "drgn")
+           "trace", "kaslr", "kernel", "vdso", "seccomp", "pagewalk", "dmesg", "modules", "drgn")
 
 _registered = False
 

@@ -50,6 +50,13 @@ def cpu_number(text: str) -> int:
     return n
 
 
+def word_format() -> str:
+    """The format spec of a full-width address or register of the target
+    ("#018x" on x86-64, "#010x" on i386)."""
+    from gdbext import arch
+    return f"#0{2 + 2 * arch.current().pointer_size}x"
+
+
 def add_cpu_option(parser) -> None:
     parser.add_argument("--cpu", type=cpu_number, default=None,
                         help="vCPU number (default: the selected thread's; gdb thread N is vCPU N-1)")
@@ -72,6 +79,7 @@ class KxCommand(gdb.Command):
     name = ""
     json_ok = True
     needs_kernel_match = True
+    loads_guest_kernel = True   # with no vmlinux, load the guest's own symbols first (kernel/guest_session.py)
     architecture = None  # the Arch.name this command is for; None: every architecture
     completions = ()  # extra words offered by tab completion
 
@@ -109,6 +117,9 @@ class KxCommand(gdb.Command):
         try:
             args = self.parser.parse_args(argv)
             self.check_architecture()
+            if self.loads_guest_kernel:
+                from gdbext.kernel import guest_session
+                guest_session.ensure_loaded(quiet=want_json)
             mismatch = kernel_mismatch()
             if mismatch and self.needs_kernel_match:
                 raise errors.KernelMismatch(mismatch)
@@ -146,8 +157,9 @@ class KxCommand(gdb.Command):
         if self.architecture is None or not _target_attached():
             return  # without a target, run() says so
         here = target_architecture()
-        if here != self.architecture:
-            raise errors.NotSupported(f"{self.architecture} only; this target is {here}")
+        allowed = (self.architecture,) if isinstance(self.architecture, str) else self.architecture
+        if here not in allowed:
+            raise errors.NotSupported(f"{' or '.join(allowed)} only; this target is {here}")
 
     def _fail(self, message: str, want_json: bool):
         message = " ".join(str(message).split())  # one line, always

@@ -72,7 +72,7 @@ value with its errno name.  Other gdb stops behave as always."""
                        help="names or numbers; `delete [ID...]` deletes kx breakpoints")
         p.add_argument("--pid", type=parse_int, default=None, help="only this pid or tgid")
         p.add_argument("--comm", default=None, help="only tasks with this comm")
-        p.add_argument("--abi", default="64", help="64 (default), 32 or all")
+        p.add_argument("--abi", default=None, help="the kernel's own ABI by default (64 on x86-64, 32 on i386), 32 or all")
         p.add_argument("--return", dest="want_return", action="store_true",
                        help="also stop at the syscall's return")
 
@@ -84,7 +84,7 @@ value with its errno name.  Other gdb stops behave as always."""
         words = args.syscalls
         if words and words[0] == "delete":
             return self._delete(words[1:])
-        if not words and args.pid is None and args.comm is None and not args.want_return and args.abi == "64":
+        if not words and args.pid is None and args.comm is None and not args.want_return and args.abi is None:
             return self._list()
         flt = syscall_filter.build(words, args.abi, args.pid, args.comm)
         number = _next_number[0]

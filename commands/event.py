@@ -5,7 +5,7 @@ from gdbext.kernel import entry, symbols
 from gdbext.render import Report, Text
 from gdbext import machine
 
-from .base import KxCommand, add_cpu_option
+from .base import KxCommand, add_cpu_option, word_format
 from .seccomp import event_seccomp, render_event_seccomp
 
 
@@ -31,7 +31,7 @@ def render_event(d, t: Text = None) -> Text:
     for arg in d["args"]:
         label = f"{arg['reg']}"
         pname = f"{arg['type'] or ''} {arg['name'] or ''}".strip()
-        t.line(("key", f"  {label:<14} "), ("num", f"{arg['value']:#018x}  "), ("dim", f"{pname:<28} "),
+        t.line(("key", f"  {label:<14} "), ("num", f"{arg['value']:{word_format()}}  "), ("dim", f"{pname:<28} "),
                ("str", arg["decoded"] or ""))
     ip_via, flags_via = _return_words(d)
     if d["return_ip"] is not None:

@@ -54,7 +54,7 @@ loaded."""
                 "source_notes": {n: det.notes[n] for n in det.sources if n in det.notes},
                 "agreeing": det.vote.agreeing,
                 **det.report,
-                "min_alignment": kdec.MIN_ALIGN,
+                "min_alignment": arch.current().kaslr_align,
                 "vmlinux": det.path, "banner": det.file_banner, "build_id": det.build_id,
                 "memory_banner": det.memory_banner if det.match is False else None,
                 "gdb_slide": det.gdb_slide,

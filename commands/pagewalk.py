@@ -67,7 +67,7 @@ walked: the user one maps user space and the entry trampolines only."""
             t.line(("dim", f"  page tables of pid {tk['pid']} \"{tk['comm']}\""
                     + (f"; {tk['note']}" if tk["note"] else "")))
         for v in d["views"]:
-            now = "  (the CPU's CR3 now)" if v["active"] else ""
+            now = f"  (the CPU's {d.get('root_register', 'CR3')} now)" if v["active"] else ""
             t.line(("key", f"{v['name']} page table"), ("num", f"  root {v['root']:#x}"), ("dim", now))
             _levels(t, v)
         return t

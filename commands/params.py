@@ -95,6 +95,26 @@ class DebugParam(gdb.Parameter):
         return f"kx debugging is {svalue}."
 
 
+class GuestKernelParam(gdb.Parameter):
+    """With no vmlinux, load the running kernel's own symbols and types
+(kallsyms and BTF, `kx kernel`) at the first stop of a connection.
+auto: do it; off: only on `kx kernel --load`."""
+
+    set_doc = "Set whether kx loads the guest's own symbols and types when gdb has no vmlinux."
+    show_doc = "Show whether kx loads the guest's own symbols and types when gdb has no vmlinux."
+
+    def __init__(self):
+        super().__init__("kx guest-kernel", gdb.COMMAND_DATA, gdb.PARAM_ENUM, ["auto", "off"])
+        self.value = settings.get("guest-kernel")
+
+    def get_set_string(self):
+        settings.set_value("guest-kernel", self.value)
+        return ""
+
+    def get_show_string(self, svalue):
+        return f"kx loads the guest's own symbols with no vmlinux: {svalue}."
+
+
 def register():
     _SetKx()
     _ShowKx()
@@ -102,3 +122,4 @@ def register():
     MsrReadParam()
     TracePluginParam()
     DebugParam()
+    GuestKernelParam()

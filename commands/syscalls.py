@@ -6,7 +6,7 @@ from gdbext import arch, errors
 from gdbext.kernel import syscall_info, syscalls
 from gdbext.render import Report, Text
 
-from .base import KxCommand, add_cpu_option
+from .base import KxCommand, add_cpu_option, word_format
 
 
 def _abi_words():
@@ -59,7 +59,7 @@ handlers and a hook would have to patch the switch."""
         p.add_argument("which", nargs="?", metavar="NAME|NR", help="one syscall, by name or number")
         # The word is checked by syscalls.table() (gdbext.arch.parse_abi),
         # after "no vmlinux loaded": before a file gdb knows no architecture.
-        p.add_argument("--abi", default="64", help="64 (default), 32 (ia32) or x32")
+        p.add_argument("--abi", default=None, help="the kernel's own ABI by default (64 on x86-64, 32 on i386), 32 (ia32) or x32")
         p.add_argument("--check", action="store_true",
                        help="compare the tables in guest memory with the vmlinux file")
         add_cpu_option(p)
@@ -84,7 +84,7 @@ handlers and a hook would have to patch the switch."""
             e = d["entries"][0]
             t.kv("nr", str(e["nr"]), width=10)
             t.kv("name", e["name"] or "(not implemented)", kind="sym", width=10)
-            t.kv("handler", f"{e['handler']:#018x}", width=10, note=e["symbol"])
+            t.kv("handler", f"{e['handler']:{word_format()}}", width=10, note=e["symbol"])
             sig = d.get("signature")
             if sig:
                 inner = ", ".join(f"{a['type']}{'' if a['type'].endswith('*') else ' '}{a['name']}"
@@ -107,7 +107,13 @@ handlers and a hook would have to patch the switch."""
                 what.append(f"{c['checked']['table_entries']} table entries")
             if c["checked"]["switch"]:
                 what.append(f"the {c['checked']['switch']}() switch")
-            if c["clean"]:
+            if c.get("reference") == "kallsyms":
+                t.line(("dim", "  check: no vmlinux file (kx runs on the guest's kallsyms and BTF): "
+                               "memory is compared with kallsyms only"))
+            if c["clean"] and c.get("reference") == "kallsyms":
+                t.line(("ok", f"  check (CPU {c['cpu']}): clean: {' and '.join(what)}: every entry is its"
+                              " expected handler (kallsyms) inside kernel text"))
+            elif c["clean"]:
                 t.line(("ok", f"  check (CPU {c['cpu']}): clean: {' and '.join(what)} match the vmlinux file,"
                               " every entry is its expected handler inside kernel text"))
             else:
@@ -134,7 +140,7 @@ def _render_rows(t, rows):
         nr = f"{e['nr']}" if j == i else f"{e['nr']}-{rows[j]['nr']}"
         mark = " " if e["ok"] in (None, True) else "!"
         t.line(mark, ("num", f" {nr:>7}  "), ("sym" if e["name"] else "dim", f"{e['name'] or '-':<24} "),
-               ("num", f"{e['handler']:#018x}  "), ("dim", e["symbol"] or "?"))
+               ("num", f"{e['handler']:{word_format()}}  "), ("dim", e["symbol"] or "?"))
         i = j + 1
 
 

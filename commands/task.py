@@ -5,7 +5,7 @@ from gdbext.kernel import flag_names, tasks
 from gdbext.render import Report, Text
 from gdbext import machine
 
-from .base import KxCommand, add_cpu_option
+from .base import KxCommand, add_cpu_option, word_format
 
 
 def task_completions():
@@ -134,7 +134,7 @@ current), or blank; `last` is thread_info.cpu."""
             last = "" if r["last_cpu"] is None else str(r["last_cpu"])
             comm = f"[{r['comm']}]" if r["kernel_thread"] else r["comm"]
             t.line(f"{r['pid']:>7} {r['tgid']:>7} {r['state']:<2} ", ("ok" if cpu else "plain", f"{cpu:>3}"),
-                   f" {last:>4}  {r['address']:#018x}  ", ("sym", comm))
+                   f" {last:>4}  {r['address']:{word_format()}}  ", ("sym", comm))
         t.line(("dim", f"{d['count']} tasks"))
         for w in d["warnings"]:
             t.warn(w)

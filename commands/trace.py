@@ -9,6 +9,7 @@ from gdbext import errors, settings
 from gdbext.kernel import syscall_filter
 from gdbext.render import Report, Text
 from gdbext import machine
+from gdbext.machine import breakpoints
 
 from .base import KxCommand, parse_int
 from .breaks import KxBreakpoint
@@ -97,7 +98,7 @@ breakpoints at the entry stubs instead (slower; any gdb remote)."""
         p.add_argument("syscalls", nargs="*", metavar="SYSCALL")
         p.add_argument("--pid", type=parse_int, default=None)
         p.add_argument("--comm", default=None)
-        p.add_argument("--abi", default="64", help="64 (default), 32 or all")
+        p.add_argument("--abi", default=None, help="the kernel's own ABI by default (64 on x86-64, 32 on i386), 32 or all")
         p.add_argument("--count", type=parse_int, default=None, help="stop after N events")
         p.add_argument("--return", dest="want_return", action="store_true",
                        help="show each call's return value (printed when it returns)")
@@ -134,8 +135,12 @@ breakpoints at the entry stubs instead (slower; any gdb remote)."""
         try:
             # --json must print nothing but JSON lines: gdb's own stop
             # report ("Thread 1 hit Breakpoint ...") is captured and dropped.
-            captured = gdb.execute("continue", to_string=bool(args.json))
-            if args.json:
+            # Not under MI with mi-async: the stop is an MI record there, and
+            # gdb 18 would swallow the command's ^running record into the
+            # capture, leaving the frontend waiting for it.
+            capture = bool(args.json) and not _mi_async()
+            captured = gdb.execute("continue", to_string=capture)
+            if capture:
                 gdb.write("".join(line + "\n" for line in (captured or "").splitlines()
                                   if line.startswith("{")))
         except KeyboardInterrupt:
@@ -214,6 +219,13 @@ def _summary(flt, args, sink, elapsed, interrupted, extra):
     return Report({"summary": summary}, t)
 
 
+def _mi_async() -> bool:
+    try:
+        return bool(gdb.parameter("mi-async"))
+    except (gdb.error, RuntimeError):
+        return False
+
+
 def _target_running() -> bool:
     try:
         thread = gdb.selected_thread()
@@ -238,6 +250,9 @@ class _TraceRun:
         except BaseException:
             self.finish()
             raise
+        # The events are written while the guest runs: the line gdb 18 may
+        # have left open announcing the breakpoints ends before the first.
+        breakpoints.end_announcement_line()
 
     def finish_at_next_stop(self):
         def on_stop(_event):

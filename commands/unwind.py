@@ -39,7 +39,7 @@ def _entry_frame(pending_frame):
     if pending_frame.level() == 0:
         return None  # still inside the stub: pt_regs may be half built
     a = arch.current()
-    pc = int(pending_frame.read_register(a.pc)) & machine.MASK64
+    pc = a.code_address(int(pending_frame.read_register(a.pc)) & machine.MASK64)
     name = entry.entry_of(pc)
     if name is None:
         return None
@@ -65,7 +65,9 @@ def live_user_frame(pc, read_register):
         return None
     code = machine.read_in_unwinder(start, a.entry_code_size)
     regs = {}
-    for name in a.general_regs:
+    # The system registers too: arm64 keeps the user pc, PSTATE and sp in
+    # ELR_EL1, SPSR_EL1 and SP_EL0 until kernel_entry saves them.
+    for name in a.general_regs + a.system_regs:
         try:
             regs[name] = read_register(name) & machine.MASK64
         except (gdb.error, ValueError):
@@ -163,7 +165,7 @@ class UserFrameFilter:
             newer = frame.newer()
             if newer is None or frame.pc() >= a.user_space_end:
                 return decorated
-            name = entry.entry_of(newer.pc())
+            name = entry.entry_of(a.code_address(newer.pc()))
             if name is None:
                 return decorated
             label = _user_label(frame, newer)
@@ -185,7 +187,7 @@ def _user_label(frame, newer):
         bits = a.user_modes.get(live[1].mode, live[1].mode)
         return f"[user mode, {bits}: {live[1].source}, pt_regs not built yet]"
     # Only below a stub frame that called into C (what the unwinder claims).
-    if not a.follows_call(newer.pc(), machine.read_in_unwinder):
+    if not a.follows_call(a.code_address(newer.pc()), machine.read_in_unwinder):
         return None
     sp = int(newer.read_register(a.sp)) & machine.MASK64
     mode = a.user_mode(a.decode_pt_regs(machine.read_in_unwinder(sp, a.pt_regs_size)))

@@ -250,8 +250,11 @@ def hooks() -> List[SyscallHook]:
 def run(seconds: Optional[float] = None, engine: str = "auto") -> RunResult:
     """Let the guest run with the hooks armed until a callback returns True,
     `seconds` pass, or Ctrl-C; the guest is stopped afterwards.  Engine
-    "loop" (the default on QEMU) is kx's breakpoint loop on the union of the
-    hooks' filters; "gdb" is gdb's own `continue` (no `seconds`).
+    "plugin" (the default when `set kx trace-plugin SOCKET` names the
+    kxtrace plugin) never stops the guest for a call, so a callback's True
+    stops it shortly after that call; "loop" (the default on QEMU
+    otherwise) is kx's breakpoint loop on the union of the hooks' filters
+    and stops in the call; "gdb" is gdb's own `continue` (no `seconds`).
 
     >>> api.run(seconds=3).reason
     'time'

@@ -4,7 +4,7 @@ import os
 import sys
 
 # trace-plugin: the kxtrace plugin's control socket ("" = none).
-_values = {"color": "auto", "msr-read": "inject", "debug": False, "trace-plugin": ""}
+_values = {"color": "auto", "msr-read": "inject", "debug": False, "trace-plugin": "", "guest-kernel": "auto"}
 
 
 def set_value(name, value):

@@ -242,53 +242,43 @@ LABELS = {
 }
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--kernel", default="6.1")
-    ap.add_argument("--hits", type=int, default=100, help="hits per sample (default %(default)s)")
-    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default %(default)s)")
-    ap.add_argument("--point", default="do_syscall_64", help="trace point symbol (default %(default)s)")
-    ap.add_argument("--gdb-engine", action="store_true", help="also time `kx trace --engine gdb`")
-    ap.add_argument("--plugin", action="store_true", help="the plugin engine on QEMU 10.0.2 (bench_plugin.py)")
-    import bench_plugin
-    bench_plugin.add_arguments(ap)
-    a = ap.parse_args()
-    if a.plugin:
-        return bench_plugin.main(a)
-    bootstrap.ensure_all()
-    s = GuestSession.get(LabConfig(kernel=a.kernel, workload="spin"))
-    helper = tempfile.NamedTemporaryFile("w", suffix=".py", delete=False)
-    helper.write(GDB_SIDE)
-    helper.close()
-    stats = {k: {"wall": [], "flush": [], "qemu": [], "gdb": []} for k in LABELS}
-    notes = {}
+class Bench:
+    """One benchmark run on one guest: interleaved samples of every mode."""
 
-    def sample(mode, fn):
+    def __init__(self, s, a):
+        self.s, self.a = s, a
+        self.stats = {k: {"wall": [], "flush": [], "qemu": [], "gdb": []} for k in LABELS}
+        self.notes = {}
+
+    def sample(self, mode, fn):
         """fn() -> (hits, seconds from hit 1 to the last); also counts QEMU's
         TB flushes and the CPU time QEMU and gdb spent, per hit."""
+        s = self.s
         f0, q0 = jit_flushes(s.guest), cpu_seconds(s.guest.proc.pid)
         g0 = cpu_seconds(s.gdb.proc.pid)
         n, seconds = fn()
-        st = stats[mode]
+        st = self.stats[mode]
         st["wall"].append(seconds / n)
         st["flush"].append((jit_flushes(s.guest) - f0) / (n + 1))
         st["qemu"].append((cpu_seconds(s.guest.proc.pid) - q0) / (n + 1))
         st["gdb"].append((cpu_seconds(s.gdb.proc.pid) - g0) / (n + 1))
         print(f"  {mode:<11} {seconds / n * 1e3:7.2f} ms/hit", flush=True)
 
-    def bare():
-        s.cmd(f"python kxb_bare_arm({a.hits})")
+    def bare(self):
+        s = self.s
+        s.cmd(f"python kxb_bare_arm({self.a.hits})")
         s.cont()                       # gdb's own continue, as a user would run it
         s.wait_stopped(timeout=600)
         r = gdb_json(s, "python kxb_bare_result()")
         return r["hits"], r["seconds"]
 
-    def kxtrace(engine):
+    def kxtrace(self, engine):
         # The whole command as a user runs it: set-up, every event fully
         # decoded (task, name, typed arguments, strings) and written as JSON
         # to a file, cleanup and resync; the rate is its own summary's.
+        s = self.s
         mark = len(s.gdb.transcript)
-        out = s.gdb.cmd(f"kx trace --count {a.hits} --out /dev/null --engine {engine}", timeout=600)
+        out = s.gdb.cmd(f"kx trace --count {self.a.hits} --out /dev/null --engine {engine}", timeout=600)
         if "kx trace:" not in out:      # the gdb engine under MI async: it ends at the next stop
             s.running = True
             s.wait_stopped(timeout=600)
@@ -299,40 +289,36 @@ def main():
             raise RuntimeError(f"no kx trace summary in:\n{out[-2000:]}")
         return int(m.group(1)), float(m.group(2))
 
-    def loop(transport):
-        r = gdb_json(s, f"python kxb_loop({a.hits}, {transport!r})")
-        notes.update(tasks=r["tasks"], steps=r["steps"])
-        notes["spurious"] = notes.get("spurious", 0) + r["spurious"]
+    def loop(self, transport):
+        r = gdb_json(self.s, f"python kxb_loop({self.a.hits}, {transport!r})")
+        self.notes.update(tasks=r["tasks"], steps=r["steps"])
+        self.notes["spurious"] = self.notes.get("spurious", 0) + r["spurious"]
         return r["hits"], r["seconds"]
 
-    try:
-        s.cmd(f"source {helper.name}")
-        info = gdb_json(s, f"python kxb_setup({a.point!r})")
-        plan = arch.current().plan_resume(info["addr"], bytes.fromhex(info["code"]))
-        print(f"kernel {a.kernel}, trace point {a.point} = {info['addr']:#x} ({plan.text}: "
-              f"the loop resumes with a {plan.kind}), {a.hits} hits x {a.rounds} rounds", flush=True)
-        for rnd in range(a.rounds):
-            print(f"round {rnd + 1}", flush=True)
-            sample("bare", bare)
-            sample("kxtrace", lambda: kxtrace("loop"))
-            if a.gdb_engine:
-                sample("kxtrace-gdb", lambda: kxtrace("gdb"))
-            sample("loop", lambda: loop("socket"))
-            sample("loop-maint", lambda: loop("maint"))
-            s.gdb.cmd("detach")
-            raw = Raw(s.guest.port)
-            try:
-                sample("raw", lambda: raw_floor(raw, info, a.hits))
-                sample("raw-decode", lambda: raw_floor(raw, info, a.hits, decode=True))
+    def round(self, info):
+        s, a = self.s, self.a
+        self.sample("bare", self.bare)
+        self.sample("kxtrace", lambda: self.kxtrace("loop"))
+        if a.gdb_engine:
+            self.sample("kxtrace-gdb", lambda: self.kxtrace("gdb"))
+        self.sample("loop", lambda: self.loop("socket"))
+        self.sample("loop-maint", lambda: self.loop("maint"))
+        s.gdb.cmd("detach")
+        raw = Raw(s.guest.port)
+        try:
+            self.sample("raw", lambda: raw_floor(raw, info, a.hits))
+            self.sample("raw-decode", lambda: raw_floor(raw, info, a.hits, decode=True))
 
-                def noprogress():
-                    n, dt, notes["distinct"] = raw_no_progress(raw, info, a.hits)
-                    return n, dt
-                sample("noprogress", noprogress)
-            finally:
-                raw.close()
-                s.gdb.mi(f"-target-select remote 127.0.0.1:{s.guest.port}", timeout=60)
+            def noprogress():
+                n, dt, self.notes["distinct"] = raw_no_progress(raw, info, a.hits)
+                return n, dt
+            self.sample("noprogress", noprogress)
+        finally:
+            raw.close()
+            s.gdb.mi(f"-target-select remote 127.0.0.1:{s.guest.port}", timeout=60)
 
+    def report(self):
+        stats, notes, hits = self.stats, self.notes, self.a.hits
         med = {k: {m: statistics.median(v) for m, v in st.items()} for k, st in stats.items() if st["wall"]}
         print()
         print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs "
@@ -354,9 +340,40 @@ def main():
               f"({(w['loop'] - w['raw']) * 1e3:+.2f} ms/hit; "
               f"{(w['loop'] - w['raw-decode']) * 1e3:+.2f} ms against the raw client doing the same reads)")
         print(f"the no-progress loop saw {notes.get('distinct')} distinct (stop reply, nr, pt_regs) in "
-              f"{a.hits} 'hits': it re-reports one breakpoint and the guest never moves")
+              f"{hits} 'hits': it re-reports one breakpoint and the guest never moves")
         print(f"kx loop: {notes.get('steps')} single-steps in the last sample, {notes.get('spurious')} "
               f"spurious debug stops in all; tasks decoded: {notes.get('tasks')}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kernel", default="6.1")
+    ap.add_argument("--hits", type=int, default=100, help="hits per sample (default %(default)s)")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default %(default)s)")
+    ap.add_argument("--point", default="do_syscall_64", help="trace point symbol (default %(default)s)")
+    ap.add_argument("--gdb-engine", action="store_true", help="also time `kx trace --engine gdb`")
+    ap.add_argument("--plugin", action="store_true", help="the plugin engine on QEMU 10.0.2 (bench_plugin.py)")
+    import bench_plugin
+    bench_plugin.add_arguments(ap)
+    a = ap.parse_args()
+    if a.plugin:
+        return bench_plugin.main(a)
+    bootstrap.ensure_all()
+    s = GuestSession.get(LabConfig(kernel=a.kernel, workload="spin"))
+    helper = tempfile.NamedTemporaryFile("w", suffix=".py", delete=False)
+    helper.write(GDB_SIDE)
+    helper.close()
+    bench = Bench(s, a)
+    try:
+        s.cmd(f"source {helper.name}")
+        info = gdb_json(s, f"python kxb_setup({a.point!r})")
+        plan = arch.current().plan_resume(info["addr"], bytes.fromhex(info["code"]))
+        print(f"kernel {a.kernel}, trace point {a.point} = {info['addr']:#x} ({plan.text}: "
+              f"the loop resumes with a {plan.kind}), {a.hits} hits x {a.rounds} rounds", flush=True)
+        for rnd in range(a.rounds):
+            print(f"round {rnd + 1}", flush=True)
+            bench.round(info)
+        bench.report()
     finally:
         os.unlink(helper.name)
         s.close()

@@ -29,6 +29,8 @@ class LabConfig:
     trace_plugin: bool = False  # load the kxtrace plugin (QEMU 10.0.2) and tell kx its socket
     plugin_ring_kb: int = 0     # KiB per vCPU ring of the plugin (0: its default)
     append: str = ""            # extra kernel command line words
+    arch: str = "x86_64"        # the guest's architecture (kxlab.kernels.SERIES_BY_ARCH)
+    no_vmlinux: bool = False    # attach gdb with no vmlinux (kx loads the guest's kallsyms and BTF)
 
 
 def int80_entry(symbols) -> str:
@@ -51,11 +53,11 @@ class GuestSession:
 
     def __init__(self, config: LabConfig):
         self.config = config
-        self.kernel = kernels.fetch(config.kernel, quiet=True)
+        self.kernel = kernels.fetch(config.kernel, quiet=True, arch=config.arch)
         self.guest = qemu.Guest(qemu.BootOptions(
             kernel=config.kernel, smp=config.smp, cpu=config.cpu, pti=config.pti,
             kaslr=config.kaslr, workload=config.workload, append=config.append,
-            plugin_ring_kb=config.plugin_ring_kb), kernel=self.kernel)
+            plugin_ring_kb=config.plugin_ring_kb, arch=config.arch), kernel=self.kernel)
         if config.trace_plugin:
             self.guest.opts.plugin = str(self.guest.workdir / "kxtrace.sock")
         self.guest.start()
@@ -63,6 +65,8 @@ class GuestSession:
         self.vmlinux = self.kernel.vmlinux
         if config.vmlinux_kernel and config.vmlinux_kernel != config.kernel:
             self.vmlinux = kernels.fetch(config.vmlinux_kernel, quiet=True).vmlinux
+        if config.no_vmlinux:
+            self.vmlinux = None
         self.gdb = None
         try:
             self.gdb = gdbrun.start_mi(self.vmlinux, self.guest.port)
@@ -146,12 +150,19 @@ class GuestSession:
         assert len(lines) == 1, f"expected one JSON line from {command!r}, got:\n{out}"
         return json.loads(lines[0])
 
-    def cmd_interrupted(self, command: str, after: float, timeout: float = 120):
+    def cmd_interrupted(self, command: str, after: float, timeout: float = 120, ready=None):
         """Start a CLI command, send gdb a real SIGINT `after` seconds later
         (what Ctrl-C in a terminal does), and wait for the command's result.
+        With `ready` (a callable), the `after` seconds count from when it
+        first returns True (polled while the command runs).
         Returns (MI reply dict, seconds from the signal to the reply)."""
         gdb = self.gdb
         token = gdb.send_console(command)
+        deadline = time.monotonic() + timeout
+        while ready is not None and not ready():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{command}: never ready for the SIGINT")
+            time.sleep(0.2)
         time.sleep(after)
         os.kill(gdb.proc.pid, signal.SIGINT)
         t0 = time.monotonic()

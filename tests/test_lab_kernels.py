@@ -92,7 +92,7 @@ def test_resolve_sid_takes_linux_binary_and_linux_base(monkeypatch):
          f"linux-base-{abi}": {"Version": "7.2.13-1", "Size": "417436"},
          f"linux-image-{abi}": {"Version": "7.2.13-1", "Size": "1000"},
          f"linux-image-{abi}-dbg": {"Version": "7.2.13-1", "Size": "353132752"}})
-    monkeypatch.setattr(kernels, "series_apt", lambda series: apt)
+    monkeypatch.setattr(kernels, "series_apt", lambda series, arch="x86_64": apt)
     info = kernels.resolve("7.2")
     assert info["abi"] == abi and info["version"] == "7.2.13-1" and info["suite"] == "sid"
     assert set(info["packages"]) == {f"linux-binary-{abi}", f"linux-base-{abi}", f"linux-image-{abi}-dbg"}
@@ -105,7 +105,7 @@ def test_resolve_bullseye_takes_the_unsigned_image(monkeypatch):
          "linux-image-cloud-amd64-dbg": [f"linux-image-{abi}-dbg"]},
         {f"linux-image-{abi}-unsigned": {"Version": "5.10.223-1", "Size": "20768532"},
          f"linux-image-{abi}-dbg": {"Version": "5.10.223-1", "Size": "261126384"}})
-    monkeypatch.setattr(kernels, "series_apt", lambda series: apt)
+    monkeypatch.setattr(kernels, "series_apt", lambda series, arch="x86_64": apt)
     info = kernels.resolve("5.10")
     assert info["abi"] == abi and info["suite"] == "bullseye"
     assert set(info["packages"]) == {f"linux-image-{abi}-unsigned", f"linux-image-{abi}-dbg"}
@@ -113,9 +113,32 @@ def test_resolve_bullseye_takes_the_unsigned_image(monkeypatch):
 
 def test_resolve_refuses_a_meta_that_moved_to_another_series(monkeypatch):
     apt = FakeApt({"linux-image-cloud-amd64": ["linux-image-7.3.1+deb14-cloud-amd64"]}, {})
-    monkeypatch.setattr(kernels, "series_apt", lambda series: apt)
+    monkeypatch.setattr(kernels, "series_apt", lambda series, arch="x86_64": apt)
     with pytest.raises(RuntimeError, match="not a 7.2 kernel"):
         kernels.resolve("7.2")
+
+
+def test_resolve_i386_takes_the_686_pae_unsigned_image(monkeypatch):
+    abi = "6.1.0-50-686-pae"
+    apt = FakeApt(
+        {"linux-image-686-pae": [f"linux-image-{abi}"],
+         "linux-image-686-pae-dbg": [f"linux-image-{abi}-dbg"]},
+        {f"linux-image-{abi}-unsigned": {"Version": "6.1.176-1", "Size": "52000000"},
+         f"linux-image-{abi}-dbg": {"Version": "6.1.176-1", "Size": "765000000"}})
+    monkeypatch.setattr(kernels, "series_apt", lambda series, arch="x86_64": apt)
+    info = kernels.resolve("6.1", "i386")
+    assert info["abi"] == abi and info["arch"] == "i386" and info["suite"] == "bookworm"
+    assert set(info["packages"]) == {f"linux-image-{abi}-unsigned", f"linux-image-{abi}-dbg"}
+
+
+def test_i386_apt_state_is_private_and_names_its_architecture(cache):
+    apt = kernels.series_apt("6.1", "i386")
+    opts = apt.options()
+    assert f"Dir::State::Lists={cache}/apt/bookworm-i386/lists" in opts
+    assert "APT::Architecture=i386" in opts and "APT::Architectures=i386" in opts
+    assert kernels.series_apt("6.1").options() == []     # amd64 6.1: the system's own apt
+    with pytest.raises(SystemExit, match="no i386 kernel '6.12'"):
+        kernels.series_info("6.12", "i386")
 
 
 def test_private_apt_state_keeps_off_the_system(cache):

@@ -11,7 +11,7 @@ class X86CpuStateCommand(KxCommand):
     """A decoder of one x86-64 vCPU's state (--cpu): it refuses another
     architecture's target, and runs on a vmlinux mismatch (without symbol
     names)."""
-    architecture = "x86_64"
+    architecture = ("x86_64", "i386")
     needs_kernel_match = False
 
     def arguments(self, p):

@@ -22,6 +22,8 @@ exception stack each IST slot is (DF, NMI, DB, MCE, VC)."""
 
     @staticmethod
     def render(d):
+        if "sp" in d:
+            return KxTss.render32(d)
         t = Text().head(f"TSS of CPU {d['cpu']}: TR={d['selector']:#x} base {d['base']:#x} "
                         f"limit {d['limit']:#x} {'busy' if d['busy'] else 'NOT busy'}")
         t.kv("RSP0", f"{d['rsp'][0]:#018x}", note=d["rsp0_is"])
@@ -34,6 +36,22 @@ exception stack each IST slot is (DF, NMI, DB, MCE, VC)."""
         t.kv("I/O map base", f"{d['io_bitmap_base']:#x}")
         if d["current_top_of_stack"] is not None:
             t.kv("task stack top", f"{d['current_top_of_stack']:#018x}", note="cpu_current_top_of_stack")
+        for w in d["warnings"]:
+            t.warn(w)
+        return t
+
+
+    @staticmethod
+    def render32(d):
+        """An i386 kernel's 32-bit TSS (decoders.tss.Tss32)."""
+        t = Text().head(f"TSS of CPU {d['cpu']}: TR={d['selector']:#x} base {d['base']:#x} "
+                        f"limit {d['limit']:#x} {'busy' if d['busy'] else 'NOT busy'} (32-bit)")
+        for i in range(3):
+            note = {0: d["sp0_is"], 1: d["sp1_is"]}.get(i)
+            t.kv(f"SS{i}:ESP{i}", f"{d['ss'][i]:#06x}:{d['sp'][i]:#010x}",
+                 note=" ".join(x for x in (d["ss_names"][i], note) if x) or None, width=14)
+        t.kv("I/O map base", f"{d['io_bitmap_base']:#x}", width=14,
+             note="beyond the limit: no I/O bitmap" if d["io_bitmap_base"] > d["limit"] else None)
         for w in d["warnings"]:
             t.warn(w)
         return t

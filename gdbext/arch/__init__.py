@@ -16,7 +16,7 @@ __all__ = ["Arch", "EntryStub", "RawCall", "SyscallAbi", "TableChoice", "ARCHITE
            "use", "pinned", "for_gdb_name", "current", "parse_abi"]
 
 # The one registration per architecture: its module builds ARCH.
-ARCHITECTURES = ("gdbext.arch.x86_64",)
+ARCHITECTURES = ("gdbext.arch.x86_64", "gdbext.arch.i386", "gdbext.arch.arm64")
 
 _registry: Dict[str, Arch] = {}
 _forced: Optional[Arch] = None

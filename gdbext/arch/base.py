@@ -14,6 +14,7 @@ architecture's subclass overrides.
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
+from gdbext.decoders import kaslr as kdec
 from gdbext.decoders.rsp_packets import RegisterLayout
 from gdbext import errors
 
@@ -225,6 +226,17 @@ class Arch:
             raise errors.MissingSymbol("current_task")
         return percpu.address("current_task", cpu)
 
+    def current_task(self, cpu: int, regs: Dict[str, int], read_u64: Callable[[int], int]) -> int:
+        """The address of the task running on `cpu` (whose registers are
+        `regs`; read_u64 reads kernel memory): by default the pointer at
+        current_task_pointer()."""
+        return read_u64(self.current_task_pointer(cpu))
+
+    def code_address(self, value: int) -> int:
+        """A return address as the code it points at: without what the CPU
+        adds to it (arm64's pointer-authentication code)."""
+        return value
+
     def cpu_stack_top(self, cpu: int) -> Optional[int]:
         """The stack top the CPU itself holds for its current task, where
         the architecture keeps one (None: nothing to cross-check)."""
@@ -247,6 +259,11 @@ class Arch:
         """The mode saved registers `pt` return to: a key of user_modes, or
         another word when they are not a user-mode frame."""
         raise NotImplementedError
+
+    def saved_syscall_nr(self, pt, abi: SyscallAbi, pc: Optional[int]) -> int:
+        """The syscall number saved pt_regs `pt` hold for ABI `abi` (negative:
+        none), given the pc of the CPU running the task (None: not running)."""
+        return getattr(pt, abi.ptregs_nr)
 
     def pt_regs_plausible(self, pt) -> bool:
         """Whether `pt`, read where an entry stub keeps pt_regs, look like
@@ -346,6 +363,10 @@ class Arch:
         (the unwinder's proof that a stub called into C)."""
         return False
 
+    # The `kind` of a Z0 breakpoint packet: the size of the instruction it
+    # replaces (x86: 1, the int3 byte; A64: 4).
+    breakpoint_kind = 1
+
     def plan_resume(self, address: int, code: bytes) -> ResumePlan:
         """How to get past a breakpoint at `address` (whose first bytes are
         `code`): without a single-step where the architecture can tell."""
@@ -377,6 +398,8 @@ class Arch:
                   root: Optional[int] = None):
         """The page walk: a decoders.paging.Translation-like result."""
         raise NotImplementedError
+
+    page_table_root_name = "CR3"       # what the CPU calls the root register, for text
 
     def page_table_root(self, regs: Dict[str, int]) -> int:
         """The root the CPU walks now (x86: CR3)."""
@@ -415,11 +438,24 @@ class Arch:
     kernel_mode_name = "the kernel's mode"   # what kernel_mode_ready tests, for messages
 
     # -- KASLR ----------------------------------------------------------------------
+    # Where the relocatable kernel image starts (link addresses at or above
+    # it move with the text slide), and the slide's alignment and bound
+    # (x86-64's, decoders/kaslr.py).
+    kaslr_image_start = kdec.START_KERNEL_MAP
+    kaslr_align = kdec.MIN_ALIGN
+    kaslr_max_slide = kdec.MAX_SLIDE
+
     def kaslr_readings(self, table, cpu: int, inject: bool) -> SlideReadings:
         """The text slide as the CPU's own state says it.  `table` is the
         vmlinux's ELF symbol table (link_address(name)); `inject` allows
         sources that execute an instruction on the vCPU."""
         return SlideReadings()
+
+    def kernel_text_pointers(self, cpu: int) -> Dict[str, int]:
+        """Addresses inside the running kernel's text that the CPU's own
+        state gives with no symbol ({source: address}; x86: IDT handlers),
+        where kx starts looking for kallsyms without a vmlinux."""
+        return {}
 
     def kaslr_memory_layout(self, slide: int, warnings: List[str]) -> Dict[str, object]:
         """What `kx kaslr` adds once the slide is known (x86: the randomised
@@ -435,6 +471,17 @@ class Arch:
     # (struct vdso_image symbol, the ABI it serves, how `kx vdso` names it)
     vdso_images: Tuple[Tuple[str, str, str], ...] = ()
     vdso_entry_points: Tuple[str, ...] = ()   # the functions user space calls, listed first
+
+    def vdso_kernel_image(self, task, cpu: int):
+        """The kernel's copy of the vDSO `task` has mapped, as a
+        kernel.vdso.KernelImage, where the mm does not point at a struct
+        vdso_image (x86-64 does: None here)."""
+        return None
+
+    def vdso_special_mappings(self, cpu: int) -> Dict[int, str]:
+        """{struct vm_special_mapping address: name} of the vDSO's mappings
+        beyond the generic vdso_mapping / vvar_mapping symbols."""
+        return {}
 
     def vdso_report(self, vdso, cpu: int) -> Dict[str, object]:
         """`kx vdso`'s further keys for a task's vDSO (a kernel.vdso.TaskVdso;

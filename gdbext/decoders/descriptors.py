@@ -433,6 +433,19 @@ def encode_gate(offset: int, selector: int = KERNEL_CS, ist: int = 0, type: int 
     return v.to_bytes(16, "little")
 
 
+def decode_gate32(raw8: Union[bytes, bytearray, int], names: Optional[Mapping[int, str]] = None) -> Gate:
+    """An 8-byte protected-mode gate (SDM Vol.3A 6.11, Figure 6-2): offset
+    15:0 and 31:16, selector, type (0xE: 32-bit interrupt gate, 0xF: trap,
+    0x5: task), DPL, P; no IST.  `names`: selector -> name (32-bit GDT)."""
+    v = int_or_bytes(raw8, 8, "IDT gate")
+    sel = field(v, 16, 16)
+    type_ = field(v, 40, 4)
+    return Gate(
+        raw=v, offset=field(v, 0, 16) | (field(v, 48, 16) << 16), selector=sel,
+        selector_name=(names or {}).get(sel), ist=0, type=type_, kind=GATE_KINDS.get(type_, "reserved"),
+        dpl=field(v, 45, 2), present=bit(v, 47), reserved=0)
+
+
 @dataclass
 class IdtEntry(Record):
     vector: int
@@ -440,12 +453,15 @@ class IdtEntry(Record):
     gate: Gate
 
 
-def decode_idt(table: Union[bytes, bytearray], version: Optional[Tuple[int, int]] = None) -> List[IdtEntry]:
-    """Decode an IDT image (length = IDTR.limit + 1, a multiple of 16)."""
+def decode_idt(table: Union[bytes, bytearray], version: Optional[Tuple[int, int]] = None,
+               gate_size: int = 16, names: Optional[Mapping[int, str]] = None) -> List[IdtEntry]:
+    """Decode an IDT image (length = IDTR.limit + 1, a multiple of
+    `gate_size`: 16 in long mode, 8 in protected mode)."""
     data = as_bytes(table, 0, "IDT")
-    if len(data) % 16:
-        raise DecodeError(f"IDT: length {len(data)} is not a multiple of 16")
-    if len(data) > 256 * 16:
+    if len(data) % gate_size:
+        raise DecodeError(f"IDT: length {len(data)} is not a multiple of {gate_size}")
+    if len(data) > 256 * gate_size:
         raise DecodeError(f"IDT: {len(data)} bytes is more than 256 gates")
-    return [IdtEntry(i, vector_name(i, version), decode_gate(data[i * 16:i * 16 + 16]))
-            for i in range(len(data) // 16)]
+    decode = decode_gate if gate_size == 16 else lambda raw: decode_gate32(raw, names)
+    return [IdtEntry(i, vector_name(i, version), decode(data[i * gate_size:(i + 1) * gate_size]))
+            for i in range(len(data) // gate_size)]

@@ -33,18 +33,19 @@ DEFAULT_BASES = {
 }
 
 
-def relocatable(link_address: int) -> bool:
-    """Whether a symbol moves with the text slide: the kernel image lives in
-    the __START_KERNEL_map window; per-cpu offsets and absolute values don't."""
-    return (link_address & MASK64) >= START_KERNEL_MAP
+def relocatable(link_address: int, image_start: int = START_KERNEL_MAP) -> bool:
+    """Whether a symbol moves with the text slide: the kernel image lives at
+    and above `image_start` (x86-64: the __START_KERNEL_map window); per-cpu
+    offsets and absolute values don't."""
+    return (link_address & MASK64) >= image_start
 
 
-def slide_problem(slide: int, align: int = MIN_ALIGN) -> Optional[str]:
+def slide_problem(slide: int, align: int = MIN_ALIGN, max_slide: int = MAX_SLIDE) -> Optional[str]:
     """Why `slide` cannot be a KASLR text slide, or None if it can."""
     if slide < 0:
         return f"negative ({slide:#x})"
-    if slide >= MAX_SLIDE:
-        return f"{slide:#x} is beyond the 1 GiB kernel image window"
+    if slide >= max_slide:
+        return f"{slide:#x} is beyond the {max_slide >> 30} GiB kernel image window"
     if slide % align:
         return f"{slide:#x} is not a multiple of the kernel alignment {align:#x}"
     return None
@@ -68,7 +69,8 @@ class Vote:
         return self.slide is not None
 
 
-def vote(readings: Mapping[str, Optional[int]], align: int = MIN_ALIGN, quorum: int = 2) -> Vote:
+def vote(readings: Mapping[str, Optional[int]], align: int = MIN_ALIGN, quorum: int = 2,
+         max_slide: int = MAX_SLIDE) -> Vote:
     """Agree on a slide: at least `quorum` sources with the same valid value,
     and no other value with as many.  None readings are sources that could not
     be read; invalid values (misaligned, out of range) never count."""
@@ -77,7 +79,7 @@ def vote(readings: Mapping[str, Optional[int]], align: int = MIN_ALIGN, quorum: 
     for name, value in readings.items():
         if value is None:
             continue
-        why = slide_problem(value, align)
+        why = slide_problem(value, align, max_slide)
         if why:
             rejected[name] = why
             continue

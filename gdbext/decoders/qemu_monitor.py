@@ -35,3 +35,22 @@ def parse_info_cpus(text: str) -> dict:
         if star == "*":
             current = int(n)
     return {"cpus": cpus, "current": current}
+
+
+_A64_REG_RX = re.compile(r"\b(PC|SP|X\d\d)=([0-9a-f]{16})\b")
+_A64_PSTATE_RX = re.compile(r"\bPSTATE=([0-9a-f]{8}) (\S+) (EL\d[th])")
+
+
+def parse_info_registers_aarch64(text: str) -> dict:
+    """QEMU's aarch64 `info registers` (target/arm/cpu.c
+    aarch64_cpu_dump_state): {"pc", "x0".."x30", "sp" (the SP of the current
+    EL), "pstate", "mode" ("EL1h")}."""
+    regs = {}
+    for name, value in _A64_REG_RX.findall(text):
+        key = name.lower() if not name.startswith("X") else f"x{int(name[1:])}"
+        regs.setdefault(key, int(value, 16))
+    m = _A64_PSTATE_RX.search(text)
+    if m:
+        regs["pstate"] = int(m.group(1), 16)
+        regs["mode"] = m.group(3)
+    return regs

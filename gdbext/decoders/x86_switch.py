@@ -7,8 +7,10 @@ Since "x86/syscall: Don't force use of indirect calls for system calls"
 calls.  gcc 12 (both Debian builds, -fno-jump-tables from arch/x86/Makefile
 under retpolines/IBT) compiles it to a binary tree of `cmp $imm,%esi` /
 je / ja / jbe / jne ending in tail `jmp __x64_sys_NAME` (`call` for the
-noreturn exit/exit_group).  A build with jump tables does not decode: the
-caller says so and falls back to the table.
+noreturn exit/exit_group).  An i386 kernel (6.1.85+, frame pointers, nr
+in %edx by -mregparm=3) has the same tree after `push %ebp; mov %esp,%ebp`,
+each case a `call __ia32_sys_NAME; pop %ebp; ret`.  A build with jump
+tables does not decode: the caller says so and falls back to the table.
 
 Sets of nr values are sorted lists of inclusive (lo, hi) intervals over the
 32-bit `unsigned int nr`.  Pure: bytes in, a SwitchMap out; anything
@@ -28,6 +30,10 @@ from gdbext.errors import DecodeError
 
 FULL = [(0, MASK32)]
 ENDBR64 = b"\xf3\x0f\x1e\xfa"       # IBT landing pad (SDM Vol.2A ENDBR64), 6.2+
+# The 32-bit kernel's NOPs (arch/x86/include/asm/nops.h, CONFIG_X86_32:
+# `lea 0(%esi),%esi` forms): ftrace patches the entry's call to BYTES_NOP5.
+NOPS_32 = tuple(bytes.fromhex(h) for h in ("3e8db42600000000", "8db42600000000", "8db600000000",
+                                           "3e8d742600", "8d742600", "8d7600"))
 
 
 def intersect(a, b):
@@ -135,11 +141,15 @@ def _branch(code: bytes, p: int):
 
 def decode_insn(code: bytes, off: int):
     """The instruction at `off`: (length, kind, operand) with kind one of
-    nop, cmp (reg, imm), test (reg), jcc (cc, rel), jmp (rel), call (rel),
-    stop.  Only what compiled switches contain."""
+    nop, frame (an i386 build's `push %ebp; mov %esp,%ebp`), cmp (reg,
+    imm), test (reg), jcc (cc, rel), jmp (rel), call (rel), stop.  Only what
+    compiled switches contain."""
     try:
         if code[off:off + 4] == ENDBR64:
             return 4, "nop", None
+        nop32 = next((n for n in NOPS_32 if code.startswith(n, off)), None)
+        if nop32 is not None:
+            return len(nop32), "nop", None
         p = off
         while code[p] in (0x66, 0x2E):                    # NOP padding prefixes
             p += 1
@@ -150,6 +160,10 @@ def decode_insn(code: bytes, off: int):
             return p - off + nop, "nop", None
         if code[p] == 0x90 and p == off:
             return 1, "nop", None
+        if p == off and code[p] == 0x55:                  # push %ebp (i386, frame pointers)
+            return 1, "frame", None
+        if p == off and code[p:p + 2] == b"\x89\xe5":     # mov %esp,%ebp
+            return 2, "frame", None
         if p != off and (p - off > 1 or not rex):
             raise DecodeError(f"unexpected prefix at +{off:#x}")
         if rex & 8:
@@ -224,7 +238,7 @@ def _walk(code, start, path, pending, leaves, budget):
             raise DecodeError(f"fell off the function at {path.pc:#x}")
         length, kind, arg = decode_insn(code, path.pc - start)
         nxt = path.pc + length
-        if kind == "nop":
+        if kind == "nop" or (kind == "frame" and path.reg is None):
             path.pc = nxt
             continue
         if kind == "call" and path.prologue:             # the ftrace site

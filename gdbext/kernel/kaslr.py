@@ -154,7 +154,7 @@ def detect(inject: bool = False) -> Detection:
     # Candidate slides, most likely first; 0 covers nokaslr with no other source.
     candidates: List[int] = []
     for value in [*own.sources.values(), *own.candidates, 0]:
-        if value is not None and kdec.slide_problem(value) is None and value not in candidates:
+        if value is not None and _slide_problem(value) is None and value not in candidates:
             candidates.append(value)
 
     file_banner = version.banner_from_file()
@@ -163,13 +163,19 @@ def detect(inject: bool = False) -> Detection:
     build_id = note[2] if note else None
     sources["build_id"] = _build_id_source(note, candidates, cpu, notes)
 
-    vote = kdec.vote(sources)
+    a = arch.current()
+    vote = kdec.vote(sources, a.kaslr_align, max_slide=a.kaslr_max_slide)
     for name, why in vote.rejected.items():
         notes.setdefault(name, why)
     match, mismatch = _verdict(sources, vote, own, file_banner, memory_banner, path, notes)
     return Detection(path=path, file_banner=file_banner, build_id=build_id, sources=sources, notes=notes,
                      report=own.report, vote=vote, match=match, mismatch=mismatch,
                      memory_banner=memory_banner, check_seconds=time.perf_counter() - t0)
+
+
+def _slide_problem(value: int):
+    a = arch.current()
+    return kdec.slide_problem(value, a.kaslr_align, a.kaslr_max_slide)
 
 
 def _verdict(sources, vote, own: SlideReadings, file_banner, memory_banner, path, notes):

@@ -6,4 +6,8 @@ from gdbext.machine import hooks
 class ObjfileCache(dict):
     def __init__(self):
         super().__init__()
-        hooks.connect(self.clear, "objfile")
+        hooks.connect(self.on_objfile, "objfile")
+
+    def on_objfile(self, _event=None) -> None:
+        # gdb passes the event; dict.clear takes no argument.
+        self.clear()

@@ -36,7 +36,12 @@ def _one_view(address: int, cpu: int, name: str, root: int, current: int) -> Dic
         out, error = a.describe_walk(address, regs, fault=exc), str(exc)
     except errors.MemoryUnreadable as exc:
         out, error = a.describe_walk(address, regs), str(exc)
-    out.update(name=name, root=root, active=a.root_address(root) == a.root_address(current), error=error)
+    active = a.root_address(root) == a.root_address(current)
+    # An architecture with a root per address half (arm64) says which it walked.
+    walked = out.pop("walked_root", None)
+    if walked is not None and walked != a.root_address(root):
+        root = walked
+    out.update(name=name, root=root, active=active, error=error)
     return out
 
 
@@ -58,4 +63,5 @@ def walk(address: int, cpu: Optional[int] = None, root: Optional[int] = None, pi
         root = current
     views = [_one_view(address, cpu, name, r, current) for name, r in a.page_table_views(root, regs, cpu)]
     return {"cpu": cpu, "address": address, "symbol": symbols.format_address(address), "source": source,
+            "root_register": a.page_table_root_name,
             "task": task, "root": root, "views": views}

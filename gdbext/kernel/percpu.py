@@ -6,14 +6,15 @@ relative percpu offsets"), because per_cpu_ptr() itself is computed that way.  R
 target.read_kernel, so they work on a user page table under KPTI too; GS_BASE
 is never trusted, since around swapgs it may hold the user value.
 """
-from gdbext import errors
+from gdbext import arch, errors
 from gdbext.decoders.bits import MASK64
 from gdbext.kernel import backend, symbols, types
 
 
 def offset(cpu: int) -> int:
     base = symbols.address("__per_cpu_offset")
-    return backend.read_u64(base + 8 * cpu)
+    size = arch.current().pointer_size        # an array of unsigned long
+    return int.from_bytes(backend.read_kernel(base + size * cpu, size), "little")
 
 
 def address(name: str, cpu: int, member: str = None, struct: str = None) -> int:
@@ -23,7 +24,7 @@ def address(name: str, cpu: int, member: str = None, struct: str = None) -> int:
     addr = symbols.address(name) + offset(cpu)
     if member:
         addr += types.offsetof(struct, member)
-    return addr & MASK64
+    return addr & ((1 << (8 * arch.current().pointer_size)) - 1) & MASK64
 
 
 def read(name: str, cpu: int, size: int, member: str = None, struct: str = None) -> bytes:
@@ -32,6 +33,11 @@ def read(name: str, cpu: int, size: int, member: str = None, struct: str = None)
 
 def read_u64(name: str, cpu: int, member: str = None, struct: str = None) -> int:
     return int.from_bytes(read(name, cpu, 8, member, struct), "little")
+
+
+def read_ulong(name: str, cpu: int, member: str = None, struct: str = None) -> int:
+    """A per-cpu unsigned long or pointer, at the architecture's width."""
+    return int.from_bytes(read(name, cpu, arch.current().pointer_size, member, struct), "little")
 
 
 def nr_cpu_ids() -> int:

@@ -31,7 +31,7 @@ from typing import Callable, Dict, List, Optional
 
 from gdbext import arch, errors
 from gdbext.decoders import syscall_args
-from gdbext.kernel import backend, events, structs, symbols, syscall_hits, syscalls, tasks
+from gdbext.kernel import backend, events, structs, symbols, syscall_hits, syscall_hooks, syscalls, tasks
 from gdbext.kernel.syscall_trace import TracePoint, stub_of_shared_point, trace_points
 from gdbext.machine import plugin_client as pc
 
@@ -211,11 +211,15 @@ class RecordView(events.View):
 
 class PluginTracer(syscall_hits.PipelineCounters):
     """The records' consumer: the syscall-hit pipeline over RecordViews;
-    each wanted event goes to `emit(event) -> bool` (False ends the trace)."""
+    each wanted event goes to `emit(event) -> bool` (False ends the trace)
+    and, live (`deliver_to_hooks`), to the scripts' hooks first, as the
+    loop's tracer does: a hook that asks to stop ends the trace.  The guest
+    has run on meanwhile, so it stops a little after that call, not in it."""
 
     def __init__(self, flt, layout: Layout, emit: Callable[[events.SyscallEvent], bool],
-                 want_return: Optional[bool] = None):
+                 want_return: Optional[bool] = None, deliver_to_hooks: bool = False):
         self.layout, self.emit, self.filter = layout, emit, flt
+        self.deliver = syscall_hooks.deliver if deliver_to_hooks else (lambda _event, returned=False: False)
         self.want_return = layout.raw["want_return"] if want_return is None else want_return
         self.pipeline = syscall_hits.SyscallHits(flt, self.want_return)
         self.records = 0
@@ -287,6 +291,8 @@ class PluginTracer(syscall_hits.PipelineCounters):
             self.pipeline.undecodable += 1
             return True
         self.pipeline.entered(event)
+        if self.deliver(event):
+            return False
         return self.emit(event) if self.pipeline.shown_at_entry(event) else True
 
     def _on_return(self, view: RecordView) -> bool:
@@ -296,4 +302,6 @@ class PluginTracer(syscall_hits.PipelineCounters):
         pt = view.record.ptregs_bytes
         event = self.pipeline.returned(view.record.task, lambda: int.from_bytes(pt[offset:offset + 8], "little"),
                                        view.read_user)
-        return True if event is None else self.emit(event)
+        if event is None:
+            return True
+        return False if self.deliver(event, returned=True) else self.emit(event)

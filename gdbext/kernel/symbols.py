@@ -19,10 +19,22 @@ from gdbext.decoders.kaslr import relocatable
 from gdbext.kernel import vmlinux
 
 
+def _image_start(path: str) -> int:
+    """Where the relocatable image starts for the vmlinux's architecture
+    (by its ELF machine), x86-64's when kx does not know it."""
+    from gdbext import arch
+    machine = vmlinux.image(path).machine
+    for a in arch.registry().values():
+        if a.elf_machine == machine:
+            return a.kaslr_image_start
+    return arch.registry()["x86_64"].kaslr_image_start
+
+
 class SymbolTable:
     def __init__(self, path: str):
         self.path = path
         self.slide = 0  # KASLR text slide applied by `kx kaslr`
+        self.image_start = _image_start(path)
         self._by_name = {}
         self._addrs = []
         self._entries = []  # (address, size, name), sorted by address
@@ -46,7 +58,7 @@ class SymbolTable:
         value = self._by_name.get(name)
         if value is None:
             return None
-        return value + self.slide if relocatable(value) else value
+        return value + self.slide if relocatable(value, self.image_start) else value
 
     def address(self, name: str) -> int:
         value = self.lookup(name)
@@ -56,11 +68,11 @@ class SymbolTable:
 
     def describe(self, address: int, max_offset: int = 1 << 20):
         """(name, offset) of the symbol containing `address`, or None."""
-        if not relocatable(address):
+        if not relocatable(address, self.image_start):
             a = address  # per-cpu offsets and absolute values do not slide
         else:
             a = address - self.slide
-            if not relocatable(a):
+            if not relocatable(a, self.image_start):
                 # Below the slid image, in [__START_KERNEL_map, +slide): where
                 # the image would be without KASLR, so not a kernel symbol.
                 return None
@@ -86,7 +98,7 @@ class SymbolTable:
     def names_at(self, address: int):
         """Every name that starts exactly at `address` (aliases: 5.10 gives
         __do_sys_getpid, __ia32_sys_getpid and __x64_sys_getpid one address)."""
-        a = address - self.slide if relocatable(address) else address
+        a = address - self.slide if relocatable(address, self.image_start) else address
         lo, hi = bisect.bisect_left(self._addrs, a), bisect.bisect_right(self._addrs, a)
         return [e[2] for e in self._entries[lo:hi]]
 

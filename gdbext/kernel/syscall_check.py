@@ -13,7 +13,6 @@ reads each table and switch once per stop.
 from __future__ import annotations
 
 import dataclasses
-import struct
 from typing import List, Optional
 
 from gdbext import errors
@@ -97,16 +96,29 @@ def check(abi="64", cpu: Optional[int] = None) -> List[Problem]:
     t = syscall_tables.table(abi)
     st = symbols.table()
     problems = []
+    no_file = reference() != "vmlinux"
     if t.address is not None:
-        raw = machine.read_kernel(t.address, 8 * t.nr_syscalls, cpu)
-        memory = list(struct.unpack(f"<{t.nr_syscalls}Q", raw))
-        problems += check_table(t.model.spec, memory, [e.handler for e in t.entries], st.format,
+        from gdbext import arch
+        from gdbext.kernel import vmlinux
+        word = arch.current().pointer_size
+        memory = vmlinux.read_u64s(lambda a, n: machine.read_kernel(a, n, cpu), t.address, t.nr_syscalls, word)
+        # With no vmlinux the symbol file's copy came from memory: only
+        # kallsyms (the handler's symbol, kernel text) is a reference.
+        expected = memory if no_file else [e.handler for e in t.entries]
+        problems += check_table(t.model.spec, memory, expected, st.format,
                                 st.in_kernel_text, getattr(st, "names_at", None))
-    if t.model.switch is not None:
+    if t.model.switch is not None and not no_file:
         code = machine.read_kernel(t.switch_address, t.model.switch_size, cpu)
         live, err = _live_switch(t, code)
         problems += check_switch(t.model.spec, live, t.model.switch, t.slide, t.nr_syscalls, st.format, err)
     return problems
+
+
+def reference() -> str:
+    """"vmlinux" when a vmlinux file is loaded, "kallsyms" when kx runs on
+    the guest's own symbols (kernel/guest_session.py)."""
+    from gdbext.kernel import guest_session
+    return "kallsyms" if guest_session.current() is not None else "vmlinux"
 
 
 def _live_switch(t, code: bytes):

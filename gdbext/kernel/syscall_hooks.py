@@ -213,15 +213,21 @@ def run(seconds: Optional[float] = None, engine: str = "auto") -> RunResult:
         raise errors.BadArgument("no syscall hooks: register one with gdbext.api.on_syscall() first")
     if seconds is not None and seconds <= 0:
         raise errors.BadArgument(f"seconds must be > 0, got {seconds}")
+    from gdbext.kernel import plugin_session
     if engine == "auto":
-        engine = "loop" if machine.is_qemu() else "gdb"
+        if plugin_session.available():
+            engine = "plugin"
+        else:
+            engine = "loop" if machine.is_qemu() else "gdb"
     errors_before = sum(h.errors for h in hooks)
     if engine == "loop":
         result = _run_loop(hooks, seconds)
+    elif engine == "plugin":
+        result = _run_plugin(hooks, seconds)
     elif engine == "gdb":
         result = _run_gdb(hooks, seconds)
     else:
-        raise errors.BadArgument(f"engine must be auto, loop or gdb, not {engine!r}")
+        raise errors.BadArgument(f"engine must be auto, plugin, loop or gdb, not {engine!r}")
     result.hook_errors = sum(h.errors for h in hooks) - errors_before
     return result
 
@@ -242,6 +248,25 @@ def _run_loop(hooks: List[SyscallHook], seconds: Optional[float]) -> RunResult:
     result = rsp_loop.run(tracer.addresses, tracer.on_hit, duration=seconds)
     return RunResult("loop", result.reason, round(time.monotonic() - start, 3), tracer.pipeline.hits,
                      tracer.skipped, tracer.undecodable)
+
+
+def _run_plugin(hooks: List[SyscallHook], seconds: Optional[float]) -> RunResult:
+    """The kxtrace plugin (`set kx trace-plugin SOCKET`): the guest never
+    stops for a call; the records are decoded and delivered to the hooks
+    as they arrive.  A hook that asks to stop stops the guest shortly after
+    its call (the guest ran on while the record was read), not inside it."""
+    from gdbext.kernel import plugin_session
+    flt = union_filter(hooks)
+    want_return = any(h.returns for h in hooks)
+    client = plugin_session.connect()
+    try:
+        live = plugin_session.LiveTrace(client, flt, want_return, lambda _event: True)
+        result, _counts = live.run(duration=seconds)
+    finally:
+        client.close()
+    t = live.tracer
+    reason = "callback" if t.done or result.reason == "done" else result.reason
+    return RunResult("plugin", reason, round(result.seconds, 3), t.pipeline.hits, t.skipped, t.undecodable)
 
 
 def _run_gdb(hooks: List[SyscallHook], seconds: Optional[float]) -> RunResult:

@@ -54,6 +54,7 @@ class TableCheck:
     problems: List[Dict[str, object]]
     checked: Dict[str, object]
     switch_error: Optional[str] = None
+    reference: str = "vmlinux"     # or "kallsyms": no vmlinux file to compare with
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -162,6 +163,9 @@ def _check(t, dispatch, cpu, single) -> tuple:
     check = TableCheck(cpu, not problems, [p.as_dict() for p in shown],
                        {"table_entries": t.nr_syscalls if t.address is not None else 0,
                         "switch": dispatch["function"] if t.model.switch is not None else None})
+    check.reference = syscalls.check_reference()
+    if check.reference != "vmlinux":
+        check.checked["switch"] = None
     if t.model.switch_error:
         check.switch_error = (f"{dispatch['function']}() was not checked: the vmlinux's copy"
                               f" does not decode ({t.model.switch_error})")

@@ -131,12 +131,18 @@ def configured_out(nr: int, abi="64") -> bool:
 
 
 def _ftrace_signature(stem: str) -> Optional[Signature]:
-    from gdbext.kernel import symbols
-    meta = syscall_tables.LinkSymbols(symbols.table()).lookup(f"__syscall_meta__{stem}")
+    from gdbext.kernel import backend, symbols, syscall_check
+    if syscall_check.reference() == "kallsyms":
+        # No vmlinux file: the metadata in guest memory, at run addresses
+        # (syscall_nr is filled in there, the rest is as linked).
+        meta, read = symbols.table().lookup(f"__syscall_meta__{stem}"), backend.read_kernel
+    else:
+        meta = syscall_tables.LinkSymbols(symbols.table()).lookup(f"__syscall_meta__{stem}")
+        read = syscall_tables.image().read
     if meta is None:
         return None
     try:
-        m = parse_metadata(syscall_tables.image().read, meta)
+        m = parse_metadata(read, meta)
     except errors.DecodeError:
         return None
     if m["name"] != f"sys_{stem}":

@@ -136,11 +136,12 @@ class FileModel:
         if self.switch_address is not None:
             self._decode_switch(image, architecture or arch.current())
         if self.table_address is not None:
-            size = symbol_size(syms, spec.table, limit=8 * MAX_NR, step=8)
-            if not size or size % 8:
-                raise errors.DecodeError(f"{spec.table} has size {size}, not a multiple of 8")
-            self.nr_syscalls = size // 8
-            self.handlers = vmlinux.read_u64s(image.read, self.table_address, self.nr_syscalls)
+            word = (architecture or arch.current()).pointer_size
+            size = symbol_size(syms, spec.table, limit=word * MAX_NR, step=word)
+            if not size or size % word:
+                raise errors.DecodeError(f"{spec.table} has size {size}, not a multiple of {word}")
+            self.nr_syscalls = size // word
+            self.handlers = vmlinux.read_u64s(image.read, self.table_address, self.nr_syscalls, word)
             self.source = spec.table
         else:
             self.nr_syscalls = self.switch.nr_syscalls

@@ -248,7 +248,8 @@ def user_regs(task: tasks.Task, cpu: int) -> UserRegs:
     abi = a.user_abi(mode)
     warnings = [w for w in (live_warning(task),) if w]
     own, own_warnings = a.user_regs_report(regs)
-    syscall = describe_syscall(getattr(regs, abi.ptregs_nr), mode)
+    pc = backend.registers(task.running_on).get(a.pc) if task.running_on is not None else None
+    syscall = describe_syscall(a.saved_syscall_nr(regs, abi, pc), mode)
     args = [RegArg(hw, f, getattr(regs, f) & abi.mask) for hw, f in zip(abi.arg_regs, abi.ptregs_args)]
     return UserRegs(task={"address": task.address, "pid": task.pid, "comm": task.comm}, address=address,
                     mode=mode, regs={name: getattr(regs, name) for name in a.pt_regs_offsets},

@@ -47,7 +47,7 @@ _LIST_MEMBERS = (
 )
 # `kx task` adds the saved context of the thread (struct thread_struct).
 _DETAIL_MEMBERS = _LIST_MEMBERS + (
-    Member("thread_sp", ("thread.sp",)),
+    Member("thread_sp", ("thread.sp", "thread.cpu_context.sp")),   # x86, arm64
     Member("fsbase", ("thread.fsbase",), required=False),   # 4.14+
     Member("gsbase", ("thread.gsbase",), required=False),
     Member("real_parent", ("real_parent",), required=False),
@@ -99,8 +99,9 @@ class Task:
         return bool(self.flags & PF_IDLE) and self.pid == 0
 
 
-def _u64(address: int, cpu=None) -> int:
-    return int.from_bytes(backend.read_kernel(address, 8, cpu), "little")
+def _pointer(address: int, cpu=None) -> int:
+    size = arch.current().pointer_size
+    return int.from_bytes(backend.read_kernel(address, size, cpu), "little")
 
 
 # ---------------------------------------------------------------------------
@@ -208,20 +209,21 @@ def current_pointer(cpu: int) -> int:
 
 def current(cpu: int) -> int:
     """Address of the task running on `cpu`, as the kernel's `current` sees it."""
-    return backend.cached(("current", cpu), lambda: _u64(current_pointer(cpu), cpu))
+    return backend.cached(("current", cpu), lambda: arch.current().current_task(
+        cpu, backend.registers(cpu), lambda address: _pointer(address, cpu)))
 
 
 def runqueue_curr(cpu: int) -> Optional[int]:
     """runqueues[cpu].curr, the scheduler's own idea of the running task."""
     if symbols.lookup("runqueues") is None or not types.has_member("struct rq", "curr"):
         return None
-    return percpu.read_u64("runqueues", cpu, "curr", "struct rq")
+    return percpu.read_ulong("runqueues", cpu, "curr", "struct rq")
 
 
 def runqueue_idle(cpu: int) -> Optional[int]:
     if symbols.lookup("runqueues") is None or not types.has_member("struct rq", "idle"):
         return None
-    return percpu.read_u64("runqueues", cpu, "idle", "struct rq")
+    return percpu.read_ulong("runqueues", cpu, "idle", "struct rq")
 
 
 def current_disagreement(cpu: int) -> Optional[str]:
@@ -309,7 +311,7 @@ def all_tasks(cpu=None) -> List[Task]:
                 nxt = leader.thread_node_next
                 while nxt and nxt != node and len(seen) < _MAX_TASKS:
                     if nxt == head:  # skip the list head in signal_struct
-                        nxt = _u64(head, cpu)
+                        nxt = _pointer(head, cpu)
                         continue
                     t = add(nxt - off_node)
                     if t is None:

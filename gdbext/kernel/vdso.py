@@ -48,7 +48,7 @@ _MAX_RB_DEPTH = 64          # 2 log2(n + 1) for any possible number of VMAs
 
 _MM = StructReader("struct mm_struct", (
     Member("vdso", ("context.vdso",)),
-    Member("vdso_image", ("context.vdso_image",)),
+    Member("vdso_image", ("context.vdso_image",), required=False),   # x86's; arm64 has none
     Member("pgd", ("pgd",)),
     # For Arch.vdso_report (x86-64: MM_CONTEXT_HAS_VSYSCALL), in the same read.
     Member("ctx_flags", ("context.flags",), required=False),
@@ -140,12 +140,13 @@ def task_page_table(mm_pgd: int, cpu: int) -> int:
 def _maple_layout():
     key = ("vdso-maple-layout",)
     if key not in types._cache:
-        lay = {}
+        lay, word = {}, arch.current().pointer_size    # pivots and slots are unsigned longs
         for name, struct in (("range", "struct maple_range_64"), ("arange", "struct maple_arange_64")):
             piv_off, piv_t = types.member(struct, "pivot")
             slot_off, slot_t = types.member(struct, "slot")
-            lay[name] = (piv_off, piv_t.sizeof // 8, slot_off, slot_t.sizeof // 8)
+            lay[name] = (piv_off, piv_t.sizeof // word, slot_off, slot_t.sizeof // word)
         lay["node_size"] = types.sizeof("struct maple_node")
+        lay["word"] = word
         types._cache[key] = lay
     return types._cache[key]
 
@@ -167,7 +168,8 @@ def find_vma(ma_root: int, address: int, cpu: int) -> Optional[int]:
             raise errors.KxError(f"maple node {node:#x} has unexpected type {ntype}")
         piv_off, npiv, slot_off, nslot = lay["arange" if ntype == MAPLE_ARANGE_64 else "range"]
         raw = machine.read_kernel(node, lay["node_size"], cpu)
-        pivots = [int.from_bytes(raw[piv_off + 8 * i:piv_off + 8 * i + 8], "little") for i in range(npiv)]
+        w = lay["word"]
+        pivots = [int.from_bytes(raw[piv_off + w * i:piv_off + w * i + w], "little") for i in range(npiv)]
         offset = 0
         while offset < npiv:
             p = pivots[offset]
@@ -175,7 +177,7 @@ def find_vma(ma_root: int, address: int, cpu: int) -> Optional[int]:
                 break
             offset += 1
         offset = min(offset, nslot - 1)
-        entry = int.from_bytes(raw[slot_off + 8 * offset:slot_off + 8 * offset + 8], "little")
+        entry = int.from_bytes(raw[slot_off + w * offset:slot_off + w * offset + w], "little")
         if ntype == MAPLE_LEAF_64:
             return entry or None
     raise errors.KxError("maple tree deeper than expected (corrupt?)")
@@ -194,7 +196,8 @@ def find_vma_rbtree(rb_node: int, address: int, cpu: int) -> Optional[int]:
         if v["vm_end"] > address and v["vm_start"] <= address:
             return rb_node - vm_rb
         link = left if v["vm_end"] > address else right
-        rb_node = int.from_bytes(machine.read_kernel(rb_node + link, 8, cpu), "little")
+        w = arch.current().pointer_size
+        rb_node = int.from_bytes(machine.read_kernel(rb_node + link, w, cpu), "little")
     raise errors.KxError("mm_rb deeper than a red-black tree of any mm can be (corrupt?)")
 
 
@@ -217,6 +220,7 @@ def _special_names(cpu: int) -> Dict[int, str]:
             out[addr] = machine.read_kernel(name_ptr, 16, cpu).split(b"\0", 1)[0].decode("ascii", "replace")
         except errors.MemoryUnreadable:
             out[addr] = sym
+    out.update(arch.current().vdso_special_mappings(cpu))
     return out
 
 
@@ -252,8 +256,9 @@ def _read_file_image(image, link: Optional[int]) -> Optional[bytes]:
     if link is None:
         return None
     try:
-        (data,) = vmlinux.read_u64s(image.read, link + _IMAGE.offset("data"), 1)
-        (size,) = vmlinux.read_u64s(image.read, link + _IMAGE.offset("size"), 1)
+        w = getattr(image, "pointer_size", 8)    # void *data; unsigned long size
+        (data,) = vmlinux.read_u64s(image.read, link + _IMAGE.offset("data"), 1, w)
+        (size,) = vmlinux.read_u64s(image.read, link + _IMAGE.offset("size"), 1, w)
         if not 0 < size <= vdec.MAX_IMAGE:
             return None
         raw = image.read(data, size)
@@ -278,17 +283,13 @@ def task_vdso(task, cpu: int) -> TaskVdso:
     if why:
         raise errors.KxError(why)
     mm = _MM.read(task.mm, cpu)
-    base, image_ptr = mm["vdso"], mm["vdso_image"]
-    if not base or not image_ptr:
+    base = mm["vdso"]
+    own = arch.current().vdso_kernel_image(task, cpu)
+    if not base or not (own or mm["vdso_image"]):
         raise errors.KxError(f"pid {task.pid} ({task.comm}) has no vDSO mapped "
                              "(mm->context.vdso is NULL: vdso=0 on the command line?)")
-    known = kernel_images()
-    if image_ptr not in known:
-        names = [n for n, _ in known.values()] or [n for n, _, _ in arch.current().vdso_images]
-        raise errors.KxError(f"mm->context.vdso_image = {image_ptr:#x} is none of "
-                             f"{', '.join(names)} (wrong vmlinux?)")
-    name, abi = known[image_ptr]
-    kimg = read_kernel_image(image_ptr, name, abi, cpu)
+    kimg = own or _image_of_mm(mm["vdso_image"], cpu)
+    name, abi = kimg.name, kimg.abi
     warnings = []
 
     kernel_bytes = machine.read_kernel(kimg.data, kimg.size, cpu)
@@ -310,6 +311,17 @@ def task_vdso(task, cpu: int) -> TaskVdso:
                     kernel_image=kimg, image=image, bytes_=image_bytes, pages=pages,
                     image_matches_kernel=(mismatched == 0 and len(image_bytes) == len(kernel_bytes)),
                     mismatched_bytes=mismatched, vmas=vmas, file_image=fimg, mm_fields=mm, warnings=warnings)
+
+
+def _image_of_mm(image_ptr: int, cpu: int) -> KernelImage:
+    """The struct vdso_image mm->context.vdso_image points at (x86)."""
+    known = kernel_images()
+    if image_ptr not in known:
+        names = [n for n, _ in known.values()] or [n for n, _, _ in arch.current().vdso_images]
+        raise errors.KxError(f"mm->context.vdso_image = {image_ptr:#x} is none of "
+                             f"{', '.join(names)} (wrong vmlinux?)")
+    name, abi = known[image_ptr]
+    return read_kernel_image(image_ptr, name, abi, cpu)
 
 
 def _task_pages(kimg: KernelImage, kernel_bytes: bytes, root: int, base: int, cpu: int):

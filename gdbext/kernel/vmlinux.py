@@ -13,6 +13,7 @@ import struct
 from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from gdbext import errors
+from gdbext.decoders import relocations
 from gdbext.decoders import elfnote
 
 _STT_NOTYPE, _STT_OBJECT, _STT_FUNC = 0, 1, 2
@@ -63,6 +64,8 @@ class VmlinuxImage:
         self._backed = sorted((s for s in self.sections if s.address and s.size and s.file_backed),
                               key=lambda s: s.address)
         self._starts = [s.address for s in self._backed]
+        self.machine = self._elf["e_machine"]       # "EM_X86_64", "EM_AARCH64"
+        self._relocs = None
 
     def section(self, name: str) -> Optional[Section]:
         return next((s for s in self.sections if s.name == name), None)
@@ -76,12 +79,25 @@ class VmlinuxImage:
 
     def read(self, address: int, size: int) -> bytes:
         """Up to `size` bytes at a link address (fewer at a section's end);
-        DecodeError where the file holds no bytes (.bss, per-cpu, ...)."""
+        DecodeError where the file holds no bytes (.bss, per-cpu, ...).
+        A position-independent vmlinux (arm64) gets its relative
+        relocations applied, as the kernel does at boot."""
         sec = self.section_at(address)
         if sec is None:
             raise errors.DecodeError(f"{address:#x} is not in a file-backed section of {self.path}")
         self._file.seek(sec.offset + address - sec.address)
-        return self._file.read(min(size, sec.address + sec.size - address))
+        data = self._file.read(min(size, sec.address + sec.size - address))
+        return relocations.apply(self._relative_relocations(), address, data)
+
+    def _relative_relocations(self):
+        if self._relocs is None:
+            sec = self.section(".rela.dyn")
+            raw = b""
+            if sec is not None and self.machine == "EM_AARCH64":
+                self._file.seek(sec.offset)
+                raw = self._file.read(sec.size)
+            self._relocs = relocations.RelativeRelocations.parse_rela(raw, relocations.R_AARCH64_RELATIVE)
+        return self._relocs
 
     @property
     def zero_based_sections(self) -> List[str]:
@@ -110,13 +126,28 @@ class VmlinuxImage:
         out = []
         # struct.iter_unpack over Elf64_Sym: 110k entries in ~0.2 s, where
         # pyelftools' per-symbol objects take seconds.
-        for name_off, info, _other, shndx, value, size in struct.iter_unpack("<IBBHQQ", symtab.data()):
+        for name_off, info, shndx, value, size in self._raw_symbols(symtab.data()):
             if not value or (info & 0xF) not in (_STT_NOTYPE, _STT_OBJECT, _STT_FUNC) or shndx == _SHN_UNDEF:
                 continue
             name = strtab[name_off:strtab.index(b"\0", name_off)].decode("ascii", "replace")
             if name and not name.startswith("$"):
                 out.append(Symbol(value, size, name, shndx == _SHN_ABS))
         return out
+
+    @property
+    def pointer_size(self) -> int:
+        """4 for an ELFCLASS32 vmlinux (i386), 8 for ELFCLASS64."""
+        return self._elf.elfclass // 8
+
+    def _raw_symbols(self, data: bytes):
+        """(st_name, st_info, st_shndx, st_value, st_size) of each symbol:
+        Elf64_Sym or Elf32_Sym, whose members come in another order."""
+        if self.pointer_size == 8:
+            for name_off, info, _other, shndx, value, size in struct.iter_unpack("<IBBHQQ", data):
+                yield name_off, info, shndx, value, size
+        else:
+            for name_off, value, size, info, _other, shndx in struct.iter_unpack("<IIIBBH", data):
+                yield name_off, info, shndx, value, size
 
     def build_id_note(self) -> Optional[Tuple[int, bytes, str]]:
         """(link address of the GNU build-id note, the note's bytes, the id
@@ -182,8 +213,10 @@ def read_cstring(read: Callable[[int, int], bytes], address: int, cap: int = 256
     raise errors.DecodeError(f"no NUL within {cap} bytes at {address:#x}")
 
 
-def read_u64s(read: Callable[[int, int], bytes], address: int, count: int) -> List[int]:
-    raw = read(address, 8 * count)
-    if len(raw) != 8 * count:
-        raise errors.DecodeError(f"table at {address:#x} is cut short ({len(raw)} of {8 * count} bytes)")
-    return list(struct.unpack(f"<{count}Q", raw))
+def read_u64s(read: Callable[[int, int], bytes], address: int, count: int, size: int = 8) -> List[int]:
+    """`count` little-endian words of `size` bytes (8, or 4 for an i386
+    kernel's unsigned longs) at `address`."""
+    raw = read(address, size * count)
+    if len(raw) != size * count:
+        raise errors.DecodeError(f"table at {address:#x} is cut short ({len(raw)} of {size * count} bytes)")
+    return list(struct.unpack(f"<{count}{'Q' if size == 8 else 'I'}", raw))

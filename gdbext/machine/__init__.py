@@ -189,7 +189,9 @@ def registers(cpu: int = None) -> dict:
             out = {}
             for name in register_names():
                 try:
-                    out[name] = int(frame.read_register(name)) & MASK64
+                    value = frame.read_register(name)
+                    # gdb types i386's registers as int32_t: unsigned at their own width.
+                    out[name] = int(value) & ((1 << (8 * value.type.sizeof)) - 1)
                 except (gdb.error, ValueError):
                     out[name] = None
             return out

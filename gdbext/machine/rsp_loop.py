@@ -391,7 +391,7 @@ class _Trace:
     # -- breakpoints -------------------------------------------------------
     def insert_breakpoints(self):
         for a in self.result.plans:
-            reply = self.t.request(f"Z0,{a:x},1")
+            reply = self.t.request(f"Z0,{a:x},{self.arch.breakpoint_kind}")
             if reply != "OK":
                 raise RspError(f"the stub refused a breakpoint at {a:#x} ({reply or 'unsupported'})")
             self.inserted.append(a)
@@ -399,13 +399,13 @@ class _Trace:
     def remove_breakpoints(self):
         while self.inserted:
             a = self.inserted[-1]
-            _retry_on_interrupt(lambda: self.t.request(f"z0,{a:x},1"))
+            _retry_on_interrupt(lambda: self.t.request(f"z0,{a:x},{self.arch.breakpoint_kind}"))
             self.inserted.pop()
 
     def remove_breakpoints_quietly(self):
         for a in self.inserted:
             try:
-                self.t.request(f"z0,{a:x},1")
+                self.t.request(f"z0,{a:x},{self.arch.breakpoint_kind}")
             except BaseException:
                 pass
 

@@ -91,3 +91,17 @@ def loaded_files() -> dict:
     """{basename: path} of the symbol files gdb has loaded."""
     import os
     return {os.path.basename(o.filename): o.filename for o in gdb.objfiles() if o.is_valid() and o.filename}
+
+
+def load_main(path: str) -> float:
+    """Make `path` gdb's main symbol file (`symbol-file`), without gdb's
+    question when one is loaded already; returns seconds spent."""
+    t0 = time.perf_counter()
+    saved = gdb.parameter("confirm")
+    gdb.execute("set confirm off", to_string=True)
+    try:
+        gdb.execute(f"symbol-file {_quote(path)}", to_string=True)
+    finally:
+        gdb.execute(f"set confirm {'on' if saved else 'off'}", to_string=True)
+    machine.invalidate()
+    return time.perf_counter() - t0

@@ -42,16 +42,27 @@ def system_archive() -> str:
     raise AptError("the system's apt sources name no Debian archive; set KX_DEBIAN_MIRROR")
 
 
+def system_sources() -> list:
+    """[(archive URI, release)] of the system's own Debian sources."""
+    out = _run(["apt-get", "indextargets", "--format", "$(REPO_URI) $(RELEASE) $(TARGET_OF)"]).stdout
+    return sorted({tuple(line.split()[:2]) for line in out.splitlines()
+                   if len(line.split()) == 3 and line.split()[2] == "deb"})
+
+
 class Apt:
     """apt-cache and apt-get on the system's state (suite None) or a private one."""
 
-    def __init__(self, suite: str = None):
-        self.suite = suite
-        self.root = paths.cache_dir() / "apt" / suite if suite else None
+    def __init__(self, suite: str = None, arch: str = None):
+        # `arch`: a Debian architecture other than the machine's (i386), set
+        # only in this state's options; dpkg's own architectures stay as
+        # they are.
+        self.suite, self.arch = suite, arch
+        name = f"{suite}-{arch}" if arch else suite
+        self.root = paths.cache_dir() / "apt" / name if suite else None
         self._fresh = False
 
     def __repr__(self):
-        return f"Apt({self.suite or 'system'})"
+        return f"Apt({self.suite or 'system'}{', ' + self.arch if self.arch else ''})"
 
     def options(self) -> list:
         if not self.root:
@@ -59,7 +70,12 @@ class Apt:
         r = self.root
         return ["-o", f"Dir::State::Lists={r}/lists", "-o", f"Dir::Etc::sourcelist={r}/sources.list",
                 "-o", "Dir::Etc::sourceparts=-", "-o", f"Dir::Cache={r}/cache",
-                "-o", "Dir::Etc::preferencesparts=-"]
+                "-o", "Dir::Etc::preferencesparts=-"] + self.arch_options()
+
+    def arch_options(self) -> list:
+        if not self.arch:
+            return []
+        return ["-o", f"APT::Architecture={self.arch}", "-o", f"APT::Architectures={self.arch}"]
 
     # -- the lists ---------------------------------------------------------
     def _lists_age(self) -> float:
@@ -88,8 +104,14 @@ class Apt:
         self._fresh = True
 
     def _write_sources(self) -> None:
-        line = f"deb [signed-by={KEYRING}] {system_archive()} {self.suite} main\n"
-        (self.root / "sources.list").write_text(line)
+        lines = [f"deb [signed-by={KEYRING}] {system_archive()} {self.suite} main\n"]
+        if self.arch:
+            # Another architecture of the system's own suite: also its
+            # -security and -updates, as the system's sources name them
+            # (bookworm's 6.12 kernels are only in bookworm-security).
+            lines += [f"deb [signed-by={KEYRING}] {uri} {release} main\n"
+                      for uri, release in system_sources() if release.startswith(self.suite + "-")]
+        (self.root / "sources.list").write_text("".join(lines))
 
     # -- queries -----------------------------------------------------------
     def cache(self, *args: str) -> str:

@@ -14,6 +14,7 @@ from . import paths
 # command -> Debian package that provides it
 APT_TOOLS = {
     "qemu-system-x86_64": "qemu-system-x86",
+    "qemu-system-i386": "qemu-system-x86",
     "gdb": "gdb",
     "as": "binutils",
     "ld": "binutils",
@@ -27,9 +28,24 @@ APT_TOOLS = {
 # Static glibc for the workload; ensurepip for the venv.
 APT_FILES = {
     "/usr/lib/x86_64-linux-gnu/libc.a": "libc6-dev",
+    "/usr/lib32/libc.a": "gcc-multilib",    # gcc -m32 -static: the i386 guest's workload
     # glib's headers and pkg-config for the kxtrace plugin (kxlab/plugin.py)
     "/usr/include/glib-2.0/glib.h": "libglib2.0-dev",
     "/usr/bin/pkg-config": "pkgconf",
+}
+# What a guest of another architecture needs on top (command or file ->
+# package).  Debian's gcc cross compilers conflict with gcc-multilib, so the
+# arm64 userland is built by clang with the cross libc and binutils.
+ARCH_APT_NEEDS = {
+    "arm64": {
+        "qemu-system-aarch64": "qemu-system-arm",
+        "gdb-multiarch": "gdb-multiarch",
+        "clang": "clang",
+        "aarch64-linux-gnu-ld": "binutils-aarch64-linux-gnu",
+        "arm-linux-gnueabihf-ld": "binutils-arm-linux-gnueabihf",
+        "/usr/aarch64-linux-gnu/lib/libc.a": "libc6-dev-arm64-cross",
+        "/usr/lib/gcc-cross/aarch64-linux-gnu": "libgcc-12-dev-arm64-cross",
+    },
 }
 
 
@@ -69,7 +85,18 @@ def apt_update() -> None:
 
 
 def ensure_apt() -> None:
-    missing = missing_apt_packages()
+    install(missing_apt_packages())
+
+
+def ensure_arch(arch: str) -> None:
+    """The packages a guest of `arch` needs beyond the x86-64 lab's."""
+    needs = ARCH_APT_NEEDS.get(arch, {})
+    install(sorted({pkg for need, pkg in needs.items()
+                    if not (os.path.exists(need) if need.startswith("/") else shutil.which(need))}))
+
+
+def install(missing: list) -> None:
+    """apt-get install `missing` (as root), or say how."""
     if not missing:
         return
     if os.geteuid() != 0:

@@ -9,15 +9,24 @@ from . import bootstrap, gdbrun, initramfs, kernels, qemu, sources
 
 
 def _kernel_arg(p, custom=False):
-    p.add_argument("--kernel", default=kernels.DEFAULT_SERIES, choices=list(kernels.SERIES),
+    p.add_argument("--kernel", default=kernels.DEFAULT_SERIES,
+                   choices=sorted({s for t in kernels.SERIES_BY_ARCH.values() for s in t}),
                    help="Debian kernel series: 5.10 (bullseye), 6.1 and 6.12 (bookworm), "
-                        "7.2 (sid) (default %(default)s)")
+                        "7.2 (sid) (default %(default)s); arm64: 6.1 and 6.12")
+    _arch_arg(p)
     if custom:
         p.add_argument("--kernel-image", metavar="PATH",
                        help="a kernel you built: its bzImage (with --vmlinux)")
         p.add_argument("--vmlinux", metavar="PATH",
                        help="that kernel's vmlinux with DWARF (a System.map beside it is used, "
                             "else one is made from it)")
+
+
+def _arch_arg(p):
+    p.add_argument("--arch", default=kernels.DEFAULT_ARCH, choices=list(kernels.SERIES_BY_ARCH),
+                   help="the guest's architecture: x86_64 (cloud-amd64 kernels), i386 "
+                        "(Debian's 686-pae 6.1 under qemu-system-i386) or arm64 (cloud-arm64 6.1 "
+                        "and 6.12 under qemu-system-aarch64) (default %(default)s)")
 
 
 def _kernel(a, need_image=True):
@@ -51,7 +60,7 @@ def _opts(a) -> qemu.BootOptions:
     return qemu.BootOptions(kernel=a.kernel, smp=a.smp, kaslr=a.kaslr, pti=a.pti, accel=a.accel,
                             port=a.port, cpu=a.cpu, memory=a.memory, workload=a.workload,
                             stopped=getattr(a, "stopped", False),
-                            plugin=_plugin_socket(a))
+                            plugin=_plugin_socket(a), arch=a.arch)
 
 
 def _plugin_socket(a) -> str:
@@ -77,11 +86,15 @@ def cmd_qemu_args(a):
 
 def cmd_bootstrap(a):
     print(bootstrap.ensure_all(with_drgn=a.with_drgn))
+    from . import toolchains
+    for suite in a.gdb or ():
+        print(f"{suite}: {toolchains.version(toolchains.ensure(suite))}")
 
 
 def cmd_fetch(a):
     bootstrap.ensure_apt()
-    kernel = kernels.fetch(a.kernel)
+    bootstrap.ensure_arch(a.arch)
+    kernel = kernels.fetch(a.kernel, arch=a.arch)
     info = kernel.info()
     if a.source:
         info["source"] = str(sources.fetch(a.kernel, kernel=kernel))
@@ -90,6 +103,14 @@ def cmd_fetch(a):
 
 def cmd_initramfs(a):
     bootstrap.ensure_apt()
+    if a.arch == "i386":
+        from . import initramfs_i386
+        print(initramfs_i386.build(force=a.force))
+        return
+    if a.arch == "arm64":
+        from . import initramfs_arm64
+        print(initramfs_arm64.build(force=a.force))
+        return
     print(initramfs.build(force=a.force))
 
 
@@ -138,19 +159,24 @@ def cmd_gdb(a):
     bootstrap.ensure_all()
     port = a.port
     vmlinux = None
+    arch = a.arch
     state = qemu.load_state(a.name)
     if state and not port:
         port = state["port"]
         vmlinux = state["vmlinux"]
-    if not vmlinux:
+        arch = state.get("arch", arch)
+    bootstrap.ensure_arch(arch)
+    if not vmlinux and not a.no_vmlinux:
         custom = _kernel(a, need_image=False)
-        vmlinux = (custom or kernels.fetch(a.kernel)).vmlinux
+        vmlinux = (custom or kernels.fetch(a.kernel, arch=arch)).vmlinux
+    if a.no_vmlinux:
+        vmlinux = None   # kx reads the kernel's own kallsyms and BTF (`kx kernel`)
     if not port:
         raise SystemExit("lab: no running guest; start one with ./scripts/lab boot, or pass --port")
     extra = list(a.ex or ())
     if state and state.get("trace_plugin") and not a.port:
         extra.insert(0, f"set kx trace-plugin {state['trace_plugin']}")
-    argv = gdbrun.gdb_argv(vmlinux, port, nx=False, extra_ex=extra)
+    argv = gdbrun.gdb_argv(vmlinux, port, nx=False, extra_ex=extra, arch=arch)
     if a.batch:
         argv.insert(1, "-batch")
     os.execvp(argv[0], argv)
@@ -194,6 +220,8 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bootstrap", help="install the Debian packages and the venv kx needs")
     p.add_argument("--with-drgn", action="store_true",
                    help=f"also install the optional {bootstrap.DRGN} (kx drgn) into the venv")
+    p.add_argument("--gdb", action="append", choices=("trixie", "sid"), metavar="SUITE",
+                   help="also make the chroot with that Debian suite's gdb (KX_GDB=SUITE; trixie, sid)")
     p.set_defaults(func=cmd_bootstrap)
 
     p = sub.add_parser("fetch", help="fetch and cache a Debian cloud kernel with its vmlinux")
@@ -204,6 +232,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("initramfs", help="build the guest userland from scripts/guest/")
     p.add_argument("--force", action="store_true", help="rebuild even if cached")
+    _arch_arg(p)
     p.set_defaults(func=cmd_initramfs)
 
     _boot_parsers(sub)
@@ -222,13 +251,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="default")
     p.add_argument("--batch", action="store_true", help="run -ex commands and exit")
     p.add_argument("--ex", action="append", metavar="CMD", help="gdb command to run after attaching")
+    p.add_argument("--no-vmlinux", action="store_true",
+                   help="attach with no vmlinux: kx loads the kernel's own kallsyms and BTF from memory")
     p.set_defaults(func=cmd_gdb)
 
     p = sub.add_parser("demo", help="fetch, build, boot, attach, and show kx at a syscall")
     _kernel_arg(p, custom=True)
     p.add_argument("--smp", type=int, default=2)
-    p.add_argument("--cpu", default="Haswell", help="QEMU CPU model (default %(default)s: Intel, so KPTI applies)")
-    p.add_argument("--pti", choices=["on", "off", "auto"], default="on")
+    p.add_argument("--cpu", default=None, help="QEMU CPU model (default: Haswell on x86_64, Intel, so KPTI "
+                                                 "applies; max,lpa2=off,pauth-impdef=on on arm64)")
+    p.add_argument("--pti", choices=["on", "off", "auto"], default=None,
+                   help="page-table isolation (default: on for x86_64, auto for arm64)")
     p.set_defaults(func=cmd_demo)
 
     return ap

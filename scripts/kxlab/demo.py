@@ -9,18 +9,23 @@ from . import bootstrap, gdbrun, initramfs, kernels, paths, qemu
 def main(args, kernel: kernels.Kernel = None) -> int:
     """`kernel`: one built by hand; else the Debian series args.kernel."""
     bootstrap.ensure_all()
-    kernel = kernel or kernels.fetch(args.kernel)
-    initramfs.build()
-    opts = qemu.BootOptions(kernel=kernel.series, smp=args.smp, cpu=args.cpu, pti=args.pti)
+    arch = getattr(args, "arch", kernels.DEFAULT_ARCH)
+    bootstrap.ensure_arch(arch)
+    kernel = kernel or kernels.fetch(args.kernel, arch=arch)
+    initramfs.build_for(kernel)
+    x86 = arch in ("x86_64", "i386")
+    cpu = args.cpu if args.cpu is not None else ("Haswell" if x86 else "")
+    pti = args.pti if args.pti is not None else ("on" if x86 else "auto")
+    opts = qemu.BootOptions(kernel=kernel.series, smp=args.smp, cpu=cpu, pti=pti, arch=arch)
+    session = {"i386": "demo_session_i386.py", "arm64": "demo_session_arm64.py"}.get(arch, "demo_session.py")
     guest = qemu.Guest(opts, kernel=kernel)
     bootstrap.log(f"booting {kernel.abi} ({args.smp} vCPUs, TCG)")
     try:
         guest.start(die_with_parent=True)
-        work = guest.workload()
-        bootstrap.log(f"workload is running: pid {work['pid']}; attaching gdb")
-        argv = gdbrun.gdb_argv(kernel.vmlinux, guest.port, batch=True,
-                               extra_ex=["set kx color auto",
-                                         f"source {paths.SCRIPTS / 'kxlab' / 'demo_session.py'}"])
+        pid = guest.wait_for(r"KX-WORK pid=(\d+)").group(1)
+        bootstrap.log(f"workload is running: pid {pid}; attaching gdb")
+        argv = gdbrun.gdb_argv(kernel.vmlinux, guest.port, batch=True, arch=arch,
+                               extra_ex=["set kx color auto", f"source {paths.SCRIPTS / 'kxlab' / session}"])
         rc = subprocess.run(argv).returncode
         if rc != 0:
             bootstrap.log(f"gdb exited with {rc}")

@@ -20,8 +20,8 @@ from . import paths, sources, toolchains
 
 
 def gdb_argv(vmlinux=None, port=None, load_kx=True, batch=False, mi=False,
-             nx=True, extra_iex=(), extra_ex=()) -> list:
-    argv = toolchains.gdb_prefix() + ["-q"]
+             nx=True, extra_iex=(), extra_ex=(), arch="x86_64") -> list:
+    argv = toolchains.gdb_prefix(arch) + ["-q"]
     if nx:
         argv.append("-nx")
     if batch:

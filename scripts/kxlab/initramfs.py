@@ -100,10 +100,7 @@ def build(force: bool = False) -> pathlib.Path:
         tmp = pathlib.Path(tmp)
         bins = _build(tmp)
         cpio = _Newc()
-        for d in ("bin", "dev", "etc", "proc", "tmp", "sbin", "sys"):
-            cpio.dir(d)
-        cpio.chardev("dev/console", 5, 1)
-        cpio.chardev("dev/null", 1, 3)
+        base_dirs(cpio)
         cpio.chardev("dev/kmsg", 1, 11)
         cpio.file("init", bins["kxboot"])
         cpio.link("sbin/init", "/bin/kxwork")
@@ -116,18 +113,30 @@ def build(force: bool = False) -> pathlib.Path:
         cpio.file("bin/kxcreds", bins["kxsec"])
         cpio.file("bin/kxsys", bins["kxsys"])
         cpio.file("etc/kx-target", TARGET_FILE_TEXT, 0o644)
-        # Keep the unpacked binaries beside the image: tests read their ELF
-        # symbols (hello64_after_write, ...) as ground truth.
-        bin_dir = out_dir / f"bin-{sources_hash()}"
-        if not bin_dir.exists():
-            staging = pathlib.Path(tempfile.mkdtemp(dir=out_dir))
-            for name, data in bins.items():
-                (staging / name).write_bytes(data)
-            staging.rename(bin_dir)
-        partial = image.with_suffix(".partial")
-        partial.write_bytes(gzip.compress(cpio.finish(), compresslevel=6))
-        partial.rename(image)
+        finish(image, out_dir / f"bin-{sources_hash()}", bins, cpio)
     return image
+
+
+def base_dirs(cpio: "_Newc") -> None:
+    """The directories and device nodes every lab userland has."""
+    for d in ("bin", "dev", "etc", "proc", "tmp", "sbin", "sys"):
+        cpio.dir(d)
+    cpio.chardev("dev/console", 5, 1)
+    cpio.chardev("dev/null", 1, 3)
+
+
+def finish(image: pathlib.Path, bin_dir: pathlib.Path, bins: dict, cpio: "_Newc") -> None:
+    """Write the archive as `image` (atomically) and keep the unpacked
+    binaries in `bin_dir`: tests read their ELF symbols
+    (hello64_after_write, ...) as ground truth."""
+    if not bin_dir.exists():
+        staging = pathlib.Path(tempfile.mkdtemp(dir=bin_dir.parent))
+        for name, data in bins.items():
+            (staging / name).write_bytes(data)
+        staging.rename(bin_dir)
+    partial = image.with_suffix(".partial")
+    partial.write_bytes(gzip.compress(cpio.finish(), compresslevel=6))
+    partial.rename(image)
 
 
 def binaries_dir() -> pathlib.Path:
@@ -141,6 +150,12 @@ def build_for(kernel) -> pathlib.Path:
     (strace_bundle.py); the kernel unpacks concatenated archives in order.
     Without either: build() alone."""
     from . import modules, strace_bundle
+    if getattr(kernel, "arch", "x86_64") == "i386":
+        from . import initramfs_i386
+        return initramfs_i386.build()
+    if getattr(kernel, "arch", "x86_64") == "arm64":
+        from . import initramfs_arm64
+        return initramfs_arm64.build()
     base = build()
     found = modules.ensure(kernel) if kernel is not None else None
     files = {}

@@ -29,6 +29,7 @@ class Series:
     suite: str        # None: the system's own apt (bookworm)
     image_meta: str   # meta-package -> linux-image-ABI
     dbg_meta: str     # meta-package -> linux-image-ABI-dbg
+    arch: str = "x86_64"   # the guest's architecture (a Debian arch of its own: a private apt state)
 
 
 SERIES = {
@@ -40,8 +41,31 @@ SERIES = {
     # the config in linux-base-ABI, under usr/lib/modules/ABI/.
     "7.2": Series("sid", "linux-image-cloud-amd64", "linux-image-cloud-amd64-dbg"),
 }
+# Debian's 686-pae flavour (PAE, NX) is the only i386 kernel with a -dbg in
+# bookworm; there is no i386 6.12.
+I386_SERIES = {
+    "6.1": Series("bookworm", "linux-image-686-pae", "linux-image-686-pae-dbg", arch="i386"),
+}
+# Debian's cloud-arm64 kernels, through a private bookworm state for arm64.
+ARM64_SERIES = {
+    "6.1": Series("bookworm", "linux-image-cloud-arm64", "linux-image-cloud-arm64-dbg", "arm64"),
+    "6.12": Series("bookworm", "linux-image-6.12-cloud-arm64", "linux-image-6.12-cloud-arm64-dbg", "arm64"),
+}
+SERIES_BY_ARCH = {"x86_64": SERIES, "i386": I386_SERIES, "arm64": ARM64_SERIES}
 META = SERIES                 # the older name
 DEFAULT_SERIES = "6.1"
+DEFAULT_ARCH = "x86_64"
+DEBIAN_ARCH = {"x86_64": "amd64", "i386": "i386", "arm64": "arm64"}
+
+
+def series_info(series: str, arch: str = DEFAULT_ARCH) -> Series:
+    """The Series of `series` for `arch`; SystemExit naming the choices."""
+    table = SERIES_BY_ARCH.get(arch)
+    if table is None:
+        raise SystemExit(f"lab: unknown architecture {arch!r}; choose from {', '.join(SERIES_BY_ARCH)}")
+    if series not in table:
+        raise SystemExit(f"lab: no {arch} kernel {series!r}; choose from {', '.join(table)}")
+    return table[series]
 
 
 @dataclasses.dataclass
@@ -54,6 +78,7 @@ class Kernel:
     debug: pathlib.Path = None
     map_path: pathlib.Path = None
     config_path: pathlib.Path = None
+    arch: str = DEFAULT_ARCH
 
     @property
     def vmlinuz(self) -> pathlib.Path:
@@ -81,13 +106,14 @@ class Kernel:
         return table
 
     def info(self) -> dict:
-        return {"series": self.series, "abi": self.abi, "version": self.version,
+        return {"series": self.series, "arch": self.arch, "abi": self.abi, "version": self.version,
                 "vmlinuz": str(self.vmlinuz), "vmlinux": str(self.vmlinux),
                 "system_map": str(self.system_map)}
 
 
-def series_apt(series: str) -> aptstate.Apt:
-    return aptstate.Apt(SERIES[series].suite)
+def series_apt(series: str, arch: str = DEFAULT_ARCH) -> aptstate.Apt:
+    s = series_info(series, arch)
+    return aptstate.Apt(s.suite, DEBIAN_ARCH[arch] if arch != DEFAULT_ARCH else None)
 
 
 def _image_dep(apt, meta: str, suffix: str = "") -> str:
@@ -99,9 +125,9 @@ def _image_dep(apt, meta: str, suffix: str = "") -> str:
     raise RuntimeError(f"{meta} depends on no linux-image-*{suffix} ({apt!r})")
 
 
-def resolve(series: str) -> dict:
+def resolve(series: str, arch: str = DEFAULT_ARCH) -> dict:
     """Ask apt which packages the meta-packages currently point at."""
-    s, apt = SERIES[series], series_apt(series)
+    s, apt = series_info(series, arch), series_apt(series, arch)
     signed = _image_dep(apt, s.image_meta)
     abi = signed[len("linux-image-"):]
     if abi.endswith("-unsigned"):
@@ -118,12 +144,14 @@ def resolve(series: str) -> dict:
     if image is None or dbg not in found:
         raise RuntimeError(f"no image or -dbg package for {abi} ({apt!r})")
     pkgs = [image, dbg] + ([f"linux-base-{abi}"] if f"linux-base-{abi}" in found else [])
-    return {"series": series, "abi": abi, "version": found[dbg]["Version"],
+    return {"series": series, "arch": arch, "abi": abi, "version": found[dbg]["Version"],
             "suite": s.suite or "system", "packages": {p: int(found[p]["Size"]) for p in pkgs}}
 
 
-def kernels_dir() -> pathlib.Path:
-    path = paths.cache_dir() / "kernels"
+def kernels_dir(arch: str = DEFAULT_ARCH) -> pathlib.Path:
+    # Other architectures' kernels have a directory of their own: a 6.1 of
+    # another architecture is never taken for the x86-64 6.1.
+    path = paths.cache_dir() / ("kernels" if arch == DEFAULT_ARCH else f"kernels-{arch}")
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -143,17 +171,27 @@ def _entry_name(abi: str, version: str) -> str:
     return f"{abi}_{version}".replace("~", "-").replace(":", "-")
 
 
-def cached(series: str):
-    """The newest complete cached kernel of a series, without asking apt."""
+def arch_of(info: dict) -> str:
+    """The architecture of a cached kernel: kernel.json's `arch`, or for
+    entries written before it had one, Debian's flavour in the ABI name."""
+    if info.get("arch"):
+        return info["arch"]
+    abi = info["abi"]
+    return "i386" if abi.endswith(("-686-pae", "-686")) else "arm64" if abi.endswith("-arm64") else "x86_64"
+
+
+def cached(series: str, arch: str = DEFAULT_ARCH):
+    """The newest complete cached kernel of a series and architecture,
+    without asking apt."""
     found = []
-    for meta in kernels_dir().glob("*/kernel.json"):
+    for meta in kernels_dir(arch).glob("*/kernel.json"):
         info = json.loads(meta.read_text())
-        if info["series"] == series:
+        if info["series"] == series and arch_of(info) == arch:
             found.append((meta.stat().st_mtime, info, meta.parent))
     if not found:
         return None
     _, info, root = max(found, key=lambda f: f[0])
-    return Kernel(series, info["abi"], info["version"], root)
+    return Kernel(series, info["abi"], info["version"], root, arch=arch)
 
 
 def _members(abi: str) -> dict:
@@ -184,28 +222,28 @@ def _unpack(info: dict, debs_dir: pathlib.Path, staging: pathlib.Path) -> None:
             raise RuntimeError(f"{name} missing from the packages")
 
 
-def fetch(series: str = DEFAULT_SERIES, quiet: bool = False, offline_ok: bool = True) -> Kernel:
-    if series not in SERIES:
-        raise SystemExit(f"lab: unknown kernel {series!r}; choose from {', '.join(SERIES)}")
+def fetch(series: str = DEFAULT_SERIES, quiet: bool = False, offline_ok: bool = True,
+          arch: str = DEFAULT_ARCH) -> Kernel:
+    series_info(series, arch)
     try:
-        info = resolve(series)
+        info = resolve(series, arch)
     except (subprocess.CalledProcessError, RuntimeError, FileNotFoundError) as exc:
-        old = cached(series) if offline_ok else None
+        old = cached(series, arch) if offline_ok else None
         if old:
             bootstrap.log(f"cannot ask apt ({exc}); using cached {old.abi}")
             return old
         raise
-    root = kernels_dir() / _entry_name(info["abi"], info["version"])
+    root = kernels_dir(arch) / _entry_name(info["abi"], info["version"])
     if (root / "kernel.json").exists():
         os.utime(root / "kernel.json")
-        return Kernel(series, info["abi"], info["version"], root)
+        return Kernel(series, info["abi"], info["version"], root, arch=arch)
 
     bootstrap.log(f"fetching {info['abi']} ({info['version']}, {info['suite']})")
-    sweep_staging(kernels_dir())
-    staging = pathlib.Path(tempfile.mkdtemp(prefix=".staging-", dir=kernels_dir()))
+    sweep_staging(kernels_dir(arch))
+    staging = pathlib.Path(tempfile.mkdtemp(prefix=".staging-", dir=kernels_dir(arch)))
     try:
         (staging / "debs").mkdir()
-        got = debs.download(series_apt(series), info["packages"], staging / "debs", quiet)
+        got = debs.download(series_apt(series, arch), info["packages"], staging / "debs", quiet)
         start = time.monotonic()
         _unpack(info, staging / "debs", staging)
         shutil.rmtree(staging / "debs")
@@ -217,7 +255,7 @@ def fetch(series: str = DEFAULT_SERIES, quiet: bool = False, offline_ok: bool = 
         os.rename(staging, root)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    kernel = Kernel(series, info["abi"], info["version"], root)
+    kernel = Kernel(series, info["abi"], info["version"], root, arch=arch)
     warm_index_cache(kernel, quiet)
     return kernel
 
@@ -266,7 +304,7 @@ def warm_index_cache(kernel: Kernel, quiet: bool = False) -> float:
     start = time.monotonic()
     if not quiet:
         bootstrap.log(f"warming gdb's index cache for {kernel.abi}")
-    subprocess.run(gdbrun.gdb_argv(kernel.vmlinux, load_kx=False, batch=True)
+    subprocess.run(gdbrun.gdb_argv(kernel.vmlinux, load_kx=False, batch=True, arch=kernel.arch)
                    + ["-ex", "print sizeof(struct pt_regs)"],
                    capture_output=True, check=False)
     took = time.monotonic() - start

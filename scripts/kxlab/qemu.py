@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 import time
 
-from . import bootstrap, initramfs, kernels, paths, plugin, qemu10  # paths puts the checkout on sys.path
+from . import bootstrap, initramfs, kernels, paths, plugin, qemu10, qemu_arm64  # paths puts the checkout on sys.path
 from gdbext.decoders.qemu_monitor import parse_info_registers
 
 PR_SET_PDEATHSIG = 1
@@ -64,12 +64,13 @@ class BootOptions:
     append: str = ""           # extra kernel command line
     plugin: str = ""           # the kxtrace plugin's control socket ("": no plugin)
     plugin_ring_kb: int = 0    # KiB per vCPU ring (0: the plugin's default, 128 MiB)
+    arch: str = kernels.DEFAULT_ARCH   # x86_64 | i386 (Debian's 686-pae kernel) | arm64 (qemu_arm64.py)
 
 
 class Guest:
     def __init__(self, opts: BootOptions, kernel: kernels.Kernel = None, workdir=None):
         self.opts = opts
-        self.kernel = kernel or kernels.fetch(opts.kernel)
+        self.kernel = kernel or kernels.fetch(opts.kernel, arch=opts.arch)
         self.initrd = initramfs.build_for(self.kernel)
         self.port = opts.port or free_port()
         self.workdir = pathlib.Path(workdir or tempfile.mkdtemp(prefix="kx-guest-", dir=paths.run_dir()))
@@ -80,10 +81,13 @@ class Guest:
 
     # -- command line --------------------------------------------------------
     def cmdline(self) -> str:
-        words = ["console=ttyS0", "panic=-1", "loglevel=4"]
-        words.append("kaslr" if self.opts.kaslr else "nokaslr")
-        if self.opts.pti in ("on", "off"):
-            words.append(f"pti={self.opts.pti}")
+        if self.opts.arch == "arm64":
+            words = qemu_arm64.cmdline_words(self.opts.kaslr, self.opts.pti)
+        else:
+            words = ["console=ttyS0", "panic=-1", "loglevel=4"]
+            words.append("kaslr" if self.opts.kaslr else "nokaslr")
+            if self.opts.pti in ("on", "off"):
+                words.append(f"pti={self.opts.pti}")
         words.append(f"kxsleep_ms={self.opts.sleep_ms}")
         if self.opts.workload != "loop":
             words.append(f"kxmode={self.opts.workload}")
@@ -93,13 +97,17 @@ class Guest:
 
     def argv(self) -> list:
         o = self.opts
-        # KX_QEMU picks the QEMU (qemu10.select: the system's 7.2 by default,
-        # "10.0" for bookworm-backports' 10.0.2, or a path with
+        # KX_QEMU picks the QEMU (qemu10.select: bookworm-backports' 10.0.2
+        # by default, "7.2" for the system's, or a path with
         # KX_QEMU_DATADIR); a guest with the kxtrace plugin needs 10.0.
-        if o.plugin:
+        if o.arch == "arm64":
+            prefix = qemu_arm64.prefix(o.cpu)
+        elif o.plugin:
             prefix = plugin.qemu_args(o.plugin, ring_kb=o.plugin_ring_kb)
         else:
             prefix = qemu10.select().prefix()
+        if self.kernel.arch == "i386":
+            prefix = _i386_prefix(prefix)
         argv = [*prefix,
                 "-accel", o.accel, "-smp", str(o.smp), "-m", o.memory,
                 "-kernel", str(self.kernel.vmlinuz), "-initrd", str(self.initrd),
@@ -108,8 +116,10 @@ class Guest:
                 "-serial", f"file:{self.serial_log}",
                 "-monitor", f"unix:{self.monitor_path},server,nowait",
                 "-gdb", f"tcp:127.0.0.1:{self.port}"]
-        if o.cpu:
-            argv += ["-cpu", o.cpu]
+        # The 686-pae kernel needs PAE and NX: QEMU's qemu32 model lacks NX.
+        cpu = o.cpu or ("Haswell" if self.kernel.arch == "i386" else "")
+        if cpu and o.arch != "arm64":
+            argv += ["-cpu", cpu]
         if o.stopped:
             argv.append("-S")
         return argv
@@ -268,12 +278,18 @@ class Guest:
     # -- state file for `lab boot` / `lab gdb` -------------------------------
     def describe(self) -> dict:
         return {"pid": self.proc.pid if self.proc else None, "port": self.port,
-                "kernel": self.kernel.series, "abi": self.kernel.abi,
+                "kernel": self.kernel.series, "arch": self.opts.arch, "abi": self.kernel.abi,
                 "vmlinux": str(self.kernel.vmlinux), "system_map": str(self.kernel.system_map),
                 "serial_log": str(self.serial_log), "monitor": str(self.monitor_path),
                 "workdir": str(self.workdir), "cmdline": self.cmdline(),
                 "boot_failures": getattr(self, "boot_failures", []),
                 "trace_plugin": self.opts.plugin or None}
+
+
+def _i386_prefix(prefix: list) -> list:
+    """The same QEMU's qemu-system-i386, beside its qemu-system-x86_64."""
+    binary = pathlib.Path(prefix[0])
+    return [str(binary.with_name("qemu-system-i386"))] + prefix[1:]
 
 
 def state_file(name: str = "default") -> pathlib.Path:

@@ -161,14 +161,14 @@ def system() -> Qemu:
 
 
 def select(spec: str = None) -> Qemu:
-    """The QEMU $KX_QEMU names: unset, "system" or "7.2": the system's
-    (bookworm's 7.2); "10", "10.0" or "10.0.2": the lab's 10.0.2 from
-    bookworm-backports (fetched on first use); anything else: a path to a
-    qemu-system-x86_64, with $KX_QEMU_DATADIR as its -L."""
+    """The QEMU $KX_QEMU names: unset, "10", "10.0" or "10.0.2": the lab's
+    10.0.2 from bookworm-backports (fetched on first use; the kxtrace plugin
+    needs it); "system" or "7.2": the system's (bookworm's 7.2); anything
+    else: a path to a qemu-system-x86_64, with $KX_QEMU_DATADIR as its -L."""
     spec = os.environ.get("KX_QEMU", "") if spec is None else spec
-    if spec in ("", "system", "7.2"):
+    if spec in ("system", "7.2"):
         return system()
-    if spec in ("10", "10.0", "10.0.2"):
+    if spec in ("", "10", "10.0", "10.0.2"):
         return qemu10()
     datadir = os.environ.get("KX_QEMU_DATADIR")
     return Qemu(spec, (datadir,) if datadir else (), "custom")

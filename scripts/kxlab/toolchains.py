@@ -60,9 +60,11 @@ def ensure(suite: str) -> pathlib.Path:
     return root
 
 
-def version(suite: str) -> str:
-    """`GNU gdb (Debian 16.3-1) 16.3` for a ready chroot."""
-    return (chroot_dir(suite) / _READY).read_text().strip()
+def version(suite) -> str:
+    """`GNU gdb (Debian 16.3-1) 16.3` for a ready chroot (a suite name or
+    its directory)."""
+    root = suite if isinstance(suite, pathlib.Path) else chroot_dir(suite)
+    return (root / _READY).read_text().strip()
 
 
 def binds() -> list:
@@ -74,11 +76,13 @@ def binds() -> list:
     return [p.resolve() for p in out]
 
 
-def gdb_prefix() -> list:
-    """The argv that starts gdb (before its own arguments) for KX_GDB."""
+def gdb_prefix(arch: str = "x86_64") -> list:
+    """The argv that starts gdb (before its own arguments) for KX_GDB; the
+    system's gdb knows only x86, so other guests get gdb-multiarch."""
     suite = selected()
     if suite == "system":
-        return [shutil.which("gdb") or "gdb"]
+        name = "gdb" if arch == "x86_64" else "gdb-multiarch"
+        return [shutil.which(name) or name]
     root = ensure(suite)
     enter = pathlib.Path(__file__).with_name("inchroot.py")
     args = ["unshare", "-m", "--propagation", "private", sys.executable, str(enter), str(root)]

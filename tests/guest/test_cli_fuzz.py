@@ -150,73 +150,79 @@ def target_running(kx):
     return r["error"] is not None and "running" in r["error"]
 
 
-def test_cli_fuzz(kx, kernel_series, tmp_path):
-    kx.run_to("entry_SYSCALL_64")   # PTI user CR3: every read is a page walk, msr injects
-    snapper = R.Snapshotter(kx)
-    subs = help_subcommands(kx)
-    assert {"msr", "gdt", "idt", "tss", "task", "ps", "regs", "syscalls", "event", "break", "trace"} <= set(subs)
-    # Resuming commands last: they move the guest.
-    subs = [s for s in subs if s not in ("break", "trace")] + [s for s in ("break", "trace") if s in subs]
-    fuzz = Fuzzer(SEED, str(tmp_path))
-    findings = []
-    tried = 0
-    for sub in subs:
-        before = snapper.take()
-        for i in range(PER_COMMAND):
-            words = fuzz.args()
-            if i % 2:
-                words.insert(fuzz.rng.randint(0, len(words)), "--json")
-            args = " ".join(quote(w) for w in words)
-            if sub == "trace":
-                args += " --count 1"
-            line = f"kx {sub} {args}"
-            # --json was typed: a word of gdb's argv, or a word of the raw
-            # line (an unbalanced quote makes the rest one argument).
-            wants_json = any(w.lstrip("\"'") == "--json" for w in args.split())
+def _fuzz_line(kx, fuzz, sub, i):
+    """One fuzzed command line for `kx sub`, and whether it asks for --json."""
+    words = fuzz.args()
+    if i % 2:
+        words.insert(fuzz.rng.randint(0, len(words)), "--json")
+    args = " ".join(quote(w) for w in words)
+    if sub == "trace":
+        args += " --count 1"
+    # --json was typed: a word of gdb's argv, or a word of the raw line (an
+    # unbalanced quote makes the rest one argument).
+    wants_json = any(w.lstrip("\"'") == "--json" for w in args.split())
+    try:
+        wants_json = wants_json or "--json" in gdb_argv(kx, args)
+    except Exception:
+        pass   # gdb cannot split it
+    return f"kx {sub} {args}", wants_json
+
+
+def _run_fuzzed_trace(kx, line, where, wants_json):
+    r, interrupted = run_with_watchdog(kx, line, 3)
+    problems = R.output_problems(where, r["output"], r["log"], r["error"] or "")
+    if wants_json and not interrupted:
+        for l in (l for l in r["output"].splitlines() if l.strip()):
             try:
-                wants_json = wants_json or "--json" in gdb_argv(kx, args)
-            except Exception:
-                pass   # gdb cannot split it
-            where = f"{kernel_series}/fuzz: {line[:200]}"
-            tried += 1
-            R.record_fuzz()
-            if sub == "trace":
-                r, interrupted = run_with_watchdog(kx, line, 3)
-                problems = R.output_problems(where, r["output"], r["log"], r["error"] or "")
-                if wants_json and not interrupted:
-                    for l in (l for l in r["output"].splitlines() if l.strip()):
-                        try:
-                            assert isinstance(json.loads(l), dict)
-                        except (ValueError, AssertionError):
-                            problems.append(f"--json printed a non-JSON line: {l[:200]!r}")
-                            break
-                if target_running(kx):
-                    problems.append("the target was left running")
-                    kx.gdb.interrupt()
-                kx.running = False
-            else:
-                r = R.run_checked(kx, line, where, wants_json=wants_json)
-                problems = r["problems"]
-            if r["error"] and "\n" in r["error"].strip():
-                problems.append(f"error of more than one line: {r['error'][:300]!r}")
-            if sub == "break":
-                kx.gdb.cmd_full("kx break delete")
-            findings += [f"`{line[:300]}`: {p}" for p in problems]
-        if not check_usable(kx):
-            findings.append(f"after fuzzing kx {sub}: gdb no longer evaluates `print 1+1`")
-        after = snapper.take()
-        keys = None
-        if sub == "trace":   # the trace resumed the guest: registers legitimately moved
-            keys = [k for k in before if k != "registers" and not k.startswith("cpu") and k != "gdb thread"]
-        for d in R.diff(before, after, keys=keys):
-            R.record_disturbance(f"{kernel_series}/fuzz kx {sub}", d)
-            findings.append(f"fuzzing kx {sub} disturbed the guest: {d}")
-    # The convenience functions: odd arguments of every kind gdb can pass.
+                assert isinstance(json.loads(l), dict)
+            except (ValueError, AssertionError):
+                problems.append(f"--json printed a non-JSON line: {l[:200]!r}")
+                break
+    if target_running(kx):
+        problems.append("the target was left running")
+        kx.gdb.interrupt()
+    kx.running = False
+    return r, problems
+
+
+def _fuzz_command(kx, kernel_series, fuzz, snapper, sub, per_command):
+    """`per_command` fuzzed lines of `kx sub`: the findings."""
+    findings = []
+    before = snapper.take()
+    for i in range(per_command):
+        line, wants_json = _fuzz_line(kx, fuzz, sub, i)
+        where = f"{kernel_series}/fuzz: {line[:200]}"
+        R.record_fuzz()
+        if sub == "trace":
+            r, problems = _run_fuzzed_trace(kx, line, where, wants_json)
+        else:
+            r = R.run_checked(kx, line, where, wants_json=wants_json)
+            problems = r["problems"]
+        if r["error"] and "\n" in r["error"].strip():
+            problems.append(f"error of more than one line: {r['error'][:300]!r}")
+        if sub == "break":
+            kx.gdb.cmd_full("kx break delete")
+        findings += [f"`{line[:300]}`: {p}" for p in problems]
+    if not check_usable(kx):
+        findings.append(f"after fuzzing kx {sub}: gdb no longer evaluates `print 1+1`")
+    keys = None
+    if sub == "trace":   # the trace resumed the guest: registers legitimately moved
+        keys = [k for k in before if k != "registers" and not k.startswith("cpu") and k != "gdb thread"]
+    for d in R.diff(before, snapper.take(), keys=keys):
+        R.record_disturbance(f"{kernel_series}/fuzz kx {sub}", d)
+        findings.append(f"fuzzing kx {sub} disturbed the guest: {d}")
+    return findings
+
+
+def _fuzz_functions(kx, kernel_series, fuzz, snapper, per_function):
+    """The convenience functions with odd arguments of every kind gdb can
+    pass: (inputs tried, findings)."""
     functions = sorted(set(re.findall(r"^function (kx_\w+) --", kx.cmd("help function"), re.M)))
     assert {"kx_current", "kx_per_cpu", "kx_ptregs"} <= set(functions), functions
+    findings, tried = [], 0
     before = snapper.take()
     for name in functions:
-        for i in range(PER_FUNCTION):
+        for i in range(per_function):
             args = [function_arg(fuzz) for _ in range(fuzz.rng.randint(0, 3))]
             line = f"print ${name}({', '.join(args)})"
             tried += 1
@@ -228,5 +234,27 @@ def test_cli_fuzz(kx, kernel_series, tmp_path):
     for d in R.diff(before, snapper.take()):
         R.record_disturbance(f"{kernel_series}/fuzz $kx_ functions", d)
         findings.append(f"fuzzing the functions disturbed the guest: {d}")
-    assert tried == PER_COMMAND * len(subs) + PER_FUNCTION * len(functions)
+    assert tried == per_function * len(functions)
+    return tried, findings
+
+
+def test_cli_fuzz(kx, kernel_series, tmp_path):
+    kx.run_to("entry_SYSCALL_64")   # PTI user CR3: every read is a page walk, msr injects
+    fuzz_every_command(kx, kernel_series, R.Snapshotter(kx), tmp_path)
+
+
+def fuzz_every_command(kx, kernel_series, snapper, tmp_path, per_command=PER_COMMAND, per_function=PER_FUNCTION):
+    """Fuzz every kx subcommand and function on a stopped guest; assert no
+    finding.  Also the i386 guest's (tests/guest_i386/)."""
+    subs = help_subcommands(kx)
+    assert {"msr", "gdt", "idt", "tss", "task", "ps", "regs", "syscalls", "event", "break", "trace"} <= set(subs)
+    # Resuming commands last: they move the guest.
+    subs = [s for s in subs if s not in ("break", "trace")] + [s for s in ("break", "trace") if s in subs]
+    fuzz = Fuzzer(SEED, str(tmp_path))
+    findings = []
+    for sub in subs:
+        findings += _fuzz_command(kx, kernel_series, fuzz, snapper, sub, per_command)
+    tried, more = _fuzz_functions(kx, kernel_series, fuzz, snapper, per_function)
+    findings += more
+    tried += per_command * len(subs)
     assert not findings, f"{len(findings)} findings in {tried} inputs:\n" + "\n".join(findings[:40])

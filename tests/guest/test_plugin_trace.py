@@ -6,20 +6,20 @@ registers and the kernel text.  The guest runs the back-to-back getpid
 spinner too (kxmode=spin) on 2 vCPUs, with small rings, so that an
 unfiltered trace overflows them for certain.
 """
+import json
 import os
 import re
 import shlex
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from tests.conftest import KERNELS
 from tests.guestlib import GuestSession, LabConfig
 
-from .test_rsp_loop import assert_gdb_view_exact, assert_no_breakpoint_left
+from .test_break import console_since
+from .test_rsp_loop import assert_gdb_view_exact, assert_no_breakpoint_left, command_interrupted
 from .test_tasks import HELLO32_LEN, elf_symbols, workload_pid
 from .test_trace import SYSENTER32_MSG, json_lines, kx_seq
 
@@ -146,21 +146,11 @@ def test_ctrl_c_leaves_the_guest_as_it_was(pk, tmp_path):
     are QEMU's, the kernel text is unchanged, no breakpoint is left."""
     points = [n for n in ("do_syscall_64", "int80_emulation", "do_fast_syscall_32") if n in pk.symbols]
     before = kernel_text(pk, points)
-    # The SIGINT must land once the trace runs: resolving every signature
-    # for the capture table takes 12-14 s on a loaded 2-core host, so the
-    # signal goes once the first event is in the --out file.
-    out_file = tmp_path / "x"
-    token = pk.gdb.send_console(f"kx trace --abi all --return --out {out_file}")
-    deadline = time.monotonic() + 120
-    while not (out_file.exists() and out_file.stat().st_size):
-        assert time.monotonic() < deadline, "the trace wrote no event in 120 s"
-        time.sleep(0.2)
-    os.kill(pk.gdb.proc.pid, signal.SIGINT)
-    t0 = time.monotonic()
-    answer = pk.gdb._collect(token, 120)
-    took = time.monotonic() - t0
-    assert answer["result"][0] == "done", answer
-    reply = answer["output"]
+    # The SIGINT must land once the trace runs: arming the plugin and its
+    # capture table takes seconds on a loaded 2-core host, so it is sent
+    # once QEMU's monitor says the guest runs (kx resumes it only then).
+    reply, took = command_interrupted(pk, f"kx trace --abi all --return --out {tmp_path / 'x'}", after=1.0,
+                                      ready=lambda: "running" in pk.guest.hmp("info status"))
     assert "Traceback" not in reply
     m = re.search(r"kx trace: (\d+) events", reply)
     assert m and int(m.group(1)) > 0 and "ended: interrupted" in reply, reply[-800:]
@@ -245,6 +235,47 @@ def test_without_the_plugin_kx_says_so(kx):
         assert "needs the plugin engine" in kx.gdb.cmd_full("kx trace --record /tmp/x --engine loop")["error"]
     finally:
         kx.cmd("set kx trace-plugin")
+
+
+def py_json(kx, expr):
+    out = kx.gdb.cmd(f"python import json; from gdbext import api; print(json.dumps({expr}))", timeout=180)
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_scripts_hooks_run_on_the_plugin(pk):
+    """gdbext.api.run() takes the plugin engine when it is set up: a return
+    hook sees the fd the workload prints and ends the run; nothing is left
+    in the guest and gdb's view is exact afterwards."""
+    pid = workload_pid(pk)
+    pk.cmd("python from gdbext import api; seen = []; h = api.on_syscall('openat', pid=%d, returns=True)"
+           "(lambda ev: seen.append([ev.ret, ev.pid, ev.comm]) or True)" % pid)
+    try:
+        r = py_json(pk, "api.run(seconds=90).to_dict()")
+        seen = py_json(pk, "seen")
+    finally:
+        pk.cmd("python h.remove()")
+    assert r["engine"] == "plugin" and r["reason"] == "callback" and r["events"] >= 1, r
+    fd = int(re.findall(r"fd=(\d+)", pk.guest.serial())[-1])
+    assert seen[0] == [fd, pid, "kxwork"] and len(seen) == 1, seen
+    assert "No breakpoints" in pk.cmd("info breakpoints")
+    assert_no_breakpoint_left(pk)
+    assert_gdb_view_exact(pk)
+
+
+def test_a_raising_hook_on_the_plugin_is_counted_and_the_run_goes_on(pk):
+    pk.cmd("python from gdbext import api; h = api.on_syscall('nanosleep', comm='kxwork')(lambda ev: [][1])")
+    mark = len(pk.gdb.transcript)
+    try:
+        r = py_json(pk, "api.run(seconds=4).to_dict()")
+    finally:
+        pk.cmd("python h.remove()")
+    assert r["engine"] == "plugin" and r["reason"] == "time" and r["events"] >= 1, r
+    assert r["hook_errors"] == r["events"]
+    printed = console_since(pk, mark)
+    lines = [l for l in printed.splitlines() if "on_syscall hook" in l]
+    assert len(lines) == r["events"] and all("raised IndexError" in l for l in lines)
+    assert "Traceback" not in printed
+    assert pk.heartbeat_continues()
 
 
 def test_register_handles_are_gdb_numbers_plus_one(pk):

@@ -177,10 +177,11 @@ def trace(kx, **kw):
     return call(kx, f"kxt_trace({args})")
 
 
-def command_interrupted(kx, command, after: float, timeout=120):
-    """`command` with a real SIGINT to gdb `after` seconds in: (its console
-    output, seconds from the signal to gdb's answer)."""
-    reply, took = kx.cmd_interrupted(command, after, timeout)
+def command_interrupted(kx, command, after: float, timeout=120, ready=None):
+    """`command` with a real SIGINT to gdb `after` seconds in (after
+    `ready()` holds, if given): (its console output, seconds from the
+    signal to gdb's answer)."""
+    reply, took = kx.cmd_interrupted(command, after, timeout, ready)
     assert reply["result"][0] == "done", reply
     return reply["output"], took
 
@@ -373,8 +374,10 @@ def test_ctrl_c_ends_a_trace_that_never_hits(kt, transport):
     r, took = call_interrupted(kt, f"kxt_trace(raw=[{never}], transport={transport!r})", after=1.0)
     assert r["reason"] == "interrupted" and r["hits"] == 0
     # The socket transport sees the signal at once; `maint packet c` only
-    # returns after gdb's remotetimeout (2 s) of silence.
-    assert took < (1.5 if transport == "socket" else 4.5), f"{took:.1f} s"
+    # returns after gdb's remotetimeout (2 s) of silence, twice on QEMU 10
+    # (measured 5.0 s there, 3-4 s on 7.2): the bound says it ends, not how
+    # fast (scripts/bench_trace.py measures speed).
+    assert took < (1.5 if transport == "socket" else 8), f"{took:.1f} s"
     assert kt.reg("rip") == r["stop_pc"]
     assert_gdb_view_exact(kt)
     assert_no_breakpoint_left(kt)

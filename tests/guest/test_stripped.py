@@ -38,31 +38,29 @@ def stripped_lab(kernel_series, tmp_path_factory):
     session.close()
 
 
-def test_symbol_only_vmlinux(stripped_lab, kernel_series):
-    kx = stripped_lab
-    s = kx.symbols
-    kx.run_to("entry_SYSCALL_64")                 # a symbol is all `tbreak *` needs
-    cpu = kx.gdb.eval("$_thread") - 1
-    snapper = R.Snapshotter(kx)
-    before = snapper.take()
-    findings = []
+class _Session:
+    """Commands run on the symbol-only guest, their problems collected."""
 
-    def run(command):
-        R.record_run(kernel_series, "symbol-only vmlinux", command)
-        r = R.run_checked(kx, command, f"{kernel_series}/symbol-only: {command}")
-        findings.extend(f"`{command}`: {p}" for p in r["problems"])
+    def __init__(self, kx, kernel_series):
+        self.kx, self.series, self.findings = kx, kernel_series, []
+
+    def run(self, command):
+        R.record_run(self.series, "symbol-only vmlinux", command)
+        r = R.run_checked(self.kx, command, f"{self.series}/symbol-only: {command}")
+        self.findings.extend(f"`{command}`: {p}" for p in r["problems"])
         return r
 
-    def answer(command):
-        r = run(command + " --json")
+    def answer(self, command):
+        r = self.run(command + " --json")
         j = r["json"] or {}
         if "error" in j or r["error"]:
-            findings.append(f"`{command}` needs only symbols but said {j.get('error') or r['error']!r}")
+            self.findings.append(f"`{command}` needs only symbols but said {j.get('error') or r['error']!r}")
             return None
         return j
 
-    monitor = kx.guest.cpu_registers(cpu)
-    j = answer("kx msr lstar cstar star")
+
+def _check_cpu_state(t, s, monitor):
+    j = t.answer("kx msr lstar cstar star")
     if j:
         m = {x["name"]: x for x in j["msrs"]}
         assert m["IA32_LSTAR"]["value"] == s["entry_SYSCALL_64"] and m["IA32_LSTAR"]["source"] == "rdmsr"
@@ -71,49 +69,64 @@ def test_symbol_only_vmlinux(stripped_lab, kernel_series):
         # Intel model: CSTAR is 0.  Without struct cpuinfo_x86 kx cannot
         # know the vendor, so it must not claim a mismatch.
         assert m["IA32_CSTAR"]["value"] == 0 and m["IA32_CSTAR"].get("ok") is not False, m["IA32_CSTAR"]
-    j = answer("kx idt 0x80")
+    j = t.answer("kx idt 0x80")
     if j:
         assert j["gates"][0]["handler"] == s["asm_int80_emulation"]
         assert j["gates"][0]["symbol"] == "asm_int80_emulation"
         assert (j["base"], j["limit"]) == (monitor["idt"]["base"], monitor["idt"]["limit"])
-    j = answer("kx gdt")
+    j = t.answer("kx gdt")
     if j:
         assert (j["base"], j["limit"]) == (monitor["gdt"]["base"], monitor["gdt"]["limit"])
-    j = answer("kx tss")
+    j = t.answer("kx tss")
     if j:
         assert j["base"] == monitor["tr_seg"]["base"] and j["selector"] == monitor["tr_seg"]["selector"]
-    j = answer("kx syscalls openat")
+
+
+def _check_syscalls(t, s):
+    j = t.answer("kx syscalls openat")
     if j:
         (e,) = j["entries"]
         assert e["nr"] == 257 and e["handler"] == s["__x64_sys_openat"]
-    j = answer("kx syscalls --check")
+    j = t.answer("kx syscalls --check")
     if j:
         assert len(j["entries"]) > 300 and all(e["ok"] is not False for e in j["entries"])
         # Each handler is the one System.map gives its symbol (not kx's word).
         assert all(e["handler"] == s[e["symbol"]] for e in j["entries"] if e["symbol"] in s)
         assert sum(e["symbol"] in s for e in j["entries"]) > 300
-    j = answer("kx kaslr")
+    j = t.answer("kx kaslr")
     if j:
         assert j["text_slide"] == 0 and j["match"] is True
-    j = answer("kx break openat")
+    j = t.answer("kx break openat")
     if j:
         assert j["locations"][0]["address"] == s["entry_SYSCALL_64"]
-    answer("kx break delete")
+    t.answer("kx break delete")
+
+
+def test_symbol_only_vmlinux(stripped_lab, kernel_series):
+    kx = stripped_lab
+    s = kx.symbols
+    kx.run_to("entry_SYSCALL_64")                 # a symbol is all `tbreak *` needs
+    cpu = kx.gdb.eval("$_thread") - 1
+    snapper = R.Snapshotter(kx)
+    before = snapper.take()
+    t = _Session(kx, kernel_series)
+    _check_cpu_state(t, s, kx.guest.cpu_registers(cpu))
+    _check_syscalls(t, s)
     # Commands that need struct layouts name what is missing, in one line.
     for command in NEEDS_TYPES:
         for suffix in ("", " --json") if command.startswith("kx") else ("",):
-            r = run(command + suffix)
+            r = t.run(command + suffix)
             said = (r["json"] or {}).get("error") if suffix else r["error"]
             if not said or not MISSING.search(said):
-                findings.append(f"`{command}{suffix}` should name the missing type, said "
-                                f"{said or r['output'][:200]!r}")
-    r = run("kx trace --count 1 --json")
+                t.findings.append(f"`{command}{suffix}` should name the missing type, said "
+                                  f"{said or r['output'][:200]!r}")
+    r = t.run("kx trace --count 1 --json")
     if not (r["json"] and MISSING.search(r["json"].get("error", ""))):
-        findings.append(f"`kx trace --count 1 --json` should name the missing type: {r['output'][:200]!r}")
+        t.findings.append(f"`kx trace --count 1 --json` should name the missing type: {r['output'][:200]!r}")
     for d in R.diff(before, snapper.take()):
         R.record_disturbance(f"{kernel_series}/symbol-only", d)
-        findings.append(f"disturbed the guest: {d}")
+        t.findings.append(f"disturbed the guest: {d}")
     problem = heartbeat_without_trap(kx)
     if problem:
-        findings.append(problem)
-    assert not findings, "\n".join(findings)
+        t.findings.append(problem)
+    assert not t.findings, "\n".join(t.findings)

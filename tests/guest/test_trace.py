@@ -107,12 +107,18 @@ def test_ctrl_c_ends_an_unfiltered_trace(kx):
     exact (registers == QEMU's monitor), no breakpoint is left, and the
     workload goes on."""
     pid = workload_pid(kx)
-    out, took = command_interrupted(kx, "kx trace --json", after=4.0)
+    # The SIGINT goes 3 s after the loop resumed the guest (QEMU's monitor
+    # says it runs): preparing the trace takes seconds on a loaded host.
+    out, took = command_interrupted(kx, "kx trace --json", after=3.0,
+                                    ready=lambda: "running" in kx.guest.hmp("info status"))
     lines = json_lines(out)
     events, summary = lines[:-1], lines[-1]["summary"]
     assert summary["interrupted"] and summary["reason"] == "interrupted"
     assert summary["events"] == len(events) > 0
-    assert any(e["pid"] == pid for e in events)
+    # A round of the workload runs its seed programs as children: under TCG
+    # with a debug stop per call, the 3 s can fall wholly inside them.
+    family = {"kxwork", "hello64", "hello32", "sysenter32", "kxseccomp", "kxcreds"}
+    assert any(e["pid"] == pid or e["comm"] in family for e in events), {(e["pid"], e["comm"]) for e in events}
     assert took < 5, f"{took:.1f} s from SIGINT to the summary"
     assert "Traceback" not in out
     assert_gdb_view_exact(kx)

@@ -122,8 +122,10 @@ class FakeMemory:
 
 
 def cached_kernels():
-    """(series, directory) of each kernel under test (KX_TEST_KERNELS) that
-    the lab has fetched; ./scripts/test fetches them all first."""
+    """(series, directory) of each x86-64 kernel under test
+    (KX_TEST_KERNELS) that the lab has fetched; ./scripts/test fetches them
+    all first."""
+    from kxlab.kernels import arch_of
     from tests.conftest import KERNELS as under_test
     root = os.environ.get("KX_CACHE") or os.path.expanduser("~/.cache/kx")
     out = []
@@ -131,7 +133,8 @@ def cached_kernels():
         d = os.path.dirname(meta)
         if os.path.exists(os.path.join(d, "vmlinux")):
             with open(meta) as f:
-                series = json.load(f)["series"]
-            if series in under_test:
+                info = json.load(f)
+            if info["series"] in under_test and arch_of(info) == "x86_64":
+                series = info["series"]
                 out.append((series, d))
     return out

@@ -59,3 +59,13 @@ def test_x86_thread_info_bits(series):
     assert t.tif == {v: n for n, v in tif.items() if v < 64}
     ts = defines(os.path.join(src, "arch/x86/include/asm/thread_info.h"), "TS_")
     assert t.ts == bits(ts)
+
+
+@pytest.mark.parametrize("series", [s for s in KERNELS if s in ("6.1", "6.12")])
+def test_arm64_tif_bits(series):
+    """arm64's TIF_* numbers (bit numbers in the header) for the arm64
+    kernels of the same series: the source tree is the same."""
+    from gdbext.arch.arm64 import thread_flags as arm64_flags
+    header = os.path.join(source_root(series), "arch/arm64/include/asm/thread_info.h")
+    want = {v: n for n, v in defines(header, "TIF_").items() if v < 64}
+    assert flags.tree_for(version_of(series), arm64_flags.TREES).tif == want

@@ -7,7 +7,7 @@ from gdbext import errors
 from gdbext.arch.base import Arch, EntryStub, PtRegsRule, RawCall, ResumePlan, SyscallAbi, TableChoice, UserFrame
 from gdbext.arch.x86_64 import abi as abis
 from gdbext.arch.x86_64 import gdbregs, stepover, user_regs
-from gdbext.decoders import paging, x86_entry, x86_switch
+from gdbext.decoders import descriptors, paging, x86_entry, x86_switch
 from gdbext.decoders.bits import MASK32, MASK64
 from gdbext.decoders.descriptors import KERNEL_CS, USER32_CS, USER_CS, USER_DS
 from gdbext.decoders.msr import decode_rflags
@@ -52,6 +52,18 @@ class X86_64(Arch):
     flags_register = "rflags"
     pt_regs_return = ("pt_regs->ip", "pt_regs->flags")
     pt_regs_gdb_names = user_regs.GDB_NAMES
+
+    # The descriptor tables as kx msr/gdt/idt/tss read them (x86 only).
+    gdt_entries = descriptors.GDT_ENTRIES    # asm/segment.h
+    gdt_slot_names = None                    # decoders.descriptors.GDT_SLOT_NAMES
+    gdt_long_mode = True                     # 16-byte system descriptors
+    idt_gate_size = 16                       # SDM Vol.3A 6.14.1
+    tss_selector = descriptors.TSS_SEL
+    kernel_cs = KERNEL_CS
+    selector_names = descriptors.SELECTOR_NAMES
+
+    def selector_name(self, selector: int):
+        return descriptors.selector_name(selector)
 
     def top_of_stack_padding(self, lookup) -> int:
         # TOP_OF_KERNEL_STACK_PADDING (arch/x86/include/asm/thread_info.h):
@@ -101,6 +113,11 @@ class X86_64(Arch):
     def cpu_stack_top(self, cpu: int) -> Optional[int]:
         from gdbext.arch.x86_64 import cpu_setup as kcpu
         return kcpu.top_of_stack(cpu)
+
+    def entry_stack_top(self, cpu: int) -> int:
+        """The top of `cpu`'s cpu_entry_area entry stack: TSS.sp0."""
+        from gdbext.arch.x86_64 import cpu_setup as kcpu
+        return kcpu.tss(cpu).rsp[0]
 
     def thread_flag_tables(self, version):
         from gdbext.arch.x86_64 import thread_flags
@@ -291,6 +308,10 @@ class X86_64(Arch):
     def kaslr_readings(self, table, cpu: int, inject: bool):
         from gdbext.arch.x86_64 import kaslr_sources
         return kaslr_sources.readings(table, cpu, inject)
+
+    def kernel_text_pointers(self, cpu: int):
+        from gdbext.arch.x86_64 import kaslr_sources
+        return kaslr_sources.text_pointers(cpu)
 
     def kaslr_memory_layout(self, slide: int, warnings):
         from gdbext import machine

@@ -11,10 +11,9 @@ backports make the version a poor guide.  The version facts below are only
 the fallback for code the walk does not understand."""
 from typing import Dict, Optional
 
-from gdbext import errors
+from gdbext import arch, errors
 from gdbext.decoders import msr as msrdec
 from gdbext.decoders import x86_msr_writes
-from gdbext.decoders.descriptors import KERNEL_CS
 from gdbext.decoders.kaslr import relocatable
 from gdbext.decoders.tss import decode_tss64
 from gdbext.kernel import percpu, symbols, types, version
@@ -133,14 +132,16 @@ def expected_msr(cpu: int, index: int):
     if index == msrdec.IA32_STAR:
         return msrdec.expected_star()
     if index == msrdec.IA32_SYSENTER_CS:
-        return KERNEL_CS
+        # enable_sep_cpu() (cpu/common.c) on i386, syscall_init() on x86-64.
+        return arch.current().kernel_cs
     if index == msrdec.IA32_SYSENTER_EIP:
-        return sym("entry_SYSENTER_compat")
+        return sym("entry_SYSENTER_compat") or sym("entry_SYSENTER_32")
     if index == msrdec.IA32_SYSENTER_ESP:
         # cpu_entry_stack(cpu) + 1, which is also what load_sp0() put in the
-        # TSS: on 64-bit, TSS.sp0 stays the entry stack (switch_to.h).
+        # TSS: TSS.sp0 stays the entry stack (switch_to.h), on i386 too
+        # (enable_sep_cpu(), "x86/entry/32: Use the trampoline stack").
         try:
-            return tss(cpu).rsp[0]
+            return arch.current().entry_stack_top(cpu)
         except errors.KxError:
             return None
     if index == msrdec.IA32_TSC_AUX:

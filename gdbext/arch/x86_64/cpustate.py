@@ -10,7 +10,7 @@ render.  msrs() and tss() return the typed records of cpu_reports.py
 """
 from typing import Callable, Dict, List, Optional
 
-from gdbext import errors
+from gdbext import arch, errors
 from gdbext.arch.x86_64 import cpu_setup, descriptor_tables, msr_inject
 from gdbext.arch.x86_64.cpu_reports import IstSlot, Msr, MsrReport, TssReport
 from gdbext.decoders import descriptors
@@ -147,7 +147,7 @@ def gdt(cpu: Optional[int]) -> Dict:
         loaded["TR"] = sysregs["tr"]["selector"]
     return {"cpu": cpu, "base": sysregs["gdt"]["base"], "limit": sysregs["gdt"]["limit"],
             "source": sysregs["source"], "entries": [_gdt_row(e, loaded) for e in entries],
-            "selectors": {r: {"selector": s, "name": descriptors.selector_name(s)} for r, s in loaded.items()}}
+            "selectors": {r: {"selector": s, "name": arch.current().selector_name(s)} for r, s in loaded.items()}}
 
 
 # ---------------------------------------------------------------------------

@@ -87,6 +87,19 @@ def _idt_source(table, cpu, notes):
     return slide, per_vector, base == CEA_RO_IDT
 
 
+def text_pointers(cpu: int) -> Dict[str, int]:
+    """{"idt vector N": handler} for the present gates of IDT_SYMBOLS'
+    vectors: kernel text, whatever the slide (no symbol needed)."""
+    base, _where = _idt_base(cpu)
+    raw = machine.read_kernel(base, (max(IDT_SYMBOLS) + 1) * 16, cpu)
+    out = {}
+    for v in IDT_SYMBOLS:
+        gate = descriptors.decode_gate(raw[v * 16:v * 16 + 16])
+        if gate.present and kdec.relocatable(gate.offset):
+            out[f"idt vector {v}"] = gate.offset
+    return out
+
+
 def _lstar_source(table, cpu, notes):
     from gdbext.arch.x86_64 import msr_inject
     link = table.link_address("entry_SYSCALL_64")

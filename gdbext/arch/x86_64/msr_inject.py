@@ -24,14 +24,36 @@ import gdb
 
 from gdbext import arch, errors, settings
 from gdbext import machine
-from gdbext.arch.x86_64 import GPRS
-from gdbext.decoders.bits import MASK64
 from gdbext.machine import hooks
 
 RDMSR = b"\x0f\x32"
 STEP_ATTEMPTS = 5
 HLT = 0xF4
-INJECTION_REGS = ("rip", "rcx", "rax", "rdx", "eflags")  # what the injection and its step change
+SEGMENTS = ("cs", "ss", "ds", "es", "fs", "gs")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Names:
+    """The registers the injection touches, as the target's gdb names them
+    (rip/rcx/rax/rdx on x86-64; eip/ecx/eax/edx on i386, where rdmsr runs
+    in 32-bit protected mode the same way: SDM Vol.2B RDMSR)."""
+    pc: str
+    cx: str
+    ax: str
+    dx: str
+    gprs: tuple
+    mask: int
+
+    @property
+    def changed(self) -> tuple:     # what the injection and its step change
+        return (self.pc, self.cx, self.ax, self.dx, "eflags")
+
+
+def _names() -> _Names:
+    a = arch.current()
+    gprs = tuple(r for r in a.general_regs if r not in SEGMENTS)
+    return _Names(a.pc, a.full_register("ecx"), a.full_register("eax"), a.full_register("edx"), gprs,
+                  (1 << (8 * a.pointer_size)) - 1)
 
 # MSR index -> gdbstub register name (QEMU target/i386/gdbstub.c)
 GDBSTUB_MSRS = {0xC0000080: "efer", 0xC0000100: "fs_base", 0xC0000101: "gs_base",
@@ -63,10 +85,10 @@ def injection_refusal(cpu: int):
     # step would run the real instruction (at reset: a far jmp that changes
     # CS's hidden base, which gdb cannot put back).
     if not arch.current().kernel_mode_ready(regs):
-        return (f"CPU {cpu} is not in 64-bit mode with paging (early boot: CR0={regs.get('cr0') or 0:#x},"
+        return (f"CPU {cpu} is not in {arch.current().kernel_mode_name} (early boot: CR0={regs.get('cr0') or 0:#x},"
                 f" EFER={regs.get('efer') or 0:#x}): rdmsr is not injected there")
     try:
-        before, at = machine.read(regs["rip"] - 1, 2, cpu)
+        before, at = machine.read(regs[arch.current().pc] - 1, 2, cpu)
     except errors.MemoryUnreadable:
         return f"CPU {cpu}: the code at $pc is not readable"
     if machine.monitor_cpu_state(cpu).get("ii"):
@@ -93,7 +115,7 @@ def _raw_step(cpu: int) -> bool:
     """Single-step vCPU `cpu` alone with a raw packet; False if refused."""
     # Make gdb select this thread on the stub (Hg) before the step, so gdb's
     # idea of the stub's current thread stays true afterwards.
-    gdb.newest_frame().read_register("rip")
+    gdb.newest_frame().read_register(arch.current().pc)
     reply = machine.packet(f"vCont;s:p1.{cpu + 1:x}")
     _flush_register_cache()
     return reply[:1] in ("T", "S")
@@ -113,19 +135,19 @@ def inject_rdmsr(cpu: int, indices) -> dict:
     why = injection_refusal(cpu)
     if why:
         raise errors.NotSupported(why)
-    values = {}
+    values, n = {}, _names()
     # The step's stop is kx's own: the stop hooks leave it alone.
     with machine.on_cpu(cpu), hooks.kx_activity(hooks.STEP):
         saved_regs = dict(machine.registers(cpu))
-        pc = saved_regs["rip"]
+        pc = saved_regs[n.pc]
         saved_code = machine.read(pc, len(RDMSR), cpu)
         saved_lock = gdb.parameter("scheduler-locking")
         raw = True
         try:
             machine.write(pc, RDMSR, cpu)
             for index in indices:
-                _set_reg("rip", pc)
-                _set_reg("rcx", index)
+                _set_reg(n.pc, pc)
+                _set_reg(n.cx, index)
                 # Now and then QEMU answers a single-step with a stop reply
                 # before the instruction has run ($pc unchanged; seen about
                 # once in 20 runs on both kernels).  Nothing ran, so stepping
@@ -135,7 +157,7 @@ def inject_rdmsr(cpu: int, indices) -> dict:
                         raw = False
                         _gdb_step()
                     frame = gdb.newest_frame()
-                    new_pc = int(frame.read_register("rip")) & MASK64
+                    new_pc = int(frame.read_register(n.pc)) & n.mask
                     if new_pc != pc:
                         break
                 if new_pc == pc:
@@ -144,8 +166,8 @@ def inject_rdmsr(cpu: int, indices) -> dict:
                 if new_pc != pc + len(RDMSR):
                     values[index] = None  # #GP: the MSR does not exist here
                     continue
-                eax = int(frame.read_register("rax")) & 0xFFFFFFFF
-                edx = int(frame.read_register("rdx")) & 0xFFFFFFFF
+                eax = int(frame.read_register(n.ax)) & 0xFFFFFFFF
+                edx = int(frame.read_register(n.dx)) & 0xFFFFFFFF
                 values[index] = (edx << 32) | eax
         finally:
             _restore(cpu, pc, saved_code, saved_regs, saved_lock)
@@ -178,16 +200,17 @@ def _restore(cpu, pc, saved_code, saved_regs, saved_lock):
     machine.invalidate()
     now = run(lambda: machine.registers(cpu)) or {}
     run(lambda: machine.write(pc, saved_code, cpu))
-    for name in GPRS:
+    n = _names()
+    for name in n.gprs:
         if saved_regs.get(name) is None:
             continue
-        if name in INJECTION_REGS or now.get(name) != saved_regs.get(name):
+        if name in n.changed or now.get(name) != saved_regs.get(name):
             run(lambda n=name: _set_reg(n, saved_regs[n]))
     run(lambda: gdb.execute(f"set scheduler-locking {saved_lock}", to_string=True))
     run(_flush_register_cache)
     machine.invalidate()
     after = machine.registers(cpu)
-    changed = [n for n in GPRS if after.get(n) != saved_regs.get(n)]
+    changed = [r for r in n.gprs if after.get(r) != saved_regs.get(r)]
     if machine.read(pc, len(saved_code), cpu) != saved_code:
         changed.append(f"code bytes at {pc:#x}")
     if changed or failures:

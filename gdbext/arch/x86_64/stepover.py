@@ -1,11 +1,12 @@
 """Getting a vCPU past the instruction at a breakpoint without a
-single-step: the x86-64 instructions the trace loop recognises, and their
-effect on the registers and the stack.
+single-step: the x86 instructions the trace loop recognises (64-bit code,
+and 32-bit code for an i386 kernel), and their effect on the registers and
+the stack.
 
 Only what the kernel's syscall entry and exit paths start with is here:
 NOPs of every encoding, ENDBR64/ENDBR32, PAUSE, `jmp rel8/rel32` (resumed
-at the next or the jump's address), and `push r64`, `mov r, r`, `test r, r`
-(register forms, emulated).  Anything else is single-stepped.  The bytes
+at the next or the jump's address), and `push r`, `mov r, r`, `mov $imm32,
+r`, `test r, r` (register forms, emulated).  Anything else is single-stepped.  The bytes
 are the real ones from guest memory: QEMU's breakpoints do not patch it.
 
 Opcodes from SDM Vol.2A/2B (NOP, PAUSE, ENDBR64, JMP, PUSH, MOV, TEST);
@@ -15,7 +16,6 @@ from dataclasses import dataclass
 from typing import Dict, FrozenSet, List, Optional, Tuple
 
 from gdbext.arch.base import ResumePlan
-from gdbext.decoders.bits import MASK64
 from gdbext.decoders.x86insn import modrm_length
 
 STEP = ResumePlan("step", text="other")
@@ -24,6 +24,8 @@ STEP = ResumePlan("step", text="other")
 # REX.B/REX.R adding 8.
 GPR_ENCODING = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
                 "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")
+# 32-bit code (an i386 kernel): no REX; 40-4f are inc/dec there (SDM Vol.2A 2.2.1).
+GPR_ENCODING_32 = ("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi")
 
 REP = 0xF3
 # Operand-size and segment overrides (SDM Vol.2A 2.1.1); only NOPs take them here.
@@ -42,6 +44,7 @@ class _Insn:
     at: int                     # index of the opcode byte
     prefixes: FrozenSet[int]
     rex: int                    # 0 without a REX prefix
+    bits: int = 64              # the code's mode: 64, or 32 (no REX, e-registers)
 
     def byte(self, k: int) -> Optional[int]:
         """The byte `k` after the opcode (0: the opcode), None past the end."""
@@ -50,36 +53,43 @@ class _Insn:
     def plan(self, n: int, kind: str = "skip", op: tuple = (), text: str = "") -> ResumePlan:
         """A plan for this instruction, `n` bytes from the opcode on."""
         length = self.at + n
-        return ResumePlan(kind, length, (self.address + length) & MASK64, op, text)
+        return ResumePlan(kind, length, (self.address + length) & self.mask, op, text)
+
+    @property
+    def mask(self) -> int:
+        return (1 << self.bits) - 1
 
     def reg(self, number: int, rex_bit: int) -> str:
+        if self.bits == 32:
+            return GPR_ENCODING_32[number]
         return GPR_ENCODING[number + (8 if self.rex & rex_bit else 0)]
 
 
-def plan_resume(address: int, code: bytes) -> ResumePlan:
+def plan_resume(address: int, code: bytes, bits: int = 64) -> ResumePlan:
     """How to get past the instruction whose bytes start `code` (read from
-    guest memory at `address`)."""
-    insn = _read_prefixes(address, code)
+    guest memory at `address`), in `bits`-bit code."""
+    insn = _read_prefixes(address, code, bits)
     if insn is None:
         return STEP
     plan = _plan_nop(insn)
     if plan is None and not insn.prefixes:
-        plan = _plan_jmp(insn) or _plan_push(insn) or _plan_mov(insn) or _plan_test(insn)
+        plan = (_plan_jmp(insn) or _plan_push(insn) or _plan_mov(insn) or _plan_mov_imm(insn)
+                or _plan_test(insn))
     return plan or STEP
 
 
-def _read_prefixes(address: int, code: bytes) -> Optional[_Insn]:
+def _read_prefixes(address: int, code: bytes, bits: int = 64) -> Optional[_Insn]:
     i, prefixes = 0, set()
     while i < len(code) and i < MAX_PREFIXES and code[i] in _LEGACY_PREFIXES | {REP}:
         prefixes.add(code[i])
         i += 1
     rex = 0
-    if i < len(code) and 0x40 <= code[i] <= 0x4F:
+    if bits == 64 and i < len(code) and 0x40 <= code[i] <= 0x4F:
         rex = code[i]
         i += 1
     if i >= len(code):
         return None
-    return _Insn(address, code, i, frozenset(prefixes), rex)
+    return _Insn(address, code, i, frozenset(prefixes), rex, bits)
 
 
 def _plan_nop(insn: _Insn) -> Optional[ResumePlan]:
@@ -107,11 +117,11 @@ def _plan_jmp(insn: _Insn) -> Optional[ResumePlan]:
         return None
     rel = int.from_bytes(insn.code[insn.at + 1:insn.at + 1 + size], "little", signed=True)
     length = insn.at + 1 + size
-    return ResumePlan("skip", length, (insn.address + length + rel) & MASK64, (), "jmp")
+    return ResumePlan("skip", length, (insn.address + length + rel) & insn.mask, (), "jmp")
 
 
 def _plan_push(insn: _Insn) -> Optional[ResumePlan]:
-    """push r64 (50+r; REX.B selects r8-r15)."""
+    """push r64 (50+r; REX.B selects r8-r15); push r32 in 32-bit code."""
     op = insn.byte(0)
     if not 0x50 <= op <= 0x57 or insn.rex not in (0, 0x41):
         return None
@@ -140,6 +150,18 @@ def _plan_mov(insn: _Insn) -> Optional[ResumePlan]:
     return insn.plan(2, "emulate", ("mov", dst, src, bits), f"mov{bits} %{src},%{dst}")
 
 
+def _plan_mov_imm(insn: _Insn) -> Optional[ResumePlan]:
+    """mov $imm32, r32 (b8+r id; REX.B selects r8d-r15d, zero-extended in
+    64-bit mode; REX.W's imm64 form is left to a step).  i386's entry
+    stubs return through one (SWITCH_TO_ENTRY_STACK, entry_32.S)."""
+    op = insn.byte(0)
+    if op is None or not 0xB8 <= op <= 0xBF or insn.rex not in (0, 0x41) or insn.byte(4) is None:
+        return None
+    reg = insn.reg(op - 0xB8, 1)
+    value = int.from_bytes(insn.code[insn.at + 1:insn.at + 5], "little")
+    return insn.plan(5, "emulate", ("set", reg, value), f"mov ${value:#x},%{reg}")
+
+
 def _plan_test(insn: _Insn) -> Optional[ResumePlan]:
     """test r, r: 84 /r (8-bit), 85 /r (32-bit, 64-bit with REX.W)."""
     op = insn.byte(0)
@@ -153,20 +175,28 @@ def _plan_test(insn: _Insn) -> Optional[ResumePlan]:
     return insn.plan(2, "emulate", ("test",) + regs + (bits,), f"test{bits}")
 
 
-def emulate(plan: ResumePlan, regs: Dict[str, int]) -> Tuple[List[Tuple[str, int]], List[Tuple[int, bytes]]]:
+def emulate(plan: ResumePlan, regs: Dict[str, int],
+            bits: int = 64) -> Tuple[List[Tuple[str, int]], List[Tuple[int, bytes]]]:
     """The register and memory writes that have the effect of `plan` on a
-    vCPU with registers `regs`: ([(register, value)], [(address, bytes)])."""
+    vCPU with registers `regs` running `bits`-bit code: ([(register,
+    value)], [(address, bytes)])."""
     kind = plan.op[0]
     if kind == "push":
-        value = regs[plan.op[1]]
-        sp = (regs["rsp"] - 8) & MASK64
-        return [("rsp", sp)], [(sp, value.to_bytes(8, "little"))]
+        size, sp_name = (8, "rsp") if bits == 64 else (4, "esp")
+        value = regs[plan.op[1]] & ((1 << bits) - 1)
+        sp = (regs[sp_name] - size) & ((1 << bits) - 1)
+        return [(sp_name, sp)], [(sp, value.to_bytes(size, "little"))]
     if kind == "mov":
         # A 32-bit destination is zero-extended (SDM Vol.1 3.4.1.1).
         _, dst, src, bits = plan.op
         return [(dst, regs[src] & ((1 << bits) - 1))], []
     if kind == "test":
         return [("eflags", _test_flags(regs, *plan.op[1:]))], []
+    if kind == "set":
+        # In 64-bit mode the 32-bit result is zero-extended into the full
+        # register (SDM Vol.1 3.4.1.1): the value as it is.
+        _, dst, value = plan.op
+        return [(dst, value)], []
     raise ValueError(f"cannot emulate {plan}")
 
 

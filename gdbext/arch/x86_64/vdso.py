@@ -148,16 +148,21 @@ def vsyscall(has_flag: Optional[bool], root: Optional[int], cpu: int) -> dict:
 
 def text(d: dict) -> Text:
     """The text view of report()'s keys."""
-    t = Text()
-    tv = d["kernel_vsyscall"]
-    if tv:
-        exp = tv["expected_from_cpu_features"]
-        ok = exp is None or exp == tv["kind"]
-        t.kv("__kernel_vsyscall", f"{tv['address']:#x}  {tv['kind']}", kind="ok" if ok else "bad",
-             note=f"{tv['detail']}; CPU features say {exp}", width=18)
+    t = trampoline_text(d["kernel_vsyscall"])
     vs = d["vsyscall"]
     t.kv("vsyscall", f"mode {vs['mode']}", kind="flag", note=vs["behaviour"])
     for en in vs["entries"]:
         state = f"mapped: {en['name'] or en['bytes']}" if en["mapped"] else "not mapped"
         t.line(f"    {en['address']:#x}  {en['call']:<13}", ("dim", state))
+    return t
+
+
+def trampoline_text(tv: Optional[dict]) -> Text:
+    """The __kernel_vsyscall line of trampoline()'s `tv` (none for None)."""
+    t = Text()
+    if tv:
+        exp = tv["expected_from_cpu_features"]
+        ok = exp is None or exp == tv["kind"]
+        t.kv("__kernel_vsyscall", f"{tv['address']:#x}  {tv['kind']}", kind="ok" if ok else "bad",
+             note=f"{tv['detail']}; CPU features say {exp}", width=18)
     return t
