@@ -24,7 +24,8 @@ def run_plugin(flt, args, sink, summary):
     t = live.tracer
     extra = {"engine": "plugin", "reason": result.reason, "records": counts["records"],
              "dropped": counts["dropped"], "filtered_out": counts["filtered"] + t.skipped,
-             "undecodable": t.undecodable, "unreturned": t.unreturned if args.want_return else 0,
+             "undecodable": t.undecodable, "abandoned": t.abandoned,
+             "unreturned": t.unreturned if args.want_return else 0,
              "max_drain_gap_ms": round(live.max_gap * 1e3, 1), "max_drain_bytes": live.max_batch,
              "armed_after_ms": live.armed_after_ms(result)}
     if live.writer is not None:

@@ -13,6 +13,9 @@ from gdbext.kernel import plugin_trace
 from gdbext.machine import free_run
 from gdbext.machine import plugin_client as pc
 
+# Seconds the records read but not yet decoded get after a Ctrl-C.
+FINAL_BUDGET = 1.0
+
 
 def socket_path() -> str:
     return settings.get("trace-plugin") or ""
@@ -88,11 +91,29 @@ class LiveTrace:
                 for c in client.rings.drain():     # what the vCPUs wrote before the guest stopped
                     self.writer.write(c)
                 self.writer.close()
-        if not self.tracer.done and self.writer is None and result.reason != "error":
-            self.tracer.feed(client.rings.drain(), final=True)
-        after = client.stats()
+        after = self._finish(result)
         self.recorded_total = self.recorded()
         return result, {k: after[k] - before[k] for k in ("records", "dropped", "filtered")}
+
+    def _finish(self, result) -> dict:
+        """Decode what was read but not decoded when the trace ended, and
+        the plugin's counters.  After a Ctrl-C the rest gets FINAL_BUDGET
+        seconds, and gdb raises its Quit again at some of its next calls
+        (free_run retries likewise): each step resumes (feed() keeps the
+        rest of a batch)."""
+        budget = FINAL_BUDGET if result.reason == "interrupted" else None
+        decode = not self.tracer.done and self.writer is None and result.reason != "error"
+        chunks = self.client.rings.drain() if decode else []
+        for attempt in range(3):
+            try:
+                if decode:
+                    self.tracer.feed(chunks, final=True, budget=budget)
+                    decode, chunks = False, []
+                return self.client.stats()
+            except KeyboardInterrupt:
+                if attempt == 2:
+                    raise
+        return {}
 
     def armed_after_ms(self, result) -> Optional[float]:
         """From the resume until the plugin's new trace points took effect."""

@@ -25,6 +25,7 @@ same SyscallEvent the loop would have built, through the same pipeline
 (syscall_hits.py).  Everything that needs gdb is done in `prepare()`.
 """
 import dataclasses
+import time
 import types as pytypes
 from typing import Callable, Dict, List, Optional
 
@@ -225,14 +226,17 @@ class PluginTracer(syscall_hits.PipelineCounters):
         self.done = False
         self.memo = {}     # events.decode's, for the whole trace
         self.held: List[pc.Record] = []    # read, waiting for older records of another ring
+        self.abandoned = 0     # read but left undecoded: the budget of the last feed ran out
 
-    def feed(self, chunks: List[bytes], final: bool = False) -> bool:
+    def feed(self, chunks: List[bytes], final: bool = False, budget: Optional[float] = None) -> bool:
         """Every record of `chunks` (one or more rings' worth) in sequence
         order; False once `emit` said stop.  The rings are drained one
         after the other while the vCPUs write on, so a ring read first may
         still get records numbered below ones already read from another:
         records past the lowest newest number of the rings in this batch
-        wait for the next batch (all go with `final`)."""
+        wait for the next batch (all go with `final`).  `budget`: seconds
+        to decode for, the records left then are counted in `abandoned`
+        (after a Ctrl-C, the summary must come at once)."""
         fresh = [r for c in chunks for r in pc.parse_records(c)]
         records = sorted(self.held + fresh, key=lambda r: r.seq)
         self.held = []
@@ -243,8 +247,12 @@ class PluginTracer(syscall_hits.PipelineCounters):
             mark = min(newest.values())
             self.held = [r for r in records if r.seq > mark]
             records = [r for r in records if r.seq <= mark]
+        deadline = None if budget is None else time.monotonic() + budget
         with arch.pinned(), symbols.pinned():
             for i, record in enumerate(records):
+                if deadline is not None and time.monotonic() > deadline:
+                    self.abandoned += len(records) - i
+                    return True
                 try:
                     if self.done or not self.on_record(record):
                         self.done = True

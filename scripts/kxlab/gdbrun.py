@@ -16,7 +16,7 @@ import subprocess
 import threading
 import time
 
-from . import paths, toolchains
+from . import paths, sources, toolchains
 
 
 def gdb_argv(vmlinux=None, port=None, load_kx=True, batch=False, mi=False,
@@ -33,6 +33,9 @@ def gdb_argv(vmlinux=None, port=None, load_kx=True, batch=False, mi=False,
              "-iex", "set pagination off", "-iex", "set confirm off",
              "-iex", "set width 0"]
     for cmd in extra_iex:
+        argv += ["-iex", cmd]
+    # The kernel's source lines at a stop (`list`, the frame line).
+    for cmd in sources.gdb_source_commands(vmlinux) if vmlinux else ():
         argv += ["-iex", cmd]
     if load_kx:
         argv += ["-ex", f"source {paths.GDBINIT}"]
