@@ -24,8 +24,12 @@ from gdbext import errors
 from gdbext.kernel import syscall_tables
 from gdbext.kernel.vmlinux import read_cstring, read_u64s
 
-# struct syscall_metadata (64 bytes): the first 32 are what kx needs.
-META_FORMAT = "<QiiQQ"
+# struct syscall_metadata (include/trace/syscall.h): the first 32 bytes are
+# what kx needs.  nb_args is an int up to 6.x and a 7-bit field of the byte
+# at the same offset in 7.x, whose other bits and next three bytes the
+# kernel fills at boot (user_arg_is_str, user_arg_size, user_mask): the
+# low 7 bits of that byte are nb_args in both.
+META_FORMAT = "<QiB3xQQ"
 
 
 @dataclasses.dataclass
@@ -52,6 +56,7 @@ def parse_metadata(read: Callable[[int, int], bytes], address: int) -> dict:
     if len(raw) < struct.calcsize(META_FORMAT):
         raise errors.DecodeError(f"syscall metadata at {address:#x} is cut short")
     name_p, nr, nb, types_p, args_p = struct.unpack(META_FORMAT, raw)
+    nb &= 0x7F
     if not 0 <= nb <= 6:
         raise errors.DecodeError(f"syscall metadata at {address:#x}: nb_args {nb} is not 0-6")
     name = read_cstring(read, name_p)
