@@ -60,3 +60,13 @@ def test_gdb_reads_types_and_variables(built):
     assert mine == theirs and None not in mine
     by_name = {n: a for a, _t, n in syms}
     assert mine[2] == by_name["init_task"]
+
+
+def test_without_btf_symbols_only(built, tmp_path):
+    """A kernel built without BTF: the file still has every symbol (gdb
+    finds init_task's address) and no struct type."""
+    d, syms, _path, raw = built
+    guest_elf.build(str(tmp_path), syms, b"", raw)
+    got = vmlinux_file.gdb_values(str(tmp_path / guest_elf.ELF_NAME),
+                                  ["(unsigned long)&init_task", "sizeof(struct task_struct)"])
+    assert got == [{n: a for a, _t, n in syms}["init_task"], None]
