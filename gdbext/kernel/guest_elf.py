@@ -19,6 +19,7 @@ objcopy adds the symbols after the link: ld keeps no local symbol of a
 NOBITS section, and static names repeat (many `cmp` functions).
 """
 import collections
+import json
 import os
 import subprocess
 import tempfile
@@ -29,7 +30,8 @@ from gdbext import errors
 from gdbext.decoders import btf as B, btf_c
 from gdbext.decoders.kaslr import relocatable
 
-ELF_NAME = "kernel-4.elf"     # the number changes with the file's shape
+ELF_NAME = "kernel-5.elf"
+SIGNATURES = "btf-syscalls.json"   # the syscall bodies' prototypes (decoders/btf_c.py)     # the number changes with the file's shape
 _GLOBALS = {"init_task": "struct task_struct"}
 _ARRAYS = {"sys_call_table": "sys_call_ptr_t", "ia32_sys_call_table": "sys_call_ptr_t",
            "x32_sys_call_table": "sys_call_ptr_t"}
@@ -179,6 +181,8 @@ def build(directory: str, symbols, btf_blob: bytes, raw: List[Tuple[str, int, by
         sizes.update({section[len(".kx.copy."):]: len(data) for section, _a, data in raw
                       if section.startswith(".kx.copy.")})
         variables = typed_variables(btf, emitter, by_name, sizes)
+        with open(os.path.join(directory, SIGNATURES), "w") as f:
+            json.dump(btf_c.syscall_prototypes(btf), f)
         source += "\n".join(v[2] for v in variables) + "\n"
     t_emit = time.perf_counter()
     skip = {(a, n) for a, n, _d in variables}

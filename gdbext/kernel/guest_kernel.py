@@ -50,6 +50,18 @@ class GuestKernel:
     sources: Dict[str, str]            # fact -> where it came from
     seconds: Dict[str, float]
     cached: bool = False
+    _btf_syscalls: Optional[dict] = None
+
+    def btf_syscalls(self) -> Dict[str, List[List[str]]]:
+        """{"__do_sys_NAME": [[ctype, name], ...]} from BTF ({} without)."""
+        from gdbext.kernel import guest_elf
+        if self._btf_syscalls is None:
+            try:
+                with open(os.path.join(self.directory, guest_elf.SIGNATURES)) as f:
+                    self._btf_syscalls = json.load(f)
+            except (OSError, ValueError):
+                self._btf_syscalls = {}
+        return self._btf_syscalls
 
     def address(self, name: str) -> Optional[int]:
         for a, _t, n in self.symbols:

@@ -36,7 +36,7 @@ META_FORMAT = "<QiB3xQQ"
 class Signature:
     name: str                     # the SYSCALL_DEFINE name ("openat")
     args: List[Tuple[str, str]]   # [(ctype, argname)], as decoders.syscall_args takes them
-    source: str                   # "ftrace" or "dwarf"
+    source: str                   # "ftrace", "dwarf" or "btf"
     origin: str = ""              # the symbol read: __syscall_meta__openat, __do_sys_openat
 
     def format(self) -> str:
@@ -111,7 +111,7 @@ def signature(name_or_nr, abi="64") -> Optional[Signature]:
     cache = syscall_tables.cache()
     if key not in cache:
         sig = None if compat else _ftrace_signature(stem)
-        cache[key] = sig or _dwarf_signature(stem, compat, handler_addr)
+        cache[key] = sig or _dwarf_signature(stem, compat, handler_addr) or _btf_signature(stem, compat)
     return cache[key]
 
 
@@ -179,6 +179,20 @@ def _dwarf_signature(stem: str, compat: bool, handler_addr: Optional[int]) -> Op
     except (gdb.error, RuntimeError):
         return None
     return None
+
+
+def _btf_signature(stem: str, compat: bool) -> Optional[Signature]:
+    """With no vmlinux: __do_sys_NAME's prototype from BTF, when BTF has it
+    (only the bodies compiled out of line: 103 of them on 6.1)."""
+    from gdbext.kernel import guest_session
+    gk = guest_session.current()
+    if gk is None:
+        return None
+    wanted = f"__do_{'compat_sys_' if compat else 'sys_'}{stem}"
+    params = gk.btf_syscalls().get(wanted)
+    if params is None:
+        return None
+    return Signature(stem, [(ctype, name) for ctype, name in params], "btf", wanted)
 
 
 def _function_block(gdb, pc: int):
