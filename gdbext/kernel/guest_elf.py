@@ -206,5 +206,8 @@ def build(directory: str, symbols, btf_blob: bytes, raw: List[Tuple[str, int, by
         out = os.path.join(directory, ELF_NAME)
         _run(["objcopy", "@symbols.args", "linked.elf", out + ".tmp"], tmp)
         os.replace(out + ".tmp", out)
+    for stale in os.listdir(directory):   # the files of earlier kx versions
+        if stale.startswith("kernel") and stale.endswith(".elf") and stale != ELF_NAME:
+            os.remove(os.path.join(directory, stale))
     t_end = time.perf_counter()
     return {"btf_to_c": round(t_emit - t0, 3), "compile_link": round(t_end - t_emit, 3)}
