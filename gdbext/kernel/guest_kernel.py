@@ -212,7 +212,17 @@ def _cached(pointers: Dict[str, int], cpu: int) -> Optional[GuestKernel]:
             except errors.MemoryUnreadable:
                 same = False
             if same:
-                return _from_cache(directory, meta, text)
+                gk = _from_cache(directory, meta, text)
+                # This boot's facts, not the addresses of the attach that filled the cache.
+                gk.sources.update({
+                    "kernel_text": f"{source} handler {pointers[source]:#x}",
+                    "kallsyms": f"cached: {len(gk.symbols)} symbols decoded from memory at an earlier attach",
+                    "build_id": f"GNU build-id note in memory at {text + meta['note_offset']:#x} "
+                                "matches the cache"})
+                if gk.btf_path:
+                    gk.sources["btf"] = (f"cached: {os.path.getsize(gk.btf_path)} bytes read from __start_BTF "
+                                         "at an earlier attach")
+                return gk
             break
     return None
 
