@@ -32,12 +32,13 @@ SCAN_LIMIT = 128 << 20     # text and rodata of the largest image we know is ~60
 SUBCHUNK = 64 << 10        # the granule of a chunk with unmapped pages
 MAX_HOLE = 8               # MiB of nothing before the scan gives up
 _TAIL = 2 << 20            # what follows the token index: kallsyms_offsets, the base
-FORMAT = 2                 # bump when the cached files change shape
+FORMAT = 3                 # bump when the cached files change shape
 # Objects kx's file model reads as bytes (syscall tables, the dispatch
-# switches, syscall_init's MSR writes): the symbol file carries a copy of
-# them from memory, to the next symbol or 64 KiB.
+# switches, whose calls are rel32): the symbol file carries a copy of them
+# from memory, to the next symbol or 64 KiB.  Not syscall_init: its
+# immediates are relocated and cannot be moved back (kx msr falls back).
 COPIED = ("sys_call_table", "ia32_sys_call_table", "x32_sys_call_table", "x64_sys_call",
-          "ia32_sys_call", "x32_sys_call", "syscall_init")
+          "ia32_sys_call", "x32_sys_call")
 
 
 @dataclasses.dataclass
@@ -344,5 +345,6 @@ def symbol_file(gk: GuestKernel) -> str:
         if gk.btf_path:
             with open(gk.btf_path, "rb") as f:
                 blob = f.read()
-        gk.seconds.update(guest_elf.build(gk.directory, gk.symbols, blob, raw_sections(gk)))
+        gk.seconds.update(guest_elf.build(gk.directory, gk.symbols, blob, raw_sections(gk),
+                                          arch.current().kernel_link_text))
     return path
