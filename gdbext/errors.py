@@ -38,10 +38,12 @@ class MissingSymbol(KxError):
 
 
 class MissingType(KxError):
-    def __init__(self, name: str, member: str = ""):
+    def __init__(self, name: str, member: str = "", why: str = ""):
         self.name = name
         self.member = member
-        if member:
+        if why:
+            super().__init__(f"no type `{name}`: {why}")
+        elif member:
             super().__init__(f"the debug info has no member `{member}` in `{name}`")
         else:
             super().__init__(f"the debug info has no type `{name}` (is the vmlinux built with DWARF?)")

@@ -461,6 +461,11 @@ class Arch:
         sources that execute an instruction on the vCPU."""
         return SlideReadings()
 
+    # Where the kernel's _text is linked (no KASLR): the symbol file kx
+    # builds from the guest's own kallsyms is linked there, so that kx's
+    # KASLR code finds each boot's slide.  None: where the guest was.
+    kernel_link_text: Optional[int] = None
+
     def kernel_text_pointers(self, cpu: int) -> Dict[str, int]:
         """Addresses inside the running kernel's text that the CPU's own
         state gives with no symbol ({source: address}; x86: IDT handlers),

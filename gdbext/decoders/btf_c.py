@@ -11,6 +11,7 @@ first; pointers need only a forward declaration).  Names BTF repeats (BTF
 dedup keeps distinct layouts under one name) get a ___N suffix, as do
 repeated enumerators; anonymous enums get a name of their own.
 """
+import re
 from typing import Dict, List, Set
 
 from gdbext.decoders import btf as B
@@ -202,6 +203,34 @@ class Emitter:
             start += (end - start) // 8 * 8
         if end > start:
             lines.append(f"unsigned char : {end - start};")
+
+
+SYSCALL_BODIES = ("__do_sys_", "__do_compat_sys_")
+# BTF keeps DWARF's base type names; SYSCALL_DEFINE (and ftrace) spell them as C.
+_C_SPELLING = (("long long unsigned int", "unsigned long long"), ("long long int", "long long"),
+               ("long unsigned int", "unsigned long"), ("long int", "long"),
+               ("short unsigned int", "unsigned short"), ("short int", "short"))
+
+
+def c_spelling(ctype: str) -> str:
+    for dwarf, c in _C_SPELLING:
+        ctype = re.sub(rf"\b{dwarf}\b", c, ctype)
+    return ctype
+
+
+def syscall_prototypes(btf: B.Btf) -> Dict[str, List[List[str]]]:
+    """{"__do_sys_NAME": [[ctype, name], ...]} of the syscall bodies BTF has
+    (the out-of-line ones: pahole records no inlined function); bodies that
+    take only `const struct pt_regs *__unused` (SYSCALL_DEFINE0) give []."""
+    e = Emitter(btf)
+    out: Dict[str, List[List[str]]] = {}
+    for t in btf.types[1:]:
+        if t.kind != B.FUNC or not t.name.startswith(SYSCALL_BODIES):
+            continue
+        proto = btf.types[t.type]
+        params = [[c_spelling(e.decl(p.type, "").strip()), p.name] for p in proto.params if p.type]
+        out[t.name] = [] if [p[1] for p in params] == ["__unused"] else params
+    return out
 
 
 # gcc options the emitted C needs: every type kept in the DWARF, and

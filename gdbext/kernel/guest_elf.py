@@ -19,7 +19,9 @@ objcopy adds the symbols after the link: ld keeps no local symbol of a
 NOBITS section, and static names repeat (many `cmp` functions).
 """
 import collections
+import json
 import os
+import struct
 import subprocess
 import tempfile
 import time
@@ -29,7 +31,8 @@ from gdbext import errors
 from gdbext.decoders import btf as B, btf_c
 from gdbext.decoders.kaslr import relocatable
 
-ELF_NAME = "kernel-4.elf"     # the number changes with the file's shape
+ELF_NAME = "kernel-6.elf"
+SIGNATURES = "btf-syscalls.json"   # the syscall bodies' prototypes (decoders/btf_c.py)     # the number changes with the file's shape
 _GLOBALS = {"init_task": "struct task_struct"}
 _ARRAYS = {"sys_call_table": "sys_call_ptr_t", "ia32_sys_call_table": "sys_call_ptr_t",
            "x32_sys_call_table": "sys_call_ptr_t"}
@@ -160,10 +163,35 @@ def _run(argv, cwd):
                              + (done.stderr.strip().splitlines() or ["?"])[0])
 
 
-def build(directory: str, symbols, btf_blob: bytes, raw: List[Tuple[str, int, bytes]]) -> Dict[str, float]:
-    """Write directory/kernel.elf; `raw` is [(section, address, bytes)]
-    copied from memory (.notes, the banner).  Returns timings."""
+def rebase(symbols, raw: List[Tuple[str, int, bytes]], link_text: int):
+    """(symbols, raw) moved so that _text is at `link_text`: the file is
+    then linked where the kernel is without KASLR, and kx's KASLR code
+    finds each boot's real slide, never a negative one.  The syscall
+    tables' entries move too (the kernel relocated them in memory)."""
+    runtime = next(a for a, _l, n in symbols if n == "_text")
+    shift = min(link_text, runtime) - runtime
+    if not shift:
+        return symbols, raw
+
+    def move(a: int) -> int:
+        return a + shift if relocatable(a) else a
+    moved = []
+    for section, address, data in raw:
+        if section.endswith("_table"):
+            values = struct.unpack(f"<{len(data) // 8}Q", data)
+            data = struct.pack(f"<{len(values)}Q", *(move(v) if v else 0 for v in values))
+        moved.append((section, move(address), data))
+    return [(move(a), letter, n) for a, letter, n in symbols], moved
+
+
+def build(directory: str, symbols, btf_blob: bytes, raw: List[Tuple[str, int, bytes]],
+          link_text: int = None) -> Dict[str, float]:
+    """Write directory/ELF_NAME; `raw` is [(section, address, bytes)]
+    copied from memory (.notes, the banner, the syscall tables); with
+    `link_text`, linked there (rebase).  Returns timings."""
     t0 = time.perf_counter()
+    if link_text is not None:
+        symbols, raw = rebase(symbols, raw, link_text)
     by_name: Dict[str, List[int]] = collections.defaultdict(list)
     for a, _l, n in symbols:
         by_name[n].append(a)
@@ -179,6 +207,8 @@ def build(directory: str, symbols, btf_blob: bytes, raw: List[Tuple[str, int, by
         sizes.update({section[len(".kx.copy."):]: len(data) for section, _a, data in raw
                       if section.startswith(".kx.copy.")})
         variables = typed_variables(btf, emitter, by_name, sizes)
+        with open(os.path.join(directory, SIGNATURES), "w") as f:
+            json.dump(btf_c.syscall_prototypes(btf), f)
         source += "\n".join(v[2] for v in variables) + "\n"
     t_emit = time.perf_counter()
     skip = {(a, n) for a, n, _d in variables}
@@ -202,5 +232,8 @@ def build(directory: str, symbols, btf_blob: bytes, raw: List[Tuple[str, int, by
         out = os.path.join(directory, ELF_NAME)
         _run(["objcopy", "@symbols.args", "linked.elf", out + ".tmp"], tmp)
         os.replace(out + ".tmp", out)
+    for stale in os.listdir(directory):   # the files of earlier kx versions
+        if stale.startswith("kernel") and stale.endswith(".elf") and stale != ELF_NAME:
+            os.remove(os.path.join(directory, stale))
     t_end = time.perf_counter()
     return {"btf_to_c": round(t_emit - t0, 3), "compile_link": round(t_end - t_emit, 3)}

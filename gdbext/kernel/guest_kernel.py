@@ -32,12 +32,13 @@ SCAN_LIMIT = 128 << 20     # text and rodata of the largest image we know is ~60
 SUBCHUNK = 64 << 10        # the granule of a chunk with unmapped pages
 MAX_HOLE = 8               # MiB of nothing before the scan gives up
 _TAIL = 2 << 20            # what follows the token index: kallsyms_offsets, the base
-FORMAT = 2                 # bump when the cached files change shape
+FORMAT = 3                 # bump when the cached files change shape
 # Objects kx's file model reads as bytes (syscall tables, the dispatch
-# switches, syscall_init's MSR writes): the symbol file carries a copy of
-# them from memory, to the next symbol or 64 KiB.
+# switches, whose calls are rel32): the symbol file carries a copy of them
+# from memory, to the next symbol or 64 KiB.  Not syscall_init: its
+# immediates are relocated and cannot be moved back (kx msr falls back).
 COPIED = ("sys_call_table", "ia32_sys_call_table", "x32_sys_call_table", "x64_sys_call",
-          "ia32_sys_call", "x32_sys_call", "syscall_init")
+          "ia32_sys_call", "x32_sys_call")
 
 
 @dataclasses.dataclass
@@ -50,6 +51,18 @@ class GuestKernel:
     sources: Dict[str, str]            # fact -> where it came from
     seconds: Dict[str, float]
     cached: bool = False
+    _btf_syscalls: Optional[dict] = None
+
+    def btf_syscalls(self) -> Dict[str, List[List[str]]]:
+        """{"__do_sys_NAME": [[ctype, name], ...]} from BTF ({} without)."""
+        from gdbext.kernel import guest_elf
+        if self._btf_syscalls is None:
+            try:
+                with open(os.path.join(self.directory, guest_elf.SIGNATURES)) as f:
+                    self._btf_syscalls = json.load(f)
+            except (OSError, ValueError):
+                self._btf_syscalls = {}
+        return self._btf_syscalls
 
     def address(self, name: str) -> Optional[int]:
         for a, _t, n in self.symbols:
@@ -200,7 +213,17 @@ def _cached(pointers: Dict[str, int], cpu: int) -> Optional[GuestKernel]:
             except errors.MemoryUnreadable:
                 same = False
             if same:
-                return _from_cache(directory, meta, text)
+                gk = _from_cache(directory, meta, text)
+                # This boot's facts, not the addresses of the attach that filled the cache.
+                gk.sources.update({
+                    "kernel_text": f"{source} handler {pointers[source]:#x}",
+                    "kallsyms": f"cached: {len(gk.symbols)} symbols decoded from memory at an earlier attach",
+                    "build_id": f"GNU build-id note in memory at {text + meta['note_offset']:#x} "
+                                "matches the cache"})
+                if gk.btf_path:
+                    gk.sources["btf"] = (f"cached: {os.path.getsize(gk.btf_path)} bytes read from __start_BTF "
+                                         "at an earlier attach")
+                return gk
             break
     return None
 
@@ -322,5 +345,6 @@ def symbol_file(gk: GuestKernel) -> str:
         if gk.btf_path:
             with open(gk.btf_path, "rb") as f:
                 blob = f.read()
-        gk.seconds.update(guest_elf.build(gk.directory, gk.symbols, blob, raw_sections(gk)))
+        gk.seconds.update(guest_elf.build(gk.directory, gk.symbols, blob, raw_sections(gk),
+                                          arch.current().kernel_link_text))
     return path

@@ -24,15 +24,19 @@ from gdbext import errors
 from gdbext.kernel import syscall_tables
 from gdbext.kernel.vmlinux import read_cstring, read_u64s
 
-# struct syscall_metadata (64 bytes): the first 32 are what kx needs.
-META_FORMAT = "<QiiQQ"
+# struct syscall_metadata (include/trace/syscall.h): the first 32 bytes are
+# what kx needs.  nb_args is an int up to 6.x and a 7-bit field of the byte
+# at the same offset in 7.x, whose other bits and next three bytes the
+# kernel fills at boot (user_arg_is_str, user_arg_size, user_mask): the
+# low 7 bits of that byte are nb_args in both.
+META_FORMAT = "<QiB3xQQ"
 
 
 @dataclasses.dataclass
 class Signature:
     name: str                     # the SYSCALL_DEFINE name ("openat")
     args: List[Tuple[str, str]]   # [(ctype, argname)], as decoders.syscall_args takes them
-    source: str                   # "ftrace" or "dwarf"
+    source: str                   # "ftrace", "dwarf" or "btf"
     origin: str = ""              # the symbol read: __syscall_meta__openat, __do_sys_openat
 
     def format(self) -> str:
@@ -52,6 +56,7 @@ def parse_metadata(read: Callable[[int, int], bytes], address: int) -> dict:
     if len(raw) < struct.calcsize(META_FORMAT):
         raise errors.DecodeError(f"syscall metadata at {address:#x} is cut short")
     name_p, nr, nb, types_p, args_p = struct.unpack(META_FORMAT, raw)
+    nb &= 0x7F
     if not 0 <= nb <= 6:
         raise errors.DecodeError(f"syscall metadata at {address:#x}: nb_args {nb} is not 0-6")
     name = read_cstring(read, name_p)
@@ -106,7 +111,7 @@ def signature(name_or_nr, abi="64") -> Optional[Signature]:
     cache = syscall_tables.cache()
     if key not in cache:
         sig = None if compat else _ftrace_signature(stem)
-        cache[key] = sig or _dwarf_signature(stem, compat, handler_addr)
+        cache[key] = sig or _dwarf_signature(stem, compat, handler_addr) or _btf_signature(stem, compat)
     return cache[key]
 
 
@@ -174,6 +179,20 @@ def _dwarf_signature(stem: str, compat: bool, handler_addr: Optional[int]) -> Op
     except (gdb.error, RuntimeError):
         return None
     return None
+
+
+def _btf_signature(stem: str, compat: bool) -> Optional[Signature]:
+    """With no vmlinux: __do_sys_NAME's prototype from BTF, when BTF has it
+    (only the bodies compiled out of line: 103 of them on 6.1)."""
+    from gdbext.kernel import guest_session
+    gk = guest_session.current()
+    if gk is None:
+        return None
+    wanted = f"__do_{'compat_sys_' if compat else 'sys_'}{stem}"
+    params = gk.btf_syscalls().get(wanted)
+    if params is None:
+        return None
+    return Signature(stem, [(ctype, name) for ctype, name in params], "btf", wanted)
 
 
 def _function_block(gdb, pc: int):

@@ -7,6 +7,7 @@ expression evaluator (tests/vmlinux_file.dwarf_offsets), for every member
 kx's struct readers use and every pt_regs register.
 """
 import importlib
+import re
 import struct
 import subprocess
 
@@ -151,3 +152,36 @@ def test_struct_layout_round_trip(fields):
         assert btf.offsetof(s.id, name)[0] == bit_off
     with pytest.raises(errors.DecodeError):
         B.parse(_blob(types[:-4], strings))
+
+
+def _same_c_type(btf_type: str, source_type: str) -> bool:
+    """The same C type: `__user` dropped, a bare `unsigned` is `unsigned int`."""
+    src = re.sub(r"\bunsigned\b(?!\s+(int|long|short|char))", "unsigned int", source_type.replace("__user", ""))
+    return btf_type.replace(" ", "") == src.replace(" ", "")
+
+
+def test_syscall_prototypes_name_the_ftrace_parameters(kernel):
+    """BTF's __do_sys_* prototypes against the same syscalls' ftrace
+    metadata (struct syscall_metadata in the vmlinux file): the same
+    parameter names in the same order, the same types once `__user` (which
+    BTF does not record) is dropped."""
+    from gdbext.kernel.syscall_signatures import parse_metadata
+    d, _blob, btf = kernel
+    protos = btf_c.syscall_prototypes(btf)
+    stems = {n[len("__do_sys_"):]: p for n, p in protos.items() if n.startswith("__do_sys_")}
+    where = vmlinux_file.symbol_values(f"{d}/vmlinux", [f"__syscall_meta__{s}" for s in stems])
+
+    def read(address, n):
+        return vmlinux_file.read(f"{d}/vmlinux", address, n)
+    compared = 0
+    for stem, params in stems.items():
+        meta = where.get(f"__syscall_meta__{stem}")
+        if meta is None:
+            continue
+        args = parse_metadata(read, meta)["args"]
+        assert [n for _t, n in params] == [n for _t, n in args], stem
+        for (ctype, _n), (ftype, _m) in zip(params, args):
+            assert _same_c_type(ctype, ftype), (stem, ctype, ftype)
+        compared += 1
+    print(f"{d}: {compared} BTF syscall prototypes match ftrace")
+    assert compared >= 50

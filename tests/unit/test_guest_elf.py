@@ -60,3 +60,27 @@ def test_gdb_reads_types_and_variables(built):
     assert mine == theirs and None not in mine
     by_name = {n: a for a, _t, n in syms}
     assert mine[2] == by_name["init_task"]
+
+
+def test_without_btf_symbols_only(built, tmp_path):
+    """A kernel built without BTF: the file still has every symbol (gdb
+    finds init_task's address) and no struct type."""
+    d, syms, _path, raw = built
+    guest_elf.build(str(tmp_path), syms, b"", raw)
+    got = vmlinux_file.gdb_values(str(tmp_path / guest_elf.ELF_NAME),
+                                  ["(unsigned long)&init_task", "sizeof(struct task_struct)"])
+    assert got == [{n: a for a, _t, n in syms}["init_task"], None]
+
+
+def test_rebase_to_the_link_address():
+    """A file built on a KASLR boot is linked where the kernel is without
+    KASLR: kernel-image symbols and table entries move, per-cpu offsets and
+    NULL entries do not; a kernel below the link address stays put."""
+    import struct
+    runtime, link = 0xFFFFFFFFA0000000, 0xFFFFFFFF81000000
+    syms = [(0x1000, "A", "pcpu_thing"), (runtime, "T", "_text"), (runtime + 0x40, "T", "f")]
+    table = struct.pack("<3Q", runtime + 0x40, 0, runtime)
+    moved, raw = guest_elf.rebase(syms, [(".kx.copy.sys_call_table", runtime + 0x100, table)], link)
+    assert moved == [(0x1000, "A", "pcpu_thing"), (link, "T", "_text"), (link + 0x40, "T", "f")]
+    assert raw == [(".kx.copy.sys_call_table", link + 0x100, struct.pack("<3Q", link + 0x40, 0, link))]
+    assert guest_elf.rebase(syms, [], 0xFFFFFFFFC0000000) == (syms, [])

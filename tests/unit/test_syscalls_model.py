@@ -89,6 +89,17 @@ def test_parse_metadata():
                              ("int", "flags"), ("umode_t", "mode")]}
 
 
+def test_parse_metadata_as_7_2_fills_it_at_boot():
+    """7.2's struct syscall_metadata: nb_args:7, user_arg_is_str:1,
+    user_arg_size, user_mask in the int 6.x's nb_args was; the kernel fills
+    the three at boot (bytes seen in a 7.2 guest's __syscall_meta__openat:
+    04 ff 02 00)."""
+    m = metadata_fixture()
+    m.put(0x1000, struct.pack("<QiBbhQQ", 0x2000, 257, 4 | 0x80, -1, 2, 0x3000, 0x3100) + bytes(32))
+    meta = G.parse_metadata(m.read, 0x1000)
+    assert meta["nr"] == 257 and [a for _t, a in meta["args"]] == ["dfd", "filename", "flags", "mode"]
+
+
 def test_parse_metadata_no_args():
     meta = G.parse_metadata(metadata_fixture(nb=0, name="sys_getpid").read, 0x1000)
     assert meta["name"] == "sys_getpid" and meta["args"] == []

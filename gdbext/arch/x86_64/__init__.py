@@ -311,6 +311,10 @@ class X86_64(Arch):
         from gdbext.arch.x86_64 import kaslr_sources
         return kaslr_sources.readings(table, cpu, inject)
 
+    # __START_KERNEL_map + CONFIG_PHYSICAL_START (0x1000000, the default and
+    # Debian's; arch/x86/Kconfig).
+    kernel_link_text = 0xFFFFFFFF81000000
+
     def kernel_text_pointers(self, cpu: int):
         from gdbext.arch.x86_64 import kaslr_sources
         return kaslr_sources.text_pointers(cpu)
