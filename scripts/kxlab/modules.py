@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 from typing import Optional
 
-from . import bootstrap, debs
+from . import bootstrap
 
 MODULE = "nls_utf8"
 MODULE_PATH = "kernel/fs/nls/nls_utf8.ko"
@@ -50,15 +50,20 @@ def _fetch(kernel, out: dict) -> None:
     packages = list(kernel_packages(kernel))
     with tempfile.TemporaryDirectory(prefix="kx-modules-") as tmp:
         tmp = pathlib.Path(tmp)
-        debs.apt_get_download(packages, tmp)
+        # The kernel's own suite (bullseye, sid: a private apt state), not
+        # the system's.
+        from . import kernels
+        kernels.series_apt(kernel.series, getattr(kernel, "arch", kernels.DEFAULT_ARCH)).download(packages, tmp)
         for deb in tmp.glob("*.deb"):
             dbg = "-dbg_" in deb.name
-            stage = tmp / ("x-dbg" if dbg else "x")
+            stage = tmp / ("x-" + deb.stem)
             stage.mkdir()
-            prefix = f"./usr/lib/debug/lib/modules/{kernel.abi}/" if dbg else f"./lib/modules/{kernel.abi}/"
+            # sid's packages are merged-/usr: usr/lib/modules, and the -dbg
+            # copy under usr/lib/debug/usr/lib/modules too.
+            prefix = "*/lib/modules/" + kernel.abi + "/"
             found = _extract(deb, prefix + MODULE_PATH + "*", stage)
             if found is None:
-                raise RuntimeError(f"{deb.name} has no {MODULE_PATH}")
+                continue      # linux-base (sid): the config, no modules
             target = out["dbg" if dbg else "module"]
             target.parent.mkdir(parents=True, exist_ok=True)
             data = found.read_bytes()
@@ -67,13 +72,21 @@ def _fetch(kernel, out: dict) -> None:
             partial = target.with_suffix(".partial")
             partial.write_bytes(data)
             partial.rename(target)
+        missing = [k for k, p in out.items() if not p.exists()]
+        if missing:
+            raise RuntimeError(f"no {MODULE_PATH} ({', '.join(missing)}) in {', '.join(packages)}")
 
 
 def kernel_packages(kernel):
-    """The image and -dbg package names of a fetched kernel (kernel.json)."""
+    """The packages with the module: the image's and the -dbg package of a
+    fetched kernel (kernel.json), plus sid's linux-modules-ABI (since 7.x
+    Debian splits the modules out of the image package)."""
     import json
     info = json.loads((pathlib.Path(kernel.root) / "kernel.json").read_text())
-    return info["packages"].keys()
+    names = list(info["packages"])
+    if any(n.startswith("linux-binary-") for n in names):
+        names.append(f"linux-modules-{kernel.abi}")
+    return [n for n in names if not n.startswith("linux-base-")]
 
 
 def ensure(kernel) -> Optional[dict]:
