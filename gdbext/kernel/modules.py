@@ -56,12 +56,13 @@ def _regions(mod: int, cpu) -> List[tuple]:
 
 
 def sections(mod: int, cpu=None) -> Dict[str, int]:
-    """{section name: address} from mod->sect_attrs (module_sect_attrs:
-    nsections, then attrs[] of {battr (its attr.name), address};
-    kernel/module/sysfs.c, 6.1 and 6.12)."""
+    """{section name: address} from mod->sect_attrs (kernel/module/sysfs.c)."""
     attrs = _u(mod + types.offsetof(MODULE, "sect_attrs"), 8, cpu)
     if not attrs:
         return {}
+    if not types.has_member("struct module_sect_attrs", "nsections"):
+        return _sections_from_bin_attrs(attrs, cpu)
+    # Up to 6.14: nsections, then attrs[] of {battr (its attr.name), address}.
     n = _u(attrs + types.offsetof("struct module_sect_attrs", "nsections"), 4, cpu)
     first = attrs + types.offsetof("struct module_sect_attrs", "attrs")
     stride = types.sizeof("struct module_sect_attr")
@@ -71,6 +72,22 @@ def sections(mod: int, cpu=None) -> Dict[str, int]:
     for i in range(min(n, 256)):
         at = first + i * stride
         out[read_string(_u(at + name_off, 8, cpu), 64, cpu)] = _u(at + addr_off, 8, cpu)
+    return out
+
+
+def _sections_from_bin_attrs(attrs: int, cpu=None) -> Dict[str, int]:
+    """Since "module: sysfs: Drop member 'module_sect_attrs::nsections'"
+    (6.15): grp.bin_attrs is a NULL-terminated array of bin_attribute
+    pointers, each with the section's name and its address in `private`."""
+    table = _u(attrs + types.offsetof("struct module_sect_attrs", "grp.bin_attrs"), 8, cpu)
+    name_off = types.offsetof("struct bin_attribute", "attr.name")
+    addr_off = types.offsetof("struct bin_attribute", "private")
+    out = {}
+    for i in range(256):
+        battr = _u(table + 8 * i, 8, cpu) if table else 0
+        if not battr:
+            break
+        out[read_string(_u(battr + name_off, 8, cpu), 64, cpu)] = _u(battr + addr_off, 8, cpu)
     return out
 
 
