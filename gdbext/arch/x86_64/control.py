@@ -34,14 +34,28 @@ def pti_enabled(cpu: int) -> Optional[bool]:
     return bool(words[X86_FEATURE_PTI // 32] >> (X86_FEATURE_PTI % 32) & 1)
 
 
+# Before 6.0 XCR0 = xfeatures_mask_all & XFEATURE_MASK_USER_SUPPORTED
+# (5.10: arch/x86/include/asm/fpu/xstate.h); the bit of each name comes from
+# the kernel's own enum xfeature.
+_USER_SUPPORTED_5_10 = ("XFEATURE_FP", "XFEATURE_SSE", "XFEATURE_YMM", "XFEATURE_OPMASK",
+                        "XFEATURE_ZMM_Hi256", "XFEATURE_Hi16_ZMM", "XFEATURE_PKRU",
+                        "XFEATURE_BNDREGS", "XFEATURE_BNDCSR")
+
+
 def kernel_xcr0(cpu: int) -> Optional[int]:
-    """fpu_user_cfg.max_features (6.0+), what XCR0 was set to, or None."""
-    address = symbols.lookup("fpu_user_cfg")
-    if address is None or not types.has_member("struct fpu_state_config", "max_features"):
-        return None
+    """What the kernel set XCR0 to (xsetbv): fpu_user_cfg.max_features
+    (6.0+), or xfeatures_mask_all's user part (5.x); None if unknown."""
     try:
-        off = types.offsetof("struct fpu_state_config", "max_features")
-        return int.from_bytes(machine.read_kernel(address + off, 8, cpu), "little")
+        address = symbols.lookup("fpu_user_cfg")
+        if address is not None and types.has_member("struct fpu_state_config", "max_features"):
+            off = types.offsetof("struct fpu_state_config", "max_features")
+            return int.from_bytes(machine.read_kernel(address + off, 8, cpu), "little")
+        address = symbols.lookup("xfeatures_mask_all")
+        bits = dict(types.enum_values("enum xfeature") or {})
+        if address is None or not all(n in bits for n in _USER_SUPPORTED_5_10):
+            return None
+        mask = sum(1 << bits[n] for n in _USER_SUPPORTED_5_10)
+        return int.from_bytes(machine.read_kernel(address, 8, cpu), "little") & mask
     except errors.KxError:
         return None
 
@@ -108,4 +122,5 @@ def _xcr0_row(cpu: int, cr4: Optional[int]) -> Dict:
         return _row("XCR0", None, None, None, "not readable: the gdbstub and QEMU's monitor do not expose "
                     "XCR0, and the kernel's fpu_user_cfg.max_features could not be read")
     return _row("XCR0", value, "kernel", crdec.decode_xcr0(value),
-                "what the kernel wrote with xsetbv (fpu_user_cfg.max_features); the gdbstub does not expose XCR0")
+                "what the kernel wrote with xsetbv (fpu_user_cfg.max_features, or xfeatures_mask_all's "
+                "user features before 6.0); the gdbstub does not expose XCR0")
