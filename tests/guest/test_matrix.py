@@ -56,6 +56,7 @@ TYPICAL = {
     "pagewalk": ["sys_call_table", "$rsp --cpu {other}", "0x400000 --pid 1"],
     "dmesg": ["--tail 5", "--level console", "--follow"],
     "modules": [""],
+    "kernel": [""],
     # arm64's CPU state (here: the one-line refusal on an x86-64 target).
     "sysregs": ["", "--cpu {other}"],
     "vectors": [""],
