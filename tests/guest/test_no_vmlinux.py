@@ -109,6 +109,7 @@ def test_current_comm_in_plain_gdb(nv):
 
 
 def test_event_at_openat(nv):
+    assert nv.json("kx kernel")["source"] == "guest"   # the first kx command loads the symbols
     slide = true_slide(nv)
     nv.run_to("entry_SYSCALL_64", condition="$rax == 257")
     assert nv.reg("pc") == nv.symbols["entry_SYSCALL_64"] + slide
