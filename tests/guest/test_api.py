@@ -200,9 +200,16 @@ def test_drgn_for_each_task_is_kx_ps(kk):
 
 
 def test_drgn_runqueue_curr_is_kx_current(kk):
-    for cpu in (0, 1):
-        curr = drgn(kk, f"per_cpu(prog['runqueues'], {cpu}).curr.value_()")
-        assert curr == kk.gdb.eval(f"(unsigned long)$kx_current({cpu})")
+    # A stop can land inside a context switch, between rq->curr and the
+    # per-cpu current_task changing (kernel/sched/core.c __schedule): then
+    # the guest runs on to another stop, three times at most.
+    for attempt in range(3):
+        pairs = [(drgn(kk, f"per_cpu(prog['runqueues'], {cpu}).curr.value_()"),
+                  kk.gdb.eval(f"(unsigned long)$kx_current({cpu})")) for cpu in (0, 1)]
+        if all(a == b for a, b in pairs) or attempt == 2:
+            break
+        assert kk.heartbeat_continues(60)
+    assert all(a == b for a, b in pairs), pairs
     # drgn found the KASLR offset itself, in the kernel's vmcoreinfo.
     assert drgn(kk, "prog.symbol('_text').address") == slid(kk, "_text")
 
