@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from gdbext import errors
+from gdbext.decoders import msr as msrdec
 from gdbext.decoders import x86_msr_writes as X
 from gdbext.kernel import vmlinux as V
 from tests import kernel_source
@@ -160,8 +161,14 @@ def test_debian_syscall_init(series, d):
         try:
             writes = X.msr_writes(code, start, lambda a: vendor if bcd <= a < bcd + 4 else 1,
                                   lambda slot: pv <= slot < pv + sizes["pv_ops"], lambda t: t in thunks)
-        except errors.DecodeError as exc:
-            pytest.skip(f"{series}: syscall_init does not decode ({exc}); kx falls back on version facts")
+        except errors.DecodeError:
+            # 7.2's syscall_init ends in a tail jmp the walk does not follow:
+            # kx then falls back on version facts (cpu_setup._fallback_msr),
+            # which must be this source's.
+            known = tuple(int(x) for x in series.split("."))
+            assert mask == (msrdec.SFMASK_BEFORE_5_14 if known < (5, 14) else msrdec.EXPECTED_SFMASK)
+            assert skips == (known >= (5, 18))
+            return
         got = {w.index: w.value for w in writes}
         assert got[FMASK] == mask
         assert got[0xC0000082] == syms["entry_SYSCALL_64"]
