@@ -38,14 +38,20 @@ def locate(address: int, regions: Sequence[Tuple[str, int, int]]) -> Optional[Tu
     return None
 
 
-def add_symbol_file_args(path: str, sections: Dict[str, int], present: Sequence[str]) -> List[str]:
+def add_symbol_file_args(path: str, sections: Dict[str, int], present) -> List[str]:
     """add-symbol-file's arguments for a module: .text's address first,
     then `-s NAME ADDR` for every other section the kernel placed that the
-    file has (the sections of /sys/module/NAME/sections)."""
+    file has (the sections of /sys/module/NAME/sections).  `present` is the
+    file's section names, or {name: sh_addr}: gdb adds a relocatable
+    file's sh_addr to its symbols, so that much is taken off the address."""
     if ".text" not in sections:
         raise ValueError("the module has no .text section address")
-    args = [path, f"{sections['.text']:#x}"]
+    vma = present if isinstance(present, dict) else {}
+
+    def at(name):
+        return f"{(sections[name] - (vma.get(name) or 0)) & (1 << 64) - 1:#x}"
+    args = [path, at(".text")]
     for name in sorted(sections):
         if name != ".text" and name in present and sections[name]:
-            args += ["-s", name, f"{sections[name]:#x}"]
+            args += ["-s", name, at(name)]
     return args

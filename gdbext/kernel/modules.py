@@ -161,13 +161,15 @@ def find_files(directory: str) -> Dict[str, str]:
 
 
 def file_sections(path: str):
-    """The section names of a module file (pyelftools), or None without it."""
+    """{section name: sh_addr} of a module file (pyelftools), or None
+    without it.  Debian's -dbg .ko files of 6.12 give some sections a
+    nonzero sh_addr (.data at 0x40), which gdb adds to their symbols."""
     try:
         from elftools.elf.elffile import ELFFile
     except ImportError:
         return None
     try:
         with open(path, "rb") as fh:
-            return [s.name for s in ELFFile(fh).iter_sections()]
+            return {s.name: s["sh_addr"] for s in ELFFile(fh).iter_sections()}
     except (OSError, Exception) as exc:  # elftools raises its own ELFError
         raise errors.KxError(f"cannot read {path}: {exc}") from None

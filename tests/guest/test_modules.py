@@ -24,6 +24,15 @@ def module_truth(kx):
             "size": int(p.group(1)), "state": p.group(2).lower(), "base": int(p.group(3), 16)}
 
 
+def section_offset(path, symbol):
+    """`symbol`'s offset in its section of the relocatable .ko."""
+    from elftools.elf.elffile import ELFFile
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        (sym,) = elf.get_section_by_name(".symtab").get_symbol_by_name(symbol)
+        return sym["st_value"] - elf.get_section(sym["st_shndx"])["sh_addr"]
+
+
 def nm_offset(path, symbol):
     out = subprocess.run(["nm", str(path)], capture_output=True, text=True, check=True).stdout
     return int(next(line.split()[0] for line in out.splitlines() if line.split()[-1] == symbol), 16)
@@ -64,8 +73,9 @@ def load_and_check(kx):
     assert kx.cmd(f"info symbol {char2uni:#x}").startswith("char2uni in section .text of " + str(dbg))
     # The vmlinux has a char2uni of its own (nls_base): the module's is the one in nls_utf8.c.
     assert kx.gdb.eval("(unsigned long)&'nls_utf8.c'::char2uni") == char2uni
-    # nls_utf8's one .data object (at .data+0 up to 6.12, +0x60 in 7.2).
-    table = truth["sections"][".data"] + nm_offset(dbg, "table")
+    # nls_utf8's one .data object, by its offset in .data (st_value minus
+    # the section's sh_addr: 6.12's .ko links .data at 0x40).
+    table = truth["sections"][".data"] + section_offset(dbg, "table")
     out = kx.cmd(f"info symbol {table:#x}")
     assert out.startswith("table in section .data of") and "nls_utf8.ko" in out, out
     # Loading again replaces the file rather than adding a second copy.
