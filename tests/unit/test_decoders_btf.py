@@ -184,4 +184,6 @@ def test_syscall_prototypes_name_the_ftrace_parameters(kernel):
             assert _same_c_type(ctype, ftype), (stem, ctype, ftype)
         compared += 1
     print(f"{d}: {compared} BTF syscall prototypes match ftrace")
-    assert compared >= 50
+    # Only the out-of-line __do_sys_* bodies are in BTF: 24 of them on 5.10,
+    # about 100 on 6.1 and later.
+    assert compared >= 20
