@@ -25,7 +25,9 @@ def main(args, kernel: kernels.Kernel = None) -> int:
         pid = guest.wait_for(r"KX-WORK pid=(\d+)").group(1)
         bootstrap.log(f"workload is running: pid {pid}; attaching gdb")
         argv = gdbrun.gdb_argv(kernel.vmlinux, guest.port, batch=True, arch=arch,
-                               extra_ex=["set kx color auto", f"source {paths.SCRIPTS / 'kxlab' / session}"])
+                               extra_ex=["set kx color auto",
+                                         f"python import sys; sys.path.insert(0, {str(paths.SCRIPTS)!r})",
+                                         f"source {paths.SCRIPTS / 'kxlab' / session}"])
         rc = subprocess.run(argv).returncode
         if rc != 0:
             bootstrap.log(f"gdb exited with {rc}")

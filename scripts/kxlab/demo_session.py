@@ -5,39 +5,21 @@ what kx sees there (the decoded event first), follows the call into C,
 traces the next 20 syscalls, then detaches and lets the guest run on."""
 import gdb
 
-def banner(title):
-    gdb.write("\n\x1b[1m== %s ==\x1b[0m\n" % title if gdb.parameter("style enabled") else
-              "\n== %s ==\n" % title)
-
-
-def show(command):
-    gdb.write("(gdb) %s\n" % command)
-    try:
-        gdb.execute(command)
-    except gdb.error as exc:
-        gdb.write("  -> %s\n" % exc)
+from kxlab.demo_steps import banner, show, show_steps, stop_at
 
 
 def main():
     banner("catch the workload's write(1, \"KX-MARK\\n\", 8) at entry_SYSCALL_64")
     # rax = __NR_write, rdx = 8: the workload's marker write (see scripts/guest/kxwork.c).
-    bp = gdb.Breakpoint("*entry_SYSCALL_64", internal=False, temporary=True)
-    bp.condition = "$rax == 1 && $rdx == 8"
-    gdb.execute("continue")
+    stop_at("*entry_SYSCALL_64", "$rax == 1 && $rdx == 8")
     show("info registers rip rax rdi rsi rdx rcx r11")
     commands = [c for c in globals().get("KX_DEMO_COMMANDS", DEMO_COMMANDS)]
-    for title, cmd in commands:
-        banner(title)
-        show(cmd)
+    show_steps(commands)
     # Into C on the same vCPU: pt_regs are complete and bt crosses into user mode.
     thread = gdb.selected_thread().num
     banner("on to ksys_write on the same vCPU")
-    bp = gdb.Breakpoint("ksys_write", internal=False, temporary=True)
-    bp.condition = "$_thread == %d && $rdx == 8" % thread
-    gdb.execute("continue")
-    for title, cmd in LATER_COMMANDS:
-        banner(title)
-        show(cmd)
+    stop_at("ksys_write", "$_thread == %d && $rdx == 8" % thread)
+    show_steps(LATER_COMMANDS)
     banner("detach: the guest runs on")
     gdb.execute("detach")
 

@@ -8,37 +8,18 @@ sys_call_table[64] is the function that runs, traces 20 syscalls, then
 detaches and lets the guest run on."""
 import gdb
 
-
-def banner(title):
-    gdb.write("\n\x1b[1m== %s ==\x1b[0m\n" % title if gdb.parameter("style enabled") else
-              "\n== %s ==\n" % title)
-
-
-def show(command):
-    gdb.write("(gdb) %s\n" % command)
-    try:
-        gdb.execute(command)
-    except gdb.error as exc:
-        gdb.write("  -> %s\n" % exc)
+from kxlab.demo_steps import banner, show, show_steps, stop_at
 
 
 def main():
     banner("catch hello64's write(1, \"Hello from svc (arm64)\\n\", 23) at el0t_64_sync")
-    bp = gdb.Breakpoint("*el0t_64_sync", internal=False, temporary=True)
-    bp.condition = "$x8 == 64 && $x2 == 23"
-    gdb.execute("continue")
+    stop_at("*el0t_64_sync", "$x8 == 64 && $x2 == 23")
     show("info registers x8 x0 x1 x2 pc ELR_EL1 SPSR_EL1 SP_EL0")
-    for title, cmd in AT_THE_VECTOR:
-        banner(title)
-        show(cmd)
+    show_steps(AT_THE_VECTOR)
     thread = gdb.selected_thread().num
     banner("on to invoke_syscall on the same task: el0_svc -> do_el0_svc -> el0_svc_common")
-    bp = gdb.Breakpoint("invoke_syscall", internal=False, temporary=True)
-    bp.condition = "$_thread == %d && $x1 == 64" % thread
-    gdb.execute("continue")
-    for title, cmd in AT_INVOKE_SYSCALL:
-        banner(title)
-        show(cmd)
+    stop_at("invoke_syscall", "$_thread == %d && $x1 == 64" % thread)
+    show_steps(AT_INVOKE_SYSCALL)
     banner("detach: the guest runs on")
     gdb.execute("detach")
 

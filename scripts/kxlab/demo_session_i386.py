@@ -8,45 +8,22 @@ and the IRET frame, then SAVE_ALL's frame decoded as pt_regs in
 do_int80_syscall_32, the table lookup, the handler, and a short trace."""
 import gdb
 
+from kxlab.demo_steps import banner, show_steps, stop_at
+
 HELLO32_LEN = 30      # len("Hello from int $0x80 (32-bit)\n")
-
-
-def banner(title):
-    gdb.write("\n\x1b[1m== %s ==\x1b[0m\n" % title if gdb.parameter("style enabled") else
-              "\n== %s ==\n" % title)
-
-
-def show(command):
-    gdb.write("(gdb) %s\n" % command)
-    try:
-        gdb.execute(command)
-    except gdb.error as exc:
-        gdb.write("  -> %s\n" % exc)
-
-
-def stop_at(location, condition):
-    bp = gdb.Breakpoint(location, internal=False, temporary=True)
-    bp.condition = condition
-    gdb.execute("continue")
 
 
 def main():
     banner("catch hello32's write(1, msg, %d) where int $0x80 lands: entry_INT80_32" % HELLO32_LEN)
     stop_at("*entry_INT80_32", "$eax == 4 && $edx == %d" % HELLO32_LEN)
-    for title, cmd in AT_THE_GATE:
-        banner(title)
-        show(cmd)
+    show_steps(AT_THE_GATE)
     thread = gdb.selected_thread().num
     banner("SAVE_ALL done: do_int80_syscall_32(regs) on the same vCPU (regs in eax: -mregparm=3)")
     stop_at("do_int80_syscall_32", "$_thread == %d" % thread)
-    for title, cmd in AFTER_SAVE_ALL:
-        banner(title)
-        show(cmd)
+    show_steps(AFTER_SAVE_ALL)
     banner("the handler the lookup found")
     stop_at("__ia32_sys_write", "$_thread == %d" % thread)
-    for title, cmd in IN_THE_HANDLER:
-        banner(title)
-        show(cmd)
+    show_steps(IN_THE_HANDLER)
     banner("detach: the guest runs on")
     gdb.execute("detach")
 
