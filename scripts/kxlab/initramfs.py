@@ -81,12 +81,17 @@ class _Newc:
         return self.buf.getvalue()
 
 
-def sources_hash() -> str:
+def hash_of(files) -> str:
+    """The cache key of a userland: a hash of its source files and of the
+    module that builds it."""
     h = hashlib.sha256()
-    for name in SOURCES:
-        h.update((paths.GUEST_SRC / name).read_bytes())
-    h.update(pathlib.Path(__file__).read_bytes())
+    for f in files:
+        h.update(pathlib.Path(f).read_bytes())
     return h.hexdigest()[:16]
+
+
+def sources_hash() -> str:
+    return hash_of([paths.GUEST_SRC / name for name in SOURCES] + [__file__])
 
 
 def build(force: bool = False) -> pathlib.Path:

@@ -10,7 +10,6 @@ cross libc (libc6-dev-arm64-cross) and binutils; the hellos are assembled
 with the cross binutils alone.  Cached apart from the x86 archive, by the
 hash of these sources.
 """
-import hashlib
 import pathlib
 import subprocess
 import tempfile
@@ -30,11 +29,7 @@ def cache_dir() -> pathlib.Path:
 
 
 def sources_hash() -> str:
-    h = hashlib.sha256()
-    for name in SOURCES:
-        h.update((SRC / name).read_bytes())
-    h.update(pathlib.Path(__file__).read_bytes())
-    return h.hexdigest()[:16]
+    return initramfs.hash_of([SRC / name for name in SOURCES] + [__file__])
 
 
 def _build(out: pathlib.Path) -> dict:

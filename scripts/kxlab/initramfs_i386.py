@@ -7,12 +7,11 @@ the same write through the vDSO's __kernel_vsyscall (sysenter).  The image
 and the unpacked binaries live in $KX_CACHE/initramfs-i386/, keyed by the
 sources' hash like initramfs.build().
 """
-import hashlib
 import pathlib
 import subprocess
 import tempfile
 
-from . import paths
+from . import initramfs, paths
 from .initramfs import TARGET_FILE_TEXT, _Newc, finish
 
 SOURCES = ("kxwork32.c", "hello32.S", "sysenter32.S")
@@ -30,11 +29,7 @@ def _build(out: pathlib.Path) -> dict:
 
 
 def sources_hash() -> str:
-    h = hashlib.sha256()
-    for name in SOURCES:
-        h.update((paths.GUEST_SRC / name).read_bytes())
-    h.update(pathlib.Path(__file__).read_bytes())
-    return h.hexdigest()[:16]
+    return initramfs.hash_of([paths.GUEST_SRC / name for name in SOURCES] + [__file__])
 
 
 def out_dir() -> pathlib.Path:
