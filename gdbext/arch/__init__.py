@@ -13,7 +13,7 @@ from gdbext import errors
 from gdbext.arch.base import Arch, EntryStub, RawCall, SyscallAbi, TableChoice
 
 __all__ = ["Arch", "EntryStub", "RawCall", "SyscallAbi", "TableChoice", "ARCHITECTURES", "registry",
-           "use", "pinned", "for_gdb_name", "current", "parse_abi"]
+           "use", "pinned", "for_elf_machine", "for_gdb_name", "current", "parse_abi"]
 
 # The one registration per architecture: its module builds ARCH.
 ARCHITECTURES = ("gdbext.arch.x86_64", "gdbext.arch.i386", "gdbext.arch.arm64")
@@ -49,6 +49,11 @@ def pinned():
         yield _forced
     finally:
         _forced = saved
+
+
+def for_elf_machine(machine: str) -> Optional[Arch]:
+    """The architecture of a vmlinux file by its ELF e_machine, or None."""
+    return next((a for a in registry().values() if a.elf_machine == machine), None)
 
 
 def for_gdb_name(name: str) -> Arch:

@@ -152,6 +152,10 @@ class Arch:
     name = ""                            # "x86_64"
     gdb_names: Tuple[str, ...] = ()      # gdb's architecture names ("i386:x86-64")
     elf_machine = ""                     # pyelftools' e_machine ("EM_X86_64")
+    # The dynamic relocation type a position-independent vmlinux carries in
+    # .rela.dyn for its pointers (applied to every read of the file); None:
+    # the vmlinux is linked at its addresses.
+    relative_relocation: Optional[int] = None
     pc = "pc"                            # register names as gdb calls them
     sp = "sp"
     general_regs: Tuple[str, ...] = ()   # read per vCPU in one `g` packet

@@ -23,11 +23,8 @@ def _image_start(path: str) -> int:
     """Where the relocatable image starts for the vmlinux's architecture
     (by its ELF machine), x86-64's when kx does not know it."""
     from gdbext import arch
-    machine = vmlinux.image(path).machine
-    for a in arch.registry().values():
-        if a.elf_machine == machine:
-            return a.kaslr_image_start
-    return arch.registry()["x86_64"].kaslr_image_start
+    a = arch.for_elf_machine(vmlinux.image(path).machine) or arch.registry()["x86_64"]
+    return a.kaslr_image_start
 
 
 class SymbolTable:

@@ -91,12 +91,15 @@ class VmlinuxImage:
 
     def _relative_relocations(self):
         if self._relocs is None:
+            from gdbext import arch
+            a = arch.for_elf_machine(self.machine)
+            kind = a.relative_relocation if a is not None else None
             sec = self.section(".rela.dyn")
             raw = b""
-            if sec is not None and self.machine == "EM_AARCH64":
+            if sec is not None and kind is not None:
                 self._file.seek(sec.offset)
                 raw = self._file.read(sec.size)
-            self._relocs = relocations.RelativeRelocations.parse_rela(raw, relocations.R_AARCH64_RELATIVE)
+            self._relocs = relocations.RelativeRelocations.parse_rela(raw, kind or 0)
         return self._relocs
 
     @property

@@ -14,7 +14,7 @@ from gdbext import errors
 from gdbext.arch.base import Arch, EntryStub, PtRegsRule, RawCall, ResumePlan, SlideReadings, UserFrame
 from gdbext.arch.arm64 import abi as abis
 from gdbext.arch.arm64 import stepover
-from gdbext.decoders import arm64_insn, arm64_paging
+from gdbext.decoders import arm64_insn, arm64_paging, relocations
 from gdbext.decoders import arm64_ptregs as ptregs
 from gdbext.decoders import arm64_sysregs as sysregs
 from gdbext.decoders.bits import MASK32, MASK64
@@ -58,6 +58,9 @@ class Arm64(Arch):
     name = "arm64"
     gdb_names = ("aarch64",)
     elf_machine = "EM_AARCH64"
+    # Debian's arm64 vmlinux is -pie: sys_call_table and the rest read as
+    # zeros in the file until .rela.dyn is applied.
+    relative_relocation = relocations.R_AARCH64_RELATIVE
     pc = "pc"
     sp = "sp"
     general_regs = GPRS
