@@ -9,18 +9,22 @@ from tests.guest_i386.conftest import HELLO32_LEN, SYSENTER32_LEN, elf_symbols, 
 
 PT_REGS32 = 68
 TOP_PADDING = 8       # TOP_OF_KERNEL_STACK_PADDING, x86-32 without VM86
+PAGE_OFFSET = 0xC0000000   # CONFIG_VMSPLIT_3G (Debian's 686-pae config)
 
 
 def test_current_task_is_per_cpu_through_the_percpu_segment(kx):
     """kx reads current_task + __per_cpu_offset[cpu]; the kernel's %fs
-    (__KERNEL_PERCPU) has that same offset as its base, in QEMU's monitor."""
+    (__KERNEL_PERCPU) has that same offset as its base, in QEMU's monitor.
+    The slot is read physically: through gdb it would go through the selected
+    vCPU's CR3, which under PTI may be a user page table without lowmem."""
     for cpu in range(2):
         regs = kx.guest.cpu_registers(cpu)
         if regs["fs_seg"]["selector"] != 0xD8:
             continue      # this vCPU is in user mode: its %fs is the user's
         task = kx.json(f"kx task --cpu {cpu}")
         slot = regs["fs_seg"]["base"] + kx.symbols["current_task"]
-        assert task["address"] == kx.gdb.eval(f"*(unsigned int *){slot:#x}") & 0xFFFFFFFF
+        word = re.search(r":\s*0x([0-9a-f]+)", kx.guest.hmp(f"xp /1wx {slot - PAGE_OFFSET:#x}"))
+        assert task["address"] == int(word.group(1), 16)
         assert kx.gdb.eval(f"$kx_current({cpu})") & 0xFFFFFFFF == task["address"]
 
 
