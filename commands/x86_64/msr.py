@@ -11,10 +11,12 @@ class KxMsr(X86CpuStateCommand):
 Usage: kx msr [NAME|INDEX ...] [--cpu N] [--json]
 
 Covers IA32_EFER, STAR, LSTAR, CSTAR, FMASK (SFMASK), FS_BASE, GS_BASE,
-KERNEL_GS_BASE, TSC_AUX and SYSENTER_CS/ESP/EIP.  Values come from the
-gdbstub where it exposes them, else from executing rdmsr in the guest (TCG,
-ring 0; code bytes and registers are restored), else from what the kernel
-is expected to have programmed (source "expected").  Entry points are
+KERNEL_GS_BASE, TSC_AUX and SYSENTER_CS/ESP/EIP, and the FRED MSRs
+(FRED_CONFIG, FRED_RSP0, FRED_STKLVLS) when CR4.FRED is on; the first line
+says how this CPU enters the kernel (FRED or the IDT and SYSCALL/SYSENTER).
+Values come from the gdbstub where it exposes them, else from executing
+rdmsr in the guest (TCG, ring 0; code bytes and registers are restored),
+else from what the kernel is expected to have programmed (source "expected").  Entry points are
 compared with syscall_init(): a mismatch (a hooked entry) is a WARNING."""
 
     name = "msr"
@@ -33,6 +35,8 @@ compared with syscall_init(): a mismatch (a hooked entry) is a WARNING."""
     @staticmethod
     def render(data):
         t = Text().head(f"MSRs of CPU {data['cpu']}")
+        if data.get("entry"):
+            t.add(f"  entry: {data['entry']['mechanism']}\n", "dim")
         for row in data["msrs"]:
             value = "unavailable" if row["value"] is None else f"{row['value']:#018x}"
             t.add(f"  {row['name']:<20}", "key").add(f" {value}", "num")

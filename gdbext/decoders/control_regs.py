@@ -55,6 +55,7 @@ CR4_BITS: Dict[int, Tuple[str, str]] = {
     24: ("PKS", "protection keys for supervisor pages"),
     25: ("UINTR", "user interrupts"),
     28: ("LAM_SUP", "linear-address masking for supervisor pointers"),
+    32: ("FRED", "flexible return and event delivery: entry through IA32_FRED_CONFIG, not the IDT/LSTAR"),
 }
 
 # XCR0: state components the OS enabled for XSAVE (SDM Vol.1 13.1, 13.3).

@@ -36,6 +36,12 @@ IA32_TSC_AUX = 0xC0000103
 IA32_SYSENTER_CS = 0x174
 IA32_SYSENTER_ESP = 0x175
 IA32_SYSENTER_EIP = 0x176
+# FRED (6.9+, "x86/fred: FRED entry/exit and dispatch code"; Intel's FRED
+# specification, 5.1): with CR4.FRED the CPU enters the kernel through
+# IA32_FRED_CONFIG for every event, syscall and sysenter included.
+IA32_FRED_RSP0 = 0x1CC
+IA32_FRED_STKLVLS = 0x1D0
+IA32_FRED_CONFIG = 0x1D4
 
 # Display order: mode control first, then the SYSCALL quartet, the bases
 # swapgs juggles, then the legacy SYSENTER trio.
@@ -61,11 +67,23 @@ ALL_MSRS: Tuple[MsrInfo, ...] = (
             ("MSR_IA32_SYSENTER_EIP",)),
 )
 
-MSR_BY_INDEX: Dict[int, MsrInfo] = {m.index: m for m in ALL_MSRS}
+# Read only when CR4.FRED is set: without FRED they raise #GP.
+FRED_MSRS: Tuple[MsrInfo, ...] = (
+    MsrInfo("IA32_FRED_CONFIG", IA32_FRED_CONFIG,
+            "FRED entry point (asm_fred_entrypoint_user), red zone, event stack level",
+            ("MSR_IA32_FRED_CONFIG",)),
+    MsrInfo("IA32_FRED_RSP0", IA32_FRED_RSP0, "FRED ring-0 stack for events from user mode",
+            ("MSR_IA32_FRED_RSP0",)),
+    MsrInfo("IA32_FRED_STKLVLS", IA32_FRED_STKLVLS, "FRED stack level of each exception vector",
+            ("MSR_IA32_FRED_STKLVLS",)),
+)
+
+MSR_BY_INDEX: Dict[int, MsrInfo] = {m.index: m for m in ALL_MSRS + FRED_MSRS}
 
 # MSRs whose value is an address; symbolizing them is the caller's job.
 ADDRESS_MSRS = frozenset({IA32_LSTAR, IA32_CSTAR, IA32_FS_BASE, IA32_GS_BASE,
-                          IA32_KERNEL_GS_BASE, IA32_SYSENTER_ESP, IA32_SYSENTER_EIP})
+                          IA32_KERNEL_GS_BASE, IA32_SYSENTER_ESP, IA32_SYSENTER_EIP,
+                          IA32_FRED_RSP0})
 
 
 def _norm(name: str) -> str:
@@ -78,7 +96,7 @@ def _norm(name: str) -> str:
 
 
 _BY_KEY: Dict[str, MsrInfo] = {}
-for _m in ALL_MSRS:
+for _m in ALL_MSRS + FRED_MSRS:
     for _n in (_m.name,) + _m.aliases:
         _BY_KEY.setdefault(_norm(_n), _m)
 
@@ -122,7 +140,7 @@ def lookup_msr(text: str, allow_unknown_index: bool = False) -> MsrInfo:
 
 def valid_names() -> str:
     return ", ".join(f"{m.name[5:] if m.name.startswith('IA32_') else m.name} ({m.index:#x})"
-                     for m in ALL_MSRS)
+                     for m in ALL_MSRS + FRED_MSRS)
 
 
 # --- EFER ---
@@ -255,12 +273,37 @@ def decode_sysenter_cs(v: int) -> Dict[str, Any]:
     return {"selector": decode_selector(v & 0xFFFF).to_dict()}
 
 
+# --- FRED ---
+
+FRED_ENTRY_KERNEL_OFFSET = 256    # events from ring 0 enter 256 bytes past the user entry
+
+
+def decode_fred_config(v: int) -> Dict[str, Any]:
+    """IA32_FRED_CONFIG (FRED specification 5.1): bits 63:12 the entry point
+    of events from user mode (ring-0 events enter 256 bytes later), bits 10:9
+    the stack level of ordinary events, bits 8:6 the red zone in 64-byte
+    units, bit 2 shadow-stack handling."""
+    v = check_uint(v, 64, "FRED_CONFIG")
+    entry = v & ~0xFFF & ((1 << 64) - 1)
+    return {"entry_user": entry, "entry_kernel": entry + FRED_ENTRY_KERNEL_OFFSET,
+            "event_stack_level": (v >> 9) & 3, "redzone_bytes": ((v >> 6) & 7) * 64,
+            "shadow_stack": bool(v & (1 << 2))}
+
+
+def expected_fred_config(entrypoint_user: int) -> int:
+    """What cpu_init_fred_exceptions() (arch/x86/kernel/fred.c, 6.9+) writes:
+    FRED_CONFIG_REDZONE (one 64-byte line) | FRED_CONFIG_INT_STKLVL(0) |
+    asm_fred_entrypoint_user."""
+    return (1 << 6) | entrypoint_user
+
+
 _DECODERS = {
     IA32_EFER: decode_efer,
     IA32_STAR: decode_star,
     IA32_FMASK: decode_sfmask,
     IA32_TSC_AUX: decode_tsc_aux,
     IA32_SYSENTER_CS: decode_sysenter_cs,
+    IA32_FRED_CONFIG: decode_fred_config,
 }
 
 

@@ -140,6 +140,28 @@ def test_kernel_read_through_page_walk_under_pti(at_entry):
     assert int.from_bytes(via_walk[8:], "little") == words[1] == kx.symbols["__x64_sys_write"]
 
 
+def test_how_the_cpu_enters_the_kernel_fred_or_idt(at_entry):
+    """CONFIG_X86_FRED (7.2's config) is told by asm_fred_entrypoint_user in
+    System.map; whether FRED is on, by CR4 bit 32 in QEMU's monitor.  TCG has
+    no FRED: entry stays LSTAR's (still checked), and the FRED MSRs, asked
+    for by name, come with the warning that they are not in use (TCG's
+    rdmsr gives 0 for an MSR it does not implement, target/i386/tcg)."""
+    kx = at_entry
+    cpu = kx.gdb.eval("$_thread") - 1
+    r = kx.json("kx msr")
+    fred_on = bool(kx.guest.cpu_registers(cpu)["cr4"] >> 32 & 1)
+    assert r["entry"]["fred_built_in"] == ("asm_fred_entrypoint_user" in kx.symbols)
+    assert r["entry"]["fred_enabled"] is fred_on
+    assert ("IA32_FRED_CONFIG" in msr_map(r)) is fred_on
+    if not fred_on:
+        assert msr_map(r)["IA32_LSTAR"]["ok"] is True
+        assert ("built in but off" in r["entry"]["mechanism"]) == r["entry"]["fred_built_in"]
+        one = kx.json("kx msr fred_config")
+        assert msr_map(one)["IA32_FRED_CONFIG"]["value"] in (0, None)
+        assert any(w.startswith("FRED is off on this CPU (CR4.FRED=0)") for w in one["warnings"])
+        assert kx.guest.cpu_registers(cpu)["rip"] == kx.symbols["entry_SYSCALL_64"]
+
+
 def test_bad_input_is_one_clear_line(kx):
     for command, needle in [("kx msr bogus", "unknown MSR"), ("kx msr --cpu 7", "no CPU 7"),
                             ("kx idt 300", "vector must be 0-255"), ("kx gdt --cpu -1", "must be >= 0"),

@@ -73,3 +73,9 @@ def test_cr3_view_under_pti():
     off = cr3_view(0x545B000, pcide=False, pti=False)
     assert off["view"] == "only" and off["user_pgd"] is None
     assert cr3_view(0x545B000, pcide=False, pti=None)["view"] is None
+
+
+def test_cr4_fred_bit():
+    """CR4.FRED is bit 32 (Intel's FRED specification, 4.1)."""
+    d = cr.decode_cr4((1 << 32) | (1 << 5))
+    assert d["set"] == ["PAE", "FRED"] and d["unknown"] == []

@@ -1,5 +1,6 @@
 """gdbext.decoders.msr: MSR lookup and field decoders, with real values."""
 import pytest
+from hypothesis import given, strategies as st
 
 from gdbext.errors import DecodeError
 from gdbext.decoders import msr
@@ -114,3 +115,33 @@ def test_decode_msr_dispatch():
         msr.decode_msr(0xC0000080, -1)
     with pytest.raises(DecodeError):
         msr.decode_msr(0xC0000080, 1 << 64)
+
+
+def test_fred_config_as_the_kernel_writes_it():
+    """cpu_init_fred_exceptions() (arch/x86/kernel/fred.c): REDZONE (one
+    64-byte line, bits 8:6) | INT_STKLVL(0) (bits 10:9) | the 4 KiB-aligned
+    asm_fred_entrypoint_user; ring-0 events enter 256 bytes later."""
+    entry = 0xFFFFFFFF81C00000
+    value = msr.expected_fred_config(entry)
+    assert value == entry | 0x40
+    f = msr.decode_msr(msr.IA32_FRED_CONFIG, value)["fields"]
+    assert f == {"entry_user": entry, "entry_kernel": entry + 256, "event_stack_level": 0,
+                 "redzone_bytes": 64, "shadow_stack": False}
+    f = msr.decode_fred_config(entry | (2 << 9) | (3 << 6) | 4)
+    assert (f["event_stack_level"], f["redzone_bytes"], f["shadow_stack"]) == (2, 192, True)
+
+
+def test_fred_msrs_are_looked_up_but_not_in_the_default_list():
+    assert msr.lookup_msr("fred_config").index == 0x1D4
+    assert msr.lookup_msr("MSR_IA32_FRED_RSP0").index == 0x1CC
+    assert msr.lookup_msr("0x1d0").name == "IA32_FRED_STKLVLS"
+    assert not {m.index for m in msr.FRED_MSRS} & {m.index for m in msr.ALL_MSRS}
+    assert msr.decode_msr(msr.IA32_FRED_RSP0, 0xFFFFC90000004000)["is_address"]
+
+
+@given(st.integers(min_value=0, max_value=(1 << 64) - 1))
+def test_fred_config_fields_rebuild_the_value(v):
+    f = msr.decode_fred_config(v)
+    rebuilt = f["entry_user"] | (f["event_stack_level"] << 9) | ((f["redzone_bytes"] // 64) << 6) \
+        | (int(f["shadow_stack"]) << 2)
+    assert rebuilt == v & ~0b100000111011

@@ -356,7 +356,7 @@ class X86_64(Arch):
     def read_msrs(self, cpu, names=None):
         from gdbext.arch.x86_64 import cpustate
         from gdbext.decoders import msr as msrdec
-        wanted = [msrdec.lookup_msr(str(n)) for n in names or ()] or list(msrdec.ALL_MSRS)
+        wanted = [msrdec.lookup_msr(str(n)) for n in names or ()] or None
         return cpustate.msrs(cpu, wanted)
 
     def read_tss(self, cpu):

@@ -46,6 +46,8 @@ class MsrReport:
     cpu: int
     msrs: List[Msr]
     warnings: List[str] = field(default_factory=list)
+    # How the CPU enters the kernel: cpu_setup.fred_state()
+    entry: Dict[str, object] = field(default_factory=dict)
 
     def __iter__(self) -> Iterator[Msr]:
         return iter(self.msrs)
@@ -57,7 +59,8 @@ class MsrReport:
         raise KeyError(name)
 
     def to_dict(self) -> dict:
-        return {"cpu": self.cpu, "msrs": [m.to_dict() for m in self.msrs], "warnings": list(self.warnings)}
+        return {"cpu": self.cpu, "entry": dict(self.entry), "msrs": [m.to_dict() for m in self.msrs],
+                "warnings": list(self.warnings)}
 
 
 @dataclass

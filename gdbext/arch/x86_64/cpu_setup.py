@@ -118,9 +118,41 @@ def _fallback_msr(index: int):
     return symbols.lookup("entry_SYSCALL_compat")
 
 
+CR4_FRED = 1 << 32        # Intel's FRED specification, 4.1
+# With FRED on, syscall_init() skips idt_syscall_init() (6.9+, cpu/common.c):
+# the SYSCALL/SYSENTER entry MSRs keep whatever they held and are not used.
+NOT_PROGRAMMED_UNDER_FRED = (msrdec.IA32_LSTAR, msrdec.IA32_CSTAR, msrdec.IA32_FMASK,
+                             msrdec.IA32_SYSENTER_CS, msrdec.IA32_SYSENTER_ESP, msrdec.IA32_SYSENTER_EIP)
+
+
+def fred_state(cpu: int) -> Dict:
+    """How this CPU enters the kernel: FRED (CR4.FRED, CONFIG_X86_FRED 6.9+)
+    or the IDT with SYSCALL/SYSENTER.  `built_in` from the kernel's own
+    asm_fred_entrypoint_user; `enabled` from CR4 as the gdbstub gives it
+    (None when CR4 is not readable)."""
+    built_in = symbols.lookup("asm_fred_entrypoint_user") is not None
+    cr4 = machine.registers(cpu).get("cr4")
+    enabled = None if cr4 is None else bool(cr4 & CR4_FRED)
+    if enabled:
+        how = "FRED: every event, syscall included, enters through IA32_FRED_CONFIG"
+    elif built_in:
+        how = ("IDT and SYSCALL/SYSENTER: FRED is built in but off on this CPU "
+               "(CR4.FRED=0: no FRED in the CPU, or fred=off)")
+    else:
+        how = "IDT and SYSCALL/SYSENTER (no FRED in this kernel)"
+    return {"fred_built_in": built_in, "fred_enabled": enabled, "mechanism": how}
+
+
 def expected_msr(cpu: int, index: int):
     """The value the kernel programs into MSR `index` on `cpu`, or None."""
     sym = symbols.lookup
+    if index in NOT_PROGRAMMED_UNDER_FRED or index == msrdec.IA32_FRED_CONFIG:
+        fred = fred_state(cpu)["fred_enabled"]
+        if index == msrdec.IA32_FRED_CONFIG:
+            entry = sym("asm_fred_entrypoint_user")
+            return msrdec.expected_fred_config(entry) if fred and entry is not None else None
+        if fred:
+            return None
     if index in (msrdec.IA32_CSTAR, msrdec.IA32_FMASK):
         writes = syscall_init_writes(cpu)
         if writes is None:

@@ -21,7 +21,7 @@ from gdbext import machine
 
 # MSRs whose value the kernel fixes at boot: a mismatch means a hooked entry.
 VERIFIED = (msrdec.IA32_LSTAR, msrdec.IA32_STAR, msrdec.IA32_CSTAR, msrdec.IA32_FMASK,
-            msrdec.IA32_SYSENTER_CS, msrdec.IA32_SYSENTER_EIP)
+            msrdec.IA32_SYSENTER_CS, msrdec.IA32_SYSENTER_EIP, msrdec.IA32_FRED_CONFIG)
 SYMBOLIC = (msrdec.IA32_LSTAR, msrdec.IA32_CSTAR, msrdec.IA32_SYSENTER_EIP,
             msrdec.IA32_SYSENTER_ESP)
 MEASURED = ("gdbstub", "rdmsr")   # sources that read the CPU, not the kernel's intent
@@ -94,15 +94,23 @@ def _msr_row(cpu, regs, info, reading, expected, warnings: List[str]) -> Msr:
     return row
 
 
-def msrs(cpu: Optional[int], wanted) -> MsrReport:
-    """The MSRs `wanted` (decoders.msr.MsrInfo) of `cpu`, each read from the
-    best source and, where the kernel fixes it, checked against syscall_init()."""
+def msrs(cpu: Optional[int], wanted: Optional[List] = None) -> MsrReport:
+    """The MSRs `wanted` (decoders.msr.MsrInfo; None: the syscall path's,
+    and FRED's when it is on) of `cpu`, each read from the best source and,
+    where the kernel fixes it, checked against syscall_init()."""
     cpu = machine.check_cpu(cpu)
     regs = machine.registers(cpu)
+    entry = cpu_setup.fred_state(cpu)
+    if wanted is None:
+        # The FRED MSRs raise #GP without FRED: listed only when it is on.
+        wanted = list(msrdec.ALL_MSRS) + (list(msrdec.FRED_MSRS) if entry["fred_enabled"] else [])
     expected = _expectations(cpu)
     readings, warnings = msr_inject.read_msrs(cpu, [m.index for m in wanted], expected)
     rows = [_msr_row(cpu, regs, info, r, expected, warnings) for info, r in zip(wanted, readings)]
-    return MsrReport(cpu, rows, warnings)
+    if not entry["fred_enabled"] and any(m in msrdec.FRED_MSRS for m in wanted):
+        warnings.append("FRED is off on this CPU (CR4.FRED=0): its MSRs are not in use"
+                        " (a real CPU without FRED raises #GP; QEMU's TCG reads them as 0)")
+    return MsrReport(cpu, rows, warnings, entry)
 
 
 # ---------------------------------------------------------------------------
