@@ -202,6 +202,9 @@ def idt(cpu: Optional[int], vector: Optional[int] = None) -> Dict:
             gates.append(gate)
     if vector is not None and not gates:
         raise errors.BadArgument(f"vector {vector:#x} is beyond the IDT limit {sysregs['idt']['limit']:#x}")
+    if cpu_setup.fred_state(cpu)["fred_enabled"]:
+        warnings.append("FRED is on (CR4.FRED=1): the CPU delivers events through IA32_FRED_CONFIG"
+                        " and does not consult this IDT (see kx msr)")
     return {"cpu": cpu, "base": sysregs["idt"]["base"], "limit": sysregs["idt"]["limit"],
             "source": sysregs["source"], "gates": gates, "warnings": warnings}
 
