@@ -66,7 +66,7 @@ def test_kaslr_slide_from_vbar(a64_kaslr):
     d = s.json("kx kaslr")
     vbar = s.reg("VBAR")
     slide = vbar - s.symbols["vectors"]
-    assert slide != 0 and d.get("text_slide") == slide and d.get("match") is True, d
+    assert slide != 0 and d.get("text_slide") == slide and d.get("match") is True, (d, s.gdb.attach_output)
     assert d["sources"]["vbar"] == d["sources"]["banner"] == slide
     assert s.gdb.eval("(unsigned long)&sys_call_table") == s.symbols["sys_call_table"] + slide
     check = s.json("kx syscalls --check")
