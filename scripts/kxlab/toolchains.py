@@ -21,7 +21,8 @@ import sys
 from . import aptstate, bootstrap, paths
 
 SUITES = {"trixie": "Debian 13", "sid": "Debian unstable"}
-PACKAGES = ("gdb", "python3-pygments", "python3-pyelftools")
+# gdb-multiarch for the arm64 guests (Debian's gdb knows only x86).
+PACKAGES = ("gdb", "gdb-multiarch", "python3-pygments", "python3-pyelftools")
 _READY = ".kx-ready"
 
 
@@ -41,6 +42,7 @@ def ensure(suite: str) -> pathlib.Path:
     """The suite's chroot with gdb, made once (about 2.5 min, 330 MB)."""
     root = chroot_dir(suite)
     if (root / _READY).exists():
+        _add_missing_packages(root)
         return root
     bootstrap.ensure_apt()   # debootstrap
     staging = root.with_name(root.name + ".tmp")
@@ -58,6 +60,35 @@ def ensure(suite: str) -> pathlib.Path:
     shutil.rmtree(root, ignore_errors=True)
     staging.rename(root)
     return root
+
+
+def _add_missing_packages(root: pathlib.Path) -> None:
+    """A chroot made before a package joined PACKAGES gets it with its own apt."""
+    missing = [p for p in PACKAGES if not (root / "var/lib/dpkg/info" / f"{p}.list").exists()]
+    if not missing:
+        return
+    bootstrap.log(f"adding {', '.join(missing)} to the {root.name} chroot (once)")
+    enter = [sys.executable, str(pathlib.Path(__file__).with_name("inchroot.py")), str(root), "--"]
+    opts = _host_release_checks()
+    for step in (["apt-get", *opts, "update", "-qq"], ["apt-get", *opts, "install", "-y", "-qq", *missing]):
+        proc = subprocess.run(["unshare", "-m", "--propagation", "private", *enter, *step],
+                              capture_output=True, text=True,
+                              env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        if proc.returncode != 0:
+            raise SystemExit(f"lab: {' '.join(step)} in {root} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+
+
+def _host_release_checks() -> list:
+    """The machine's own apt policy on Release dates, for the chroot's apt:
+    a mirror that serves frozen suites is configured on the host with
+    Check-Valid-Until off, and the chroot has no such configuration."""
+    out = []
+    for key in ("Acquire::Check-Valid-Until", "Acquire::Check-Date"):
+        value = subprocess.run(["apt-config", "dump", key], capture_output=True, text=True).stdout
+        for line in value.splitlines():
+            if line.startswith(key + " "):
+                out += ["-o", f"{key}={line.split(' ', 1)[1].strip().strip(';').strip(chr(34))}"]
+    return out
 
 
 def version(suite) -> str:
@@ -88,7 +119,7 @@ def gdb_prefix(arch: str = "x86_64") -> list:
     args = ["unshare", "-m", "--propagation", "private", sys.executable, str(enter), str(root)]
     for b in binds():
         args += ["--bind", str(b)]
-    return args + ["--", "gdb"]
+    return args + ["--", "gdb" if arch == "x86_64" else "gdb-multiarch"]
 
 
 def index_cache_suffix() -> str:
