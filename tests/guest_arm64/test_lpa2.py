@@ -7,14 +7,17 @@ its physical reads (`xp`), System.map slid by VBAR_EL1 - `vectors`, the
 kernel's config (PAGE_OFFSET = -(1 << VA_BITS), arch/arm64/include/asm/
 memory.h) and its memstart_addr, and what hello64 put in x8/x0-x2.
 """
+import json
 import re
 
 import pytest
 
-from .conftest import ARM64_KERNELS, Arm64Session, stopped_for_a_test
-from .test_entry import HELLO64_LEN, SVC64_AT_ENTRY, SVC64_IN_C
-from .test_memory import monitor_bytes
+from tests.guest.test_trace import run_trace
 from tests.guestlib import LabConfig
+
+from .conftest import ARM64_KERNELS, Arm64Session, stopped_for_a_test
+from .test_entry import HELLO64_LEN, SVC64_AT_ENTRY, SVC64_IN_C, elf_symbols
+from .test_memory import monitor_bytes
 
 pytestmark = [pytest.mark.guest,
               pytest.mark.skipif("6.12" not in ARM64_KERNELS, reason="52-bit VAs need the 6.12 kernel")]
@@ -139,3 +142,26 @@ def test_event_task_and_ps_at_the_svc(lpa2):
     pids = {p["pid"]: p for p in lpa2.json("kx ps")["tasks"]}
     assert pids[lpa2.workload_pid()]["comm"] == "kxwork" and pids[t["pid"]]["address"] == t["address"]
     assert lpa2.json("kx regs")["regs"]["x8"] == 64
+
+
+def test_bt_and_vdso_on_the_52_bit_guest(lpa2, arm64_binaries):
+    lpa2.stop_at("el0_svc", SVC64_IN_C)
+    after = elf_symbols(arm64_binaries, "hello64")["hello64_after_write"]
+    last = [line for line in lpa2.cmd("bt").splitlines() if line.startswith("#")][-1]
+    assert f"{after:#018x}" in last and "user mode, 64-bit" in last
+    work = lpa2.workload_pid()
+    d = lpa2.json(f"kx vdso {work}")
+    printed = int(re.findall(r"KX-WORK pid=\d+ vdso=(0x[0-9a-f]+)", lpa2.guest.serial())[-1], 16)
+    assert d["base"] == printed and d["abi"] == "64" and d["image_matches_kernel"]
+    assert d["kernel_image"]["data"] == lpa2.gdb.eval("(unsigned long)vdso_info[0].vdso_code_start")
+
+
+def test_trace_reads_user_strings_through_the_52_bit_ttbr0(lpa2):
+    """The loop engine reads user memory by walking TTBR0 physically (PAN
+    keeps QEMU's own reads out); with DS = 1 that is the five-level walk."""
+    pid = lpa2.workload_pid()
+    lines = [json.loads(line) for line in run_trace(
+        lpa2, f"kx trace openat --pid {pid} --count 1 --engine loop --json").splitlines() if line.startswith("{")]
+    (e,) = lines[:-1]
+    assert (e["pid"], e["name"]) == (pid, "openat") and e["args"][1]["decoded"] == '"/etc/kx-target"'
+    assert "No breakpoints" in lpa2.cmd("info breakpoints") and lpa2.heartbeat_continues()
