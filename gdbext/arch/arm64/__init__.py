@@ -366,6 +366,14 @@ class Arm64(Arch):
         from gdbext.arch.arm64 import vdso
         return vdso.special_mappings(cpu)
 
+    def vdso_report(self, vdso_, cpu: int):
+        from gdbext.arch.arm64 import vdso
+        return vdso.report(vdso_, cpu)
+
+    def vdso_text(self, data):
+        from gdbext.arch.arm64 import vdso
+        return vdso.text(data)
+
     # -- commands -------------------------------------------------------------------
     def register_commands(self) -> None:
         import importlib
