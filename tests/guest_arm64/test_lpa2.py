@@ -15,6 +15,7 @@ import pytest
 from tests.guest.test_trace import run_trace
 from tests.guestlib import LabConfig
 
+from . import test_compat_vdso as compat
 from .conftest import ARM64_KERNELS, Arm64Session, stopped_for_a_test
 from .test_entry import HELLO64_LEN, SVC64_AT_ENTRY, SVC64_IN_C, elf_symbols
 from .test_memory import monitor_bytes
@@ -165,3 +166,11 @@ def test_trace_reads_user_strings_through_the_52_bit_ttbr0(lpa2):
     (e,) = lines[:-1]
     assert (e["pid"], e["name"]) == (pid, "openat") and e["args"][1]["decoded"] == '"/etc/kx-target"'
     assert "No breakpoints" in lpa2.cmd("info breakpoints") and lpa2.heartbeat_continues()
+
+
+def test_compat_task_pages_through_the_52_bit_ttbr0(lpa2):
+    """An AArch32 task's TTBR0 tables are the same 52-bit format (TCR_EL1 is
+    the CPU's): its vDSO, [sigpage] and [vectors] against its own maps and
+    QEMU's reads."""
+    compat.test_compat_vdso_of_the_staying_task(lpa2)
+    compat.test_sigpage_and_kuser_helpers(lpa2)
