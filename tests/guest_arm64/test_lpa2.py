@@ -83,6 +83,13 @@ def test_kaslr_on_the_52_bit_guest(lpa2):
     assert d["sources"]["vbar"] == d["sources"]["banner"] == s
     assert lpa2.gdb.eval("(unsigned long)&sys_call_table") == lpa2.symbols["sys_call_table"] + s
     assert lpa2.json("kx syscalls --check")["check"]["problems"] == []
+    # The layout: PAGE_OFFSET = -(1 << CONFIG_ARM64_VA_BITS), 52 bits in use
+    # (TCR_EL1.T1SZ), the kernel's own memstart_addr and kimage_voffset.
+    v = d["vmcoreinfo"]
+    assert d["vabits_actual"] == v["va_bits"] == va_bits_config(lpa2) == 52 and d["warnings"] == []
+    assert d["page_offset"] == -(1 << va_bits_config(lpa2)) & (2**64 - 1)
+    assert v["phys_offset"] == lpa2.gdb.eval("(unsigned long)memstart_addr")
+    assert v["kimage_voffset"] == lpa2.gdb.eval("(unsigned long)kimage_voffset") and v["kernel_offset"] == s
 
 
 def test_pagewalks_match_qemu(lpa2):

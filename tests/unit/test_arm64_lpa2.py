@@ -11,6 +11,7 @@ from gdbext.decoders import arm64_sysregs as sysregs
 from gdbext.decoders.paging import PageFault
 
 TCR = 0x095001F6B54C350C            # T0SZ = T1SZ = 12, DS = 1
+TCR_48 = TCR & ~(0x3F << 16) | (16 << 16)    # T1SZ = 16
 TTBR1 = 0x0006000041A79001          # ASID 6, swapper_pg_dir's level -1 table
 LINUX_BANNER = 0xFFFF800080FB3E98   # kernel rodata, in a 2 MiB block
 BANNER_TABLES = {0x41A79078: 0x100000004242B003, 0x4242B800: 0x100000004242C003,
@@ -111,3 +112,29 @@ def test_five_level_walk_anywhere(offset, pas, upper):
     tables[base + 8 * paging.index(va, "L3", 52)] = _descriptor(page, 0x403)
     t = paging.translate(va, ttbr, _read(tables), va_bits=52, ds=True)
     assert t.phys == page | (va & 0xFFF) and [s.address for s in t.levels][0] == root + 8 * paging.index(va, "L-1", 52)
+
+
+# The arm64 lines of the VMCOREINFO of the same kernel, booted with KASLR and LPA2.
+VMCOREINFO = {"NUMBER(VMALLOC_START)": "0xffff800080000000", "NUMBER(VA_BITS)": "52",
+              "NUMBER(MODULES_VADDR)": "0xffff800000000000", "NUMBER(MODULES_END)": "0xffff800080000000",
+              "NUMBER(VMALLOC_END)": "0xffffc1ffbf800000", "NUMBER(VMEMMAP_START)": "0xffffc1ffc0000000",
+              "NUMBER(VMEMMAP_END)": "0xffffffffc0000000", "NUMBER(kimage_voffset)": "0xffffa9ad8f800000",
+              "NUMBER(PHYS_OFFSET)": "0x40000000", "NUMBER(TCR_EL1_T1SZ)": "0xc",
+              "KERNELOFFSET": "29ad4fa00000", "NUMBER(KERNELPACMASK)": "0xfff0000000000000"}
+
+
+def test_layout_from_vmcoreinfo():
+    from gdbext.arch.arm64 import layout
+    warnings = []
+    d = layout.layout(VMCOREINFO, TCR, 0x29AD4FA00000, warnings)
+    assert warnings == [] and d["vabits_actual"] == 52 and d["page_offset"] == 0xFFF0000000000000
+    assert d["vmcoreinfo"]["kernel_offset"] == 0x29AD4FA00000 and d["vmcoreinfo"]["tcr_el1_t1sz"] == 12
+    assert ("PAGE_OFFSET", "0xfff0000000000000") in [(r[0], r[1]) for r in layout.rows(d)]
+    # A 52-bit kernel on a CPU without LPA2 runs 48-bit (T1SZ = 16); another
+    # slide or a T1SZ other than the boot CPU's is said.
+    d = layout.layout(dict(VMCOREINFO, **{"NUMBER(TCR_EL1_T1SZ)": "0x10"}), TCR_48, 0, warnings)
+    assert d["vabits_actual"] == 48 and d["page_offset"] == 0xFFF0000000000000
+    assert any("KERNELOFFSET" in w for w in warnings) and not any("T1SZ" in w for w in warnings)
+    layout.layout(VMCOREINFO, TCR_48, 0x29AD4FA00000, warnings)
+    assert any("saved 12 at boot" in w for w in warnings)
+    assert layout.layout({}, None, 0, warnings)["page_offset"] is None and "not readable" in warnings[-1]

@@ -352,6 +352,18 @@ class Arm64(Arch):
         from gdbext.arch.arm64 import cpu_reports
         return cpu_reports.kaslr_readings(table, cpu)
 
+    def kaslr_memory_layout(self, slide: int, warnings):
+        from gdbext import machine
+        from gdbext.arch.arm64 import layout
+        from gdbext.kernel import guest_kernel, symbols
+        where = symbols.lookup("vmcoreinfo_data")
+        info = guest_kernel.vmcoreinfo({"vmcoreinfo_data": where} if where else {}, machine.check_cpu(None))
+        return layout.layout(info, machine.registers().get("TCR_EL1"), slide, warnings)
+
+    def kaslr_layout_rows(self, data):
+        from gdbext.arch.arm64 import layout
+        return layout.rows(data)
+
     # -- the vDSO -------------------------------------------------------------------
     # arch/arm64/kernel/vdso/vdso.lds.S and vdso32/vdso.lds.S (6.1, 6.12).
     vdso_entry_points = ("__kernel_clock_gettime", "__kernel_gettimeofday", "__kernel_clock_getres",
