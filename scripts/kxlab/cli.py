@@ -60,6 +60,8 @@ def _boot_args(p):
 
 
 def _opts(a) -> qemu.BootOptions:
+    if getattr(a, "lpa2", False) and (a.arch != "arm64" or a.cpu):
+        raise SystemExit("lab: --lpa2 is for --arch arm64 without --cpu (else put lpa2=on in the --cpu model)")
     return qemu.BootOptions(kernel=a.kernel, smp=a.smp, kaslr=a.kaslr, pti=a.pti, accel=a.accel,
                             port=a.port, cpu=a.cpu, memory=a.memory, workload=a.workload,
                             stopped=getattr(a, "stopped", False),
