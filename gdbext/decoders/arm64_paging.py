@@ -20,6 +20,7 @@ from typing import Callable, Dict, List, Optional
 
 from gdbext.decoders.bits import MASK64
 from gdbext.decoders.paging import PageFault, Translation, WalkStep
+from gdbext.errors import DecodeError
 
 OA_MASK = 0x0000FFFFFFFFF000         # output address [47:12]
 OA_MASK_DS = 0x0003FFFFFFFFF000      # output address [49:12] with TCR.DS
@@ -76,7 +77,9 @@ def output_address(value: int, ds: bool = False) -> int:
 
 
 def is_upper(va: int) -> bool:
-    return bool(va >> 63)
+    """Whether TTBR1 translates `va`: bit 55 selects the half, tagged or
+    not (Arm ARM D8.2.1)."""
+    return bool(va >> 55 & 1)
 
 
 def _is_table(value: int, level: str) -> bool:
@@ -95,11 +98,28 @@ def _reason(value: int, level: str, ds: bool = False) -> Optional[str]:
     return None
 
 
+def out_of_range(va: int, va_bits: int, tbi: bool = False) -> Optional[str]:
+    """Why `va` is outside its half's range, or None: the bits above
+    `va_bits` must all equal bit 55 (bits [63:56] are ignored with TBI)
+    (Arm ARM D8.2.1, the VA range of each half from TnSZ)."""
+    top = 56 if tbi else 64
+    high = (va & ((1 << top) - 1)) >> va_bits
+    want = (1 << (top - va_bits)) - 1 if is_upper(va) else 0
+    if high == want:
+        return None
+    half = "TTBR1 (upper)" if is_upper(va) else "TTBR0 (lower)"
+    return (f"{va:#x} is outside the {va_bits}-bit range of {half}: bits [{top - 1}:{va_bits}] must all be "
+            f"{1 if want else 0} (a translation fault at the first level)")
+
+
 def translate(va: int, table: int, read_u64: Callable[[int], int], va_bits: int = 48,
-              ds: bool = False) -> Translation:
+              ds: bool = False, tbi: bool = False) -> Translation:
     """Walk `va` from the table a TTBR value `table` names; `ds` is
-    TCR_EL1.DS (FEAT_LPA2's descriptor format)."""
+    TCR_EL1.DS (FEAT_LPA2's descriptor format), `tbi` the half's TBIn."""
     va &= MASK64
+    why = out_of_range(va, va_bits, tbi)
+    if why:
+        raise DecodeError(why)
     steps: List[WalkStep] = []
     base = table_address(table, ds)
     names = levels_for(va_bits)

@@ -113,6 +113,10 @@ def test_pagewalks_match_qemu(lpa2):
         phys[name] = view["phys"]
     # The linear map is __lm_to_phys: va - PAGE_OFFSET + memstart_addr.
     assert phys["linear"] == task - page_offset + lpa2.gdb.eval("(unsigned long)memstart_addr")
+    # Beyond T0SZ's 52 bits: no walk, one line (QEMU: a translation fault too).
+    out = lpa2.json(f"kx pagewalk 0x0010000000000000 --cpu {cpu}")["views"][0]
+    assert not out["mapped"] and out["levels"] == [] and "outside the 52-bit range" in out["error"]
+    assert "Unmapped" in lpa2.guest.hmp("gva2gpa 0x0010000000000000")
     # hello64's svc #0 is the word before its return address.
     user = kx_walk(lpa2, cpu, regs["pc"])
     assert user["user"] and user["executable"] and user["active"] and user["root"] == lpa2.reg("TTBR0_EL1")

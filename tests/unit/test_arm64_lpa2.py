@@ -9,6 +9,7 @@ from gdbext.arch.arm64 import ARCH
 from gdbext.decoders import arm64_paging as paging
 from gdbext.decoders import arm64_sysregs as sysregs
 from gdbext.decoders.paging import PageFault
+from gdbext.errors import DecodeError
 
 TCR = 0x095001F6B54C350C            # T0SZ = T1SZ = 12, DS = 1
 TCR_48 = TCR & ~(0x3F << 16) | (16 << 16)    # T1SZ = 16
@@ -138,3 +139,20 @@ def test_layout_from_vmcoreinfo():
     layout.layout(VMCOREINFO, TCR_48, 0x29AD4FA00000, warnings)
     assert any("saved 12 at boot" in w for w in warnings)
     assert layout.layout({}, None, 0, warnings)["page_offset"] is None and "not readable" in warnings[-1]
+
+
+def test_addresses_outside_the_va_range():
+    # 52 bits: 0x000f... is user space; 0x0010... is beyond T0SZ = 12.
+    assert paging.out_of_range(0x000F000000000000, 52) is None
+    assert "outside the 52-bit range of TTBR0" in paging.out_of_range(0x0010000000000000, 52)
+    assert "outside the 48-bit range of TTBR1" in paging.out_of_range(0xFFF0000000000000, 48)
+    # With TBI the top byte is a tag: bit 55 still picks the half.
+    assert paging.out_of_range(0xAB00000012345678, 48, tbi=True) is None
+    assert not paging.is_upper(0xAB00000012345678) and paging.is_upper(0x00FF800000000000)
+    assert paging.out_of_range(0xAB00000012345678, 48) is not None
+    try:
+        paging.translate(0x0010000000000000, 0x1000, _read({}), va_bits=52, ds=True)
+    except DecodeError as exc:      # nothing read, one clear line
+        assert "TTBR0" in str(exc) and not isinstance(exc, PageFault)
+    else:
+        raise AssertionError("walked an address outside TTBR0's range")

@@ -291,7 +291,8 @@ class Arm64(Arch):
     def translate(self, address, regs, read_phys_u64, root=None):
         upper = arm64_paging.is_upper(address)
         table = self._root_for(address, regs, root)
-        return arm64_paging.translate(address & MASK64, table, read_phys_u64, va_bits(regs, upper), lpa2(regs))
+        tbi = bool((regs.get("TCR_EL1") or 0) >> (38 if upper else 37) & 1)     # TBI1 / TBI0
+        return arm64_paging.translate(address & MASK64, table, read_phys_u64, va_bits(regs, upper), lpa2(regs), tbi)
 
     def _root_for(self, address: int, regs: Dict[str, int], root: Optional[int]) -> int:
         """TTBR1 for the upper half and TTBR0 for the lower, unless `root`
