@@ -31,6 +31,7 @@ class LabConfig:
     append: str = ""            # extra kernel command line words
     arch: str = "x86_64"        # the guest's architecture (kxlab.kernels.SERIES_BY_ARCH)
     no_vmlinux: bool = False    # attach gdb with no vmlinux (kx loads the guest's kallsyms and BTF)
+    lpa2: bool = False          # arm64: FEAT_LPA2 on (52-bit VAs on 6.12)
 
 
 def int80_entry(symbols) -> str:

@@ -32,7 +32,8 @@ tables, TPIDR_EL1 not __per_cpu_offset[cpu], SCTLR bits)."""
             "TCR_EL1": lambda x: (f"T0SZ={x['t0sz']} ({x['va_bits_user']}-bit user) T1SZ={x['t1sz']} "
                                   f"({x['va_bits_kernel']}-bit kernel) TG0={x['tg0']} TG1={x['tg1']} "
                                   f"IPS={x['ips_bits']}-bit AS={'16' if x['as16'] else '8'}-bit ASID"
-                                  + (" DS(LPA2)" if x["ds"] else "")),
+                                  + (" DS(LPA2: 52-bit descriptors)" if x["ds"] else "")
+                                  + (f" walk {x['levels_kernel'][0]}..L3" if x.get("levels_kernel") else "")),
             "TTBR0_EL1": lambda x: f"ASID {x['asid']:#x} table {x['baddr']:#x}",
             "TTBR1_EL1": lambda x: f"ASID {x['asid']:#x} table {x['baddr']:#x}",
             "MAIR_EL1": lambda x: ", ".join(f"{a['index']}:{a['meaning']}" for a in x if a["attr"] or a["index"] < 5),

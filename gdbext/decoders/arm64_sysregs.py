@@ -7,6 +7,7 @@ sysreg.h (INIT_SCTLR_EL1_MMU_ON), the same in 6.1 and 6.12.
 """
 from typing import Dict, List, Optional
 
+from gdbext.decoders.arm64_paging import levels_for, table_address
 from gdbext.decoders.bits import bits
 
 # ESR_ELx.EC (Arm ARM D17.2.37, Table D17-5), the classes a kernel sees.
@@ -40,6 +41,7 @@ SCTLR_BITS = {
 SCTLR_EXPECTED_SET = ("M", "C", "SA", "SA0", "I", "DZE", "UCI", "SED")
 SCTLR_EXPECTED_CLEAR = ("A", "EE", "E0E", "WXN")
 
+TCR_DS = 59                       # FEAT_LPA2's 52-bit format (D17.2.131)
 _TG0 = {0: "4K", 1: "64K", 2: "16K"}
 _TG1 = {1: "16K", 2: "4K", 3: "64K"}
 _PA_BITS = {0: 32, 1: 36, 2: 40, 3: 42, 4: 44, 5: 48, 6: 52}
@@ -93,8 +95,13 @@ def decode_tcr(value: int) -> Dict:
         "ips_bits": _PA_BITS.get(bits(value, 34, 32)), "as16": bits(value, 36, 36),
         "tbi0": bits(value, 37, 37), "tbi1": bits(value, 38, 38), "ha": bits(value, 39, 39),
         "hd": bits(value, 40, 40), "e0pd0": bits(value, 55, 55), "e0pd1": bits(value, 56, 56),
-        "ds": bits(value, 59, 59), "checks": [],
+        "ds": bits(value, TCR_DS, TCR_DS), "checks": [],
     }
+    if out["tg1"] == "4K" and out["tg0"] == "4K":
+        out["levels_user"], out["levels_kernel"] = levels_for(64 - t0sz), levels_for(64 - t1sz)
+    # Below 16 (more than 48 bits) T0SZ/T1SZ need DS with 4 KiB pages (D8.2.1).
+    if min(t0sz, t1sz) < 16 and not out["ds"]:
+        out["checks"].append(f"T0SZ/T1SZ below 16 ({t0sz}/{t1sz}) without DS: 52-bit VAs need TCR.DS (LPA2)")
     # __cpu_setup sets TCR_A1: the ASID lives in TTBR1_EL1, so that KPTI can
     # switch TTBR0 alone (arch/arm64/mm/proc.S, cpu_do_switch_mm; 4.16+).
     if not out["a1"]:
@@ -104,11 +111,11 @@ def decode_tcr(value: int) -> Dict:
     return out
 
 
-def decode_ttbr(value: int, asid_bits: int = 16) -> Dict:
+def decode_ttbr(value: int, asid_bits: int = 16, ds: bool = False) -> Dict:
     """BADDR[47:1] (with TCR.DS, bits [5:2] hold table address bits 51:48)
     and the ASID in [63:48]; CnP is bit 0."""
     return {"value": value, "asid": bits(value, 63, 48) & ((1 << asid_bits) - 1),
-            "baddr": value & 0x0000FFFFFFFFFFFE, "cnp": value & 1}
+            "baddr": table_address(value, ds), "cnp": value & 1}
 
 
 def decode_mair(value: int) -> List[Dict]:

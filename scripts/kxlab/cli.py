@@ -52,15 +52,20 @@ def _boot_args(p):
     p.add_argument("--port", type=int, default=0, help="gdbstub port (default: a free one)")
     p.add_argument("--cpu", default="", help="QEMU CPU model, e.g. Haswell (Intel), max")
     p.add_argument("--memory", default="512M", help="guest memory (default %(default)s)")
+    p.add_argument("--lpa2", action="store_true",
+                   help="arm64: leave the CPU's FEAT_LPA2 on (6.12 then runs with 52-bit VAs; "
+                        "default lpa2=off, 48-bit)")
     p.add_argument("--workload", choices=["loop", "spin", "strace"], default="loop",
                    help="spin adds a child doing back-to-back getpid (benchmarks)")
 
 
 def _opts(a) -> qemu.BootOptions:
+    if getattr(a, "lpa2", False) and (a.arch != "arm64" or a.cpu):
+        raise SystemExit("lab: --lpa2 is for --arch arm64 without --cpu (else put lpa2=on in the --cpu model)")
     return qemu.BootOptions(kernel=a.kernel, smp=a.smp, kaslr=a.kaslr, pti=a.pti, accel=a.accel,
                             port=a.port, cpu=a.cpu, memory=a.memory, workload=a.workload,
                             stopped=getattr(a, "stopped", False),
-                            plugin=_plugin_socket(a), arch=a.arch)
+                            plugin=_plugin_socket(a), arch=a.arch, lpa2=getattr(a, "lpa2", False))
 
 
 def _plugin_socket(a) -> str:

@@ -2,7 +2,9 @@
 
 /init is /bin/kxwork (pid 1 runs the init role); /bin/hello64 is the `svc #0`
 hello (x8 = 64) and /bin/hello32 the AArch32 `svc 0` hello (r7 = 4), which
-the kernel runs as a compat task where the CPU has AArch32 at EL0.
+the kernel runs as a compat task where the CPU has AArch32 at EL0;
+/bin/stay32 an AArch32 task that stays (C without libc: clang
+--target=armv7a-linux-gnueabihf -ffreestanding, linked by the cross ld).
 
 Debian's gcc cross compilers conflict with gcc-multilib (the i386 lab needs
 that), so C goes through clang --target=aarch64-linux-gnu with Debian's
@@ -18,7 +20,7 @@ from . import bootstrap, initramfs, paths
 from .initramfs import TARGET_FILE_TEXT, _Newc
 
 SRC = paths.GUEST_SRC / "arm64"
-SOURCES = ("kxwork.c", "hello64.S", "hello32.S")
+SOURCES = ("kxwork.c", "hello64.S", "hello32.S", "stay32.c")
 TRIPLE64, TRIPLE32 = "aarch64-linux-gnu", "arm-linux-gnueabihf"
 
 
@@ -40,7 +42,10 @@ def _build(out: pathlib.Path) -> dict:
     run(f"{TRIPLE64}-ld", "-o", "hello64", "hello64.o")
     run(f"{TRIPLE32}-as", "-o", "hello32.o", str(SRC / "hello32.S"))
     run(f"{TRIPLE32}-ld", "-o", "hello32", "hello32.o")
-    return {name: (out / name).read_bytes() for name in ("kxwork", "hello64", "hello32")}
+    run("clang", "--target=armv7a-linux-gnueabihf", "-marm", "-O2", "-Wall", "-Werror", "-ffreestanding",
+        "-fno-builtin", "-fno-stack-protector", "-nostdlib", "-c", "-o", "stay32.o", str(SRC / "stay32.c"))
+    run(f"{TRIPLE32}-ld", "-o", "stay32", "stay32.o")
+    return {name: (out / name).read_bytes() for name in ("kxwork", "hello64", "hello32", "stay32")}
 
 
 def build(force: bool = False) -> pathlib.Path:
@@ -59,6 +64,7 @@ def build(force: bool = False) -> pathlib.Path:
         cpio.file("bin/kxspin", bins["kxwork"])
         cpio.file("bin/hello64", bins["hello64"])
         cpio.file("bin/hello32", bins["hello32"])
+        cpio.file("bin/stay32", bins["stay32"])
         cpio.file("etc/kx-target", TARGET_FILE_TEXT, 0o644)
         initramfs.finish(image, out_dir / f"bin-{sources_hash()}", bins, cpio)
     return image

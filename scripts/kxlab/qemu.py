@@ -65,6 +65,7 @@ class BootOptions:
     plugin: str = ""           # the kxtrace plugin's control socket ("": no plugin)
     plugin_ring_kb: int = 0    # KiB per vCPU ring (0: the plugin's default, 128 MiB)
     arch: str = kernels.DEFAULT_ARCH   # x86_64 | i386 (Debian's 686-pae kernel) | arm64 (qemu_arm64.py)
+    lpa2: bool = False         # arm64: FEAT_LPA2 on (52-bit VAs on 6.12)
 
 
 class Guest:
@@ -101,7 +102,7 @@ class Guest:
         # by default, "7.2" for the system's, or a path with
         # KX_QEMU_DATADIR); a guest with the kxtrace plugin needs 10.0.
         if o.arch == "arm64":
-            prefix = qemu_arm64.prefix(o.cpu)
+            prefix = qemu_arm64.prefix(o.cpu, o.lpa2)
         elif o.plugin:
             prefix = plugin.qemu_args(o.plugin, ring_kb=o.plugin_ring_kb)
         else:

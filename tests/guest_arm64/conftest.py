@@ -41,7 +41,8 @@ class Arm64Session(GuestSession):
         self.kernel = kernels.fetch(config.kernel, quiet=True, arch="arm64")
         self.guest = qemu.Guest(qemu.BootOptions(
             kernel=config.kernel, smp=config.smp, cpu=config.cpu, pti=config.pti, kaslr=config.kaslr,
-            workload=config.workload, append=config.append, arch="arm64"), kernel=self.kernel)
+            workload=config.workload, append=config.append, arch="arm64", lpa2=config.lpa2),
+            kernel=self.kernel)
         self.guest.start()
         self.symbols = self.kernel.symbols()
         self.vmlinux = self.kernel.vmlinux
@@ -82,18 +83,24 @@ def arm64_lab(arm64_series):
     yield Arm64Session.get(_config(arm64_series))
 
 
+def stopped_for_a_test(session):
+    """Yield `session` stopped; afterwards, no breakpoints left (a session
+    that stops answering is booted again)."""
+    try:
+        session.ensure_stopped()
+    except (TimeoutError, EOFError) as exc:
+        session.restart(f"before the test: {exc}")
+    yield session
+    try:
+        session.cleanup_after_test()
+    except (TimeoutError, EOFError) as exc:
+        session.restart(f"after the test: {exc}")
+
+
 @pytest.fixture
 def a64(arm64_lab):
     """The shared arm64 gdb, stopped, no breakpoints left by earlier tests."""
-    try:
-        arm64_lab.ensure_stopped()
-    except (TimeoutError, EOFError) as exc:
-        arm64_lab.restart(f"before the test: {exc}")
-    yield arm64_lab
-    try:
-        arm64_lab.cleanup_after_test()
-    except (TimeoutError, EOFError) as exc:
-        arm64_lab.restart(f"after the test: {exc}")
+    yield from stopped_for_a_test(arm64_lab)
 
 
 @pytest.fixture(scope="module")

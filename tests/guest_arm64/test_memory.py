@@ -68,6 +68,10 @@ def test_kaslr_slide_from_vbar(a64_kaslr):
     slide = vbar - s.symbols["vectors"]
     assert slide != 0 and d.get("text_slide") == slide and d.get("match") is True, (d, s.gdb.attach_output)
     assert d["sources"]["vbar"] == d["sources"]["banner"] == slide
+    # lpa2=off: 48 bits in use, whatever CONFIG_ARM64_VA_BITS (52 on 6.12).
+    va_bits = int(re.search(r"^CONFIG_ARM64_VA_BITS=(\d+)$", s.kernel.config.read_text(), re.M).group(1))
+    assert d["vabits_actual"] == 48 and d["vmcoreinfo"]["va_bits"] == va_bits and d["warnings"] == []
+    assert d["page_offset"] == -(1 << va_bits) & (2**64 - 1) and d["vmcoreinfo"]["kernel_offset"] == slide
     assert s.gdb.eval("(unsigned long)&sys_call_table") == s.symbols["sys_call_table"] + slide
     check = s.json("kx syscalls --check")
     assert check["check"]["problems"] == [] and check["table"] == s.symbols["sys_call_table"] + slide

@@ -54,6 +54,11 @@ def va_bits(regs: Dict[str, int], upper: bool) -> int:
     return 64 - ((tcr >> 16) & 0x3F if upper else tcr & 0x3F)
 
 
+def lpa2(regs: Dict[str, int]) -> bool:
+    """TCR_EL1.DS: FEAT_LPA2's 52-bit descriptors and TTBRs."""
+    return bool((regs.get("TCR_EL1") or 0) >> sysregs.TCR_DS & 1)
+
+
 class Arm64(Arch):
     name = "arm64"
     gdb_names = ("aarch64",)
@@ -286,7 +291,8 @@ class Arm64(Arch):
     def translate(self, address, regs, read_phys_u64, root=None):
         upper = arm64_paging.is_upper(address)
         table = self._root_for(address, regs, root)
-        return arm64_paging.translate(address & MASK64, table, read_phys_u64, va_bits(regs, upper))
+        tbi = bool((regs.get("TCR_EL1") or 0) >> (38 if upper else 37) & 1)     # TBI1 / TBI0
+        return arm64_paging.translate(address & MASK64, table, read_phys_u64, va_bits(regs, upper), lpa2(regs), tbi)
 
     def _root_for(self, address: int, regs: Dict[str, int], root: Optional[int]) -> int:
         """TTBR1 for the upper half and TTBR0 for the lower, unless `root`
@@ -304,16 +310,20 @@ class Arm64(Arch):
         return regs.get("TTBR0_EL1") or 0
 
     def root_address(self, root: int) -> int:
-        return root & arm64_paging.TTBR_BADDR_MASK
+        # BADDR[47:6] in both formats: Linux's first tables are 64-byte
+        # aligned or more (a 16-entry level -1 table is 128 bytes); with
+        # TCR.DS bits [5:2] are BADDR[51:48], which a comparison of roots
+        # without TCR_EL1 cannot use (the lab's guests have no memory there).
+        return root & arm64_paging.TTBR_BADDR_MASK_DS
 
     def describe_walk(self, address, regs, translation=None, fault=None):
         steps = translation.levels if translation is not None else getattr(fault, "steps", [])
         page_fault = fault if isinstance(fault, arm64_paging.PageFault) else None
         out = arm64_paging.describe_walk(address & MASK64, steps, translation, page_fault,
-                                         va_bits(regs, arm64_paging.is_upper(address)))
+                                         va_bits(regs, arm64_paging.is_upper(address)), lpa2(regs))
         if steps:
             # The table the walk started in (TTBR1's for the upper half).
-            out["walked_root"] = steps[0].address & ~0xFFF
+            out["walked_root"] = steps[0].address - 8 * out["levels"][0]["index"]
         return out
 
     def kernel_page_table(self, regs, read_phys_u64) -> int:
@@ -343,6 +353,18 @@ class Arm64(Arch):
         from gdbext.arch.arm64 import cpu_reports
         return cpu_reports.kaslr_readings(table, cpu)
 
+    def kaslr_memory_layout(self, slide: int, warnings):
+        from gdbext import machine
+        from gdbext.arch.arm64 import layout
+        from gdbext.kernel import guest_kernel, symbols
+        where = symbols.lookup("vmcoreinfo_data")
+        info = guest_kernel.vmcoreinfo({"vmcoreinfo_data": where} if where else {}, machine.check_cpu(None))
+        return layout.layout(info, machine.registers().get("TCR_EL1"), slide, warnings)
+
+    def kaslr_layout_rows(self, data):
+        from gdbext.arch.arm64 import layout
+        return layout.rows(data)
+
     # -- the vDSO -------------------------------------------------------------------
     # arch/arm64/kernel/vdso/vdso.lds.S and vdso32/vdso.lds.S (6.1, 6.12).
     vdso_entry_points = ("__kernel_clock_gettime", "__kernel_gettimeofday", "__kernel_clock_getres",
@@ -356,6 +378,14 @@ class Arm64(Arch):
     def vdso_special_mappings(self, cpu: int):
         from gdbext.arch.arm64 import vdso
         return vdso.special_mappings(cpu)
+
+    def vdso_report(self, vdso_, cpu: int):
+        from gdbext.arch.arm64 import vdso
+        return vdso.report(vdso_, cpu)
+
+    def vdso_text(self, data):
+        from gdbext.arch.arm64 import vdso
+        return vdso.text(data)
 
     # -- commands -------------------------------------------------------------------
     def register_commands(self) -> None:

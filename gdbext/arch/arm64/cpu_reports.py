@@ -54,8 +54,12 @@ def sysregs_report(cpu: Optional[int]) -> Dict:
     out = {"cpu": cpu, "values": value, "missing": missing, "warnings": [],
            "current_el": sysregs.current_el(cpsr) if cpsr is not None else None,
            "pstate": sysregs.decode_pstate(cpsr) if cpsr is not None else None}
+    ds = bool((value["TCR_EL1"] or 0) >> sysregs.TCR_DS & 1)
+
+    def ttbr(v):
+        return sysregs.decode_ttbr(v, ds=ds)
     decoders = {"SCTLR_EL1": sysregs.decode_sctlr, "TCR_EL1": sysregs.decode_tcr,
-                "TTBR0_EL1": sysregs.decode_ttbr, "TTBR1_EL1": sysregs.decode_ttbr,
+                "TTBR0_EL1": ttbr, "TTBR1_EL1": ttbr,
                 "MAIR_EL1": sysregs.decode_mair, "ESR_EL1": sysregs.decode_esr, "SPSR_EL1": sysregs.decode_pstate}
     out["decoded"] = {n: f(value[n]) for n, f in decoders.items() if value[n] is not None}
     out["expected"] = _expectations(cpu, value)

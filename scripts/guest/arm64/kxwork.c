@@ -7,7 +7,9 @@
  *                 system calls with known arguments through a raw `svc #0`,
  *                 runs /bin/hello64 and /bin/hello32 (AArch32, a compat
  *                 task where the CPU and the kernel allow it), and prints a
- *                 heartbeat.
+ *                 heartbeat.  It starts /bin/stay32 once: an AArch32 task
+ *                 that stays while the workload lives (its compat vDSO and
+ *                 [sigpage] outlive a syscall).
  *
  * The same KX-* lines as the x86-64 workload (scripts/guest/kxwork.c), with
  * the generic syscall numbers (include/uapi/asm-generic/unistd.h).
@@ -116,6 +118,7 @@ static __attribute__((noreturn)) void work_main(int argc, char **argv)
 	env = knob(argc, argv, "kxmode");
 	if (env && strcmp(env, "spin") == 0)
 		spawn("/bin/kxspin");
+	spawn("/bin/stay32");
 
 	say("KX-WORK pid=%d vdso=0x%lx target=%s mark_len=%zu\n", getpid(),
 	    getauxval(AT_SYSINFO_EHDR), KX_TARGET_PATH, strlen(KX_MARK));
