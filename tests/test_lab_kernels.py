@@ -182,6 +182,27 @@ def test_custom_kernel_gets_a_system_map(cache, tmp_path):
     assert kernels.custom(image, vmlinux, warm=False).system_map == real
 
 
+def test_a_kernel_image_alone(cache, tmp_path):
+    """--kernel-image with --no-vmlinux: the release from the setup header
+    (Documentation/arch/x86/boot.rst: "HdrS" at 0x202, kernel_version at
+    0x20E pointing 0x200 before the string), no vmlinux, no System.map."""
+    header = bytearray(0x600)
+    header[0x202:0x206] = b"HdrS"
+    header[0x20E:0x210] = (0x300).to_bytes(2, "little")
+    header[0x500:0x520] = b"6.1.0-99-kx-test (x@y) #1 SMP\0"
+    image = tmp_path / "bzImage"
+    image.write_bytes(bytes(header))
+    k = kernels.image_only(image)
+    assert (k.series, k.abi, k.vmlinuz, k.has_vmlinux) == ("custom", "6.1.0-99-kx-test", image, False)
+    assert k.root.parent == cache / "custom"
+    image.write_bytes(b"\0" * 512)                 # no setup header: still bootable by name
+    assert kernels.image_release(image) == "" and kernels.image_only(image).abi == "custom"
+    with pytest.raises(SystemExit):
+        kernels.image_only(tmp_path / "missing")
+    if kernels.cached("6.1") is not None:         # Debian's own vmlinuz names its release
+        assert kernels.image_release(kernels.cached("6.1").vmlinuz) == kernels.cached("6.1").abi
+
+
 FAKE_QEMU = """\
 import os, sys, time
 serial = next(a.split(":", 1)[1] for a in sys.argv if a.startswith("file:"))

@@ -476,6 +476,13 @@ class Arch:
         where kx starts looking for kallsyms without a vmlinux."""
         return {}
 
+    def kernel_data_ranges(self, cpu: int) -> List[Tuple[int, int]]:
+        """[(start, end)] of the running kernel image's writable,
+        non-executable memory, read from its page tables with no symbol
+        (where kx looks for the kernel's pointer to VMCOREINFO); [] when
+        unknown."""
+        return []
+
     def kaslr_memory_layout(self, slide: int, warnings: List[str]) -> Dict[str, object]:
         """What `kx kaslr` adds once the slide is known (x86: the randomised
         direct map, vmalloc and vmemmap bases, phys_base): JSON keys."""

@@ -25,7 +25,7 @@ import struct
 import subprocess
 import tempfile
 import time
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from gdbext import errors
 from gdbext.decoders import btf as B, btf_c
@@ -69,24 +69,27 @@ def symbol_arguments(symbols, text: Tuple[int, int], bases: Dict[str, int], skip
     return out
 
 
-def typed_variables(btf: B.Btf, emitter: btf_c.Emitter, by_name: Dict[str, List[int]],
+def typed_variables(btf: Optional[B.Btf], emitter: Optional[btf_c.Emitter], by_name: Dict[str, List[int]],
                     sizes: Dict[str, int]) -> List[Tuple[int, str, str]]:
-    """[(address, name, C definition)] of the variables whose type kx knows."""
+    """[(address, name, C definition)] of the variables whose type kx knows
+    (with no BTF: the syscall tables as words, so that their symbols keep
+    the length copied from memory, and the banner)."""
     wanted: Dict[str, str] = {}
-    for t in btf.types[1:]:
+    for t in btf.types[1:] if btf is not None else ():
         if t.kind == B.VAR and t.name:
             wanted[t.name] = emitter.decl(t.type, t.name)
-    for name, spec in _GLOBALS.items():
+    for name, spec in _GLOBALS.items() if btf is not None else ():
         t = btf.named(spec)
         if t is not None:
             wanted[name] = emitter.decl(t.id, name)
     for name, elem in _ARRAYS.items():
-        t = btf.named(elem)
-        if t is not None and sizes.get(name):
-            wanted[name] = emitter.decl(t.id, f"{name}[{sizes[name] // 8}]")
+        t = btf.named(elem) if btf is not None else None
+        if sizes.get(name):
+            count = f"{name}[{sizes[name] // 8}]"
+            wanted[name] = emitter.decl(t.id, count) if t is not None else f"unsigned long {count}"
     if sizes.get("linux_banner"):
         wanted["linux_banner"] = f"char linux_banner[{sizes['linux_banner']}]"
-    taken = set(emitter.names.values()) | emitter.enumerators
+    taken = set(emitter.names.values()) | emitter.enumerators if emitter is not None else set()
     out = []
     for name, decl in wanted.items():
         addrs = by_name.get(name, [])
@@ -198,18 +201,18 @@ def build(directory: str, symbols, btf_blob: bytes, raw: List[Tuple[str, int, by
     text = (by_name["_text"][0], by_name["_etext"][0])
     bounds = _bounds(symbols, text)
     source = "/* no BTF */\n"
-    variables = []
+    btf = emitter = None
     if btf_blob:
         btf = B.parse(btf_blob)
         emitter = btf_c.Emitter(btf)
         source = btf_c.emit(btf)
-        sizes = _symbol_sizes(symbols)
-        sizes.update({section[len(".kx.copy."):]: len(data) for section, _a, data in raw
-                      if section.startswith(".kx.copy.")})
-        variables = typed_variables(btf, emitter, by_name, sizes)
         with open(os.path.join(directory, SIGNATURES), "w") as f:
             json.dump(btf_c.syscall_prototypes(btf), f)
-        source += "\n".join(v[2] for v in variables) + "\n"
+    sizes = _symbol_sizes(symbols)
+    sizes.update({section[len(".kx.copy."):]: len(data) for section, _a, data in raw
+                  if section.startswith(".kx.copy.")})
+    variables = typed_variables(btf, emitter, by_name, sizes)
+    source += "\n".join(v[2] for v in variables) + "\n"
     t_emit = time.perf_counter()
     skip = {(a, n) for a, n, _d in variables}
     with tempfile.TemporaryDirectory(prefix="kx-elf-") as tmp:

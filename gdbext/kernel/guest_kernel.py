@@ -25,7 +25,7 @@ from typing import Dict, List, Optional, Tuple
 from gdbext import arch, errors
 from gdbext.decoders import elfnote, kallsyms
 from gdbext.decoders.kaslr import relocatable
-from gdbext.kernel import backend
+from gdbext.kernel import backend, guest_vmcoreinfo
 
 CHUNK = 1 << 20
 SCAN_LIMIT = 128 << 20     # text and rodata of the largest image we know is ~60 MiB
@@ -278,8 +278,7 @@ def load(cpu: Optional[int] = None) -> GuestKernel:
     if hit is not None:
         hit.seconds = {"attach": round(time.perf_counter() - t0, 3)}
         return hit
-    source, start = min(pointers.items(), key=lambda kv: kv[1])
-    syms, where, scanned = scan_kallsyms(start, cpu)
+    syms, sources, scanned_where = _find_kallsyms(pointers, cpu)
     t_scan = time.perf_counter() - t0
     by_name = {}
     for s in syms:
@@ -287,11 +286,9 @@ def load(cpu: Optional[int] = None) -> GuestKernel:
     if "_text" not in by_name:
         raise errors.KxError("kallsyms has no _text")
     note = _build_id_note(by_name, cpu)
-    sources = {"kernel_text": f"{source} handler {start:#x}",
-               "kallsyms": f"scan of {scanned >> 20} MiB from {start & ~0xFFF:#x}: "
-                           f"{len(syms)} symbols, kallsyms_names at {where['names']:#x}",
-               "build_id": f"GNU build-id note at {note[0]:#x} (__start_notes, kallsyms)"}
-    _confirm_with_vmcoreinfo(vmcoreinfo(by_name, cpu), where, sources)
+    sources["build_id"] = f"GNU build-id note at {note[0]:#x} (__start_notes, kallsyms)"
+    if scanned_where is not None:
+        _confirm_with_vmcoreinfo(vmcoreinfo(by_name, cpu), scanned_where, sources)
     gk = GuestKernel(build_id=note[2], text=by_name["_text"],
                      symbols=[(s.address, s.type, s.name) for s in syms], btf_path=None,
                      directory=os.path.join(cache_root(), note[2]), sources=sources,
@@ -301,6 +298,27 @@ def load(cpu: Optional[int] = None) -> GuestKernel:
     gk.seconds["attach"] = round(time.perf_counter() - t0, 3)
     _save(gk, pointers, note)
     return gk
+
+
+def _find_kallsyms(pointers: Dict[str, int], cpu: int):
+    """(symbols, sources, None) through VMCOREINFO (6.0+), else (symbols,
+    sources, {array: address}) by the scan from the lowest text pointer (the
+    arrays are then checked against VMCOREINFO found through kallsyms)."""
+    source, start = min(pointers.items(), key=lambda kv: kv[1])
+    sources = {"kernel_text": f"{source} handler {start:#x}"}
+    found = guest_vmcoreinfo.find(cpu)
+    where = guest_vmcoreinfo.array_addresses(found[2]) if found else {}
+    if where:
+        syms, low, size = guest_vmcoreinfo.read_kallsyms(where, cpu)
+        sources["kallsyms"] = (f"VMCOREINFO's SYMBOL(kallsyms_*): {len(syms)} symbols from {size >> 10} KiB "
+                               f"at {low:#x}, kallsyms_names at {where['names']:#x}")
+        sources["vmcoreinfo"] = (f"found with no symbol: page {found[1]:#x}, pointed to from {found[0]:#x} in "
+                                 "the kernel's writable data; the finder agrees on the arrays")
+        return syms, sources, None
+    syms, where, scanned = scan_kallsyms(start, cpu)
+    sources["kallsyms"] = (f"scan of {scanned >> 20} MiB from {start & ~0xFFF:#x}: "
+                           f"{len(syms)} symbols, kallsyms_names at {where['names']:#x}")
+    return syms, sources, where
 
 
 def _save_raw(gk: GuestKernel, by_name: Dict[str, int], cpu: int) -> None:

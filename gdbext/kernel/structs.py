@@ -67,7 +67,7 @@ class StructReader:
         cache = types.cache()
         if self._layout_key not in cache:
             if not types.has(self.struct_name):  # a symbol-only vmlinux: name the missing struct itself
-                raise errors.MissingType(self.struct_name)
+                raise types.missing(self.struct_name)
             resolved = {}
             for m in self.members:
                 hit = None

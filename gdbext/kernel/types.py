@@ -37,21 +37,22 @@ def lookup(name: str):
         try:
             _cache[key] = gdb.lookup_type(name)
         except gdb.error:
-            _no_btf(name)
-            raise errors.MissingType(name) from None
+            raise missing(name) from None
     return _cache[key]
 
 
-def _no_btf(name: str) -> None:
-    """With no vmlinux and a kernel built without BTF, say that instead of
+def missing(name: str) -> errors.MissingType:
+    """The error for a type gdb does not have.  With no vmlinux and a
+    kernel built without BTF it says that, and what still works, instead of
     asking for DWARF."""
     from gdbext.kernel import guest_session
     gk = guest_session.current()
     if gk is not None and gk.btf_path is None:
-        raise errors.MissingType(name, why=(
+        return errors.MissingType(name, why=(
             "this kernel has no BTF (built without CONFIG_DEBUG_INFO_BTF) and gdb has no vmlinux: kx has "
             "its symbols from kallsyms, not its types; msr, gdt, idt, tss, syscalls, break and kaslr work, "
             "the commands that read kernel structs need the vmlinux"))
+    return errors.MissingType(name)
 
 
 def has(name: str) -> bool:

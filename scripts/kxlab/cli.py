@@ -35,8 +35,11 @@ def _kernel(a, need_image=True):
     image, vmlinux = getattr(a, "kernel_image", None), getattr(a, "vmlinux", None)
     if not image and not vmlinux:
         return None
+    if image and not vmlinux and getattr(a, "no_vmlinux", False):
+        return kernels.image_only(image)
     if not vmlinux or (need_image and not image):
-        raise SystemExit("lab: a kernel you built needs both --kernel-image and --vmlinux")
+        raise SystemExit("lab: a kernel you built needs both --kernel-image and --vmlinux "
+                         "(or --kernel-image with --no-vmlinux: kx reads its own kallsyms and BTF)")
     return kernels.custom(image or vmlinux, vmlinux)
 
 
@@ -132,8 +135,10 @@ def cmd_boot(a):
         guest.start(die_with_parent=not detach)
     except qemu.plugin.PluginUnsupported as exc:
         raise SystemExit(f"lab: {exc}") from None
-    qemu.save_state(guest, a.name)
     info = guest.describe()
+    if a.no_vmlinux or not guest.kernel.has_vmlinux:
+        info["vmlinux"] = None     # `lab gdb` attaches with the kernel's own kallsyms and BTF
+    qemu.save_state(guest, a.name, info)
     print(json.dumps(info, indent=1))
     print(f"lab: guest ready; attach with: ./scripts/lab gdb --name {a.name}"
           f"   (or in gdb: target remote 127.0.0.1:{guest.port})", file=sys.stderr)
@@ -169,12 +174,17 @@ def cmd_gdb(a):
     vmlinux = None
     arch = a.arch
     state = qemu.load_state(a.name)
+    booted_bare = False
     if state and not port:
         port = state["port"]
         vmlinux = state["vmlinux"]
         arch = state.get("arch", arch)
+        booted_bare = vmlinux is None
     bootstrap.ensure_arch(arch)
-    if not vmlinux and not a.no_vmlinux:
+    if booted_bare and not a.no_vmlinux:
+        print("lab: the guest was booted with no vmlinux: kx reads the kernel's own kallsyms and BTF",
+              file=sys.stderr)
+    elif not vmlinux and not a.no_vmlinux:
         custom = _kernel(a, need_image=False)
         vmlinux = (custom or kernels.fetch(a.kernel, arch=arch)).vmlinux
     if a.no_vmlinux:
@@ -202,6 +212,9 @@ def _boot_parsers(sub):
     p.add_argument("--stopped", action="store_true", help="freeze the CPU before the first instruction (-S)")
     p.add_argument("--name", default="default", help="name of this guest (default %(default)s)")
     p.add_argument("--foreground", action="store_true", help="stay attached; Ctrl-C stops QEMU")
+    p.add_argument("--no-vmlinux", action="store_true",
+                   help="no vmlinux for this guest (e.g. --kernel-image with a stripped bzImage): "
+                        "`lab gdb` attaches with kx reading the kernel's own kallsyms and BTF")
     p.add_argument("--trace-plugin", nargs="?", const="auto", default=None, metavar="SOCKET",
                    help="load the kxtrace plugin (QEMU 10.0.2 unless KX_QEMU says otherwise); its "
                         "control socket is SOCKET (default: one per guest in the run directory)")
@@ -277,6 +290,9 @@ def _parser() -> argparse.ArgumentParser:
                                                  "applies; max,lpa2=off,pauth-impdef=on on arm64)")
     p.add_argument("--pti", choices=["on", "off", "auto"], default=None,
                    help="page-table isolation (default: on for x86_64, auto for arm64)")
+    p.add_argument("--no-vmlinux", action="store_true",
+                   help="the story with no vmlinux (x86_64): kx reads the kernel's own kallsyms "
+                        "and BTF; with --kernel-image, a stripped bzImage is enough")
     p.set_defaults(func=cmd_demo)
 
     return ap

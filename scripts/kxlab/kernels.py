@@ -10,6 +10,7 @@ file that looks cached.
 
 A kernel built by hand (`--kernel-image`, `--vmlinux`) is used where it is;
 only a System.map made from its vmlinux, when it has none, goes to the cache.
+A kernel image brought alone (`--kernel-image` with `--no-vmlinux`) too.
 """
 import dataclasses
 import hashlib
@@ -87,6 +88,11 @@ class Kernel:
     @property
     def vmlinux(self) -> pathlib.Path:
         return self.debug or self.root / "vmlinux"
+
+    @property
+    def has_vmlinux(self) -> bool:
+        """False for a kernel image brought alone (image_only)."""
+        return self.vmlinux.is_file()
 
     @property
     def system_map(self) -> pathlib.Path:
@@ -269,6 +275,16 @@ def _banner_release(vmlinux: pathlib.Path) -> str:
     return ""
 
 
+def _custom_root(path: pathlib.Path) -> pathlib.Path:
+    """The cache directory of a kernel brought by the user, keyed by its
+    file's path, size and mtime."""
+    st = path.stat()
+    key = hashlib.sha1(f"{path}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]
+    root = paths.cache_dir() / "custom" / key
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
 def custom(image, vmlinux, warm: bool = True) -> Kernel:
     """A kernel built by hand: its bzImage and its vmlinux (with DWARF).  The
     System.map and .config beside the vmlinux are used when there; else a
@@ -277,10 +293,7 @@ def custom(image, vmlinux, warm: bool = True) -> Kernel:
     for p in (image, vmlinux):
         if not p.is_file():
             raise SystemExit(f"lab: {p} is not a file")
-    st = vmlinux.stat()
-    key = hashlib.sha1(f"{vmlinux}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]
-    root = paths.cache_dir() / "custom" / key
-    root.mkdir(parents=True, exist_ok=True)
+    root = _custom_root(vmlinux)
     release = _banner_release(vmlinux) or "custom"
     beside = vmlinux.parent / "System.map"
     smap = beside if not sysmap.is_stub(beside) else root / "System.map"
@@ -294,6 +307,35 @@ def custom(image, vmlinux, warm: bool = True) -> Kernel:
         warm_index_cache(kernel)
         (root / "index-warm").write_text("")
     return kernel
+
+
+# The x86 boot protocol's setup header (Documentation/arch/x86/boot.rst):
+# "HdrS" at 0x202; kernel_version (2 bytes) at 0x20E points, less 0x200,
+# at the release string "6.1.0-57-cloud-amd64 (debian-kernel@...) #1 ...".
+SETUP_MAGIC_AT, SETUP_MAGIC, KERNEL_VERSION_AT = 0x202, b"HdrS", 0x20E
+
+
+def image_release(image) -> str:
+    """The release a bzImage names in its setup header, or ""."""
+    with open(image, "rb") as f:
+        head = f.read(0x10000)
+    if head[SETUP_MAGIC_AT:SETUP_MAGIC_AT + 4] != SETUP_MAGIC or len(head) < KERNEL_VERSION_AT + 2:
+        return ""
+    at = int.from_bytes(head[KERNEL_VERSION_AT:KERNEL_VERSION_AT + 2], "little")
+    if not at:
+        return ""
+    words = head[at + 0x200:at + 0x300].split(b"\0", 1)[0].split()
+    return words[0].decode(errors="replace") if words else ""
+
+
+def image_only(image) -> Kernel:
+    """A kernel image brought with no vmlinux (a stripped bzImage): booted
+    as it is; gdb attaches with kx reading the kernel's own kallsyms and BTF.
+    Its cache directory holds no vmlinux and no System.map."""
+    image = pathlib.Path(image).resolve()
+    if not image.is_file():
+        raise SystemExit(f"lab: {image} is not a file")
+    return Kernel("custom", image_release(image) or "custom", "", _custom_root(image), image=image)
 
 
 def warm_index_cache(kernel: Kernel, quiet: bool = False) -> float:

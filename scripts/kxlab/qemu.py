@@ -297,8 +297,9 @@ def state_file(name: str = "default") -> pathlib.Path:
     return paths.run_dir() / f"{name}.json"
 
 
-def save_state(guest: Guest, name: str = "default") -> None:
-    state_file(name).write_text(json.dumps(guest.describe(), indent=1))
+def save_state(guest: Guest, name: str = "default", info: dict = None) -> None:
+    """`info`: guest.describe(), as the caller amended it."""
+    state_file(name).write_text(json.dumps(info or guest.describe(), indent=1))
 
 
 def load_state(name: str = "default"):

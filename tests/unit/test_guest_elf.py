@@ -66,10 +66,19 @@ def test_without_btf_symbols_only(built, tmp_path):
     """A kernel built without BTF: the file still has every symbol (gdb
     finds init_task's address) and no struct type."""
     d, syms, _path, raw = built
-    guest_elf.build(str(tmp_path), syms, b"", raw)
+    # The syscall table as kx copies it from memory (up to its last entry):
+    # its symbol keeps that length, not the distance to the next symbol.
+    by_name = {n: a for a, _t, n in syms}
+    table = by_name["sys_call_table"]
+    after = min(a for a, _t, _n in syms if a > table)
+    data = vmlinux_file.read(f"{d}/vmlinux", table, after - table)
+    while data.endswith(bytes(8)):
+        data = data[:-8]
+    guest_elf.build(str(tmp_path), syms, b"", raw + [(".kx.copy.sys_call_table", table, data)])
     got = vmlinux_file.gdb_values(str(tmp_path / guest_elf.ELF_NAME),
-                                  ["(unsigned long)&init_task", "sizeof(struct task_struct)"])
-    assert got == [{n: a for a, _t, n in syms}["init_task"], None]
+                                  ["(unsigned long)&init_task", "sizeof(struct task_struct)",
+                                   "(unsigned long)&sys_call_table", "sizeof(sys_call_table)"])
+    assert got == [by_name["init_task"], None, table, len(data)]
 
 
 def test_rebase_to_the_link_address():

@@ -319,6 +319,13 @@ class X86_64(Arch):
         from gdbext.arch.x86_64 import kaslr_sources
         return kaslr_sources.text_pointers(cpu)
 
+    def kernel_data_ranges(self, cpu: int):
+        if self.pointer_size != 8:
+            return []      # the i386 kernel: another page-table format, another map
+        from gdbext import machine
+        from gdbext.arch.x86_64 import kernel_image_map
+        return kernel_image_map.data_ranges(cpu, self.la57(machine.registers(cpu)))
+
     def kaslr_memory_layout(self, slide: int, warnings):
         from gdbext import machine
         from gdbext.arch.x86_64 import kaslr_sources
