@@ -317,7 +317,8 @@ class Arm64(Arch):
         return out
 
     def kernel_page_table(self, regs, read_phys_u64) -> int:
-        return regs.get("TTBR1_EL1") or 0
+        from gdbext.arch.arm64 import kpti
+        return kpti.kernel_root(regs, read_phys_u64, va_bits(regs, True))
 
     def paging_off(self, regs: Dict[str, int]) -> Optional[str]:
         sctlr = sysreg(regs, "SCTLR_EL1")
@@ -367,7 +368,11 @@ def _function_at(pc: int) -> Optional[str]:
     from gdbext.kernel import symbols
     hit = symbols.table().describe(pc)
     if hit is None:
-        return None
+        # Under KPTI the trampoline runs at its fixmap alias, outside every
+        # symbol (the mapping is global: any vCPU's tables translate it).
+        from gdbext import machine
+        from gdbext.arch.arm64 import kpti
+        return "tramp_vectors" if kpti.trampoline_alias(pc, machine.selected_cpu()) is not None else None
     return hit[0].split(".", 1)[0]
 
 
