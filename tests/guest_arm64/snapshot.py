@@ -23,14 +23,16 @@ VECTORS_PROBE = 8
 
 
 class Arm64Snapshotter(R.Snapshotter):
-    def __init__(self, a64, with_text: bool = True):
+    def __init__(self, a64, with_text: bool = True, slide: int = 0):
+        """Take it at a stop in the kernel (EL1 on swapper_pg_dir): `slide`
+        is the KASLR text slide (System.map is the link layout)."""
         super().__init__(a64, with_text=False)
         if with_text:
             # _stext.._etext (map_kernel's text segment; the .head.text page
             # before _stext is mapped elsewhere), physically contiguous.
             s = a64.symbols
-            phys = self.gva2gpa(s["_stext"])
-            assert self.gva2gpa(s["_etext"] - 1) == phys + s["_etext"] - 1 - s["_stext"]
+            phys = self.gva2gpa(s["_stext"] + slide)
+            assert self.gva2gpa(s["_etext"] + slide - 1) == phys + s["_etext"] - 1 - s["_stext"]
             self.text = (phys, s["_etext"] - s["_stext"])
             in_ram = self.xp(phys + s["vectors"] - s["_stext"], VECTORS_PROBE)
             assert in_ram == vmlinux_file.read(a64.vmlinux, s["vectors"], VECTORS_PROBE), in_ram.hex()

@@ -15,7 +15,11 @@ import pytest
 
 from .conftest import ARM64_KERNELS, Arm64Session
 from .test_entry import SVC64_AT_ENTRY, SVC64_IN_C, elf_symbols
-from .test_matrix import user_svc
+from .snapshot import Arm64Snapshotter
+from .test_matrix import ARM64, user_svc
+from tests import reliability as R
+from tests.guest.conftest import heartbeat_without_trap
+from tests.guest.test_matrix import help_subcommands, run_state
 from tests.guestlib import LabConfig
 
 pytestmark = pytest.mark.guest
@@ -60,6 +64,7 @@ def facts(kpti_guest, arm64_binaries):
          "entry_task_phys": [gpa(s, cpu, (s.symbols["__entry_task"] + slide + o) & MASK64) for o in per_cpu],
          "this_cpu_vector": [s.gdb.eval(f"*(unsigned long *)((char *)&this_cpu_vector + {o})") for o in per_cpu],
          "svc": user_svc(arm64_binaries)}
+    f["snapper"] = Arm64Snapshotter(s, slide=slide)    # the text's physical address, found on swapper_pg_dir
     return f
 
 
@@ -132,3 +137,22 @@ def test_in_the_trampoline(kpti_guest, facts, arm64_binaries):
     assert s.reg("pc") == s.symbols["el0t_64_sync"] + facts["slide"]
     after = elf_symbols(arm64_binaries, "hello64")["hello64_after_write"]
     assert s.json("kx event")["return_ip"] == after
+
+
+@pytest.mark.parametrize("state", ["kpti-el0", "kpti-trampoline"])
+def test_matrix_on_the_trampoline_tables(kpti_guest, facts, state):
+    """tests/guest_arm64/test_matrix.py's matrix at the two stops where
+    the CPU runs on tramp_pg_dir: every command leaves the guest as it was
+    and prints no traceback."""
+    s = kpti_guest
+    cpu = s.stop_at(f"{facts['svc']:#x}", SVC64_AT_ENTRY)
+    if state == "kpti-trampoline":
+        cpu = s.stop_at(f"{s.reg('VBAR') + 0x400:#x}", SVC64_AT_ENTRY)
+    assert s.reg("TTBR1_EL1") & 0xFFFFFFFFF000 == facts["tramp_pg_dir_phys"]
+    kernel = f"arm64-{CONFIG.kernel}"
+    findings = run_state(s, kernel, state, facts["snapper"], help_subcommands(s), matrix=ARM64)
+    problem = heartbeat_without_trap(s)
+    if problem:
+        R.record_disturbance(f"{kernel}/{state}: continue", problem)
+        findings.append(f"{state}: after the commands, {problem}")
+    assert not findings, f"{kernel} {state} (CPU {cpu}):\n" + "\n".join(findings)
