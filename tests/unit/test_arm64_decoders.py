@@ -149,3 +149,21 @@ def test_monitor_info_registers_aarch64():
     assert r["pc"] == 0xFFFF800008BAF4FC and r["x1"] == 0xFFFF00001FEAB558 and r["x30"] == 0x84A4800008BAF514
     assert r["sp"] == 0xFFFF800009813D50 and r["pstate"] == 0x404000C5 and r["mode"] == "EL1h"
     assert "p0" not in r
+
+
+# The 6.1 cloud vmlinux's tramp_vectors (KPTI slot, lower-EL AArch64 sync
+# entry + 0x38): tramp_data_read_var's `ldr x30, .L__tramp_data_vectors`,
+# whose literal (relocated) is `vectors` 0xffff800008010800.
+LDR_TRAMP_AT, LDR_TRAMP_WORD, LDR_TRAMP_LITERAL = 0xFFFF800009389C38, 0x58009E5E, 0xFFFF80000938B000
+
+
+def test_ldr_literal_in_the_kpti_trampoline():
+    assert insn.ldr_literal(LDR_TRAMP_WORD, LDR_TRAMP_AT) == (30, LDR_TRAMP_LITERAL)
+    assert insn.ldr_literal(BL_WORD, BL_AT) is None
+
+
+@given(st.integers(-(1 << 18), (1 << 18) - 1), st.integers(0, 30), st.integers(0, (1 << 62) - 1))
+def test_ldr_literal_roundtrip(words, rt, pc):
+    pc &= ~3
+    word = 0x58000000 | (words & 0x7FFFF) << 5 | rt
+    assert insn.ldr_literal(word, pc) == (rt, (pc + 4 * words) % (1 << 64))

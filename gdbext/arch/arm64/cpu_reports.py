@@ -175,23 +175,45 @@ def kaslr_readings(table, cpu: int) -> SlideReadings:
         notes.setdefault("vbar", "the gdbstub shows no VBAR_EL1")
     elif link is None:
         notes["vbar"] = "the vmlinux has no `vectors` symbol"
-    elif not _holds_vectors(table, link, vbar, cpu):
-        notes["vbar"] = (f"VBAR_EL1 {vbar:#x} does not hold `vectors`' code (the KPTI trampoline's alias "
-                         "or a Spectre-BHB table)")
-    else:
+    elif _holds_vectors(table, link, vbar, cpu) is not False:   # unreadable: take VBAR_EL1 as it is
         sources["vbar"] = signed_delta(vbar, link)
+    else:
+        through = _trampoline_literal(vbar, cpu)
+        if through is not None and _holds_vectors(table, link, through, cpu) is True:
+            sources["vbar"] = signed_delta(through, link)
+            notes["vbar"] = (f"VBAR_EL1 {vbar:#x} is the KPTI trampoline's alias; its literal pool "
+                             f"holds `vectors` {through:#x}")
+        else:
+            notes["vbar"] = (f"VBAR_EL1 {vbar:#x} does not hold `vectors`' code (the KPTI trampoline's alias "
+                             "or a Spectre-BHB table)")
     return SlideReadings(sources=sources, notes=notes, report={"vbar": vbar}, evidence=sources["vbar"] is not None,
                          contradicted_by="VBAR_EL1", placed_by="VBAR_EL1")
 
 
-def _holds_vectors(table, link: int, vbar: int, cpu: int) -> bool:
+def _trampoline_literal(vbar: int, cpu: int) -> Optional[int]:
+    """What the first LDR (literal) of VBAR_EL1's lower-EL AArch64 entry
+    loads: in a KPTI trampoline entry, tramp_data_read_var's `vectors`
+    (tramp_ventry, arch/arm64/kernel/entry.S), or None."""
+    entry = vbar + 8 * VECTOR_ENTRY
+    try:
+        code = machine.read_kernel(entry, VECTOR_ENTRY, cpu)
+        for off in range(0, len(code) - 3, 4):
+            hit = arm64_insn.ldr_literal(arm64_insn.word(code, off), entry + off)
+            if hit is not None:
+                return int.from_bytes(machine.read_kernel(hit[1], 8, cpu), "little")
+    except errors.KxError:
+        pass
+    return None
+
+
+def _holds_vectors(table, link: int, vbar: int, cpu: int) -> Optional[bool]:
     """Whether memory at VBAR_EL1's lower-EL AArch64 entry holds the file's
     `vectors` code there (kernel_ventry's first two instructions: a branch
     over the trampoline cleanup and `mrs x30, tpidrro_el0`, position-
-    independent and never patched).  Unreadable memory: assume it does."""
+    independent and never patched); None when unreadable."""
     from gdbext.kernel import vmlinux
     lower_el = 8 * VECTOR_ENTRY
     try:
         return machine.read_kernel(vbar + lower_el, 8, cpu) == vmlinux.image(table.path).read(link + lower_el, 8)
     except errors.KxError:
-        return True
+        return None
