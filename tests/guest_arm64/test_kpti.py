@@ -107,6 +107,9 @@ def test_at_el0_vbar_is_the_trampoline_alias(kpti_guest, facts):
     t = s.json("kx task")
     assert t["comm"] == "hello64" and t["address"] == xp_u64(s, facts["entry_task_phys"][cpu])
     assert "user mode" in s.json("kx event")["error"]
+    k = s.json("kx kaslr")              # at EL0: through the trampoline's literal pool
+    assert k["text_slide"] == facts["slide"] and k["match"] is True, k
+    assert "trampoline" in k["source_notes"]["vbar"], k
 
 
 def test_in_the_trampoline(kpti_guest, facts, arm64_binaries):

@@ -76,7 +76,7 @@ class Arm64(Arch):
     module_area = (0xFFFF800000000000, 0xFFFF800080000000)
     default_thread_size = 16 * 1024       # THREAD_SIZE with 4 KiB pages, no KASAN
     user_space_end = 1 << 48              # TASK_SIZE_64 with 48-bit user VAs
-    kernel_mode_name = "EL1 with the MMU on"
+    kernel_mode_name = "EL0 or EL1 with the MMU on"
     user_modes = {"64": "64-bit", "32": "AArch32 (compat)"}
     flags_register = "pstate"
     pt_regs_return = ("pt_regs->pc", "pt_regs->pstate")
@@ -327,8 +327,10 @@ class Arm64(Arch):
         return None
 
     def kernel_mode_ready(self, regs: Dict[str, int]) -> bool:
+        # At EL0 too: the kernel is up, and kx reads it through TTBR1_EL1's
+        # tables (or swapper_pg_dir's under KPTI) as at x86-64's CPL 3.
         cpsr = regs.get("cpsr")
-        return self.paging_off(regs) is None and cpsr is not None and sysregs.current_el(cpsr) == 1
+        return self.paging_off(regs) is None and cpsr is not None and sysregs.current_el(cpsr) in (0, 1)
 
     # -- KASLR ----------------------------------------------------------------------
     # KIMAGE_VADDR of 6.1 (6.12 links the image higher); per-cpu data is part
