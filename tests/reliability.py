@@ -37,6 +37,7 @@ class _Figures:
     disturbances: list = dataclasses.field(default_factory=list)
     tracebacks: list = dataclasses.field(default_factory=list)
     checks: int = 0
+    printed: bool = False
 
 
 FIGURES = _Figures()
@@ -164,10 +165,16 @@ class Snapshotter:
         return [int(n) for n in re.findall(r"CPU #(\d+)", self.kx.guest.hmp("info cpus"))]
 
     def take(self) -> dict:
+        snap = self.cpu_side()
+        if self.text:
+            snap["kernel text sha1"] = self.text_sha1()
+        snap.update(self.gdb_side())
+        return snap
+
+    def cpu_side(self) -> dict:
+        """Every vCPU's registers and the code at its pc (x86: rip)."""
         kx = self.kx
-        snap = {}
-        regs = kx.guest.hmp("info registers -a")
-        snap["registers"] = regs
+        snap = {"registers": kx.guest.hmp("info registers -a")}
         for cpu in self.cpus():
             text = kx.guest.hmp(f"cpu {cpu}") + kx.guest.hmp("info registers")
             rip = int(re.search(r"[RE]IP=([0-9a-f]+)", text).group(1), 16)
@@ -178,15 +185,17 @@ class Snapshotter:
             spots = {rip} | ({(cs_base + rip) & 0xFFFFFFFF} if not lma else set())
             for a in sorted(spots):
                 snap[f"cpu{cpu} code@{a:#x}"] = kx.guest.hmp(f"x /16xb {a:#x}").strip()
-        if self.text:
-            if os.path.exists(self.dump):
-                os.unlink(self.dump)
-            kx.guest.hmp(f'pmemsave {self.text[0]} {self.text[1]} "{self.dump}"')
-            with open(self.dump, "rb") as f:
-                snap["kernel text sha1"] = hashlib.sha1(f.read()).hexdigest()
-            os.unlink(self.dump)
-        snap.update(self.gdb_side())
         return snap
+
+    def text_sha1(self) -> str:
+        """The SHA-1 of the kernel text in guest RAM (QEMU's pmemsave)."""
+        if os.path.exists(self.dump):
+            os.unlink(self.dump)
+        self.kx.guest.hmp(f'pmemsave {self.text[0]} {self.text[1]} "{self.dump}"')
+        with open(self.dump, "rb") as f:
+            digest = hashlib.sha1(f.read()).hexdigest()
+        os.unlink(self.dump)
+        return digest
 
     def gdb_side(self) -> dict:
         g = self.kx.gdb
@@ -234,3 +243,20 @@ def summary_lines() -> list:
     for t in f.tracebacks[:10]:
         lines.append(f"  traceback: {t}")
     return lines
+
+
+def write_summary(terminalreporter) -> None:
+    """Print the figures at the end of the run, once (the conftests of
+    tests/guest/ and tests/guest_arm64/ both ask), and write them to
+    KX_RELIABILITY_OUT if set."""
+    f = FIGURES
+    if f.printed or not (f.runs or f.fuzzed or f.interrupts or f.checks):
+        return
+    f.printed = True
+    terminalreporter.section("kx reliability figures")
+    for line in summary_lines():
+        terminalreporter.write_line(line)
+    out = os.environ.get("KX_RELIABILITY_OUT")
+    if out:
+        with open(out, "w") as fh:
+            fh.write("\n".join(summary_lines()) + "\n")

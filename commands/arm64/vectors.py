@@ -12,8 +12,10 @@ Usage: kx vectors [--cpu N] [--json]
 The 16 entries (current EL with SP_EL0 / SP_EL1, lower EL AArch64 /
 AArch32; each sync, IRQ, FIQ, SError), where each one's code branches and
 the handler Linux names for it (el0t_64_sync for `svc #0`, el0t_32_sync
-for a compat task's `svc 0`).  Under KPTI VBAR_EL1 is tramp_vectors, whose
-entries branch through the trampoline: then the targets are not compared.
+for a compat task's `svc 0`).  Under KPTI, while user code or the
+trampoline runs, VBAR_EL1 is the fixmap alias of tramp_vectors (a 2 KiB
+slot of it): kx names the slot, shows its run address, and does not
+compare the entries, which return into `vectors` instead of branching.
 A WARNING when VBAR_EL1 is none of the kernel's tables or an entry of
 `vectors` branches elsewhere than its handler."""
 
@@ -27,6 +29,9 @@ A WARNING when VBAR_EL1 is none of the kernel's tables or an entry of
     def render(d):
         t = Text().head(f"Exception vectors of CPU {d['cpu']}: VBAR_EL1 {d['vbar']:#x} "
                         f"({d['table'] or 'not a kernel vector table'})")
+        if d.get("alias_of") is not None:
+            t.add(f"  KPTI trampoline: VBAR_EL1 is the fixmap alias of {d['alias_of']:#x} "
+                  f"({d['table']}); its entries map the kernel and return into `vectors`\n", "dim")
         for e in d["entries"]:
             t.add(f"  +{e['offset']:#05x} ", "num").add(f"{e['where']:<24} {e['kind']:<5} ")
             t.add(f"{e['handler']:<14}", "sym")

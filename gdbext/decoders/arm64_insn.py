@@ -4,7 +4,7 @@ can get past without a single-step.
 
 Encodings from the Arm ARM (DDI 0487), C6.2: BL, B, STP (signed offset and
 pre-index, 64-bit), NOP, BTI, ORR (shifted register, the MOV alias), ADD
-(immediate, the MOV-to/from-SP alias).  Instructions are 4 bytes, little
+(immediate, the MOV-to/from-SP alias), LDR (literal, 64-bit).  Instructions are 4 bytes, little
 endian.
 """
 from typing import Dict, List, Optional, Tuple
@@ -36,6 +36,14 @@ def branch_target(insn: int, address: int) -> Optional[Tuple[str, int]]:
         return None
     target = (address + 4 * _sext(insn & 0x03FFFFFF, 26)) & MASK64
     return ("bl" if op == 0x94000000 else "b"), target
+
+
+def ldr_literal(insn: int, address: int) -> Optional[Tuple[int, int]]:
+    """(Rt, the literal's address) for a 64-bit LDR (literal) at `address`
+    (C6.2.167: opc 01, V 0, imm19 words from the instruction), else None."""
+    if insn & 0xFF000000 != 0x58000000:
+        return None
+    return insn & 0x1F, (address + 4 * _sext(insn >> 5 & 0x7FFFF, 19)) & MASK64
 
 
 def direct_calls(code: bytes, start: int) -> List[Tuple[int, int, int]]:

@@ -6,7 +6,6 @@ tests/conftest.py owns the shared lab guests; this file adds
 - `throwaway_lab`: a small guest of its own that a test may kill;
 - the end-of-run summary of tests/reliability.py (pytest_terminal_summary).
 """
-import os
 import re
 import time
 
@@ -79,13 +78,4 @@ def heartbeat_without_trap(kx, timeout=60) -> str:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    f = reliability.FIGURES
-    if not (f.runs or f.fuzzed or f.interrupts or f.checks):
-        return
-    terminalreporter.section("kx reliability figures")
-    for line in reliability.summary_lines():
-        terminalreporter.write_line(line)
-    out = os.environ.get("KX_RELIABILITY_OUT")
-    if out:
-        with open(out, "w") as fh:
-            fh.write("\n".join(reliability.summary_lines()) + "\n")
+    reliability.write_summary(terminalreporter)

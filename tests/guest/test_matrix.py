@@ -24,6 +24,7 @@ per state: the guest runs on to a new heartbeat and stops only when we
 interrupt it (no SIGTRAP from a breakpoint left behind).
 """
 import bisect
+import dataclasses
 import json
 import re
 
@@ -166,7 +167,21 @@ def reach(kx, state):
 
 # -- running the matrix in one state -------------------------------------------
 
-def command_lines(kx, subcommands):
+@dataclasses.dataclass(frozen=True)
+class Matrix:
+    """What runs in each state: the typical arguments per subcommand, the
+    function calls, and whether the guest is compared after every command
+    group or once after all of a subcommand's lines (cheaper; a finding
+    then names the subcommand, not the line)."""
+    typical: dict
+    functions: list
+    snapshot_per_subcommand: bool = False
+
+
+X86_64 = Matrix(TYPICAL, FUNCTIONS)
+
+
+def command_lines(kx, subcommands, matrix=X86_64):
     """[(group of commands)] for one state: every subcommand's typical
     arguments, text and --json, then the convenience functions."""
     other = 1 - selected_cpu(kx)
@@ -174,22 +189,24 @@ def command_lines(kx, subcommands):
     for sub in subcommands:
         if sub == "trace":
             continue
-        for args in TYPICAL.get(sub, [""]):
+        lines = []
+        for args in matrix.typical.get(sub, [""]):
             for json_flag in ("", " --json"):
                 if isinstance(args, tuple):
-                    groups.append(tuple(f"kx {sub} {a.format(other=other)}".strip() + json_flag for a in args))
+                    lines.append(tuple(f"kx {sub} {a.format(other=other)}".strip() + json_flag for a in args))
                 else:
-                    groups.append((f"kx {sub} {args.format(other=other)}".strip() + json_flag,))
-    for f in FUNCTIONS:
-        groups.append((f.format(other=other),))
+                    lines.append((f"kx {sub} {args.format(other=other)}".strip() + json_flag,))
+        groups += [sum(lines, ())] if matrix.snapshot_per_subcommand else lines
+    functions = [(f.format(other=other),) for f in matrix.functions]
+    groups += [sum(functions, ())] if matrix.snapshot_per_subcommand else functions
     return groups
 
 
-def run_state(kx, kernel, state, snapper, subcommands, with_trace=True):
+def run_state(kx, kernel, state, snapper, subcommands, with_trace=True, matrix=X86_64):
     """Run the matrix in the current stop.  Returns the findings (strings)."""
     findings = []
     before = snapper.take()
-    for group in command_lines(kx, subcommands):
+    for group in command_lines(kx, subcommands, matrix):
         results = []
         for command in group:
             R.record_run(kernel, state, command)

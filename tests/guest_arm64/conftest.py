@@ -121,3 +121,8 @@ def pytest_sessionfinish(session, exitstatus):
     for s in list(_SESSIONS.values()):
         s.close()
     _SESSIONS.clear()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    from tests import reliability   # the figures the arm64 matrix and fuzzing recorded
+    reliability.write_summary(terminalreporter)

@@ -149,3 +149,42 @@ def test_monitor_info_registers_aarch64():
     assert r["pc"] == 0xFFFF800008BAF4FC and r["x1"] == 0xFFFF00001FEAB558 and r["x30"] == 0x84A4800008BAF514
     assert r["sp"] == 0xFFFF800009813D50 and r["pstate"] == 0x404000C5 and r["mode"] == "EL1h"
     assert "p0" not in r
+
+
+# The 6.1 cloud vmlinux's tramp_vectors (KPTI slot, lower-EL AArch64 sync
+# entry + 0x38): tramp_data_read_var's `ldr x30, .L__tramp_data_vectors`,
+# whose literal (relocated) is `vectors` 0xffff800008010800.
+LDR_TRAMP_AT, LDR_TRAMP_WORD, LDR_TRAMP_LITERAL = 0xFFFF800009389C38, 0x58009E5E, 0xFFFF80000938B000
+
+
+def test_ldr_literal_in_the_kpti_trampoline():
+    assert insn.ldr_literal(LDR_TRAMP_WORD, LDR_TRAMP_AT) == (30, LDR_TRAMP_LITERAL)
+    assert insn.ldr_literal(BL_WORD, BL_AT) is None
+
+
+@given(st.integers(-(1 << 18), (1 << 18) - 1), st.integers(0, 30), st.integers(0, (1 << 62) - 1))
+def test_ldr_literal_roundtrip(words, rt, pc):
+    pc &= ~3
+    word = 0x58000000 | (words & 0x7FFFF) << 5 | rt
+    assert insn.ldr_literal(word, pc) == (rt, (pc + 4 * words) % (1 << 64))
+
+
+def test_kpti_kernel_root_from_tramp_pg_dir(monkeypatch):
+    """TTBR1_EL1 on tramp_pg_dir (maps nothing of the kernel): the root is
+    TTBR1 + (swapper_pg_dir - tramp_pg_dir) when that table maps
+    swapper_pg_dir onto itself; on swapper_pg_dir it is TTBR1 itself."""
+    from gdbext.arch.arm64 import kpti
+    from gdbext.kernel import symbols
+    link = {"tramp_pg_dir": 0xFFFF80000938D000, "swapper_pg_dir": 0xFFFF80000938F000}   # 6.1's System.map
+    monkeypatch.setattr(symbols, "lookup", link.get)
+    tramp, swapper = 0x4158D000, 0x4158F000
+    va = link["swapper_pg_dir"]
+    l1, l2, l3 = 0x50000000, 0x50001000, 0x50002000
+    read = _tables({swapper + 8 * paging.index(va, "L0"): l1 | 3, l1 + 8 * paging.index(va, "L1"): l2 | 3,
+                    l2 + 8 * paging.index(va, "L2"): l3 | 3,
+                    l3 + 8 * paging.index(va, "L3"): swapper | (1 << 10) | 3})
+    user_asid = (0x16B << 48) | tramp                     # the user ASID (odd) on tramp_pg_dir
+    assert kpti.kernel_root({"TTBR1_EL1": user_asid}, read, 48) == swapper
+    assert kpti.kernel_root({"TTBR1_EL1": (0x16A << 48) | swapper}, read, 48) == (0x16A << 48) | swapper
+    # Tables that map neither: TTBR1_EL1 as it is.
+    assert kpti.kernel_root({"TTBR1_EL1": user_asid}, _tables({}), 48) == user_asid

@@ -81,7 +81,7 @@ class Arm64(Arch):
     module_area = (0xFFFF800000000000, 0xFFFF800080000000)
     default_thread_size = 16 * 1024       # THREAD_SIZE with 4 KiB pages, no KASAN
     user_space_end = 1 << 48              # TASK_SIZE_64 with 48-bit user VAs
-    kernel_mode_name = "EL1 with the MMU on"
+    kernel_mode_name = "EL0 or EL1 with the MMU on"
     user_modes = {"64": "64-bit", "32": "AArch32 (compat)"}
     flags_register = "pstate"
     pt_regs_return = ("pt_regs->pc", "pt_regs->pstate")
@@ -327,7 +327,8 @@ class Arm64(Arch):
         return out
 
     def kernel_page_table(self, regs, read_phys_u64) -> int:
-        return regs.get("TTBR1_EL1") or 0
+        from gdbext.arch.arm64 import kpti
+        return kpti.kernel_root(regs, read_phys_u64, va_bits(regs, True))
 
     def paging_off(self, regs: Dict[str, int]) -> Optional[str]:
         sctlr = sysreg(regs, "SCTLR_EL1")
@@ -336,8 +337,10 @@ class Arm64(Arch):
         return None
 
     def kernel_mode_ready(self, regs: Dict[str, int]) -> bool:
+        # At EL0 too: the kernel is up, and kx reads it through TTBR1_EL1's
+        # tables (or swapper_pg_dir's under KPTI) as at x86-64's CPL 3.
         cpsr = regs.get("cpsr")
-        return self.paging_off(regs) is None and cpsr is not None and sysregs.current_el(cpsr) == 1
+        return self.paging_off(regs) is None and cpsr is not None and sysregs.current_el(cpsr) in (0, 1)
 
     # -- KASLR ----------------------------------------------------------------------
     # KIMAGE_VADDR of 6.1 (6.12 links the image higher); per-cpu data is part
@@ -397,7 +400,11 @@ def _function_at(pc: int) -> Optional[str]:
     from gdbext.kernel import symbols
     hit = symbols.table().describe(pc)
     if hit is None:
-        return None
+        # Under KPTI the trampoline runs at its fixmap alias, outside every
+        # symbol (the mapping is global: any vCPU's tables translate it).
+        from gdbext import machine
+        from gdbext.arch.arm64 import kpti
+        return "tramp_vectors" if kpti.trampoline_alias(pc, machine.selected_cpu()) is not None else None
     return hit[0].split(".", 1)[0]
 
 

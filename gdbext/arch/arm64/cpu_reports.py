@@ -18,6 +18,7 @@ from gdbext.decoders import arm64_sysregs as sysregs
 from gdbext.decoders.kaslr import signed_delta
 
 VECTOR_ENTRY = 0x80
+SLOT = 0x800          # SZ_2K: one table of the Spectre-BHB/KPTI set (asm/vectors.h)
 KINDS = ("sync", "irq", "fiq", "error")
 GROUPS = (("el1t", "64", "current EL with SP_EL0"), ("el1h", "64", "current EL with SP_EL1"),
           ("el0t", "64", "lower EL, AArch64"), ("el0t", "32", "lower EL, AArch32"))
@@ -78,8 +79,10 @@ def _expectations(cpu: int, value: Dict) -> List[Dict]:
     out = []
     if value["VBAR_EL1"] is not None:
         names = vector_tables()
-        hit = next((n for n, a in names.items() if a == value["VBAR_EL1"]), None)
-        out.append({"register": "VBAR_EL1", "ok": hit is not None, "expected": names,
+        hit, alias_of = vbar_table(value["VBAR_EL1"], cpu)
+        if alias_of is not None:
+            hit = f"{hit} (its KPTI fixmap alias)"
+        out.append({"register": "VBAR_EL1", "ok": hit is not None, "expected": names, "alias_of": alias_of,
                     "message": hit or f"VBAR_EL1 {value['VBAR_EL1']:#x} is none of the kernel's vector tables "
                                       f"({', '.join(f'{n} {a:#x}' for n, a in names.items())})"})
     if value["TPIDR_EL1"] is not None and symbols.lookup("__per_cpu_offset") is not None:
@@ -109,8 +112,7 @@ def vectors_report(cpu: Optional[int]) -> Dict:
     vbar = _sysreg(regs, "VBAR_EL1")
     if vbar is None:
         raise errors.NotSupported("the gdbstub does not show VBAR_EL1 (QEMU 7.2 calls it VBAR)")
-    tables = vector_tables()
-    table_name = next((n for n, a in tables.items() if a == vbar), None)
+    table_name, alias_of = vbar_table(vbar, cpu)
     code = machine.read_kernel(vbar, 16 * VECTOR_ENTRY, cpu)
     entries = []
     for e in vector_handlers():
@@ -127,8 +129,27 @@ def vectors_report(cpu: Optional[int]) -> Dict:
                 for e in entries if e["ok"] is False and table_name == "vectors"]
     if table_name is None:
         warnings.insert(0, f"VBAR_EL1 {vbar:#x} is none of the kernel's vector tables")
-    return {"cpu": cpu, "vbar": vbar, "table": table_name, "kpti": table_name == "tramp_vectors",
+    return {"cpu": cpu, "vbar": vbar, "table": table_name, "kpti": alias_of is not None, "alias_of": alias_of,
             "entries": entries, "warnings": warnings}
+
+
+def vbar_table(vbar: int, cpu: int):
+    """(the name of the vector table at `vbar` or None, and under KPTI the
+    run address in tramp_vectors that `vbar`, its fixmap alias, maps, or
+    None).  A Spectre-BHB or trampoline table may be entered at a 2 KiB
+    slot past its start (arm64_get_bp_hardening_vector)."""
+    from gdbext.arch.arm64 import kpti
+    from gdbext.kernel import symbols
+    alias_of = kpti.trampoline_alias(vbar, cpu)
+    address = vbar if alias_of is None else alias_of
+    hit = None
+    for name, start in vector_tables().items():
+        if start == address:
+            hit = name
+        elif name != "vectors" and 0 < address - start < 4 * SLOT and (address - start) % SLOT == 0 \
+                and (symbols.format_address(address) or "").startswith(name + "+"):
+            hit = f"{name}+{address - start:#x}"
+    return hit, alias_of
 
 
 def _first_branch(code: bytes, offset: int, base: int) -> Optional[int]:
@@ -142,8 +163,11 @@ def _first_branch(code: bytes, offset: int, base: int) -> Optional[int]:
 
 
 def kaslr_readings(table, cpu: int) -> SlideReadings:
-    """VBAR_EL1 against the link address of `vectors`.  Under KPTI VBAR_EL1
-    is the trampoline's fixmap alias, which says nothing of the slide."""
+    """VBAR_EL1 against the link address of `vectors`, when VBAR_EL1 holds
+    `vectors`' code.  Under KPTI, while user code or the trampoline runs,
+    VBAR_EL1 is the trampoline's fixmap alias, and with a Spectre-BHB
+    mitigation but no KPTI it is __bp_harden_el1_vectors (a 2 KiB slot):
+    neither says anything of the slide."""
     notes, sources = {}, {}
     try:
         vbar = _sysreg(machine.registers(cpu), "VBAR_EL1")
@@ -155,12 +179,45 @@ def kaslr_readings(table, cpu: int) -> SlideReadings:
         notes.setdefault("vbar", "the gdbstub shows no VBAR_EL1")
     elif link is None:
         notes["vbar"] = "the vmlinux has no `vectors` symbol"
+    elif _holds_vectors(table, link, vbar, cpu) is not False:   # unreadable: take VBAR_EL1 as it is
+        sources["vbar"] = signed_delta(vbar, link)
     else:
-        slide = signed_delta(vbar, link)
-        tramp = table.link_address("tramp_vectors")
-        if tramp is not None and (vbar - tramp) % (1 << 16) == 0 and not 0 <= slide < 1 << 47:
-            notes["vbar"] = f"VBAR_EL1 {vbar:#x} is the KPTI trampoline's alias, not `vectors`"
+        through = _trampoline_literal(vbar, cpu)
+        if through is not None and _holds_vectors(table, link, through, cpu) is True:
+            sources["vbar"] = signed_delta(through, link)
+            notes["vbar"] = (f"VBAR_EL1 {vbar:#x} is the KPTI trampoline's alias; its literal pool "
+                             f"holds `vectors` {through:#x}")
         else:
-            sources["vbar"] = slide
+            notes["vbar"] = (f"VBAR_EL1 {vbar:#x} does not hold `vectors`' code (the KPTI trampoline's alias "
+                             "or a Spectre-BHB table)")
     return SlideReadings(sources=sources, notes=notes, report={"vbar": vbar}, evidence=sources["vbar"] is not None,
                          contradicted_by="VBAR_EL1", placed_by="VBAR_EL1")
+
+
+def _trampoline_literal(vbar: int, cpu: int) -> Optional[int]:
+    """What the first LDR (literal) of VBAR_EL1's lower-EL AArch64 entry
+    loads: in a KPTI trampoline entry, tramp_data_read_var's `vectors`
+    (tramp_ventry, arch/arm64/kernel/entry.S), or None."""
+    entry = vbar + 8 * VECTOR_ENTRY
+    try:
+        code = machine.read_kernel(entry, VECTOR_ENTRY, cpu)
+        for off in range(0, len(code) - 3, 4):
+            hit = arm64_insn.ldr_literal(arm64_insn.word(code, off), entry + off)
+            if hit is not None:
+                return int.from_bytes(machine.read_kernel(hit[1], 8, cpu), "little")
+    except errors.KxError:
+        pass
+    return None
+
+
+def _holds_vectors(table, link: int, vbar: int, cpu: int) -> Optional[bool]:
+    """Whether memory at VBAR_EL1's lower-EL AArch64 entry holds the file's
+    `vectors` code there (kernel_ventry's first two instructions: a branch
+    over the trampoline cleanup and `mrs x30, tpidrro_el0`, position-
+    independent and never patched); None when unreadable."""
+    from gdbext.kernel import vmlinux
+    lower_el = 8 * VECTOR_ENTRY
+    try:
+        return machine.read_kernel(vbar + lower_el, 8, cpu) == vmlinux.image(table.path).read(link + lower_el, 8)
+    except errors.KxError:
+        return None
