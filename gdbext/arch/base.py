@@ -311,6 +311,12 @@ class Arch:
         `read` can reach on the current page tables), else None."""
         return None
 
+    def vector_slot_stub(self, regs: Dict[str, int]) -> Optional[EntryStub]:
+        """At an exception vector's own code, before it branches to the entry
+        stub and while the syscall is still in the live registers: the stub
+        it leads to.  None elsewhere (and on x86, whose IDT gates are the stubs)."""
+        return None
+
     def pt_regs_pending(self, stub: EntryStub, regs: Dict[str, int], stack: int, pt_regs: int) -> bool:
         """Whether, at `stub`, the syscall is still in the live registers
         rather than in the (not yet written) pt_regs on the task stack."""

@@ -96,3 +96,18 @@ def decode_mov(insn: int) -> Optional[Tuple[str, int, int]]:
 
 def is_brk(insn: int) -> bool:
     return insn & BRK_MASK == BRK
+
+
+# `sub x0, sp, x0` (SUB, extended register, UXTX): kernel_ventry's stack
+# overflow test (arch/arm64/kernel/entry.S, CONFIG_VMAP_STACK) holds sp in x0
+# between its first and second such instruction.
+SUB_X0_SP_X0 = 0xCB2063E0
+
+
+def x0_clobbered_window(code: bytes):
+    """(start, end) byte offsets in a vector slot's `code` where a pc means
+    x0 is not the interrupted context's (after the first `sub x0, sp, x0`
+    ran, up to and including the second), or None when the slot has no
+    such test."""
+    hits = [i for i in range(0, len(code) - INSN_SIZE + 1, INSN_SIZE) if word(code, i) == SUB_X0_SP_X0]
+    return (hits[0] + INSN_SIZE, hits[1]) if len(hits) >= 2 else None

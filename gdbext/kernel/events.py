@@ -177,8 +177,10 @@ def _raw_call(view: View, regs: Dict[str, int], brief: Dict, memo: Optional[dict
     a = arch.current()
     pt_addr = tasks.pt_regs_address_for_stack(brief["stack"])
     stub = _memo(memo, ("stub", regs[a.pc]), lambda: entry.syscall_stub(entry.entry_of(regs[a.pc])))
-    if stub is not None and a.pt_regs_pending(stub, regs, brief["stack"], pt_addr):
-        call = a.live_call(stub, regs, view)
+    live = stub if stub is not None and a.pt_regs_pending(stub, regs, brief["stack"], pt_addr) \
+        else (a.vector_slot_stub(regs) if stub is None else None)
+    if live is not None:
+        call = a.live_call(live, regs, view)
         call.source = "registers"
         return call
     pt = a.decode_pt_regs(view.read_kernel(pt_addr, a.pt_regs_size))

@@ -127,10 +127,14 @@ def test_heartbeat_goes_on(a64):
     assert a64.heartbeat_continues()
 
 
-def test_event_in_the_vector_entry_says_to_go_on(a64):
-    # VBAR_EL1 + 0x400: the lower-EL AArch64 synchronous entry (Arm ARM
-    # D1.10.2), before its branch to el0t_64_sync.
-    a64.stop_at("vectors+0x400", SVC64_AT_ENTRY)
+def test_event_in_the_vector_entry_from_live_registers(a64, arm64_binaries):
+    """VBAR_EL1 + 0x400: the lower-EL AArch64 synchronous entry (Arm ARM
+    D1.10.2), before kernel_ventry branches to el0t_64_sync: ESR_EL1 says
+    SVC64 and the call is still in the user's registers."""
+    cpu = a64.stop_at("vectors+0x400", SVC64_AT_ENTRY)
     assert a64.reg("pc") == a64.symbols["vectors"] + 0x400
     d = a64.json("kx event")
-    assert "exception vector table (vectors)" in d["error"] and "\n" not in d["error"]
+    assert d["source"] == "registers" and d["cpu"] == cpu, d
+    check_write(a64, d, arm64_binaries)
+    mon = a64.monitor_registers(cpu)
+    assert (mon["x8"], mon["x0"], mon["x2"]) == (64, 1, HELLO64_LEN) and mon["x1"] == d["args"][1]["value"]

@@ -188,3 +188,14 @@ def test_kpti_kernel_root_from_tramp_pg_dir(monkeypatch):
     assert kpti.kernel_root({"TTBR1_EL1": (0x16A << 48) | swapper}, read, 48) == (0x16A << 48) | swapper
     # Tables that map neither: TTBR1_EL1 as it is.
     assert kpti.kernel_root({"TTBR1_EL1": user_asid}, _tables({}), 48) == user_asid
+
+
+def test_kernel_ventry_x0_window():
+    """kernel_ventry (entry.S, CONFIG_VMAP_STACK): b; mrs x30, tpidrro_el0;
+    msr tpidrro_el0, xzr; sub sp, sp, #PT_REGS_SIZE; add sp, sp, x0;
+    sub x0, sp, x0; tbnz x0, #14, 0f; sub x0, sp, x0; sub sp, sp, x0; b ..."""
+    words = [0x14000003, 0xD53BD07E, 0xD51BD07F, 0xD10543FF, 0x8B2063FF,
+             0xCB2063E0, 0x37700080, 0xCB2063E0, 0xCB2063FF, 0x14000000]
+    code = b"".join(w.to_bytes(4, "little") for w in words)
+    assert insn.x0_clobbered_window(code) == (6 * 4, 7 * 4)
+    assert insn.x0_clobbered_window(code[:6 * 4]) is None

@@ -173,6 +173,28 @@ class Arm64(Arch):
         nr = self.nr_from_raw(a, regs[self.full_register(a.nr_reg)])
         return RawCall(a.name, nr, args, sysreg(regs, "ELR_EL1"), sysreg(regs, "SPSR_EL1"), stub=stub.name)
 
+    def vector_slot_stub(self, regs: Dict[str, int]) -> Optional[EntryStub]:
+        # VBAR_EL1 + 0x400 / + 0x600: the lower-EL AArch64 / AArch32
+        # synchronous slots (Arm ARM D1.10.2); ESR_EL1.EC 0x15 / 0x11 is an
+        # SVC from that state (D17.2.37).  kernel_ventry has touched only sp
+        # (and x0 inside its overflow test) before branching (entry.S).
+        vbar, esr = sysreg(regs, "VBAR_EL1"), sysreg(regs, "ESR_EL1")
+        if vbar is None or esr is None:
+            return None
+        offset = regs[self.pc] - vbar
+        slot = offset & ~0x7F
+        stub = {0x400: abis.SVC_64, 0x600: abis.SVC_32}.get(slot)
+        if stub is None or (esr >> 26) & 0x3F != (0x15 if stub is abis.SVC_64 else 0x11):
+            return None
+        from gdbext.kernel import backend
+        code = backend.cached(("arm64-vector-slot", vbar + slot),
+                              lambda: backend.read_kernel(vbar + slot, 0x80))
+        window = arm64_insn.x0_clobbered_window(code)
+        if window is not None and window[0] <= offset - slot <= window[1]:
+            raise errors.KxError("it is inside kernel_ventry's stack-overflow test, where x0 holds sp: "
+                                 "step past it (or continue to el0t_64_sync) for the arguments")
+        return stub
+
     def pt_regs_pending(self, stub: EntryStub, regs: Dict[str, int], stack: int, pt_regs: int) -> bool:
         # kernel_entry's STPs save x0-x29 first, then it clears them: until the
         # last STP the live registers are the user's (entry.S).
