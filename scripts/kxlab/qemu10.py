@@ -28,8 +28,11 @@ from . import bootstrap, paths
 SUITE = "bookworm-backports"
 QEMU_VERSION = "1:10.0.2+ds-2+deb13u1~bpo12+1"
 SEABIOS_VERSION = "1.16.3-2~bpo12+1"
-PACKAGES = {"qemu-system-x86": QEMU_VERSION, "qemu-system-common": QEMU_VERSION,
-            "qemu-system-data": QEMU_VERSION, "seabios": SEABIOS_VERSION}
+PACKAGES = {"qemu-system-x86": QEMU_VERSION, "qemu-system-arm": QEMU_VERSION,
+            "qemu-system-common": QEMU_VERSION, "qemu-system-data": QEMU_VERSION,
+            "seabios": SEABIOS_VERSION}
+# What each package set must have given (an older cache without one is refetched).
+BINARIES = ("qemu-system-x86_64", "qemu-system-i386", "qemu-system-aarch64")
 SOURCE_PACKAGE = "qemu"
 ORIG_TARBALL = "qemu_10.0.2+ds.orig.tar.xz"
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
@@ -47,6 +50,13 @@ class Qemu:
         for d in self.datadirs:
             out += ["-L", d]
         return out
+
+    def sibling(self, name: str) -> "Qemu":
+        """The same QEMU's binary for another target (qemu-system-aarch64
+        beside qemu-system-x86_64); the system's from PATH."""
+        if self.label == "7.2":
+            return Qemu(shutil.which(name) or name, self.datadirs, self.label)
+        return Qemu(str(pathlib.Path(self.binary).with_name(name)), self.datadirs, self.label)
 
     def version(self) -> tuple:
         """(major, minor, micro) from `-version`."""
@@ -121,9 +131,10 @@ def _download(pkgs: list, dest: pathlib.Path) -> None:
 
 def fetch() -> pathlib.Path:
     """QEMU 10.0.2 and its firmware unpacked under the cache: the root
-    (usr/bin/qemu-system-x86_64, usr/share/qemu, usr/share/seabios)."""
+    (usr/bin/qemu-system-{x86_64,i386,aarch64}, usr/share/qemu,
+    usr/share/seabios)."""
     dest = root()
-    if (dest / "kx-qemu.done").exists():
+    if (dest / "kx-qemu.done").exists() and all((dest / "usr/bin" / b).exists() for b in BINARIES):
         return dest
     bootstrap.ensure_apt()
     apt_update()
@@ -137,8 +148,9 @@ def fetch() -> pathlib.Path:
         for deb in sorted(debs.glob("*.deb")):
             subprocess.run(["dpkg", "-x", str(deb), str(staging)], check=True)
         shutil.rmtree(debs)
-        if not (staging / "usr/bin/qemu-system-x86_64").exists():
-            raise RuntimeError("qemu-system-x86_64 missing from the packages")
+        missing = [b for b in BINARIES if not (staging / "usr/bin" / b).exists()]
+        if missing:
+            raise RuntimeError(f"{', '.join(missing)} missing from the packages")
         (staging / "kx-qemu.done").write_text(QEMU_VERSION + "\n")
         os.chmod(staging, 0o755)
         shutil.rmtree(dest, ignore_errors=True)

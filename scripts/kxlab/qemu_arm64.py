@@ -10,9 +10,7 @@ QARMA, which TCG runs slowly.  KASLR is on by default (the device tree's
 kaslr-seed): `nokaslr` turns it off.  KPTI: `kpti=1|0` (arch/arm64/kernel/
 cpufeature.c), else the kernel decides from the CPU model.
 """
-import shutil
-
-from . import bootstrap
+from . import bootstrap, qemu10
 
 BINARY = "qemu-system-aarch64"
 DEFAULT_CPU = "max,lpa2=off,pauth-impdef=on"
@@ -21,9 +19,12 @@ CONSOLE = "ttyAMA0"    # the virt machine's PL011
 
 
 def prefix(cpu: str = "", lpa2: bool = False) -> list:
-    """QEMU's binary, machine and CPU model (an explicit `cpu` wins)."""
+    """QEMU's binary (KX_QEMU's, as for x86: 10.0.2 by default, whose
+    gdbstub also gives gdb the pointer-authentication masks), machine and
+    CPU model (an explicit `cpu` wins)."""
     bootstrap.ensure_arch("arm64")
-    return [shutil.which(BINARY) or BINARY, "-M", "virt", "-cpu", cpu or (LPA2_CPU if lpa2 else DEFAULT_CPU)]
+    q = qemu10.select().sibling(BINARY)
+    return [*q.prefix(), "-M", "virt", "-cpu", cpu or (LPA2_CPU if lpa2 else DEFAULT_CPU)]
 
 
 def cmdline_words(kaslr: bool, pti: str) -> list:

@@ -114,6 +114,27 @@ def test_bt_ends_in_the_user_frame(a64, arm64_binaries):
     assert f"{after:#018x}" in last and "live registers" in last
 
 
+def test_bt_through_pac_signed_frames(a64, arm64_binaries):
+    """From ksys_write past the PAC-signed return addresses (invoke_syscall
+    .. el0t_64_sync) to the user frame: gdb strips them with the masks
+    QEMU 10's gdbstub gives (org.gnu.gdb.aarch64.pauth, pauth_cmask_high for
+    kernel addresses).  gdb 13.1 applies only the low mask and stops at the
+    first signed address; 16.3 and 18.1 go through (measured)."""
+    major = int(a64.gdb.eval("$_gdb_major"))
+    if major < 16:
+        pytest.skip(f"gdb {major} does not strip PAC from kernel return addresses (gdb 16+ does: "
+                    "KX_GDB=trixie|sid, the toolchain tier)")
+    if "void" in a64.cmd("output $pauth_cmask_high"):
+        pytest.skip("this QEMU's gdbstub gives gdb no pointer-authentication masks (QEMU 7.2; 10.0 does)")
+    a64.stop_at("ksys_write", f"$x0 == 1 && $x2 == {HELLO64_LEN}")
+    frames = [l for l in a64.cmd("bt").splitlines() if l.startswith("#")]
+    after = elf_symbols(arm64_binaries, "hello64")["hello64_after_write"]
+    names = " ".join(frames)
+    for caller in ("invoke_syscall", "el0_svc", "el0t_64_sync"):
+        assert f"in {caller} " in names or f" {caller} (" in names, frames
+    assert f"{after:#018x}" in frames[-1] and "user mode, 64-bit" in frames[-1], frames
+
+
 def test_x86_commands_say_so_in_one_line(a64):
     for cmd in ("kx msr", "kx gdt", "kx idt", "kx tss", "kx cr"):
         with pytest.raises(Exception) as exc:
