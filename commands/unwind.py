@@ -81,6 +81,7 @@ class EntryUnwinder(Unwinder):
         super().__init__("kx-entry-frames")
         self._types = {}
         self._user_frames = {}   # (pc, sp) of user frames this unwinder built -> True
+        self._callers = {}       # (pc, sp) of such a user frame -> (its caller (Arch.user_frame_caller), its id sp)
 
     def _value(self, pending_frame, reg, value):
         t = self._types.get(reg)
@@ -95,6 +96,13 @@ class EntryUnwinder(Unwinder):
             sp = int(pending_frame.read_register(a.sp)) & machine.MASK64
             if pending_frame.level() == 0:
                 self._user_frames.clear()   # a new unwind: frames built for an older stop are gone
+                self._callers.clear()
+            elif (pc, sp) in self._callers:
+                # Its id keeps the kernel stack address of the stub frame:
+                # gdb takes a user stack address, below the kernel's, for a
+                # corrupt stack and would not unwind further.
+                caller, id_sp = self._callers[(pc, sp)]
+                return self._frame(pending_frame, id_sp, pc, caller, outermost=True)
             elif (pc, sp) in self._user_frames:
                 return self._outermost(pending_frame, pc, sp)
             hit = _entry_frame(pending_frame)
@@ -111,14 +119,20 @@ class EntryUnwinder(Unwinder):
         except (gdb.error, errors.KxError, ValueError, OverflowError):
             return None  # never break gdb's unwinding
 
-    def _frame(self, pending_frame, sp, pc, saved):
-        """Unwind info for the stub frame (sp, pc) whose caller has the
-        registers `saved`: the user-mode frame."""
+    def _frame(self, pending_frame, sp, pc, saved, outermost=False):
+        """Unwind info for the frame (sp, pc) whose caller has the registers
+        `saved`: the user-mode frame (or, `outermost`, the caller the
+        architecture found above a user frame)."""
         a = arch.current()
         info = pending_frame.create_unwind_info(_FrameId(gdb.Value(sp), gdb.Value(pc)))
         for reg, value in saved.items():
             info.add_saved_register(reg, self._value(pending_frame, reg, value))
-        self._user_frames[(saved[a.pc] & machine.MASK64, saved[a.sp] & machine.MASK64)] = True
+        key = (saved[a.pc] & machine.MASK64, saved[a.sp] & machine.MASK64)
+        caller = None if outermost else _user_caller(saved)
+        if caller is None:
+            self._user_frames[key] = True
+        else:
+            self._callers[key] = (caller.regs, sp)
         return info
 
     def _outermost(self, pending_frame, pc, sp):
@@ -130,6 +144,15 @@ class EntryUnwinder(Unwinder):
         for reg in (a.pc, a.sp):
             info.add_saved_register(reg, pending_frame.read_register(reg))
         return info
+
+
+def _user_caller(regs):
+    """Arch.user_frame_caller of a user frame, None when it has none or
+    its memory cannot be read."""
+    try:
+        return arch.current().user_frame_caller(regs, machine.read_in_unwinder)
+    except (errors.KxError, KeyError):
+        return None
 
 
 class _UserFrame(FrameDecorator):
@@ -151,11 +174,21 @@ class UserFrameFilter:
         gdb.frame_filters[self.name] = self
 
     def filter(self, frames):
+        caller = None
         for decorated in frames:
+            if caller is not None:
+                # The caller the architecture found above the user frame.
+                a = arch.current()
+                same = decorated.inferior_frame().pc() == caller.regs[a.pc]
+                label = f"[user mode, {a.user_modes.get(caller.mode, caller.mode)}: {caller.source}]"
+                yield _UserFrame(decorated, label) if same else decorated
+                return
             marked = self._mark(decorated)
             yield marked
             if marked is not decorated:
-                return  # the user frame is the outermost the kernel knows
+                caller = _frame_caller(decorated.inferior_frame())
+                if caller is None:
+                    return  # the user frame is the outermost the kernel knows
 
     @staticmethod
     def _mark(decorated):
@@ -172,6 +205,18 @@ class UserFrameFilter:
             return decorated if label is None else _UserFrame(decorated, label)
         except (gdb.error, errors.KxError, ValueError):
             return decorated
+
+
+def _frame_caller(frame):
+    """Arch.user_frame_caller of the user frame gdb built as `frame`."""
+    a = arch.current()
+    regs = {}
+    for name in a.general_regs:
+        try:
+            regs[name] = int(frame.read_register(name)) & machine.MASK64
+        except (gdb.error, ValueError):
+            pass
+    return _user_caller(regs)
 
 
 def _user_label(frame, newer):

@@ -311,6 +311,13 @@ class Arch:
         `read` can reach on the current page tables), else None."""
         return None
 
+    def user_frame_caller(self, regs: Dict[str, int], read: Callable[[int, int], bytes]) -> Optional[UserFrame]:
+        """The frame a user frame the unwinder built (`regs`) returns to,
+        where the architecture knows the user code's frame (i386: the
+        vDSO's __kernel_vsyscall); None: that user frame is the outermost
+        the kernel can vouch for."""
+        return None
+
     def pt_regs_pending(self, stub: EntryStub, regs: Dict[str, int], stack: int, pt_regs: int) -> bool:
         """Whether, at `stub`, the syscall is still in the live registers
         rather than in the (not yet written) pt_regs on the task stack."""

@@ -242,6 +242,13 @@ def read_in_unwinder(address: int, size: int) -> bytes:
         raise errors.MemoryUnreadable(address, size) from exc
 
 
+def unwinding_cpu() -> int:
+    """The vCPU of the thread gdb is unwinding, for frame unwinders: no
+    thread-list refresh (require_stopped's would drop the frames being
+    built)."""
+    return gdb.selected_thread().num - 1
+
+
 def write(address: int, data: bytes, cpu: int = None) -> None:
     """Only the rdmsr injection (arch/x86_64/msr_inject.py) writes guest
     memory, and restores what it wrote."""

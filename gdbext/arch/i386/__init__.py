@@ -120,14 +120,30 @@ class I386(X86_64):
         return user_regs.rows(data)
 
     def entry_user_frame(self, stub, offset, code, regs, read) -> Optional[UserFrame]:
+        if stub.name == "entry_SYSENTER_32":
+            # ebp holds the user esp everywhere in the stub up to its call
+            # into do_SYSENTER_32, which copies it to pt_regs->sp.
+            calls = self.direct_calls(code, 0)
+            if calls and offset > calls[0][0]:
+                return None
+            from gdbext import machine
+            from gdbext.arch.i386 import vsyscall
+            return vsyscall.sysenter_frame(regs, machine.unwinding_cpu(), read)
         if stub.name != "entry_INT80_32" or offset > x86_entry.stack_untouched(code):
-            return None   # sysenter saves no user state the stub could be asked for
+            return None
         # The gate pushed SS, ESP, EFLAGS, CS, EIP on the entry stack and
         # %esp points at EIP (SDM Vol.3A 6.12.1).
         frame = read(regs["esp"], 20)
         eip, cs, flags, sp, ss = (int.from_bytes(frame[i:i + 4], "little") for i in range(0, 20, 4))
         user = dict(regs, eip=eip, cs=cs, eflags=flags, esp=sp, ss=ss)
         return UserFrame(user, "32", "the IRET frame")
+
+    def user_frame_caller(self, regs, read) -> Optional[UserFrame]:
+        from gdbext.arch.i386 import vsyscall
+        return vsyscall.caller_frame(regs, read)
+
+    # entry_SYSENTER_32's stub up to its call (at +147 in 6.1's 686-pae).
+    entry_code_size = 192
 
     def pt_regs_pending(self, stub: EntryStub, regs: Dict[str, int], stack: int, pt_regs: int) -> bool:
         return not (stack <= regs["esp"] <= pt_regs)
