@@ -12,6 +12,7 @@ from gdbext.arch.i386 import abi as abis
 from gdbext.arch.i386 import user_regs
 from gdbext.arch.x86_64 import X86_64, stepover
 from gdbext.decoders import paging, paging_pae, x86_entry
+from gdbext.decoders.control_regs import CR4_BITS_32
 from gdbext.decoders.bits import MASK32
 from gdbext.decoders.kaslr import PAGE_OFFSET_32
 from gdbext.decoders.ptregs32 import (GDT32_ENTRIES, GDT32_SIZE, KERNEL_CS32, PT_REGS32_OFFSETS, PT_REGS32_SIZE,
@@ -43,9 +44,6 @@ class I386(X86_64):
     pt_regs_size = PT_REGS32_SIZE
     pt_regs_offsets = PT_REGS32_OFFSETS
     kernel_space_start = 0xC0000000          # PAGE_OFFSET (CONFIG_VMSPLIT_3G)
-    # Modules live in the vmalloc area, whose bounds follow high_memory
-    # (asm/pgtable_32_areas.h): anywhere in the kernel's gigabyte.
-    module_area = (0xC0000000, 0xFFFFF000)
     default_thread_size = 8 * 1024           # THREAD_SIZE_ORDER 1 (asm/page_32_types.h)
     other_entry_prefixes = ("asm_exc_", "asm_sysvec_", "asm_common_interrupt", "asm_spurious_interrupt",
                             "handle_exception", "common_interrupt")
@@ -66,9 +64,43 @@ class I386(X86_64):
     # fixmap's size (asm/pgtable_32_areas.h); this build's, as IDTR shows it.
     cea_ro_idt = 0xFF400000
     selector_names = {index * 8: name for index, name in GDT32_ENTRIES.items()}
+    cr4_bits = CR4_BITS_32
+    # CR8 exists in 64-bit mode only (SDM Vol.3A 2.5); QEMU's gdbstub
+    # shows its copy of the APIC's task priority anyway.
+    cr8_note = "not architectural in 32-bit mode (SDM Vol.3A 2.5): QEMU's copy of the APIC task priority"
 
     def selector_name(self, selector: int):
         return selector32_name(selector)
+
+    @property
+    def module_area(self):
+        # MODULES_VADDR = VMALLOC_START, which follows high_memory
+        # (asm/pgtable_32_areas.h): read from the kernel (arch/i386/layout32.py);
+        # the kernel's gigabyte while it cannot be read (or the trace loop
+        # owns the connection).
+        from gdbext import machine
+        if not machine.loop_owns_connection:
+            from gdbext.arch.i386 import layout32
+            try:
+                return layout32.areas()["modules"]
+            except Exception:    # naming an address must never fail on this
+                pass
+        return (self.kernel_space_start, 0xFFFFF000)
+
+    def cr3_view(self, cr3: int, cr4: int, cpu: int) -> Dict:
+        # PAE: CR3[31:5] is the PDPT (SDM Vol.3A 4.4.1); 32-bit PTI keeps
+        # the user PDPT in the page after the kernel's (PTI_SWITCH_MASK).
+        from gdbext.arch.x86_64 import control
+        pti = control.pti_enabled(cpu)
+        kernel, user = cr3 & ~PTI_USER_PDPT, cr3 | PTI_USER_PDPT
+        out = {"value": cr3, "pgd": paging_pae.pdpt_address(cr3), "root_name": "PDPT", "pcide": False,
+               "pti": pti, "view": None, "kernel_cr3": None, "user_cr3": None, "kernel_pgd": None, "user_pgd": None}
+        if pti:
+            out.update(view="user" if cr3 & PTI_USER_PDPT else "kernel", kernel_cr3=kernel, user_cr3=user,
+                       kernel_pgd=paging_pae.pdpt_address(kernel), user_pgd=paging_pae.pdpt_address(user))
+        elif pti is False:
+            out.update(view="only", kernel_pgd=out["pgd"])
+        return out
 
     def top_of_stack_padding(self, lookup) -> int:
         # TOP_OF_KERNEL_STACK_PADDING (asm/thread_info.h): 8 on x86-32
@@ -254,10 +286,12 @@ class I386(X86_64):
         return cpustate32.kaslr_readings(table, cpu, inject)
 
     def kaslr_memory_layout(self, slide: int, warnings):
-        return {}
+        from gdbext.arch.i386 import layout32
+        return layout32.memory_layout(warnings)
 
     def kaslr_layout_rows(self, data):
-        return []
+        from gdbext.arch.i386 import layout32
+        return layout32.layout_rows(data)
 
     # -- the vDSO -------------------------------------------------------------------
     vdso_images = (("vdso_image_32", "32", "32-bit"), ("vdso32_image", "32", "32-bit"))
