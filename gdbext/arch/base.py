@@ -311,6 +311,13 @@ class Arch:
         `read` can reach on the current page tables), else None."""
         return None
 
+    def user_regs_from_pt_regs(self, entry: str, saved: Dict[str, int],
+                               read: Callable[[int, int], bytes]) -> Dict[str, int]:
+        """The user registers (gdb's names) that the pt_regs of the stub
+        `entry`, read as `saved`, stand for; by default pt_regs as they are
+        (i386's sysenter stores ip and sp only in C)."""
+        return saved
+
     def user_frame_caller(self, regs: Dict[str, int], read: Callable[[int, int], bytes]) -> Optional[UserFrame]:
         """The frame a user frame the unwinder built (`regs`) returns to,
         where the architecture knows the user code's frame (i386: the

@@ -94,3 +94,16 @@ def test_bt_in_the_handler_after_sysenter(kx):
     assert regs["regs"]["ip"] == pad
     frames = _frames(kx)
     _assert_user_frames(frames, pad, "pt_regs at", ret)
+
+
+def test_bt_in_do_sysenter_32_before_pt_regs_are_complete(kx):
+    """At do_SYSENTER_32's first instruction pt_regs->ip and ->sp are still
+    the stub's placeholder zeros (common.c fills them): the user frames
+    are the landing pad with ebp as the stack, then the caller."""
+    ret = _return_address_after_call()
+    msg = elf_symbols("sysenter32")["msg"]
+    kx.run_to("do_SYSENTER_32", condition=f"((struct pt_regs *)$eax)->dx == {SYSENTER32_LEN} && "
+              f"((struct pt_regs *)$eax)->cx == {msg}")
+    assert kx.gdb.eval("((struct pt_regs *)$eax)->ip") == 0 == kx.gdb.eval("((struct pt_regs *)$eax)->sp")
+    pad = _landing_pad(kx, kx.gdb.eval("$_thread") - 1)
+    _assert_user_frames(_frames(kx), pad, "pt_regs at", ret)

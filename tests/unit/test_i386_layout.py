@@ -42,3 +42,11 @@ def test_cr4_pae_on_a_32bit_kernel():
     bit = {b["name"]: b for b in control_regs.decode_cr4(1 << 5, control_regs.CR4_BITS_32)["bits"]}["PAE"]
     assert bit["set"] and "3-level" in bit["meaning"] and "long mode" not in bit["meaning"]
     assert "long mode" in control_regs.CR4_BITS[5][1]
+
+
+def test_monitor_text_from_gdb18_mi_target_stream():
+    from gdbext.decoders.qemu_monitor import mi_target_stream_text
+    captured = '@"* CPU #0: thread_id=7625\\r\\n"\n@"  CPU #1: thread_id=7626\\r\\n"\n'
+    assert mi_target_stream_text(captured) == "* CPU #0: thread_id=7625\r\n  CPU #1: thread_id=7626\r\n"
+    assert mi_target_stream_text('@"a\\"b\\\\c\\033d"') == 'a"b\\c\x1bd'
+    assert mi_target_stream_text("EAX=00000004 EBX=00000001\n") == "EAX=00000004 EBX=00000001\n"

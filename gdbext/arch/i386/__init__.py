@@ -170,6 +170,19 @@ class I386(X86_64):
         user = dict(regs, eip=eip, cs=cs, eflags=flags, esp=sp, ss=ss)
         return UserFrame(user, "32", "the IRET frame")
 
+    def user_regs_from_pt_regs(self, entry, saved, read):
+        if entry != "entry_SYSENTER_32" or (saved["eip"] and saved["esp"]):
+            return saved
+        # Placeholders until do_SYSENTER_32 sets regs->sp = regs->bp and
+        # do_fast_syscall_32 regs->ip = the landing pad (common.c).
+        from gdbext import machine
+        from gdbext.arch.i386 import vsyscall
+        try:
+            pad = saved["eip"] or vsyscall.kernel_landing_pad(machine.unwinding_cpu(), read)
+        except errors.KxError:
+            return saved
+        return dict(saved, eip=pad, esp=saved["esp"] or saved["ebp"], eflags=saved["eflags"] | vsyscall.EFLAGS_IF)
+
     def user_frame_caller(self, regs, read) -> Optional[UserFrame]:
         from gdbext.arch.i386 import vsyscall
         return vsyscall.caller_frame(regs, read)

@@ -40,12 +40,12 @@ def landing_pad(cpu: int, regs: Dict[str, int], read: Callable[[int, int], bytes
     `read` reaches kernel data, else (on the PTI user page table) found
     from __kernel_vsyscall's caller."""
     try:
-        return _kernel_landing_pad(cpu, read)
+        return kernel_landing_pad(cpu, read)
     except errors.KxError:
         return _landing_pad_by_caller(regs, read)
 
 
-def _kernel_landing_pad(cpu: int, read: Callable[[int, int], bytes]) -> int:
+def kernel_landing_pad(cpu: int, read: Callable[[int, int], bytes]) -> int:
     """mm->context.vdso + vdso_image_32.sym_int80_landing_pad of `cpu`'s task."""
     from gdbext.kernel import symbols, types
     names = ("__per_cpu_offset", "current_task", "vdso_image_32")
