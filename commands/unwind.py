@@ -40,8 +40,8 @@ def _thread():
 
 
 def _unsigned(value) -> int:
-    """A register as an unsigned number at its own width: gdb 18 types
-    i386's eip and esp as signed 32-bit integers."""
+    """A register as an unsigned number at its own width (gdb types i386's
+    general registers, ebp included, as int32_t)."""
     return int(value) & ((1 << (8 * value.type.sizeof)) - 1)
 
 
