@@ -33,13 +33,25 @@ class _FrameId:
         self.pc = pc
 
 
+def _thread():
+    """The thread gdb is unwinding (its global number)."""
+    thread = gdb.selected_thread()
+    return None if thread is None else thread.global_num
+
+
+def _unsigned(value) -> int:
+    """A register as an unsigned number at its own width (gdb types i386's
+    general registers, ebp included, as int32_t)."""
+    return int(value) & ((1 << (8 * value.type.sizeof)) - 1)
+
+
 def _entry_frame(pending_frame):
     """(entry name, pt_regs address, PtRegs) if this frame is an entry stub
     just after its call into C, else None."""
     if pending_frame.level() == 0:
         return None  # still inside the stub: pt_regs may be half built
     a = arch.current()
-    pc = a.code_address(int(pending_frame.read_register(a.pc)) & machine.MASK64)
+    pc = a.code_address(_unsigned(pending_frame.read_register(a.pc)))
     name = entry.entry_of(pc)
     if name is None:
         return None
@@ -47,7 +59,7 @@ def _entry_frame(pending_frame):
     # stub called into C with the stack pointer at pt_regs.
     if not a.follows_call(pc, machine.read_in_unwinder):
         return None
-    sp = int(pending_frame.read_register(a.sp)) & machine.MASK64
+    sp = _unsigned(pending_frame.read_register(a.sp))
     regs = a.decode_pt_regs(machine.read_in_unwinder(sp, a.pt_regs_size))
     if not a.pt_regs_plausible(regs):
         return None
@@ -80,7 +92,10 @@ class EntryUnwinder(Unwinder):
     def __init__(self):
         super().__init__("kx-entry-frames")
         self._types = {}
-        self._user_frames = {}   # (pc, sp) of user frames this unwinder built -> True
+        # Keyed by (thread, pc, sp): gdb also sniffs other threads' frame 0
+        # (at a stop, for their states), which must not drop this thread's.
+        self._user_frames = {}   # user frames this unwinder built -> True
+        self._callers = {}       # such a user frame -> (its caller (Arch.user_frame_caller), its id sp)
 
     def _value(self, pending_frame, reg, value):
         t = self._types.get(reg)
@@ -91,19 +106,30 @@ class EntryUnwinder(Unwinder):
     def __call__(self, pending_frame):
         try:
             a = arch.current()
-            pc = int(pending_frame.read_register(a.pc)) & machine.MASK64
-            sp = int(pending_frame.read_register(a.sp)) & machine.MASK64
+            pc = _unsigned(pending_frame.read_register(a.pc))
+            sp = _unsigned(pending_frame.read_register(a.sp))
+            key = (_thread(), pc, sp)
             if pending_frame.level() == 0:
-                self._user_frames.clear()   # a new unwind: frames built for an older stop are gone
-            elif (pc, sp) in self._user_frames:
+                # A new unwind of this thread: frames built for an older stop are gone.
+                for built in (self._user_frames, self._callers):
+                    for old in [k for k in built if k[0] == key[0]]:
+                        del built[old]
+            elif key in self._callers:
+                # Its id keeps the kernel stack address of the stub frame:
+                # gdb takes a user stack address, below the kernel's, for a
+                # corrupt stack and would not unwind further.
+                caller, id_sp = self._callers[key]
+                return self._frame(pending_frame, id_sp, pc, caller, outermost=True)
+            elif key in self._user_frames:
                 return self._outermost(pending_frame, pc, sp)
             hit = _entry_frame(pending_frame)
             if hit is not None:
                 name, sp, regs = hit
                 saved = {reg: getattr(regs, field) for field, reg in a.pt_regs_gdb_names.items()}
+                saved = a.user_regs_from_pt_regs(name, saved, machine.read_in_unwinder)
                 return self._frame(pending_frame, sp, symbols.lookup(name) or pc, saved)
             if pending_frame.level() == 0:
-                live = live_user_frame(pc, lambda r: int(pending_frame.read_register(r)))
+                live = live_user_frame(pc, lambda r: _unsigned(pending_frame.read_register(r)))
                 if live is not None:
                     start, user = live
                     return self._frame(pending_frame, sp, start, user.regs)
@@ -111,14 +137,21 @@ class EntryUnwinder(Unwinder):
         except (gdb.error, errors.KxError, ValueError, OverflowError):
             return None  # never break gdb's unwinding
 
-    def _frame(self, pending_frame, sp, pc, saved):
-        """Unwind info for the stub frame (sp, pc) whose caller has the
-        registers `saved`: the user-mode frame."""
+    def _frame(self, pending_frame, sp, pc, saved, outermost=False):
+        """Unwind info for the frame (sp, pc) whose caller has the registers
+        `saved`: the user-mode frame (or, `outermost`, the caller the
+        architecture found above a user frame)."""
         a = arch.current()
         info = pending_frame.create_unwind_info(_FrameId(gdb.Value(sp), gdb.Value(pc)))
         for reg, value in saved.items():
             info.add_saved_register(reg, self._value(pending_frame, reg, value))
-        self._user_frames[(saved[a.pc] & machine.MASK64, saved[a.sp] & machine.MASK64)] = True
+        mask = (1 << 8 * a.pointer_size) - 1
+        key = (_thread(), saved[a.pc] & mask, saved[a.sp] & mask)
+        caller = None if outermost else _user_caller(saved)
+        if caller is None:
+            self._user_frames[key] = True
+        else:
+            self._callers[key] = (caller.regs, sp)
         return info
 
     def _outermost(self, pending_frame, pc, sp):
@@ -130,6 +163,15 @@ class EntryUnwinder(Unwinder):
         for reg in (a.pc, a.sp):
             info.add_saved_register(reg, pending_frame.read_register(reg))
         return info
+
+
+def _user_caller(regs):
+    """Arch.user_frame_caller of a user frame, None when it has none or
+    its memory cannot be read."""
+    try:
+        return arch.current().user_frame_caller(regs, machine.read_in_unwinder)
+    except (errors.KxError, KeyError):
+        return None
 
 
 class _UserFrame(FrameDecorator):
@@ -151,11 +193,21 @@ class UserFrameFilter:
         gdb.frame_filters[self.name] = self
 
     def filter(self, frames):
+        caller = None
         for decorated in frames:
+            if caller is not None:
+                # The caller the architecture found above the user frame.
+                a = arch.current()
+                same = decorated.inferior_frame().pc() == caller.regs[a.pc]
+                label = f"[user mode, {a.user_modes.get(caller.mode, caller.mode)}: {caller.source}]"
+                yield _UserFrame(decorated, label) if same else decorated
+                return
             marked = self._mark(decorated)
             yield marked
             if marked is not decorated:
-                return  # the user frame is the outermost the kernel knows
+                caller = _frame_caller(decorated.inferior_frame())
+                if caller is None:
+                    return  # the user frame is the outermost the kernel knows
 
     @staticmethod
     def _mark(decorated):
@@ -174,6 +226,18 @@ class UserFrameFilter:
             return decorated
 
 
+def _frame_caller(frame):
+    """Arch.user_frame_caller of the user frame gdb built as `frame`."""
+    a = arch.current()
+    regs = {}
+    for name in a.general_regs:
+        try:
+            regs[name] = _unsigned(frame.read_register(name))
+        except (gdb.error, ValueError):
+            pass
+    return _user_caller(regs)
+
+
 def _user_label(frame, newer):
     """The label of `frame`, the frame below the entry stub frame `newer`,
     if the unwinder built it as the user-mode frame."""
@@ -181,7 +245,7 @@ def _user_label(frame, newer):
     if newer.level() == 0:
         # Stopped inside the stub itself: a user frame only where the CPU
         # still holds the user context (else gdb's frame is a guess).
-        live = live_user_frame(newer.pc() & machine.MASK64, lambda r: int(newer.read_register(r)))
+        live = live_user_frame(newer.pc() & machine.MASK64, lambda r: _unsigned(newer.read_register(r)))
         if live is None or live[1].regs[a.pc] != frame.pc():
             return None
         bits = a.user_modes.get(live[1].mode, live[1].mode)
@@ -189,7 +253,7 @@ def _user_label(frame, newer):
     # Only below a stub frame that called into C (what the unwinder claims).
     if not a.follows_call(a.code_address(newer.pc()), machine.read_in_unwinder):
         return None
-    sp = int(newer.read_register(a.sp)) & machine.MASK64
+    sp = _unsigned(newer.read_register(a.sp))
     mode = a.user_mode(a.decode_pt_regs(machine.read_in_unwinder(sp, a.pt_regs_size)))
     return f"[user mode, {a.user_modes.get(mode, mode)}: pt_regs at {sp:#x}]"
 

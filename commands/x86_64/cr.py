@@ -56,13 +56,14 @@ monitor exposes XCR0, so kx shows the value the kernel wrote with xsetbv
 
 def _cr3_lines(t: Text, c) -> None:
     pcid = f"PCID {c['pcid']:#x}" if c["pcide"] else "no PCID (CR4.PCIDE clear)"
-    t.add(f"      page-table root {c['pgd']:#x}  {pcid}\n", "dim")
+    root = c.get("root_name", "PGD")
+    t.add(f"      page-table root ({root}) {c['pgd']:#x}  {pcid}\n", "dim")
     if c["view"] in ("user", "kernel"):
         other = "kernel" if c["view"] == "user" else "user"
-        t.add(f"      KPTI: the {c['view']} PGD (bit 12 {'set' if c['view'] == 'user' else 'clear'}); ", "flag")
-        t.add(f"the {other} PGD is at {c[other + '_pgd']:#x} (CR3 {c[other + '_cr3']:#x})\n", "dim")
+        t.add(f"      KPTI: the {c['view']} {root} (bit 12 {'set' if c['view'] == 'user' else 'clear'}); ", "flag")
+        t.add(f"the {other} {root} is at {c[other + '_pgd']:#x} (CR3 {c[other + '_cr3']:#x})\n", "dim")
     elif c["view"] == "only":
-        t.add("      KPTI is off: one PGD for kernel and user\n", "dim")
+        t.add(f"      KPTI is off: one {root} for kernel and user\n", "dim")
     else:
         t.add("      KPTI unknown (boot_cpu_data not readable)\n", "dim")
 

@@ -317,6 +317,20 @@ class Arch:
         it leads to.  None elsewhere (and on x86, whose IDT gates are the stubs)."""
         return None
 
+    def user_regs_from_pt_regs(self, entry: str, saved: Dict[str, int],
+                               read: Callable[[int, int], bytes]) -> Dict[str, int]:
+        """The user registers (gdb's names) that the pt_regs of the stub
+        `entry`, read as `saved`, stand for; by default pt_regs as they are
+        (i386's sysenter stores ip and sp only in C)."""
+        return saved
+
+    def user_frame_caller(self, regs: Dict[str, int], read: Callable[[int, int], bytes]) -> Optional[UserFrame]:
+        """The frame a user frame the unwinder built (`regs`) returns to,
+        where the architecture knows the user code's frame (i386: the
+        vDSO's __kernel_vsyscall); None: that user frame is the outermost
+        the kernel can vouch for."""
+        return None
+
     def pt_regs_pending(self, stub: EntryStub, regs: Dict[str, int], stack: int, pt_regs: int) -> bool:
         """Whether, at `stub`, the syscall is still in the live registers
         rather than in the (not yet written) pt_regs on the task stack."""

@@ -58,6 +58,15 @@ CR4_BITS: Dict[int, Tuple[str, str]] = {
     32: ("FRED", "flexible return and event delivery: entry through IA32_FRED_CONFIG, not the IDT/LSTAR"),
 }
 
+# A 32-bit kernel has no long mode: CR4.PAE selects PAE paging itself (SDM
+# Vol.3A 4.1.1, 4.4): the 3-level walk (PDPT, page directory, page table)
+# with 64-bit entries, 2 MiB pages, and the XD/NX bit once EFER.NXE is set.
+CR4_BITS_32: Dict[int, Tuple[str, str]] = {
+    **CR4_BITS,
+    5: ("PAE", "PAE paging: the 3-level walk (PDPT, page directory, page table) with 64-bit entries, "
+               "2 MiB pages and NX (with EFER.NXE)"),
+}
+
 # XCR0: state components the OS enabled for XSAVE (SDM Vol.1 13.1, 13.3).
 XCR0_BITS: Dict[int, Tuple[str, str]] = {
     0: ("X87", "x87 state (always 1)"),
@@ -115,8 +124,8 @@ def decode_cr0(value: int) -> Dict[str, Any]:
     return decode_bits(value, CR0_BITS, 64, "CR0")
 
 
-def decode_cr4(value: int) -> Dict[str, Any]:
-    return decode_bits(value, CR4_BITS, 64, "CR4")
+def decode_cr4(value: int, table: Mapping[int, Tuple[str, str]] = CR4_BITS) -> Dict[str, Any]:
+    return decode_bits(value, table, 64, "CR4")
 
 
 def decode_efer(value: int) -> Dict[str, Any]:

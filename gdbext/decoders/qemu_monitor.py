@@ -54,3 +54,37 @@ def parse_info_registers_aarch64(text: str) -> dict:
         regs["pstate"] = int(m.group(1), 16)
         regs["mode"] = m.group(3)
     return regs
+
+
+_MI_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "\\": "\\", '"': '"'}
+
+
+def mi_target_stream_text(text: str) -> str:
+    """What `gdb.execute("monitor ...", to_string=True)` captured, as the
+    monitor printed it: gdb 18 running under MI hands back its target-stream
+    records (`@"..."` lines, C-escaped) instead of the text.  Other text is
+    returned unchanged."""
+    lines = [l for l in text.splitlines() if l]
+    if not lines or not all(l.startswith('@"') and l.endswith('"') for l in lines):
+        return text
+    out = []
+    for line in lines:
+        body, i = line[2:-1], 0
+        while i < len(body):
+            c = body[i]
+            if c == "\\" and i + 1 < len(body):
+                nxt = body[i + 1]
+                if nxt in "01234567":   # \ooo: up to three octal digits
+                    j = i + 1
+                    while j < min(len(body), i + 4) and body[j] in "01234567":
+                        j += 1
+                    out.append(chr(int(body[i + 1:j], 8)))
+                    i = j
+                    continue
+                out.append(_MI_ESCAPES.get(nxt, nxt))
+                i += 2
+                continue
+            out.append(c)
+            i += 1
+    return "".join(out)
+

@@ -23,6 +23,11 @@ def _u(address: int, size: int, cpu=None) -> int:
     return int.from_bytes(backend.read_kernel(address, size, cpu), "little")
 
 
+def _word() -> int:
+    """The size of a pointer and an unsigned long on this kernel (4 on i386)."""
+    return arch.current().pointer_size
+
+
 def read_string(address: int, limit: int = 256, cpu=None) -> str:
     """A NUL-terminated string, read up to page ends only (the next page may
     not be mapped)."""
@@ -43,12 +48,12 @@ def _regions(mod: int, cpu) -> List[tuple]:
         first = mod + types.offsetof(MODULE, "mem")
         base_off = types.offsetof("struct module_memory", "base")
         size_off = types.offsetof("struct module_memory", "size")
-        return [(name, _u(first + i * stride + base_off, 8, cpu), _u(first + i * stride + size_off, 4, cpu))
+        return [(name, _u(first + i * stride + base_off, _word(), cpu), _u(first + i * stride + size_off, 4, cpu))
                 for i, name in enumerate(mdec.MOD_MEM_TYPES)]
     out = []
     for layout, prefix in (("core_layout", ""), ("init_layout", "init_")):
         at = mod + types.offsetof(MODULE, layout)
-        base = _u(at + types.offsetof("struct module_layout", "base"), 8, cpu)
+        base = _u(at + types.offsetof("struct module_layout", "base"), _word(), cpu)
         size = _u(at + types.offsetof("struct module_layout", "size"), 4, cpu)
         text = _u(at + types.offsetof("struct module_layout", "text_size"), 4, cpu)
         out += [(prefix + "text", base, text), (prefix + "data" if prefix else "core", base + text, size - text)]
@@ -57,7 +62,7 @@ def _regions(mod: int, cpu) -> List[tuple]:
 
 def sections(mod: int, cpu=None) -> Dict[str, int]:
     """{section name: address} from mod->sect_attrs (kernel/module/sysfs.c)."""
-    attrs = _u(mod + types.offsetof(MODULE, "sect_attrs"), 8, cpu)
+    attrs = _u(mod + types.offsetof(MODULE, "sect_attrs"), _word(), cpu)
     if not attrs:
         return {}
     if not types.has_member("struct module_sect_attrs", "nsections"):
@@ -71,7 +76,7 @@ def sections(mod: int, cpu=None) -> Dict[str, int]:
     out = {}
     for i in range(min(n, 256)):
         at = first + i * stride
-        out[read_string(_u(at + name_off, 8, cpu), 64, cpu)] = _u(at + addr_off, 8, cpu)
+        out[read_string(_u(at + name_off, _word(), cpu), 64, cpu)] = _u(at + addr_off, _word(), cpu)
     return out
 
 
@@ -79,15 +84,15 @@ def _sections_from_bin_attrs(attrs: int, cpu=None) -> Dict[str, int]:
     """Since "module: sysfs: Drop member 'module_sect_attrs::nsections'"
     (6.15): grp.bin_attrs is a NULL-terminated array of bin_attribute
     pointers, each with the section's name and its address in `private`."""
-    table = _u(attrs + types.offsetof("struct module_sect_attrs", "grp.bin_attrs"), 8, cpu)
+    table = _u(attrs + types.offsetof("struct module_sect_attrs", "grp.bin_attrs"), _word(), cpu)
     name_off = types.offsetof("struct bin_attribute", "attr.name")
     addr_off = types.offsetof("struct bin_attribute", "private")
     out = {}
     for i in range(256):
-        battr = _u(table + 8 * i, 8, cpu) if table else 0
+        battr = _u(table + _word() * i, _word(), cpu) if table else 0
         if not battr:
             break
-        out[read_string(_u(battr + name_off, 8, cpu), 64, cpu)] = _u(battr + addr_off, 8, cpu)
+        out[read_string(_u(battr + name_off, _word(), cpu), 64, cpu)] = _u(battr + addr_off, _word(), cpu)
     return out
 
 
@@ -95,7 +100,7 @@ def read_module(mod: int, cpu=None) -> Dict:
     name_size = types.member_size(MODULE, "name")
     raw_name = backend.read_kernel(mod + types.offsetof(MODULE, "name"), name_size, cpu)
     regions = _regions(mod, cpu)
-    taints = _u(mod + types.offsetof(MODULE, "taints"), 8, cpu) if types.has_member(MODULE, "taints") else 0
+    taints = _u(mod + types.offsetof(MODULE, "taints"), _word(), cpu) if types.has_member(MODULE, "taints") else 0
     state = _u(mod + types.offsetof(MODULE, "state"), 4, cpu)
     core = [r for r in regions if not r[0].startswith("init")]
     return {"address": mod, "name": raw_name.split(b"\0", 1)[0].decode("utf-8", "replace"),
@@ -111,12 +116,12 @@ def addresses(cpu=None) -> List[int]:
     if head is None:
         raise errors.MissingSymbol("modules", "a kernel built without CONFIG_MODULES")
     link = types.offsetof(MODULE, "list")
-    out, node = [], _u(head, 8, cpu)
+    out, node = [], _u(head, _word(), cpu)
     while node != head:
         if len(out) >= MAX_MODULES:
             raise errors.KxError(f"the modules list does not end after {MAX_MODULES} entries")
         out.append(node - link)
-        node = _u(node, 8, cpu)
+        node = _u(node, _word(), cpu)
     return out
 
 

@@ -22,7 +22,7 @@ except ImportError:   # outside gdb: only the trace loop's raw RSP client (scrip
 
 from gdbext import arch, errors
 from gdbext.decoders import rsp_packets
-from gdbext.decoders.qemu_monitor import parse_info_cpus, parse_info_registers
+from gdbext.decoders.qemu_monitor import mi_target_stream_text, parse_info_cpus, parse_info_registers
 from gdbext.machine import hooks
 
 from gdbext.decoders.bits import MASK64
@@ -242,6 +242,13 @@ def read_in_unwinder(address: int, size: int) -> bytes:
         raise errors.MemoryUnreadable(address, size) from exc
 
 
+def unwinding_cpu() -> int:
+    """The vCPU of the thread gdb is unwinding, for frame unwinders: no
+    thread-list refresh (require_stopped's would drop the frames being
+    built)."""
+    return gdb.selected_thread().num - 1
+
+
 def write(address: int, data: bytes, cpu: int = None) -> None:
     """Only the rdmsr injection (arch/x86_64/msr_inject.py) writes guest
     memory, and restores what it wrote."""
@@ -435,7 +442,7 @@ def read_u64(address: int, cpu: int = None) -> int:
 
 def monitor(command: str) -> str:
     try:
-        return gdb.execute(f"monitor {command}", to_string=True)
+        return mi_target_stream_text(gdb.execute(f"monitor {command}", to_string=True))
     except gdb.error as exc:
         raise errors.NotSupported(f"the remote has no QEMU monitor ({exc})") from None
 

@@ -12,6 +12,7 @@ from gdbext.arch.i386 import abi as abis
 from gdbext.arch.i386 import user_regs
 from gdbext.arch.x86_64 import X86_64, stepover
 from gdbext.decoders import paging, paging_pae, x86_entry
+from gdbext.decoders.control_regs import CR4_BITS_32
 from gdbext.decoders.bits import MASK32
 from gdbext.decoders.kaslr import PAGE_OFFSET_32
 from gdbext.decoders.ptregs32 import (GDT32_ENTRIES, GDT32_SIZE, KERNEL_CS32, PT_REGS32_OFFSETS, PT_REGS32_SIZE,
@@ -43,9 +44,6 @@ class I386(X86_64):
     pt_regs_size = PT_REGS32_SIZE
     pt_regs_offsets = PT_REGS32_OFFSETS
     kernel_space_start = 0xC0000000          # PAGE_OFFSET (CONFIG_VMSPLIT_3G)
-    # Modules live in the vmalloc area, whose bounds follow high_memory
-    # (asm/pgtable_32_areas.h): anywhere in the kernel's gigabyte.
-    module_area = (0xC0000000, 0xFFFFF000)
     default_thread_size = 8 * 1024           # THREAD_SIZE_ORDER 1 (asm/page_32_types.h)
     other_entry_prefixes = ("asm_exc_", "asm_sysvec_", "asm_common_interrupt", "asm_spurious_interrupt",
                             "handle_exception", "common_interrupt")
@@ -66,9 +64,43 @@ class I386(X86_64):
     # fixmap's size (asm/pgtable_32_areas.h); this build's, as IDTR shows it.
     cea_ro_idt = 0xFF400000
     selector_names = {index * 8: name for index, name in GDT32_ENTRIES.items()}
+    cr4_bits = CR4_BITS_32
+    # CR8 exists in 64-bit mode only (SDM Vol.3A 2.5); QEMU's gdbstub
+    # shows its copy of the APIC's task priority anyway.
+    cr8_note = "not architectural in 32-bit mode (SDM Vol.3A 2.5): QEMU's copy of the APIC task priority"
 
     def selector_name(self, selector: int):
         return selector32_name(selector)
+
+    @property
+    def module_area(self):
+        # MODULES_VADDR = VMALLOC_START, which follows high_memory
+        # (asm/pgtable_32_areas.h): read from the kernel (arch/i386/layout32.py);
+        # the kernel's gigabyte while it cannot be read (or the trace loop
+        # owns the connection).
+        from gdbext import machine
+        if not machine.loop_owns_connection:
+            from gdbext.arch.i386 import layout32
+            try:
+                return layout32.areas()["modules"]
+            except Exception:    # naming an address must never fail on this
+                pass
+        return (self.kernel_space_start, 0xFFFFF000)
+
+    def cr3_view(self, cr3: int, cr4: int, cpu: int) -> Dict:
+        # PAE: CR3[31:5] is the PDPT (SDM Vol.3A 4.4.1); 32-bit PTI keeps
+        # the user PDPT in the page after the kernel's (PTI_SWITCH_MASK).
+        from gdbext.arch.x86_64 import control
+        pti = control.pti_enabled(cpu)
+        kernel, user = cr3 & ~PTI_USER_PDPT, cr3 | PTI_USER_PDPT
+        out = {"value": cr3, "pgd": paging_pae.pdpt_address(cr3), "root_name": "PDPT", "pcide": False,
+               "pti": pti, "view": None, "kernel_cr3": None, "user_cr3": None, "kernel_pgd": None, "user_pgd": None}
+        if pti:
+            out.update(view="user" if cr3 & PTI_USER_PDPT else "kernel", kernel_cr3=kernel, user_cr3=user,
+                       kernel_pgd=paging_pae.pdpt_address(kernel), user_pgd=paging_pae.pdpt_address(user))
+        elif pti is False:
+            out.update(view="only", kernel_pgd=out["pgd"])
+        return out
 
     def top_of_stack_padding(self, lookup) -> int:
         # TOP_OF_KERNEL_STACK_PADDING (asm/thread_info.h): 8 on x86-32
@@ -120,14 +152,43 @@ class I386(X86_64):
         return user_regs.rows(data)
 
     def entry_user_frame(self, stub, offset, code, regs, read) -> Optional[UserFrame]:
+        if stub.name == "entry_SYSENTER_32":
+            # ebp holds the user esp everywhere in the stub up to its call
+            # into do_SYSENTER_32, which copies it to pt_regs->sp.
+            calls = self.direct_calls(code, 0)
+            if calls and offset > calls[0][0]:
+                return None
+            from gdbext import machine
+            from gdbext.arch.i386 import vsyscall
+            return vsyscall.sysenter_frame(regs, machine.unwinding_cpu(), read)
         if stub.name != "entry_INT80_32" or offset > x86_entry.stack_untouched(code):
-            return None   # sysenter saves no user state the stub could be asked for
+            return None
         # The gate pushed SS, ESP, EFLAGS, CS, EIP on the entry stack and
         # %esp points at EIP (SDM Vol.3A 6.12.1).
         frame = read(regs["esp"], 20)
         eip, cs, flags, sp, ss = (int.from_bytes(frame[i:i + 4], "little") for i in range(0, 20, 4))
         user = dict(regs, eip=eip, cs=cs, eflags=flags, esp=sp, ss=ss)
         return UserFrame(user, "32", "the IRET frame")
+
+    def user_regs_from_pt_regs(self, entry, saved, read):
+        if entry != "entry_SYSENTER_32" or (saved["eip"] and saved["esp"]):
+            return saved
+        # Placeholders until do_SYSENTER_32 sets regs->sp = regs->bp and
+        # do_fast_syscall_32 regs->ip = the landing pad (common.c).
+        from gdbext import machine
+        from gdbext.arch.i386 import vsyscall
+        try:
+            pad = saved["eip"] or vsyscall.kernel_landing_pad(machine.unwinding_cpu(), read)
+        except errors.KxError:
+            return saved
+        return dict(saved, eip=pad, esp=saved["esp"] or saved["ebp"], eflags=saved["eflags"] | vsyscall.EFLAGS_IF)
+
+    def user_frame_caller(self, regs, read) -> Optional[UserFrame]:
+        from gdbext.arch.i386 import vsyscall
+        return vsyscall.caller_frame(regs, read)
+
+    # entry_SYSENTER_32's stub up to its call (at +147 in 6.1's 686-pae).
+    entry_code_size = 192
 
     def pt_regs_pending(self, stub: EntryStub, regs: Dict[str, int], stack: int, pt_regs: int) -> bool:
         return not (stack <= regs["esp"] <= pt_regs)
@@ -238,10 +299,12 @@ class I386(X86_64):
         return cpustate32.kaslr_readings(table, cpu, inject)
 
     def kaslr_memory_layout(self, slide: int, warnings):
-        return {}
+        from gdbext.arch.i386 import layout32
+        return layout32.memory_layout(warnings)
 
     def kaslr_layout_rows(self, data):
-        return []
+        from gdbext.arch.i386 import layout32
+        return layout32.layout_rows(data)
 
     # -- the vDSO -------------------------------------------------------------------
     vdso_images = (("vdso_image_32", "32", "32-bit"), ("vdso32_image", "32", "32-bit"))

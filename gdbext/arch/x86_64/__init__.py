@@ -7,7 +7,7 @@ from gdbext import errors
 from gdbext.arch.base import Arch, EntryStub, PtRegsRule, RawCall, ResumePlan, SyscallAbi, TableChoice, UserFrame
 from gdbext.arch.x86_64 import abi as abis
 from gdbext.arch.x86_64 import gdbregs, stepover, user_regs
-from gdbext.decoders import descriptors, paging, x86_entry, x86_switch
+from gdbext.decoders import control_regs, descriptors, paging, x86_entry, x86_switch
 from gdbext.decoders.bits import MASK32, MASK64
 from gdbext.decoders.descriptors import KERNEL_CS, USER32_CS, USER_CS, USER_DS
 from gdbext.decoders.msr import decode_rflags
@@ -63,9 +63,17 @@ class X86_64(Arch):
     # cpu_entry_area's read-only IDT alias (idt_map_in_cea(), asm/cpu_entry_area.h).
     cea_ro_idt = 0xFFFFFE0000000000
     selector_names = descriptors.SELECTOR_NAMES
+    # kx cr: CR4's bits with their meaning in this mode, and what CR8 is.
+    cr4_bits = control_regs.CR4_BITS
+    cr8_note = "task-priority register"
 
     def selector_name(self, selector: int):
         return descriptors.selector_name(selector)
+
+    def cr3_view(self, cr3: int, cr4: int, cpu: int) -> Dict:
+        """kx cr's CR3 fields: the PGD, PCID, and which half of a KPTI pair."""
+        from gdbext.arch.x86_64 import control
+        return control.cr3_view(cr3, bool(cr4 & control.CR4_PCIDE), control.pti_enabled(cpu))
 
     def top_of_stack_padding(self, lookup) -> int:
         # TOP_OF_KERNEL_STACK_PADDING (arch/x86/include/asm/thread_info.h):

@@ -10,7 +10,7 @@ xsetbv(XCR_XFEATURE_ENABLED_MASK, fpu_user_cfg.max_features) on every CPU
 """
 from typing import Dict, Optional
 
-from gdbext import errors
+from gdbext import arch, errors
 from gdbext import machine
 from gdbext.arch.x86_64 import cpu_setup
 from gdbext.decoders import control_regs as crdec
@@ -79,6 +79,7 @@ def cr3_view(cr3: int, pcide: bool, pti: Optional[bool]) -> Dict:
     elif pti is False:
         out["view"] = "only"   # one PGD for kernel and user
         out["kernel_pgd"] = out["pgd"]
+    out["root_name"] = "PGD"
     return out
 
 
@@ -101,16 +102,17 @@ def control_registers(cpu: int = None) -> Dict:
                      + (f" ({symbols.format_address(cr2)})" if cr2 and symbols.format_address(cr2) else "")))
     cr3 = regs.get("cr3")
     rows.append(_row("CR3", cr3, "gdbstub", None))
-    rows.append(_row("CR4", cr4, "gdbstub", crdec.decode_cr4(cr4) if cr4 is not None else None))
+    a = arch.current()
+    rows.append(_row("CR4", cr4, "gdbstub", crdec.decode_cr4(cr4, a.cr4_bits) if cr4 is not None else None))
     cr8 = regs.get("cr8")
     rows.append(_row("CR8", cr8, "gdbstub", crdec.decode_cr8(cr8) if cr8 is not None else None,
-                     "task-priority register"))
+                     a.cr8_note))
     rows.append(_row("EFER", efer, "gdbstub", crdec.decode_efer(efer) if efer is not None else None))
     rows.append(_xcr0_row(cpu, cr4))
     warnings = []
     if None not in (cr0, cr4, efer):
         warnings += crdec.consistency(cr0, cr4, efer)
-    view = cr3_view(cr3, bool((cr4 or 0) & CR4_PCIDE), pti_enabled(cpu)) if cr3 is not None else None
+    view = a.cr3_view(cr3, cr4 or 0, cpu) if cr3 is not None else None
     return {"cpu": cpu, "registers": rows, "cr3": view, "warnings": warnings}
 
 
