@@ -163,13 +163,27 @@ _BUILD_ID_HEADER = bytes.fromhex("04000000" "14000000" "03000000") + b"GNU\0"
 NOTE_SEARCH = 4 << 20
 
 
+_EMBEDDED_ELF = 4 << 12    # a vDSO image: page-aligned raw ELF, a few pages
+
+
+def _inside_embedded_elf(blob: bytes, at: int) -> bool:
+    """Whether the note at `at` belongs to an ELF image the kernel carries
+    (the vDSO's raw_data, page-aligned: arch/x86/entry/vdso/vdso2c.h),
+    which has a build-id note of its own."""
+    page = at & ~0xFFF
+    return any(blob[p:p + 4] == b"\x7fELF" for p in range(page, max(-1, page - _EMBEDDED_ELF), -0x1000))
+
+
 def _search_build_id(after: int, cpu: int) -> Tuple[int, bytes, str]:
     base = after & ~0xFFF
+    blob = b""
     for off in range(0, NOTE_SEARCH, CHUNK):
-        chunk = _read_with_holes(base + off, cpu)
-        at = chunk.find(_BUILD_ID_HEADER)
-        if 0 <= at <= len(chunk) - 36:
-            return base + off + at, chunk[at:at + 36], chunk[at + 16:at + 36].hex()
+        blob += _read_with_holes(base + off, cpu)
+        at = blob.find(_BUILD_ID_HEADER)
+        while 0 <= at <= len(blob) - 36:
+            if not _inside_embedded_elf(blob, at):
+                return base + at, blob[at:at + 36], blob[at + 16:at + 36].hex()
+            at = blob.find(_BUILD_ID_HEADER, at + 1)
     raise errors.KxError(f"kallsyms has no __start_notes and no GNU build-id note follows the kallsyms "
                          f"arrays in {NOTE_SEARCH >> 20} MiB from {base:#x}: cannot name this build")
 
