@@ -7,7 +7,8 @@ when there is no vmlinux: its symbols (kallsyms) and its types (BTF).
 2. kallsyms' arrays sit in .rodata after .text: kx reads forward from there
    in 1 MiB chunks until decoders/kallsyms.find_tables() finds them, and
    decodes every symbol (runtime addresses: KASLR is already applied).
-3. The GNU build-id note (__start_notes) names the build; VMCOREINFO
+3. The GNU build-id note (__start_notes; with a text-only kallsyms, found
+   by its header after the arrays) names the build; VMCOREINFO
    (vmcoreinfo_data, 6.0+ lists the kallsyms arrays) confirms the scan.
 4. The BTF blob is between __start_BTF and __stop_BTF.
 
@@ -336,7 +337,10 @@ def load(cpu: Optional[int] = None) -> GuestKernel:
     sources["build_id"] = (f"GNU build-id note at {note[0]:#x} (__start_notes, kallsyms)" if "__start_notes" in
                            by_name else f"GNU build-id note found by its header at {note[0]:#x}, after the "
                            "kallsyms arrays (kallsyms has text symbols only: no CONFIG_KALLSYMS_ALL)")
-    if scanned_where is not None:
+    if scanned_where is not None and "vmcoreinfo_data" not in by_name:
+        sources["vmcoreinfo"] = ("not located: no vmcoreinfo_data in kallsyms (text symbols only) and no "
+                                 "page-table route to it on this architecture")
+    elif scanned_where is not None:
         _confirm_with_vmcoreinfo(vmcoreinfo(by_name, cpu), scanned_where, sources)
     gk = GuestKernel(build_id=note[2], text=by_name["_text"],
                      symbols=[(s.address, s.type, s.name) for s in syms], btf_path=None,

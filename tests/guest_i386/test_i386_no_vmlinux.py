@@ -70,6 +70,7 @@ def test_kernel_names_the_build_and_says_btf_is_absent(nv):
     assert found, d["facts"]
     assert nv.symbols["__start_notes"] <= int(found.group(1), 16) - slide < nv.symbols["__stop_notes"]
     assert d["facts"]["kallsyms"].startswith("scan of "), d["facts"]
+    assert d["facts"]["vmcoreinfo"].startswith("not located: no vmcoreinfo_data in kallsyms"), d["facts"]
     assert "no BTF" in nv.cmd("kx kernel")
     assert os.path.basename(d["symbol_file"]).endswith(".elf")
     with open(d["symbol_file"], "rb") as f:
