@@ -18,6 +18,7 @@ from elftools.elf.elffile import ELFFile
 from kxlab import kernels, paths
 from kxlab.gdbrun import GdbError
 from tests import vmlinux_file
+from tests.guest.test_no_vmlinux import _file_build_id
 from tests.guest_i386.conftest import CONFIG, HELLO32_LEN
 from tests.guestlib import GuestSession
 
@@ -47,14 +48,6 @@ def _slide(nv) -> int:
     words = [int(w, 16) for w in re.findall(r"0x([0-9a-f]{8})", nv.guest.hmp(f"x /2wx {idt + 0x80 * 8:#x}"))]
     low, high = words[-2:]
     return ((low & 0xFFFF) | (high & 0xFFFF0000)) - nv.symbols["entry_INT80_32"]
-
-
-def _file_build_id(vmlinux) -> str:
-    with open(vmlinux, "rb") as f:
-        for note in ELFFile(f).get_section_by_name(".notes").iter_notes():
-            if note["n_name"] == "GNU" and note["n_type"] == "NT_GNU_BUILD_ID":
-                return note["n_desc"]
-    raise AssertionError("the vmlinux has no build ID")
 
 
 def test_kernel_names_the_build_and_says_btf_is_absent(nv):
