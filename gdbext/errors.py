@@ -31,10 +31,20 @@ class MemoryUnreadable(KxError):
         super().__init__(msg)
 
 
+# name -> why gdb's symbols lack it ("" when nothing is known), set by the
+# kernel model when the symbols come from the guest's own kallsyms
+# (kernel/guest_session.py): every raise site then says it.
+missing_symbol_reason = None
+
+
 class MissingSymbol(KxError):
     def __init__(self, name: str, why: str = ""):
         self.name = name
-        super().__init__(f"this kernel has no symbol `{name}`" + (f" ({why})" if why else ""))
+        reason = "" if why or missing_symbol_reason is None else missing_symbol_reason(name)
+        if reason:
+            super().__init__(f"this kernel has no symbol `{name}`: {reason}")
+        else:
+            super().__init__(f"this kernel has no symbol `{name}`" + (f" ({why})" if why else ""))
 
 
 class MissingType(KxError):

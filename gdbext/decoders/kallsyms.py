@@ -146,6 +146,7 @@ class Tables:
     token_index: int
     offsets: Optional[int] = None
     relative_base: Optional[int] = None   # offset of kallsyms_relative_base, if any
+    pointer_size: int = 8                 # of kallsyms_relative_base (an unsigned long)
 
 
 def _token_table_start(blob: bytes, digits_at: int) -> Optional[int]:
@@ -242,9 +243,10 @@ def find_tables(blob: bytes) -> Tables:
     raise errors.DecodeError("no kallsyms token table in this part of the kernel image")
 
 
-def _kernel_address(value: int) -> bool:
-    # The kernel image's mapping on x86-64 (and any other top-half base).
-    return value >= 0xFFFF800000000000
+def _kernel_address(value: int, pointer_size: int = 8) -> bool:
+    # The kernel image's mapping on x86-64 (and any other top-half base);
+    # a 32-bit kernel's is above its user space, in the top half too.
+    return value >= (0xFFFF800000000000 if pointer_size == 8 else 0x80000000)
 
 
 def _sorted(addrs: List[int]) -> bool:
@@ -255,34 +257,36 @@ def _align(value: int, to: int) -> int:
     return (value + to - 1) & ~(to - 1)
 
 
-def locate_offsets(blob: bytes, t: Tables) -> Tables:
+def locate_offsets(blob: bytes, t: Tables, pointer_size: int = 8) -> Tables:
     """Fill in t.offsets and t.relative_base: before the count with the base
     between them (up to 6.1), or after the token index with the base after
     them (6.2 to 6.14) or without a base (6.15+).  The arrangement whose
-    addresses come out sorted, as scripts/kallsyms.c sorts them, wins."""
-    n = t.count
+    addresses come out sorted, as scripts/kallsyms.c sorts them, wins.
+    `pointer_size` is the kernel's long: the base's size and alignment
+    (.long and .balign 4 on a 32-bit kernel, scripts/kallsyms.c)."""
+    n, size = t.count, pointer_size
     candidates = []
-    base_before = t.num_syms - 8
+    base_before = t.num_syms - size
     if base_before >= 4 * n:
         start = base_before - 4 * n
-        candidates.append((start - (start % 8), base_before))
+        candidates.append((start - (start % size), base_before))
     after = t.token_index + 512
-    for align in (4, 8):
+    for align in sorted({4, size}):
         start = _align(after, align)
-        if start + 4 * n + 8 <= len(blob):
-            candidates.append((start, _align(start + 4 * n, 8)))
+        if start + 4 * n + size <= len(blob):
+            candidates.append((start, _align(start + 4 * n, size)))
             candidates.append((start, None))
     for offsets, base in candidates:
         raw = blob[offsets:offsets + 4 * n]
         if base is None:
-            addrs = addresses(raw, n, PLACE_RELATIVE, offsets_address=1 << 63)
+            addrs = addresses(raw, n, PLACE_RELATIVE, offsets_address=1 << (8 * size - 1))
         else:
-            value = struct.unpack_from("<Q", blob, base)[0]
-            if not _kernel_address(value):
+            value = int.from_bytes(blob[base:base + size], "little")
+            if not _kernel_address(value, size):
                 continue
             addrs = addresses(raw, n, relative_mode(raw, n), value)
         if _sorted(addrs):
-            return dataclasses.replace(t, offsets=offsets, relative_base=base)
+            return dataclasses.replace(t, offsets=offsets, relative_base=base, pointer_size=size)
     raise errors.DecodeError("kallsyms_offsets not found next to the other kallsyms arrays")
 
 
@@ -293,6 +297,7 @@ def symbols_from_blob(blob: bytes, blob_address: int, t: Tables) -> List[Symbol]
     if t.relative_base is None:
         mode, base = PLACE_RELATIVE, 0
     else:
-        mode, base = relative_mode(offsets, t.count), struct.unpack_from("<Q", blob, t.relative_base)[0]
+        at, size = t.relative_base, t.pointer_size
+        mode, base = relative_mode(offsets, t.count), int.from_bytes(blob[at:at + size], "little")
     return decode(blob[t.names:t.names + t.names_size], t.count, blob[t.token_table:t.token_index],
                   blob[t.token_index:t.token_index + 512], offsets, mode, base, blob_address + t.offsets)

@@ -27,9 +27,15 @@ import tempfile
 import time
 from typing import Dict, List, Optional, Tuple
 
-from gdbext import errors
+from gdbext import arch, errors
 from gdbext.decoders import btf as B, btf_c
-from gdbext.decoders.kaslr import relocatable
+from gdbext.decoders.kaslr import relocatable as _relocatable
+
+
+def _moves(address: int) -> bool:
+    """Whether a kallsyms address moves with the text slide: in the kernel
+    image's window, which is this architecture's (i386: all of PAGE_OFFSET)."""
+    return _relocatable(address, arch.current().kaslr_image_start)
 
 ELF_NAME = "kernel-6.elf"
 SIGNATURES = "btf-syscalls.json"   # the syscall bodies' prototypes (decoders/btf_c.py)     # the number changes with the file's shape
@@ -45,7 +51,7 @@ def _flags(letter: str) -> str:
 
 
 def _section_of(address: int, text: Tuple[int, int]) -> str:
-    if not relocatable(address):
+    if not _moves(address):
         return ".data..percpu"
     return ".kx.text" if text[0] <= address < text[1] else ".kx.data"
 
@@ -159,7 +165,14 @@ def _bounds(symbols, text: Tuple[int, int]) -> Dict[str, Tuple[int, int]]:
     return out
 
 
+# A 32-bit x86 kernel gets a 32-bit ELF (gdb takes the file's
+# architecture: an x86-64 file would switch an i386 session's registers).
+_TOOL_FLAGS_386 = {"gcc": ["-m32"], "as": ["--32"], "ld": ["-m", "elf_i386"]}
+
+
 def _run(argv, cwd):
+    if arch.current().elf_machine == "EM_386":
+        argv = [argv[0], *_TOOL_FLAGS_386.get(argv[0], []), *argv[1:]]
     done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True)
     if done.returncode:
         raise errors.KxError(f"{argv[0]} failed building the symbol file: "
@@ -177,12 +190,13 @@ def rebase(symbols, raw: List[Tuple[str, int, bytes]], link_text: int):
         return symbols, raw
 
     def move(a: int) -> int:
-        return a + shift if relocatable(a) else a
+        return a + shift if _moves(a) else a
     moved = []
     for section, address, data in raw:
         if section.endswith("_table"):
-            values = struct.unpack(f"<{len(data) // 8}Q", data)
-            data = struct.pack(f"<{len(values)}Q", *(move(v) if v else 0 for v in values))
+            fmt = "Q" if arch.current().pointer_size == 8 else "I"
+            values = struct.unpack(f"<{len(data) // struct.calcsize(fmt)}{fmt}", data)
+            data = struct.pack(f"<{len(values)}{fmt}", *(move(v) if v else 0 for v in values))
         moved.append((section, move(address), data))
     return [(move(a), letter, n) for a, letter, n in symbols], moved
 

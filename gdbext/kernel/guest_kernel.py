@@ -7,7 +7,8 @@ when there is no vmlinux: its symbols (kallsyms) and its types (BTF).
 2. kallsyms' arrays sit in .rodata after .text: kx reads forward from there
    in 1 MiB chunks until decoders/kallsyms.find_tables() finds them, and
    decodes every symbol (runtime addresses: KASLR is already applied).
-3. The GNU build-id note (__start_notes) names the build; VMCOREINFO
+3. The GNU build-id note (__start_notes; with a text-only kallsyms, found
+   by its header after the arrays) names the build; VMCOREINFO
    (vmcoreinfo_data, 6.0+ lists the kallsyms arrays) confirms the scan.
 4. The BTF blob is between __start_BTF and __stop_BTF.
 
@@ -24,8 +25,14 @@ from typing import Dict, List, Optional, Tuple
 
 from gdbext import arch, errors
 from gdbext.decoders import elfnote, kallsyms
-from gdbext.decoders.kaslr import relocatable
+from gdbext.decoders.kaslr import relocatable as _relocatable
 from gdbext.kernel import backend, guest_vmcoreinfo
+
+
+def _moves(address: int) -> bool:
+    """Whether a kallsyms address moves with the text slide: in the kernel
+    image's window, which is this architecture's (i386: all of PAGE_OFFSET)."""
+    return _relocatable(address, arch.current().kaslr_image_start)
 
 CHUNK = 1 << 20
 SCAN_LIMIT = 128 << 20     # text and rodata of the largest image we know is ~60 MiB
@@ -64,6 +71,12 @@ class GuestKernel:
                 self._btf_syscalls = {}
         return self._btf_syscalls
 
+    def has_data_symbols(self) -> bool:
+        """Whether kallsyms lists data (CONFIG_KALLSYMS_ALL): without it,
+        text symbols and a few section markers only (scripts/kallsyms.c's
+        symbol_valid; 686-pae 6.1: one, __init_begin)."""
+        return sum(t in "dDbB" for _a, t, _n in self.symbols) > len(self.symbols) // 100
+
     def address(self, name: str) -> Optional[int]:
         for a, _t, n in self.symbols:
             if n == name:
@@ -100,7 +113,7 @@ def scan_kallsyms(start: int, cpu: int) -> Tuple[List[kallsyms.Symbol], Dict[str
             except errors.DecodeError:
                 continue
             blob += _read(base + len(blob), _TAIL, cpu)
-            tables = kallsyms.locate_offsets(bytes(blob), found)
+            tables = kallsyms.locate_offsets(bytes(blob), found, arch.current().pointer_size)
             syms = kallsyms.symbols_from_blob(bytes(blob), base, tables)
             where = {name: base + getattr(tables, name) for name in
                      ("num_syms", "names", "markers", "token_table", "token_index", "offsets")}
@@ -128,17 +141,52 @@ def _read_with_holes(address: int, cpu: int) -> bytes:
     return b"".join(parts)
 
 
-def _build_id_note(by_name: Dict[str, int], cpu: int) -> Tuple[int, bytes, str]:
-    """(address, note bytes, hex build ID) of the GNU build-id note."""
+def _build_id_note(by_name: Dict[str, int], cpu: int, after: int) -> Tuple[int, bytes, str]:
+    """(address, note bytes, hex build ID) of the GNU build-id note: at
+    __start_notes, or, when kallsyms has only text symbols (no
+    CONFIG_KALLSYMS_ALL), searched by its header after the kallsyms arrays
+    (RO_DATA puts NOTES after them, include/asm-generic/vmlinux.lds.h)."""
     start, stop = by_name.get("__start_notes"), by_name.get("__stop_notes")
-    if start is None or stop is None or not 0 < stop - start < 65536:
-        raise errors.KxError("kallsyms has no __start_notes/__stop_notes: cannot name this build")
+    if start is None or stop is None:
+        return _search_build_id(after, cpu)
+    if not 0 < stop - start < 65536:
+        raise errors.KxError("kallsyms' __start_notes/__stop_notes make no notes section")
     found = elfnote.find_build_id(_read(start, stop - start, cpu))
     if found is None:
         raise errors.KxError("the kernel's notes hold no GNU build ID")
     offset, desc = found
     note = _read(start + offset, 16 + len(desc), cpu)
     return start + offset, note, desc.hex()
+
+
+# namesz 4, descsz 20 (a SHA-1), NT_GNU_BUILD_ID, "GNU\0": ld's --build-id note.
+_BUILD_ID_HEADER = bytes.fromhex("04000000" "14000000" "03000000") + b"GNU\0"
+NOTE_SEARCH = 4 << 20
+
+
+_EMBEDDED_ELF = 4 << 12    # a vDSO image: page-aligned raw ELF, a few pages
+
+
+def _inside_embedded_elf(blob: bytes, at: int) -> bool:
+    """Whether the note at `at` belongs to an ELF image the kernel carries
+    (the vDSO's raw_data, page-aligned: arch/x86/entry/vdso/vdso2c.h),
+    which has a build-id note of its own."""
+    page = at & ~0xFFF
+    return any(blob[p:p + 4] == b"\x7fELF" for p in range(page, max(-1, page - _EMBEDDED_ELF), -0x1000))
+
+
+def _search_build_id(after: int, cpu: int) -> Tuple[int, bytes, str]:
+    base = after & ~0xFFF
+    blob = b""
+    for off in range(0, NOTE_SEARCH, CHUNK):
+        blob += _read_with_holes(base + off, cpu)
+        at = blob.find(_BUILD_ID_HEADER)
+        while 0 <= at <= len(blob) - 36:
+            if not _inside_embedded_elf(blob, at):
+                return base + at, blob[at:at + 36], blob[at + 16:at + 36].hex()
+            at = blob.find(_BUILD_ID_HEADER, at + 1)
+    raise errors.KxError(f"kallsyms has no __start_notes and no GNU build-id note follows the kallsyms "
+                         f"arrays in {NOTE_SEARCH >> 20} MiB from {base:#x}: cannot name this build")
 
 
 def vmcoreinfo(by_name: Dict[str, int], cpu: int) -> Dict[str, str]:
@@ -235,7 +283,7 @@ def _from_cache(directory: str, meta: dict, text: int) -> GuestKernel:
         for line in f:
             a, t, n = line.rstrip("\n").split(" ", 2)
             a = int(a, 16)
-            symbols.append((a + slide if relocatable(a) else a, t, n))
+            symbols.append((a + slide if _moves(a) else a, t, n))
     btf = os.path.join(directory, "btf")
     sources = dict(meta["sources"])
     sources["cache"] = f"{directory} (build ID matched in memory)"
@@ -278,31 +326,36 @@ def load(cpu: Optional[int] = None) -> GuestKernel:
     if hit is not None:
         hit.seconds = {"attach": round(time.perf_counter() - t0, 3)}
         return hit
-    syms, sources, scanned_where = _find_kallsyms(pointers, cpu)
+    syms, sources, scanned_where, arrays_end = _find_kallsyms(pointers, cpu)
     t_scan = time.perf_counter() - t0
     by_name = {}
     for s in syms:
         by_name.setdefault(s.name, s.address)
     if "_text" not in by_name:
         raise errors.KxError("kallsyms has no _text")
-    note = _build_id_note(by_name, cpu)
-    sources["build_id"] = f"GNU build-id note at {note[0]:#x} (__start_notes, kallsyms)"
-    if scanned_where is not None:
+    note = _build_id_note(by_name, cpu, arrays_end)
+    sources["build_id"] = (f"GNU build-id note at {note[0]:#x} (__start_notes, kallsyms)" if "__start_notes" in
+                           by_name else f"GNU build-id note found by its header at {note[0]:#x}, after the "
+                           "kallsyms arrays (kallsyms has text symbols only: no CONFIG_KALLSYMS_ALL)")
+    if scanned_where is not None and "vmcoreinfo_data" not in by_name:
+        sources["vmcoreinfo"] = ("not located: no vmcoreinfo_data in kallsyms (text symbols only) and no "
+                                 "page-table route to it on this architecture")
+    elif scanned_where is not None:
         _confirm_with_vmcoreinfo(vmcoreinfo(by_name, cpu), scanned_where, sources)
     gk = GuestKernel(build_id=note[2], text=by_name["_text"],
                      symbols=[(s.address, s.type, s.name) for s in syms], btf_path=None,
                      directory=os.path.join(cache_root(), note[2]), sources=sources,
                      seconds={"kallsyms_scan": round(t_scan, 3)})
     _read_btf(gk, by_name, cpu)
-    _save_raw(gk, by_name, cpu)
+    _save_raw(gk, by_name, note, cpu)
     gk.seconds["attach"] = round(time.perf_counter() - t0, 3)
     _save(gk, pointers, note)
     return gk
 
 
 def _find_kallsyms(pointers: Dict[str, int], cpu: int):
-    """(symbols, sources, None) through VMCOREINFO (6.0+), else (symbols,
-    sources, {array: address}) by the scan from the lowest text pointer (the
+    """(symbols, sources, None, end of the arrays) through VMCOREINFO
+    (6.0+), else (symbols, sources, {array: address}, end) by the scan from the lowest text pointer (the
     arrays are then checked against VMCOREINFO found through kallsyms)."""
     source, start = min(pointers.items(), key=lambda kv: kv[1])
     sources = {"kernel_text": f"{source} handler {start:#x}"}
@@ -314,19 +367,20 @@ def _find_kallsyms(pointers: Dict[str, int], cpu: int):
                                f"at {low:#x}, kallsyms_names at {where['names']:#x}")
         sources["vmcoreinfo"] = (f"found with no symbol: page {found[1]:#x}, pointed to from {found[0]:#x} in "
                                  "the kernel's writable data; the finder agrees on the arrays")
-        return syms, sources, None
+        return syms, sources, None, where["token_index"] + 512
     syms, where, scanned = scan_kallsyms(start, cpu)
     sources["kallsyms"] = (f"scan of {scanned >> 20} MiB from {start & ~0xFFF:#x}: "
                            f"{len(syms)} symbols, kallsyms_names at {where['names']:#x}")
-    return syms, sources, where
+    return syms, sources, where, where["token_index"] + 512
 
 
-def _save_raw(gk: GuestKernel, by_name: Dict[str, int], cpu: int) -> None:
+def _save_raw(gk: GuestKernel, by_name: Dict[str, int], note: Tuple[int, bytes, str], cpu: int) -> None:
     """The bytes the symbol file carries for kx's KASLR check: the notes
-    and linux_banner (up to its NUL)."""
+    (the build-id note alone when kallsyms does not bound them) and
+    linux_banner (up to its NUL)."""
     raw = {}
-    start, stop = by_name["__start_notes"], by_name["__stop_notes"]
-    raw[".notes"] = (start, _read(start, stop - start, cpu))
+    start, stop = by_name.get("__start_notes"), by_name.get("__stop_notes")
+    raw[".notes"] = (start, _read(start, stop - start, cpu)) if start and stop else note[:2]
     if "linux_banner" in by_name:
         banner = _read(by_name["linux_banner"], 512, cpu)
         raw[".kx.banner"] = (by_name["linux_banner"], banner.split(b"\0", 1)[0] + b"\0")
@@ -341,8 +395,9 @@ def _save_raw(gk: GuestKernel, by_name: Dict[str, int], cpu: int) -> None:
         if name.endswith("_table"):
             # Padding up to the next symbol is not part of the table: every
             # real entry points somewhere (sys_ni_syscall at least).
-            while data.endswith(bytes(8)):
-                data = data[:-8]
+            word = arch.current().pointer_size
+            while data.endswith(bytes(word)):
+                data = data[:-word]
         raw[".kx.copy." + name] = (start, data)
     os.makedirs(gk.directory, exist_ok=True)
     with open(os.path.join(gk.directory, "raw.json"), "w") as f:

@@ -17,6 +17,29 @@ from gdbext.kernel import guest_kernel
 from gdbext.machine import hooks
 
 _state = {"kernel": None, "seconds": None, "connection": None}
+STILL_WORKS = ("msr, gdt, idt, tss, syscalls, break and kaslr work, the commands that read kernel structs "
+               "need the vmlinux")
+
+
+def missing_symbol_reason(name: str) -> str:
+    """Why the loaded guest kernel's symbols lack `name`: what its build
+    left out of kallsyms and BTF ("" with a vmlinux or a complete kernel)."""
+    if _state["kernel"] is None:
+        return ""
+    gk = current()
+    if gk is None:
+        return ""
+    lacks = []
+    if not gk.has_data_symbols():
+        lacks.append("its kallsyms has text symbols only (built without CONFIG_KALLSYMS_ALL)")
+    if gk.btf_path is None:
+        lacks.append("it has no BTF (built without CONFIG_DEBUG_INFO_BTF)")
+    if not lacks:
+        return ""
+    return f"{' and '.join(lacks)}, and gdb has no vmlinux: {STILL_WORKS}"
+
+
+errors.missing_symbol_reason = missing_symbol_reason
 
 
 def _loaded_path() -> Optional[str]:

@@ -76,7 +76,7 @@ def read_kallsyms(where: Dict[str, int], cpu: int) -> Tuple[List[kallsyms.Symbol
     if not 0 < high - low < MAX_ARRAYS:
         raise errors.KxError(f"VMCOREINFO's kallsyms arrays span {high - low:#x} bytes from {low:#x}")
     blob = backend.read_kernel(low, high - low, cpu)
-    tables = kallsyms.locate_offsets(blob, kallsyms.find_tables(blob))
+    tables = kallsyms.locate_offsets(blob, kallsyms.find_tables(blob), arch.current().pointer_size)
     if (low + tables.names, low + tables.offsets) != (where["names"], where["offsets"]):
         raise errors.KxError(f"VMCOREINFO puts kallsyms_names at {where['names']:#x}, the finder at "
                              f"{low + tables.names:#x}")

@@ -50,8 +50,7 @@ def missing(name: str) -> errors.MissingType:
     if gk is not None and gk.btf_path is None:
         return errors.MissingType(name, why=(
             "this kernel has no BTF (built without CONFIG_DEBUG_INFO_BTF) and gdb has no vmlinux: kx has "
-            "its symbols from kallsyms, not its types; msr, gdt, idt, tss, syscalls, break and kaslr work, "
-            "the commands that read kernel structs need the vmlinux"))
+            f"its symbols from kallsyms, not its types; {guest_session.STILL_WORKS}"))
     return errors.MissingType(name)
 
 

@@ -143,3 +143,28 @@ def test_short_names_stream():
     stream, table, index = _build([("T", "abc")], None)
     with pytest.raises(errors.DecodeError):
         K.expand_names(stream, 2, K.tokens(table, index))
+
+
+def _i386_kernel():
+    import glob
+    import os
+    found = sorted(glob.glob(os.path.join(os.environ.get("KX_CACHE") or os.path.expanduser("~/.cache/kx"),
+                                          "kernels-i386", "*", "vmlinux")))
+    return os.path.dirname(found[-1]) if found else None
+
+
+@pytest.mark.skipif(_i386_kernel() is None, reason="the i386 686-pae kernel is not cached (lab fetch --arch i386)")
+def test_i386_four_byte_relative_base():
+    """A 32-bit kernel: kallsyms_relative_base is a 4-byte long right before
+    kallsyms_num_syms (6.1); every decoded symbol is System.map's."""
+    d = _i386_kernel()
+    where = vmlinux_file.symbol_values(f"{d}/vmlinux", _ARRAYS)
+    lo = min(where.values()) - (1 << 20)
+    blob = vmlinux_file.read(f"{d}/vmlinux", lo, where["kallsyms_token_index"] + 4096 - lo)
+    with pytest.raises(errors.DecodeError):
+        K.locate_offsets(blob, K.find_tables(blob))          # an 8-byte base is not there
+    t = K.locate_offsets(blob, K.find_tables(blob), pointer_size=4)
+    assert (lo + t.offsets, lo + t.relative_base) == (where["kallsyms_offsets"], where["kallsyms_relative_base"])
+    syms = K.symbols_from_blob(blob, lo, t)
+    smap = {(a, n) for a, _l, n in vmlinux_file.system_map(f"{d}/System.map")}
+    assert len(syms) == t.count > 40000 and all((s.address, s.name) in smap for s in syms)

@@ -63,6 +63,9 @@ class I386(X86_64):
     # CPU_ENTRY_AREA_RO_IDT on 686-pae 6.1: CPU_ENTRY_AREA_BASE follows the
     # fixmap's size (asm/pgtable_32_areas.h); this build's, as IDTR shows it.
     cea_ro_idt = 0xFF400000
+    # Where the image is linked (the symbol file built from kallsyms goes
+    # there): PAGE_OFFSET + CONFIG_PHYSICAL_START, 16 MiB on Debian's 686-pae.
+    kernel_link_text = PAGE_OFFSET_32 + 0x1000000
     selector_names = {index * 8: name for index, name in GDT32_ENTRIES.items()}
     cr4_bits = CR4_BITS_32
     # CR8 exists in 64-bit mode only (SDM Vol.3A 2.5); QEMU's gdbstub
