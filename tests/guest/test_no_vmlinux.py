@@ -150,6 +150,12 @@ def test_event_at_openat(nv):
     check_openat(Slid(nv, slide), d)
     assert d["handler"]["symbol"] == "__x64_sys_openat"
     assert [a["name"] for a in d["args"]] == ["dfd", "filename", "flags", "mode"]
+    # kx's unwinder with no file: the user frame from the live registers
+    # (RIP in rcx at the first instruction), as with the vmlinux.
+    frames = [line for line in nv.cmd("bt").splitlines() if line.startswith("#")]
+    assert len(frames) == 2 and "entry_SYSCALL_64" in frames[0], frames
+    assert "[user mode, 64-bit: live registers" in frames[1]
+    assert int(frames[1].split()[1], 16) == nv.reg("rcx") == d["return_ip"]
 
 
 def test_syscalls_check_has_no_file(nv):
