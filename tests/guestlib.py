@@ -194,3 +194,15 @@ class GuestSession:
             return True
         finally:
             self.ensure_stopped()
+
+
+def binary_string_at(path, address: int) -> str:
+    """The NUL-terminated string the ELF file at `path` holds at virtual
+    `address` (what a static workload passes the kernel from its .rodata)."""
+    from elftools.elf.elffile import ELFFile
+    with open(path, "rb") as f:
+        for seg in ELFFile(f).iter_segments():
+            if seg["p_type"] == "PT_LOAD" and seg["p_vaddr"] <= address < seg["p_vaddr"] + seg["p_filesz"]:
+                data = seg.data()[address - seg["p_vaddr"]:]
+                return data[:data.index(b"\0")].decode()
+    raise AssertionError(f"{address:#x} is not in {path}'s loaded segments")

@@ -391,6 +391,12 @@ class Arch:
     # (read with `p` packets, by gdb's remote numbers).
     loop_extra_registers: Tuple[str, ...] = ()
 
+    def page_address(self, page: int, read: Callable[[int, int], bytes]) -> Optional[int]:
+        """The kernel's direct-map address of the memory that the struct
+        page at `page` describes (page_address()), read through `read`; None
+        where this architecture cannot say (kernel/page_cache.py)."""
+        return None
+
     def read_user_in_loop(self, hit, address: int, size: int) -> bytes:
         """User memory of the task a trace-loop hit (machine/rsp_hit.Hit)
         stopped in: by default the stub's virtual read, which on x86 reaches

@@ -22,7 +22,7 @@ from gdbext import arch, errors
 from gdbext.decoders import syscall_args, syscall_strace
 from gdbext.decoders.paging import PAGE_SIZE_4K as PAGE
 from gdbext.decoders.syscall_args import ENOSYS
-from gdbext.kernel import backend, entry, tasks
+from gdbext.kernel import backend, entry, page_cache, tasks
 
 
 class View:
@@ -38,7 +38,9 @@ class View:
         return backend.read_kernel(address, size, self.cpu)
 
     def read_user(self, address: int, size: int) -> bytes:
-        return backend.read_user(address, size, self.cpu)
+        # A page the task has not faulted in comes from the page cache.
+        return page_cache.with_page_cache(lambda a, n: backend.read_user(a, n, self.cpu),
+                                          self.current_task, self.read_kernel)(address, size)
 
     def current_task(self) -> int:
         return tasks.current(self.cpu)

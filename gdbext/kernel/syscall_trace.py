@@ -24,7 +24,7 @@ from typing import Callable, Dict, List, Optional
 
 from gdbext import arch, errors
 from gdbext.arch.base import EntryStub
-from gdbext.kernel import (backend, entry, events, symbols, syscall_check, syscall_filter, syscall_hits,
+from gdbext.kernel import (backend, entry, events, page_cache, symbols, syscall_check, syscall_filter, syscall_hits,
                            syscall_hooks, syscalls, tasks)
 
 
@@ -107,7 +107,8 @@ class HitView(events.View):
         return self.hit.read(address, size)
 
     def read_user(self, address, size):
-        return arch.current().read_user_in_loop(self.hit, address, size)
+        return page_cache.with_page_cache(lambda a, n: arch.current().read_user_in_loop(self.hit, a, n),
+                                          self.current_task, self.hit.read)(address, size)
 
     def current_task(self):
         return int.from_bytes(self.hit.read(self._current_pointers[self.cpu], 8), "little")

@@ -28,24 +28,16 @@ from typing import Dict, List, Optional
 from gdbext import arch, errors
 from gdbext.decoders import vdso as vdec
 from gdbext.decoders.paging import PAGE_SIZE_4K
-from gdbext.kernel import symbols, tasks, types, vmlinux
+from gdbext.kernel import symbols, tasks, vmlinux
 from gdbext.kernel.objcache import ObjfileCache
 from gdbext.kernel.structs import Member, StructReader
+from gdbext.kernel.vmas import VMA as _VMA, find_vma, find_vma_rbtree  # noqa: F401 (arch/*/vdso.py)
 from gdbext import machine
 
 # vm_flags bits (include/linux/mm.h, 6.1 and 6.12).
 VM_FLAG_NAMES = ((0x1, "read"), (0x2, "write"), (0x4, "exec"), (0x8, "shared"),
                  (0x10, "mayread"), (0x20, "maywrite"), (0x40, "mayexec"),
                  (0x400, "pfnmap"), (0x4000, "io"), (0x04000000, "dontdump"))
-# Maple tree encoding (include/linux/maple_tree.h, lib/maple_tree.c, 6.1 and
-# 6.12): node pointers keep enum maple_type in bits 3-6; the node is the
-# pointer with the low 8 bits cleared; types below maple_range_64 are leaves.
-MAPLE_NODE_MASK = 0xFF
-MAPLE_TYPE_SHIFT, MAPLE_TYPE_MASK = 3, 0xF
-MAPLE_LEAF_64, MAPLE_RANGE_64, MAPLE_ARANGE_64 = 1, 2, 3
-_MAX_DEPTH = 16
-_MAX_RB_DEPTH = 64          # 2 log2(n + 1) for any possible number of VMAs
-
 _MM = StructReader("struct mm_struct", (
     Member("vdso", ("context.vdso",)),
     Member("vdso_image", ("context.vdso_image",), required=False),   # x86's; arm64 has none
@@ -68,13 +60,6 @@ _IMAGE = StructReader("struct vdso_image", (
     Member("sym_timens_page", ("sym_timens_page",), "s", required=False),
     Member("sym___kernel_vsyscall", ("sym___kernel_vsyscall",), "s", required=False),
     Member("sym_int80_landing_pad", ("sym_int80_landing_pad",), "s", required=False),
-))
-_VMA = StructReader("struct vm_area_struct", (
-    Member("vm_start", ("vm_start",)),
-    Member("vm_end", ("vm_end",)),
-    Member("vm_flags", ("vm_flags",)),   # 6.3+: a union with __vm_flags
-    Member("vm_mm", ("vm_mm",)),
-    Member("vm_private_data", ("vm_private_data",)),
 ))
 _SPECIAL = StructReader("struct vm_special_mapping", (Member("name", ("name",)),))
 
@@ -135,71 +120,7 @@ def task_page_table(mm_pgd: int, cpu: int) -> int:
 
 
 # ---------------------------------------------------------------------------
-# VMAs from the maple tree
-
-def _maple_layout():
-    key = ("vdso-maple-layout",)
-    if key not in types._cache:
-        lay, word = {}, arch.current().pointer_size    # pivots and slots are unsigned longs
-        for name, struct in (("range", "struct maple_range_64"), ("arange", "struct maple_arange_64")):
-            piv_off, piv_t = types.member(struct, "pivot")
-            slot_off, slot_t = types.member(struct, "slot")
-            lay[name] = (piv_off, piv_t.sizeof // word, slot_off, slot_t.sizeof // word)
-        lay["node_size"] = types.sizeof("struct maple_node")
-        lay["word"] = word
-        types._cache[key] = lay
-    return types._cache[key]
-
-
-def find_vma(ma_root: int, address: int, cpu: int) -> Optional[int]:
-    """The vm_area_struct covering `address`, by the kernel's own range walk
-    (lib/maple_tree.c mtree_range_walk): in each node take the first slot
-    whose pivot is >= address; a zero pivot past slot 0 ends the node's data,
-    so that slot runs to the node's maximum."""
-    entry = ma_root
-    lay = _maple_layout()
-    for _ in range(_MAX_DEPTH):
-        # xa_is_node(): internal entry (low bits 10) above 4096.
-        if (entry & 3) != 2 or entry <= 4096:
-            return None  # an empty tree or a single root entry: not an mm with VMAs
-        node = entry & ~MAPLE_NODE_MASK
-        ntype = (entry >> MAPLE_TYPE_SHIFT) & MAPLE_TYPE_MASK
-        if ntype not in (MAPLE_LEAF_64, MAPLE_RANGE_64, MAPLE_ARANGE_64):
-            raise errors.KxError(f"maple node {node:#x} has unexpected type {ntype}")
-        piv_off, npiv, slot_off, nslot = lay["arange" if ntype == MAPLE_ARANGE_64 else "range"]
-        raw = machine.read_kernel(node, lay["node_size"], cpu)
-        w = lay["word"]
-        pivots = [int.from_bytes(raw[piv_off + w * i:piv_off + w * i + w], "little") for i in range(npiv)]
-        offset = 0
-        while offset < npiv:
-            p = pivots[offset]
-            if p >= address or (p == 0 and offset > 0):
-                break
-            offset += 1
-        offset = min(offset, nslot - 1)
-        entry = int.from_bytes(raw[slot_off + w * offset:slot_off + w * offset + w], "little")
-        if ntype == MAPLE_LEAF_64:
-            return entry or None
-    raise errors.KxError("maple tree deeper than expected (corrupt?)")
-
-
-def find_vma_rbtree(rb_node: int, address: int, cpu: int) -> Optional[int]:
-    """The vm_area_struct covering `address` in an mm_rb tree, by the
-    kernel's own walk (mm/mmap.c find_vma() up to 6.0): go left while the
-    node's VMA ends above `address`, right otherwise."""
-    vm_rb = types.offsetof("struct vm_area_struct", "vm_rb")
-    left, right = types.offsetof("struct rb_node", "rb_left"), types.offsetof("struct rb_node", "rb_right")
-    for _ in range(_MAX_RB_DEPTH):
-        if not rb_node:
-            return None
-        v = _VMA.read(rb_node - vm_rb, cpu)
-        if v["vm_end"] > address and v["vm_start"] <= address:
-            return rb_node - vm_rb
-        link = left if v["vm_end"] > address else right
-        w = arch.current().pointer_size
-        rb_node = int.from_bytes(machine.read_kernel(rb_node + link, w, cpu), "little")
-    raise errors.KxError("mm_rb deeper than a red-black tree of any mm can be (corrupt?)")
-
+# VMAs (kernel/vmas.py)
 
 def read_vma(vma: int, cpu: int, specials: Dict[int, str]) -> Vma:
     v = _VMA.read(vma, cpu)

@@ -6,13 +6,14 @@ as `invalid=`), the seed programs' registers and ELF symbols, System.map,
 and the bytes of the workload binary itself (a return address must follow
 a `syscall` instruction).
 """
+import json
 import re
 
 import pytest
 from elftools.elf.elffile import ELFFile
 
 from kxlab import initramfs
-from tests.guestlib import int80_entry
+from tests.guestlib import binary_string_at, int80_entry
 
 from .test_tasks import HELLO32_LEN, elf_symbols, workload_pid
 
@@ -152,3 +153,27 @@ def test_event_at_entry_sysenter_compat(kx):
     assert d["args"][2]["name"] == "count"
     assert d["handler"]["symbol"] == "__ia32_sys_write"
     assert len(d["args"]) == 3   # write's signature: no stack argument to show
+
+
+def test_execve_path_from_the_page_cache(kx):
+    """kxwork's freshly forked child passes execve a path in the parent's
+    .rodata, which fork() did not map in the child (copy_page_range skips
+    a file mapping with no anonymous pages): QEMU's monitor finds no
+    translation for it.  kx reads that page from the page cache; the path
+    is what the kxwork binary holds at that address."""
+    kx.run_to("entry_SYSCALL_64", condition="$rax == 59")
+    cpu = kx.gdb.eval("$_thread") - 1
+    filename = kx.reg("rdi")
+    kx.guest.hmp(f"cpu {cpu}")
+    assert "Unmapped" in kx.guest.hmp(f"gva2gpa {filename:#x}")
+    want = binary_string_at(initramfs.binaries_dir() / "kxwork", filename)
+    assert want.startswith("/bin/")
+    d = kx.json("kx event")
+    assert (d["name"], d["comm"]) == ("execve", "kxwork")
+    assert d["args"][0]["decoded"] == f'"{want}"' and d["args"][1]["decoded"] == f'["{want}"]'
+    trace = [json.loads(line) for line in kx.cmd("kx trace execve --count 2 --json").splitlines()
+             if line.startswith("{") and '"name"' in line]
+    assert len(trace) == 2
+    for e in trace:
+        path = binary_string_at(initramfs.binaries_dir() / "kxwork", e["args"][0]["value"])
+        assert e["args"][0]["decoded"] == f'"{path}"', e

@@ -11,6 +11,8 @@ import re
 import pytest
 from elftools.elf.elffile import ELFFile
 
+from tests.guestlib import binary_string_at
+
 pytestmark = pytest.mark.guest
 
 HELLO64_LEN = len("Hello from svc (arm64)\n")
@@ -133,6 +135,18 @@ def test_bt_through_pac_signed_frames(a64, arm64_binaries):
     for caller in ("invoke_syscall", "el0_svc", "el0t_64_sync"):
         assert f"in {caller} " in names or f" {caller} (" in names, frames
     assert f"{after:#018x}" in frames[-1] and "user mode, 64-bit" in frames[-1], frames
+
+
+def test_execve_path_of_a_forked_child(a64, arm64_binaries):
+    """kxwork's forked child passes execve (nr 221) a path in the parent's
+    .rodata, which fork() did not map in the child; kx reads it from the
+    page cache when the page has no PTE.  (QEMU's monitor cannot tell here:
+    its gva2gpa honours PAN at EL1 and says Unmapped for any user page.)"""
+    a64.stop_at("el0t_64_sync", "$x8 == 221")
+    d = a64.json("kx event")
+    assert (d["name"], d["comm"]) == ("execve", "kxwork"), d
+    want = binary_string_at(arm64_binaries / "kxwork", d["args"][0]["value"])
+    assert want.startswith("/bin/") and d["args"][0]["decoded"] == f'"{want}"', d
 
 
 def test_x86_commands_say_so_in_one_line(a64):

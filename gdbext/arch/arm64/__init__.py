@@ -386,6 +386,27 @@ class Arm64(Arch):
         info = guest_kernel.vmcoreinfo({"vmcoreinfo_data": where} if where else {}, machine.check_cpu(None))
         return layout.layout(info, machine.registers().get("TCR_EL1"), slide, warnings)
 
+    def page_address(self, page, read):
+        # page_to_virt() (arch/arm64/include/asm/memory.h, 6.1 and 6.12):
+        # PAGE_OFFSET + (page - VMEMMAP_START) / sizeof(struct page) pages,
+        # with PAGE_OFFSET = -(1 << VA_BITS); both from the kernel's VMCOREINFO.
+        from gdbext.arch.arm64 import layout
+        from gdbext.kernel import symbols, types
+        cache = types.cache()
+        if "arm64-page-to-virt" not in cache:
+            where = symbols.lookup("vmcoreinfo_data")
+            if where is None:
+                return None
+            text = read(int.from_bytes(read(where, 8), "little"), 4096).split(b"\0", 1)[0]
+            info = dict(line.split("=", 1) for line in text.decode("ascii", "replace").splitlines() if "=" in line)
+            values = layout.parse(info)
+            if None in (values["va_bits"], values["vmemmap_start"]):
+                return None
+            cache["arm64-page-to-virt"] = ((-(1 << values["va_bits"])) & MASK64, values["vmemmap_start"])
+        page_offset, vmemmap = cache["arm64-page-to-virt"]
+        index, rest = divmod(page - vmemmap, types.sizeof("struct page"))
+        return page_offset + index * 4096 if index >= 0 and not rest else None
+
     def kaslr_layout_rows(self, data):
         from gdbext.arch.arm64 import layout
         return layout.rows(data)

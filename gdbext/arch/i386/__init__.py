@@ -312,6 +312,20 @@ class I386(X86_64):
     # -- the vDSO -------------------------------------------------------------------
     vdso_images = (("vdso_image_32", "32", "32-bit"), ("vdso32_image", "32", "32-bit"))
 
+    def page_address(self, page, read):
+        # FLATMEM (Debian's 686-pae): pfn = page - mem_map; only lowmem has a
+        # direct-map address, PAGE_OFFSET + pfn * 4 KiB (asm/page_32.h).
+        from gdbext.decoders.kaslr import PAGE_OFFSET_32
+        from gdbext.kernel import symbols, types
+        mem_map, max_low = symbols.lookup("mem_map"), symbols.lookup("max_low_pfn")
+        if mem_map is None or max_low is None:
+            return None
+        first, size = int.from_bytes(read(mem_map, 4), "little"), types.sizeof("struct page")
+        pfn, rest = divmod(page - first, size)
+        if page < first or rest or pfn >= int.from_bytes(read(max_low, 4), "little"):
+            return None
+        return PAGE_OFFSET_32 + pfn * 4096
+
     def vdso_report(self, vdso, cpu: int):
         from gdbext.arch.x86_64 import vdso as x86_vdso
         return {"kernel_vsyscall": x86_vdso.trampoline(vdso, cpu)}

@@ -334,6 +334,22 @@ class X86_64(Arch):
         from gdbext.arch.x86_64 import kernel_image_map
         return kernel_image_map.data_ranges(cpu, self.la57(machine.registers(cpu)))
 
+    def page_address(self, page, read):
+        # SPARSEMEM_VMEMMAP: pfn = page - vmemmap_base, the memory at
+        # page_offset_base + pfn * 4 KiB (arch/x86/include/asm/page_64.h);
+        # both bases are variables under CONFIG_RANDOMIZE_MEMORY, else the
+        # 4-level defaults (Documentation/arch/x86/x86_64/mm.rst).
+        from gdbext.decoders.kaslr import DEFAULT_BASES
+        from gdbext.kernel import symbols, types
+
+        def base(name):
+            at = symbols.lookup(name)
+            return int.from_bytes(read(at, 8), "little") if at is not None else DEFAULT_BASES[4][name]
+        vmemmap, size = base("vmemmap_base"), types.sizeof("struct page")
+        if page < vmemmap or (page - vmemmap) % size:
+            return None
+        return base("page_offset_base") + (page - vmemmap) // size * 4096
+
     def kaslr_memory_layout(self, slide: int, warnings):
         from gdbext import machine
         from gdbext.arch.x86_64 import kaslr_sources
