@@ -9,7 +9,9 @@ the kernel's own copy_from_user faults it in, a debugger walking the page
 tables finds nothing.  The bytes are defined all the same: they are the
 file's page in the page cache, which this reads the way filemap_fault()
 would find it (vma->vm_file->f_mapping->i_pages at vm_pgoff + the page's
-offset in the VMA), through the direct map.
+offset in the VMA), through the direct map.  Only where no private copy
+can exist: a shared mapping, or one with no anon_vma (copy_page_range()'s
+own test for leaving PTEs out).
 
 Every read goes through `read(address, size) -> bytes`, so the trace loop
 can use its own hit.  An anonymous page never touched, a page evicted from
@@ -23,6 +25,7 @@ from gdbext.kernel import types, vmas
 
 PAGE = 4096
 _MAX_FOLIO_PAGES = 512       # a PMD-sized folio
+VM_SHARED = 0x8              # include/linux/mm.h
 
 Reader = Callable[[int, int], bytes]
 
@@ -43,6 +46,10 @@ def page_of(vma: dict, address: int, read: Reader) -> Optional[int]:
     """The struct page that holds `address` of a file-backed VMA in the
     page cache, or None (anonymous, or not cached)."""
     if not vma.get("vm_file") or vma.get("vm_pgoff") is None:
+        return None
+    if not vma["vm_flags"] & VM_SHARED and vma.get("anon_vma") != 0:
+        # A private mapping with anonymous pages (or unknown): a missing PTE
+        # may be a copy swapped out, which the file's page is not.
         return None
     mapping = _word(read, vma["vm_file"] + types.offsetof("struct file", "f_mapping"))
     index = vma["vm_pgoff"] + ((address - vma["vm_start"]) >> 12)

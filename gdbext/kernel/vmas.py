@@ -31,6 +31,7 @@ VMA = StructReader("struct vm_area_struct", (
     Member("vm_private_data", ("vm_private_data",)),
     Member("vm_file", ("vm_file",), required=False),
     Member("vm_pgoff", ("vm_pgoff",), required=False),
+    Member("anon_vma", ("anon_vma",), required=False),
 ))
 MM_VMAS = StructReader("struct mm_struct", (
     Member("ma_root", ("mm_mt.ma_root",), required=False),
