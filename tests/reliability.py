@@ -247,7 +247,7 @@ def summary_lines() -> list:
 
 def write_summary(terminalreporter) -> None:
     """Print the figures at the end of the run, once (the conftests of
-    tests/guest/ and tests/guest_arm64/ both ask), and write them to
+    tests/guest/, tests/guest_i386/ and tests/guest_arm64/ all ask), and write them to
     KX_RELIABILITY_OUT if set."""
     f = FIGURES
     if f.printed or not (f.runs or f.fuzzed or f.interrupts or f.checks):

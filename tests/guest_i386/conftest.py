@@ -52,3 +52,8 @@ def workload(kx) -> dict:
     assert m, "the workload never announced itself"
     pid, vdso, sysinfo = m[-1]
     return {"pid": int(pid), "vdso": int(vdso, 16), "sysinfo": int(sysinfo, 16)}
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    from tests import reliability   # the figures the i386 matrix and fuzzing recorded
+    reliability.write_summary(terminalreporter)
