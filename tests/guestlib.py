@@ -206,3 +206,25 @@ def binary_string_at(path, address: int) -> str:
                 data = seg.data()[address - seg["p_vaddr"]:]
                 return data[:data.index(b"\0")].decode()
     raise AssertionError(f"{address:#x} is not in {path}'s loaded segments")
+
+
+LAB_SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts", "lab")
+
+
+def run_lab(*args, timeout: float = 900):
+    """`./scripts/lab ARGS` as a user runs it: (stdout, stderr), asserting
+    it ended well and printed no traceback."""
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(LAB_SCRIPT))
+    proc = subprocess.run([sys.executable, LAB_SCRIPT, *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "TERM": "dumb"}, cwd=root)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert "Traceback" not in out and "Python Exception" not in out and "internal error" not in out, out[-3000:]
+    return proc.stdout, proc.stderr
+
+
+def output_section(out: str, start: str, end: str) -> str:
+    """The part of `out` from `start` up to the next `end`."""
+    return out[out.index(start):out.index(end, out.index(start))]

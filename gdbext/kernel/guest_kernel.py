@@ -194,9 +194,15 @@ def vmcoreinfo(by_name: Dict[str, int], cpu: int) -> Dict[str, str]:
     where = by_name.get("vmcoreinfo_data")
     if where is None:
         return {}
+    return vmcoreinfo_at(where, lambda address, size: _read(address, size, cpu))
+
+
+def vmcoreinfo_at(where: int, read) -> Dict[str, str]:
+    """VMCOREINFO's KEY=VALUE lines from the page the pointer at `where`
+    (vmcoreinfo_data) names, through `read(address, size)`; {} when unreadable."""
     try:
-        page = int.from_bytes(_read(where, 8, cpu), "little")
-        text = _read(page, 4096, cpu).split(b"\0", 1)[0].decode("ascii", "replace")
+        page = int.from_bytes(read(where, 8), "little")
+        text = read(page, 4096).split(b"\0", 1)[0].decode("ascii", "replace")
     except errors.MemoryUnreadable:
         return {}
     return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)

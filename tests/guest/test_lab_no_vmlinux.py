@@ -14,32 +14,21 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 import types
 
 import pytest
 
 from kxlab import kernels, qemu
 
+from tests.guestlib import output_section, run_lab
+
 from .test_kaslr import START_KERNEL_MAP
 from .test_no_vmlinux import _file_build_id
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-LAB = [sys.executable, os.path.join(ROOT, "scripts", "lab")]
 
 
 def _lab(*args, timeout=900):
-    proc = subprocess.run(LAB + list(args), capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "TERM": "dumb"}, cwd=ROOT)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-3000:]
-    assert "Traceback" not in out and "Python Exception" not in out and "internal error" not in out, out[-3000:]
-    return proc.stdout, proc.stderr
-
-
-def _section(out, start, end):
-    return out[out.index(start):out.index(end)]
+    return run_lab(*args, timeout=timeout)
 
 
 def test_demo_without_vmlinux(kernel_series):
@@ -50,31 +39,31 @@ def test_demo_without_vmlinux(kernel_series):
     pid = int(re.search(r"workload is running: pid (\d+)", out).group(1))
     # kx kernel: the kernel's own symbols and types, the build ID of this
     # build's vmlinux file, _text where System.map has it (nokaslr).
-    head = _section(out, "(gdb) kx kernel", "(gdb) kx kaslr")
+    head = output_section(out, "(gdb) kx kernel", "(gdb) kx kaslr")
     assert "the running kernel itself (no vmlinux)" in head
     assert f"build ID {_file_build_id(kernel.vmlinux)}" in head
     assert re.search(rf"_text\s+{symbols['_text']:#x}", head), head
     # kx event at the marker write: write(1, "KX-MARK\n", 8), handler named.
-    event = _section(out, "(gdb) kx event", "(gdb) kx msr")
+    event = output_section(out, "(gdb) kx event", "(gdb) kx msr")
     assert re.search(rf'pid {pid} "kxwork" enters entry_SYSCALL_64', event), event
     assert re.search(r"\bwrite\b", event) and "KX-MARK" in event and "size_t count" in event, event
     assert re.search(rf"__x64_sys_write\s+{symbols['__x64_sys_write']:#x}", event), event
-    msr = _section(out, "(gdb) kx msr", "(gdb) kx tss")
+    msr = output_section(out, "(gdb) kx msr", "(gdb) kx tss")
     lstar = re.search(r"IA32_LSTAR\s+(0x[0-9a-f]+)", msr)
     assert lstar and int(lstar.group(1), 16) == symbols["entry_SYSCALL_64"], msr
-    task = _section(out, "(gdb) kx task", "(gdb) kx regs")
+    task = output_section(out, "(gdb) kx task", "(gdb) kx regs")
     assert re.search(rf'pid {pid}\s+tgid {pid}\s+"kxwork"', task), task
     # In ksys_write: pt_regs carry the marker write's arguments; plain gdb
     # on BTF types names the task.
-    regs = _section(out, "(gdb) kx regs", "(gdb) print $kx_current()->comm")
+    regs = output_section(out, "(gdb) kx regs", "(gdb) print $kx_current()->comm")
     args = re.search(r"arguments: (.*)", regs)
     assert args and re.search(r"\brdi=0x1\b", args.group(1)) and re.search(r"\brdx=0x8\b", args.group(1)), regs
-    assert re.search(r'\$\d+ = "kxwork\\000', _section(out, "(gdb) print $kx_current()->comm", "(gdb) ptype"))
-    assert "unsigned long orig_ax;" in _section(out, "(gdb) ptype struct pt_regs", "(gdb) bt")
-    assert re.search(r"#0 .* in ksys_write \(\)", _section(out, "(gdb) bt", "(gdb) kx trace"))
+    assert re.search(r'\$\d+ = "kxwork\\000', output_section(out, "(gdb) print $kx_current()->comm", "(gdb) ptype"))
+    assert "unsigned long orig_ax;" in output_section(out, "(gdb) ptype struct pt_regs", "(gdb) bt")
+    assert re.search(r"#0 .* in ksys_write \(\)", output_section(out, "(gdb) bt", "(gdb) kx trace"))
     assert "kx trace: 20 events" in out
     # kx ps: the idle task at init_task's System.map address, the workload.
-    ps = _section(out, "(gdb) kx ps", "== detach")
+    ps = output_section(out, "(gdb) kx ps", "== detach")
     assert re.search(rf"^\s+0\s+0 R .*{symbols['init_task']:#x}\s+\[swapper/0\]", ps, re.M), ps
     assert re.search(rf"^\s+{pid}\s+{pid} .*kxwork$", ps, re.M), ps
     assert "detached; the workload runs on" in out

@@ -5,26 +5,14 @@ Ground truth: System.map of the 6.1 arm64 kernel (nokaslr: the handler's
 address), hello64's own call (x8 = 64, write(1, msg, 23)), and gdb's own read
 of sys_call_table[64] in the demo's output.
 """
-import os
 import re
-import subprocess
-import sys
 
 from kxlab import kernels
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def section(out, start, end):
-    return out[out.index(start):out.index(end, out.index(start))]
+from tests.guestlib import output_section as section, run_lab
 
 
 def test_demo_walks_svc_to_the_table():
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "lab"), "demo", "--arch", "arm64"],
-                          capture_output=True, text=True, timeout=900, env={**os.environ, "TERM": "dumb"}, cwd=ROOT)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-3000:]
-    assert "Traceback" not in out and "Python Exception" not in out, out[-3000:]
+    out = "".join(run_lab("demo", "--arch", "arm64"))
     handler = kernels.cached("6.1", arch="arm64").symbols()["__arm64_sys_write"]
     event = section(out, "(gdb) kx event", "(gdb) kx vectors")
     assert "el0t_64_sync" in event and re.search(r"write\s+nr 64 \(x8\)", event), event

@@ -391,15 +391,13 @@ class Arm64(Arch):
         # PAGE_OFFSET + (page - VMEMMAP_START) / sizeof(struct page) pages,
         # with PAGE_OFFSET = -(1 << VA_BITS); both from the kernel's VMCOREINFO.
         from gdbext.arch.arm64 import layout
-        from gdbext.kernel import symbols, types
+        from gdbext.kernel import guest_kernel, symbols, types
         cache = types.cache()
         if "arm64-page-to-virt" not in cache:
             where = symbols.lookup("vmcoreinfo_data")
             if where is None:
                 return None
-            text = read(int.from_bytes(read(where, 8), "little"), 4096).split(b"\0", 1)[0]
-            info = dict(line.split("=", 1) for line in text.decode("ascii", "replace").splitlines() if "=" in line)
-            values = layout.parse(info)
+            values = layout.parse(guest_kernel.vmcoreinfo_at(where, read))
             if None in (values["va_bits"], values["vmemmap_start"]):
                 return None
             cache["arm64-page-to-virt"] = ((-(1 << values["va_bits"])) & MASK64, values["vmemmap_start"])
