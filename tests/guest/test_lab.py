@@ -43,7 +43,9 @@ def test_guest_runs_on_after_stop(kx):
 def test_the_guest_runs_the_kernel_asked_for(kx):
     """init_uts_ns's release (read by gdb itself) is the ABI the lab fetched,
     and the lab's boots before the heartbeat are on record (an early oops
-    boots again)."""
+    boots again).  Read at a kernel stop: at a user-mode stop under PTI the
+    selected vCPU's page tables, which gdb reads through, map no kernel data."""
+    kx.run_to("do_syscall_64")
     release = kx.gdb.cmd("output init_uts_ns.name.release").strip()
     assert release.strip('"').split('"')[0] == kx.kernel.abi
     assert kx.config.kernel == kx.kernel.series
