@@ -14,6 +14,10 @@ from gdbext.machine import breakpoints
 from .base import KxCommand, parse_int
 from .breaks import KxBreakpoint
 
+# One encoder for every event: json.dumps with separators builds a new one
+# per call, a tenth of a trace's time per event.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+
 
 class _Sink:
     """Where the events of one trace go: the console (text or JSON lines),
@@ -30,9 +34,9 @@ class _Sink:
         self.by_name[event.name or f"nr {event.nr}"] += 1
         d = event.to_dict()
         if self.out is not None:
-            self.out.write(json.dumps(d, separators=(",", ":")) + "\n")
+            self.out.write(_COMPACT.encode(d) + "\n")
         if self.as_json:
-            gdb.write(json.dumps(d, separators=(",", ":")) + "\n")
+            gdb.write(_COMPACT.encode(d) + "\n")
         elif self.out is None or settings.debug():
             t = Text().line(("dim", f"[cpu{event.cpu}] "), ("num", f"{event.pid} "), f"{event.comm:<15} ",
                             ("sym", event.strace()))

@@ -19,7 +19,8 @@ TCG, Haswell, pti=on) it measures, with the spinner's own counter
   kx trace --record    raw records to a file for --record-seconds; records/s,
                        drops, the guest's rate; then --replay's decoding rate;
   paced live           a spinner paced at --paced-hz (kxspin_hz), traced
-                       live: does decoding keep up (0 dropped)?
+                       live for --paced-seconds: does decoding keep up
+                       (0 dropped)?
 
 then the ratios against bare gdb.  Numbers only: this is not a test.
 """
@@ -137,7 +138,7 @@ def measure_paced(a, res):
     s = session(a.kernel, True, append=f"kxspin_hz={a.paced_hz}")
     try:
         res["paced_free"], _ = run_free(s, a.window)
-        text, res["paced_guest"], _ = trace_for(s, "kx trace --out /dev/null", a.window)
+        text, res["paced_guest"], _ = trace_for(s, "kx trace --out /dev/null", a.paced_seconds)
         res["paced"] = summary_numbers(text)
         print(f"  paced {a.paced_hz}/s: untraced {res['paced_free']:.0f}/s; traced {res['paced']}; "
               f"guest {res['paced_guest']:.0f}/s", flush=True)
@@ -167,15 +168,25 @@ def report(a, res):
          f"{res['rec_bytes'] / 1e6:.0f} MB"),
         ("kx trace --replay (decoding a record file)",
          f"{res['replay']['events'] / res['replay']['seconds']:.0f} events/s", ""),
-        (f"paced spinner {a.paced_hz}/s, live decoding", f"{paced['events'] / paced['seconds']:.0f} events/s",
+        (f"paced spinner {a.paced_hz}/s, live decoding ({a.paced_seconds:.0f} s)", f"{paced['events'] / paced['seconds']:.0f} events/s",
          f"dropped {paced['dropped']}; guest {res['paced_guest']:.0f}/s (untraced {res['paced_free']:.0f}/s)"),
     ]
     for label, value, note in rows:
         print(f"{label:<48} {value:>18}   {note}")
-    print(f"targets: >= 100x bare gdb: {'met' if live_rate >= 100 * res['bare'] else 'NOT met'} (live); "
-          f"--record 0 drops at full rate for {a.record_seconds:.0f} s: "
-          f"{'met' if rec['dropped'] == 0 else 'NOT met'}; live decoding keeps up at {a.paced_hz}/s: "
-          f"{'met' if paced['dropped'] == 0 else 'NOT met'}")
+    print_targets(a, res, live_rate)
+
+
+def print_targets(a, res, live_rate):
+    """The issue's three targets.  "Untraced" is the better of the two
+    untraced rates (without the plugin, and with it loaded but idle)."""
+    untraced = max(res["noplugin"], res["idle"])
+    kept = res["rec_guest"] / untraced
+    verdict = {True: "met", False: "NOT met"}
+    print(f"targets: >= 100x bare gdb (live): {verdict[live_rate >= 100 * res['bare']]}; "
+          f"--record 0 drops at full rate for {a.record_seconds:.0f} s: {verdict[res['rec']['dropped'] == 0]}; "
+          f"guest >= 0.80x untraced under --record ({kept:.2f}x of {untraced:.0f}/s): {verdict[kept >= 0.8]}; "
+          f"live decoding keeps up at {a.paced_hz}/s for {a.paced_seconds:.0f} s: "
+          f"{verdict[res['paced']['dropped'] == 0]}")
 
 
 def main(a):
@@ -202,6 +213,8 @@ def add_arguments(ap):
     ap.add_argument("--window", type=float, default=10.0, help="seconds per rate window (default %(default)s)")
     ap.add_argument("--record-seconds", type=float, default=60.0, help="--record run (default %(default)s)")
     ap.add_argument("--paced-hz", type=int, default=10000, help="paced spinner rate (default %(default)s)")
+    ap.add_argument("--paced-seconds", type=float, default=60.0,
+                    help="the paced spinner's live trace (default %(default)s)")
 
 
 if __name__ == "__main__":

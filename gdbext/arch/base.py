@@ -11,6 +11,7 @@ behaviour that differs (decoding the live registers at an entry stub,
 pt_regs, the page walk, stepping over a breakpoint) is a method that the
 architecture's subclass overrides.
 """
+import functools
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -61,8 +62,9 @@ class SyscallAbi:
     selectable: bool = True            # offered by --abi (x32 is reached through "64")
     entry_text: str = ""               # the entries, for a call whose stub is not known
 
-    @property
+    @functools.cached_property
     def mask(self) -> int:
+        # Cached: a trace masks six arguments per event.
         return (1 << self.bits) - 1
 
 

@@ -45,6 +45,11 @@ class View:
     def current_task(self) -> int:
         return tasks.current(self.cpu)
 
+    def task_brief(self, task: int) -> Dict[str, object]:
+        """The task's members a decode needs (tasks.LIST_READER); a caller
+        must not change the dict (a view may hand out a cached one)."""
+        return tasks.LIST_READER.read(task, reader=self.read_kernel)
+
 
 @dataclass
 class Arg:
@@ -177,7 +182,7 @@ def _raw_call(view: View, regs: Dict[str, int], brief: Dict, memo: Optional[dict
     """The RawCall at this stop: from the live registers while the entry
     stub has not written pt_regs yet, else from pt_regs."""
     a = arch.current()
-    pt_addr = tasks.pt_regs_address_for_stack(brief["stack"])
+    pt_addr = brief["stack"] + _memo(memo, "pt_regs offset", tasks.pt_regs_offset_in_stack)
     stub = _memo(memo, ("stub", regs[a.pc]), lambda: entry.syscall_stub(entry.entry_of(regs[a.pc])))
     live = stub if stub is not None and a.pt_regs_pending(stub, regs, brief["stack"], pt_addr) \
         else (a.vector_slot_stub(regs) if stub is None else None)
@@ -285,7 +290,7 @@ def decode(view: View, ret: Optional[int] = None, memo: Optional[dict] = None) -
         raise errors.NotSupported(f"CPU {view.cpu} is in user mode: stop at a syscall entry "
                                   "(or anywhere in a syscall) first")
     task = view.current_task()
-    brief = tasks.LIST_READER.read(task, reader=view.read_kernel)
+    brief = view.task_brief(task)
     if brief["flags"] & tasks.PF_KTHREAD:
         raise errors.KxError(f"CPU {view.cpu} runs the kernel thread {brief['comm']!r} "
                              f"(pid {brief['pid']}): it is not in a system call")

@@ -64,6 +64,10 @@ class StructReader:
         self._layout_key = ("structreader", struct_name, repr(self.members))
 
     def layout(self) -> Tuple[Dict[str, _Resolved], List[Tuple[int, int]]]:
+        return self._compiled()[:2]
+
+    def _compiled(self):
+        """(members resolved, ranges to read, the unpacking plan), once per objfile."""
         cache = types.cache()
         if self._layout_key not in cache:
             if not types.has(self.struct_name):  # a symbol-only vmlinux: name the missing struct itself
@@ -82,7 +86,7 @@ class StructReader:
                     continue
                 resolved[m.key] = hit
             ranges = merge_ranges([(r.offset, r.offset + r.size) for r in resolved.values()])
-            cache[self._layout_key] = (resolved, ranges)
+            cache[self._layout_key] = (resolved, ranges, _plan(resolved, ranges))
         return cache[self._layout_key]
 
     def has(self, key: str) -> bool:
@@ -96,15 +100,27 @@ class StructReader:
         members are None.  `reader(address, size) -> bytes` replaces the
         backend's read_kernel (the trace loop reads through its own
         packets)."""
-        resolved, ranges = self.layout()
+        _, ranges, plan = self._compiled()
         if reader is None:
             def reader(a, n):
                 return backend.read_kernel(a, n, cpu)
-        chunks = [(start, reader(address + start, end - start)) for start, end in ranges]
-        out = {m.key: None for m in self.members}
-        for r in resolved.values():
-            for start, data in chunks:
-                if start <= r.offset and r.offset + r.size <= start + len(data):
-                    out[r.key] = unpack(data[r.offset - start:r.offset - start + r.size], r.kind)
-                    break
+        chunks = [reader(address + start, end - start) for start, end in ranges]
+        out = dict.fromkeys(m.key for m in self.members)
+        for key, index, lo, hi, kind in plan:
+            data = chunks[index]
+            if hi <= len(data):
+                out[key] = unpack(data[lo:hi], kind)
         return out
+
+
+def _plan(resolved: Dict[str, _Resolved], ranges: List[Tuple[int, int]]) -> List[Tuple[str, int, int, int, str]]:
+    """(key, range index, start, end within that range's bytes, kind) per
+    member: read() then unpacks without searching (a trace reads the
+    current task's members tens of thousands of times a second)."""
+    plan = []
+    for r in resolved.values():
+        for index, (start, end) in enumerate(ranges):
+            if start <= r.offset and r.offset + r.size <= end:
+                plan.append((r.key, index, r.offset - start, r.offset - start + r.size, r.kind))
+                break
+    return plan

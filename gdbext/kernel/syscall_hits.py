@@ -15,7 +15,7 @@ a decoder, each a callable over its own view of the machine.
 from typing import Callable, Dict, Optional, Tuple
 
 from gdbext import arch
-from gdbext.kernel import events, tasks
+from gdbext.kernel import events
 
 # Entries waiting for their return: a task killed mid-call (exit, a fatal
 # signal) never comes back, so the table is capped.
@@ -113,6 +113,6 @@ class PipelineCounters:
 def task_identity(view) -> Tuple[int, int, str]:
     """(pid, tgid, comm) of the task running behind an events.View, in one
     small read: what a task filter compares."""
-    brief = tasks.LIST_READER.read(view.current_task(), reader=view.read_kernel)
+    brief = view.task_brief(view.current_task())
     return brief["pid"], brief["tgid"], brief["comm"]
 

@@ -146,7 +146,12 @@ def pt_regs_address(task: Task) -> int:
 
 
 def pt_regs_address_for_stack(stack: int) -> int:
-    return stack + thread_size() - top_of_stack_padding() - pt_regs_size()
+    return stack + pt_regs_offset_in_stack()
+
+
+def pt_regs_offset_in_stack() -> int:
+    """Where the user pt_regs lie from the stack's lowest address."""
+    return thread_size() - top_of_stack_padding() - pt_regs_size()
 
 
 def stack_end_ok(task: Task, cpu=None) -> Optional[bool]:

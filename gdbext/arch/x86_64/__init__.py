@@ -203,7 +203,8 @@ class X86_64(Arch):
                                  "(an interrupt or exception entry)")
         compat = pt.cs == USER32_CS or bool((task.get("ti_status") or 0) & TS_COMPAT) or bool(notes)
         abi = abis.ABI_32 if compat else abis.ABI_64
-        args = [(hw, getattr(pt, f) & abi.mask) for hw, f in zip(abi.arg_regs, abi.ptregs_args)]
+        mask = abi.mask
+        args = [(hw, getattr(pt, f) & mask) for hw, f in zip(abi.arg_regs, abi.ptregs_args)]
         name = stub.name if stub else ("entry_SYSCALL_64" if not compat else None)
         return RawCall(abi.name, self.nr_from_raw(abi, orig_ax), args, pt.ip, pt.flags, notes, name)
 
