@@ -68,6 +68,8 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "gdb: runs a real gdb (no guest)")
     config.addinivalue_line("markers", "only_kernels(*series): run only on these kernel series; "
                                        "the others are deselected, not skipped")
+    config.addinivalue_line("markers", "every_kernel: a test of a deep-tier file that runs on every kernel "
+                                       "of KX_TEST_KERNELS, not only on KX_FULL_KERNELS")
 
 
 def _series_of(item):
@@ -92,7 +94,8 @@ def pytest_collection_modifyitems(config, items):
         only = item.get_closest_marker("only_kernels")
         series = _series_of(item)
         core_only = (series and series not in FULL_KERNELS and item.get_closest_marker("guest")
-                     and os.path.basename(str(item.fspath)) not in CORE_GUEST_FILES)
+                     and os.path.basename(str(item.fspath)) not in CORE_GUEST_FILES
+                     and not item.get_closest_marker("every_kernel"))
         off_arch = guest_arch is not None and guest_arch not in ARCHES
         (dropped if off_arch or core_only or (only and series and series not in only.args) else keep).append(item)
     if dropped:

@@ -25,6 +25,10 @@ from .test_trace import SYSENTER32_MSG, json_lines, kx_seq
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RING_KB = 512      # per vCPU: about 1200 getpid records, which the spinner makes in ~10 ms
+# The plugin's trace points are each kernel's C entry points, which differ
+# (5.10's do_syscall_64(nr, regs), int80_emulation from 6.1.66/6.7): these
+# tests run on every kernel under test, the rest on the full ones.
+every_kernel = pytest.mark.every_kernel
 
 
 @pytest.fixture(scope="module", params=KERNELS)
@@ -53,6 +57,7 @@ def summary_of(text):
     return json_lines(text)[-1]["summary"]
 
 
+@every_kernel
 def test_events_follow_the_workload_order(pk):
     pid = workload_pid(pk)
     cycle = [n for n in kx_seq(pk) if n not in (39, 1)]
@@ -71,6 +76,7 @@ def test_events_follow_the_workload_order(pk):
     assert "No breakpoints" in pk.cmd("info breakpoints")
 
 
+@every_kernel
 def test_write_buffers_and_return_values(pk, tmp_path):
     out = tmp_path / "trace.jsonl"
     text = trace(pk, f"kx trace openat close write --comm kxwork --return --count 9 --out {out}")
@@ -89,6 +95,7 @@ def test_write_buffers_and_return_values(pk, tmp_path):
     assert pk.heartbeat_continues()
 
 
+@every_kernel
 def test_int80_write_with_its_return_value(pk):
     sym = elf_symbols("hello32")
     lines = json_lines(trace(pk, "kx trace write --abi 32 --comm hello32 --return --count 1 --json"))
@@ -100,6 +107,7 @@ def test_int80_write_with_its_return_value(pk):
     assert summary["events"] == 1 and summary["engine"] == "plugin"
 
 
+@every_kernel
 def test_sysenter_once_per_call(pk):
     sym = elf_symbols("sysenter32")
     lines = json_lines(trace(pk, "kx trace write --abi 32 --comm sysenter32 --count 3 --json"))
@@ -124,7 +132,14 @@ def test_both_vcpus_and_the_spinner(pk, tmp_path):
     assert "kx trace: 80 events" in text
     work = json_lines(out.read_text())
     assert {e["abi"] for e in work} == {"64", "32"}
-    assert {e["cpu"] for e in spins + work} == {0, 1}
+    # The scheduler may keep both tasks on one vCPU for a while (seen once
+    # in a whole run): trace on until each vCPU's ring has delivered.
+    cpus = {e["cpu"] for e in spins + work}
+    for _ in range(5):
+        if cpus == {0, 1}:
+            break
+        cpus |= {e["cpu"] for e in json_lines(trace(pk, "kx trace --abi all --count 400 --json"))[:-1]}
+    assert cpus == {0, 1}
 
 
 START_KERNEL_MAP = 0xFFFFFFFF80000000   # arch/x86/include/asm/page_64_types.h (nokaslr: phys_base 0)
