@@ -27,8 +27,10 @@
  *                 of tests/guest/test_strace_oracle.py).
  *
  * The spinner counts its own calls and prints KX-SPIN-RATE calls=N ns=T
- * about once a second: the guest's rate as the guest sees it, traced or
- * not (scripts/bench_trace.py).
+ * line=L about four times a second: the guest's rate as the guest sees it,
+ * traced or not (scripts/bench_trace.py), and, with the line numbers, how
+ * many calls it made between any two of its lines a trace saw
+ * (tests/guest/test_plugin_trace.py).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -131,7 +133,7 @@ static __attribute__((noreturn)) void spin_main(void)
 	const char *env = getenv("kxspin_hz");
 	long hz = env ? strtol(env, NULL, 0) : 0;
 	long batch = hz > 0 ? (hz + 99) / 100 : 1024;
-	unsigned long calls = 0;
+	unsigned long calls = 0, lines = 0;
 	struct timespec last, now, next;
 
 	say("KX-SPIN pid=%d hz=%ld\n", getpid(), hz);
@@ -150,8 +152,9 @@ static __attribute__((noreturn)) void spin_main(void)
 			clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
 		}
 		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (ns_between(&last, &now) >= 1000000000LL) {
-			say("KX-SPIN-RATE calls=%lu ns=%lld\n", calls, ns_between(&last, &now));
+		if (ns_between(&last, &now) >= 250000000LL) {
+			say("KX-SPIN-RATE calls=%lu ns=%lld line=%lu\n", calls, ns_between(&last, &now),
+			    ++lines);
 			calls = 0;
 			last = now;
 		}
