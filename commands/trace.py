@@ -217,8 +217,8 @@ def _summary(flt, args, sink, elapsed, interrupted, extra):
     if summary.get("dropped"):
         t.line(("dim", f"  dropped: {summary['dropped']} records (the plugin's rings were full)"))
     if summary.get("abandoned"):
-        t.line(("dim", f"  undecoded: {summary['abandoned']} records read when Ctrl-C came, "
-                       "left when its time ran out"))
+        t.line(("dim", f"  undecoded: {summary['abandoned']} records (read before the Ctrl-C; "
+                       "the summary came first)"))
     if "recorded" in summary:
         t.line(("dim", f"  recorded: {summary['recorded']} records to {summary['record_file']}"))
     for name, n in sink.by_name.most_common():
