@@ -80,6 +80,27 @@ def test_a_record_decodes_to_the_event_the_live_target_gives():
     assert tracer.records == 2 and tracer.undecodable == 0
 
 
+def test_a_task_that_changes_is_decoded_again():
+    """The decoded task is cached by the bytes a record captured: the same
+    task_struct after an execve (a new comm) and another pid at a reused
+    address must not come out as the first one."""
+    pt = encode_pt_regs(orig_ax=1, di=1, si=USER_STRING, dx=3, cs=0x33)
+    target = x86_target(kernel_regs(rip=DO_SYSCALL_64, rdi=PT_ADDR), pt)
+    with backend.installed(target):
+        raw_layout, first = layout_dict(task_bytes(42, "hello64", STACK))
+        _, after_exec = layout_dict(task_bytes(42, "kxwork", STACK))
+        _, reused = layout_dict(task_bytes(43, "kxwork", STACK))
+        layout = plugin_trace.Layout(raw_layout)
+        got = []
+        tracer = plugin_trace.PluginTracer(syscall_filter.build([], "64"), layout,
+                                           lambda e: got.append(e) or True, want_return=False)
+        tracer.feed([make_record(pc.ENTRY, 0, pt, seq=n, task_slices=slices)
+                     for n, slices in enumerate([first, first, after_exec, reused, first])])
+    assert [(e.pid, e.comm) for e in got] == [(42, "hello64"), (42, "hello64"), (42, "kxwork"),
+                                              (43, "kxwork"), (42, "hello64")]
+    assert len(layout.briefs) == 3
+
+
 def test_records_the_filter_or_the_capture_turns_away():
     pt = encode_pt_regs(orig_ax=1, di=1, si=USER_STRING, dx=3, cs=0x33)
     target = x86_target(kernel_regs(rip=DO_SYSCALL_64, rdi=PT_ADDR), pt)
