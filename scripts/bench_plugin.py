@@ -7,7 +7,7 @@
 
 On QEMU 10.0.2 with the back-to-back getpid spinner (kxmode=spin, 2 vCPUs,
 TCG, Haswell, pti=on) it measures, with the spinner's own counter
-(KX-SPIN-RATE lines: calls the guest made per second of its own clock):
+(KX-SPIN-RATE lines, four a second: the calls the guest made and the time its own clock measured):
 
   guest, no plugin     QEMU 10.0.2 without the plugin, untraced;
   guest, plugin idle   the plugin loaded, no trace running;
