@@ -78,6 +78,7 @@ class SyscallBreakpoints:
         breakpoints.delete_all(self.gdb_breakpoints)
         self.gdb_breakpoints = []
         self.pipeline.pending.clear()
+        self.pipeline.entry_states.clear()
 
     def locations(self):
         return [{"stub": b.stub, "address": breakpoints.address_of(b), "kind": b.kind[0]}
@@ -100,7 +101,12 @@ class SyscallBreakpoints:
             return t.pid, t.tgid, t.comm
         if not self.pipeline.wants(abi, raw, identity):
             return False
-        event = self.pipeline.entered(events.decode(events.View(cpu)))
+        state = None
+        if self.want_return:
+            state = (cpu, tuple(machine.registers(cpu).items()))
+            if self.pipeline.repeats_parked_entry(tasks.current(cpu), state):
+                return False    # the same entry again: gdb steps over it once more
+        event = self.pipeline.entered(events.decode(events.View(cpu)), state)
         return self.entered(event)
 
     def _on_return(self, cpu, abi) -> bool:

@@ -12,7 +12,7 @@ for costs as little as possible:
 The engine supplies how to read: the number's raw value, a task reader and
 a decoder, each a callable over its own view of the machine.
 """
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, Hashable, Optional, Tuple
 
 from gdbext import arch
 from gdbext.kernel import events
@@ -45,6 +45,7 @@ class SyscallHits:
         self.filter = flt
         self.want_return = want_return
         self.pending: Dict[int, events.SyscallEvent] = {}
+        self.entry_states: Dict[int, Hashable] = {}     # task -> the machine state at its parked entry
         self.hits = 0
         self.skipped = 0
         self.undecodable = 0
@@ -61,15 +62,26 @@ class SyscallHits:
             return False
         return True
 
-    def entered(self, event: events.SyscallEvent) -> events.SyscallEvent:
+    def entered(self, event: events.SyscallEvent, state: Hashable = None) -> events.SyscallEvent:
         """Step 4's first half: count the decoded event and, with returns
-        wanted, park it under its task."""
+        wanted, park it under its task, with `state` (the machine's state
+        at the entry, for repeats_parked_entry)."""
         self.hits += 1
         if self.want_return and event.never_returns:
             event.no_return = True      # exit_group: shown now, `= ?`
         elif self.want_return and len(self.pending) < MAX_PENDING:
             self.pending[event.task] = event
+            self.entry_states[event.task] = state
         return event
+
+    def repeats_parked_entry(self, task: int, state: Hashable) -> bool:
+        """Whether an entry hit of `task`, in machine state `state`, is its
+        parked entry reported a second time rather than a new call.  A task
+        makes no new call before its parked one returns through the return
+        point, so a hit in the very state of that entry is the same one:
+        the vCPU executed nothing in between (QEMU sometimes answers the
+        single-step gdb uses to leave a breakpoint without executing it)."""
+        return state is not None and task in self.pending and self.entry_states.get(task) == state
 
     def shown_at_entry(self, event: events.SyscallEvent) -> bool:
         """Whether an entered event is shown now rather than at its return."""
@@ -82,6 +94,7 @@ class SyscallHits:
         `read_user` (the task's memory at the return), out-parameters and
         strings unreadable at the entry are read there."""
         event = self.pending.pop(task, None)
+        self.entry_states.pop(task, None)
         if event is None:
             return None
         event.ret = arch.current().ret_from_raw(raw_ret())

@@ -131,10 +131,17 @@ def test_the_pipeline_filters_decodes_and_pairs_returns():
         assert not hits.wants("64", 1, lambda: (42, 42, "other"))
         assert hits.skipped == 2
         assert hits.wants("64", 1, lambda: (42, 42, "hello64"))
-        event = hits.entered(events.decode(events.View(0)))
+        state = (0, (("rip", 0x1000), ("rax", 1)))
+        event = hits.entered(events.decode(events.View(0)), state)
         assert hits.unreturned == 1
+        # The same entry reported again (the machine in the same state) is
+        # not a second call; any other state is.
+        assert hits.repeats_parked_entry(TASK, state)
+        assert not hits.repeats_parked_entry(TASK, (1,) + state[1:])
+        assert not hits.repeats_parked_entry(TASK + 8, state)
         assert hits.returned(TASK + 8, lambda: 0) is None
         back = hits.returned(TASK, lambda: (-14) & (1 << 64) - 1)
+        assert not hits.repeats_parked_entry(TASK, state)
         assert back is event and back.ret == -14 and back.strace() == 'write(1, "hi\\n", 3) = -14 EFAULT'
         # The x32 bit is split off before the filter compares (unistd.h).
         assert syscall_hits.number_for_filter("64", 0x40000001) == 1
