@@ -15,8 +15,7 @@
  * clock_nanosleep and open into openat behind our back).  The tests read the
  * KX-* lines from the serial console as their ground truth.
  *
- * Kernel command line knobs (the kernel hands unknown `a=b` words to init's
- * environment, which kxwork inherits):
+ * Kernel command line knobs (in the environment: see kxguest.h):
  *   kxmode=spin   also start /bin/kxspin, a child doing back-to-back getpid,
  *                 for the breakpoint benchmarks.
  *   kxsleep_ms=N  the nanosleep in each round (default 20).
@@ -33,19 +32,10 @@
  * (tests/guest/test_plugin_trace.py).
  */
 #define _GNU_SOURCE
-#include <errno.h>
-#include <stdarg.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/auxv.h>
-#include <sys/mount.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 
 #define NR_read 0
 #define NR_write 1
@@ -60,39 +50,8 @@
 #define KX_TARGET_PATH "/etc/kx-target"
 #define KX_MARK "KX-MARK\n"
 
+#include "kxguest.h"
 #include "raw_syscall.h"
-
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...)
-{
-	char buf[512];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		write(1, buf, n < (int)sizeof(buf) ? n : (int)sizeof(buf) - 1);
-}
-
-static pid_t spawn(const char *path)
-{
-	pid_t pid = fork();
-	if (pid == 0) {
-		char *argv[] = {(char *)path, NULL};
-		execv(path, argv);
-		_exit(127);
-	}
-	return pid;
-}
-
-static int run_and_wait(const char *path)
-{
-	int status = 0;
-	pid_t pid = spawn(path);
-	if (pid > 0)
-		waitpid(pid, &status, 0);
-	return status;
-}
 
 /* /bin/kxsys under strace, then strace's output as KX-STRACE lines. */
 static void run_strace_oracle(void)
@@ -202,34 +161,12 @@ static __attribute__((noreturn)) void work_main(void)
 	}
 }
 
-static __attribute__((noreturn)) void init_main(void)
-{
-	mkdir("/proc", 0555);
-	mkdir("/dev", 0755);
-	mount("proc", "/proc", "proc", 0, NULL);
-	mount("devtmpfs", "/dev", "devtmpfs", 0, NULL);
-	say("KX-INIT pid=%d\n", getpid());
-	for (;;) {
-		pid_t work = spawn("/bin/kxwork");
-		/* Reap everything; restart the workload if it ever dies. */
-		for (;;) {
-			int status;
-			pid_t pid = wait(&status);
-			if (pid == work || (pid < 0 && errno == ECHILD))
-				break;
-		}
-		say("KX-INIT workload exited, restarting\n");
-		sleep(1);
-	}
-}
-
 int main(int argc, char **argv)
 {
-	(void)argc;
 	const char *name = strrchr(argv[0], '/');
 	name = name ? name + 1 : argv[0];
 	if (getpid() == 1)
-		init_main();
+		init_main(argc, argv);
 	if (strcmp(name, "kxspin") == 0)
 		spin_main();
 	work_main();

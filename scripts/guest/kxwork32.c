@@ -10,26 +10,15 @@
  *                 /bin/sysenter32, and prints a heartbeat.
  *
  * The numbers are the i386 table's (arch/x86/entry/syscalls/syscall_32.tbl).
- * Knobs come as `name=value` from the environment, or from argv: the kernel
- * passes command line words it does not know to init, so every word of argv
- * is scanned.
+ * Knobs come from the environment (see kxguest.h):
  *   kxsleep_ms=N  the nanosleep in each round (default 20).
  * The tests read the KX-* lines from the serial console as ground truth.
  */
 #define _GNU_SOURCE
-#include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/auxv.h>
-#include <sys/mount.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 
 #define NR_close 6
 #define NR_getpid 20
@@ -43,8 +32,7 @@
 #define KX_MARK "KX-MARK\n"
 #define KX_LIBC_MARK "KX-LIBC\n"
 
-static int g_argc;
-static char **g_argv;
+#include "kxguest.h"
 
 /* int $0x80: eax = nr, ebx ecx edx esi edi ebp = arguments 1-6.  ebp is
  * gcc's frame pointer candidate, so it is swapped in by hand. */
@@ -65,51 +53,10 @@ static __attribute__((noinline)) long int80(long nr, long a1, long a2, long a3, 
 	return ret;
 }
 
-static const char *knob(const char *name)
-{
-	size_t n = strlen(name);
-	for (int i = 1; i < g_argc; i++)
-		if (strncmp(g_argv[i], name, n) == 0 && g_argv[i][n] == '=')
-			return g_argv[i] + n + 1;
-	return getenv(name);
-}
-
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...)
-{
-	char buf[512];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		int80(NR_write, 1, (long)buf, n < (int)sizeof(buf) ? n : (int)sizeof(buf) - 1, 0, 0, 0);
-}
-
-static pid_t spawn(const char *path)
-{
-	pid_t pid = fork();
-	if (pid == 0) {
-		char *argv[] = {(char *)path, NULL};
-		execv(path, argv);
-		_exit(127);
-	}
-	return pid;
-}
-
-static int run_and_wait(const char *path)
-{
-	int status = 0;
-	pid_t pid = spawn(path);
-	if (pid > 0)
-		waitpid(pid, &status, 0);
-	return status;
-}
-
 static __attribute__((noreturn)) void work_main(void)
 {
 	long sleep_ms = 20;
-	const char *env = knob("kxsleep_ms");
+	const char *env = getenv("kxsleep_ms");
 	if (env)
 		sleep_ms = strtol(env, NULL, 0);
 
@@ -135,31 +82,9 @@ static __attribute__((noreturn)) void work_main(void)
 	}
 }
 
-static __attribute__((noreturn)) void init_main(void)
-{
-	mkdir("/proc", 0555);
-	mkdir("/dev", 0755);
-	mount("proc", "/proc", "proc", 0, NULL);
-	mount("devtmpfs", "/dev", "devtmpfs", 0, NULL);
-	say("KX-INIT pid=%d\n", getpid());
-	for (;;) {
-		pid_t work = spawn("/bin/kxwork");
-		for (;;) {
-			int status;
-			pid_t pid = wait(&status);
-			if (pid == work || (pid < 0 && errno == ECHILD))
-				break;
-		}
-		say("KX-INIT workload exited, restarting\n");
-		sleep(1);
-	}
-}
-
 int main(int argc, char **argv)
 {
-	g_argc = argc;
-	g_argv = argv;
 	if (getpid() == 1)
-		init_main();
+		init_main(argc, argv);
 	work_main();
 }

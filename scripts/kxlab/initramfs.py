@@ -25,7 +25,7 @@ import tempfile
 
 from . import paths
 
-SOURCES = ("kxwork.c", "hello64.S", "hello32.S", "sysenter32.S", "kxsec.c", "kxboot.c", "kxsys.c", "raw_syscall.h")
+SOURCES = ("kxwork.c", "hello64.S", "hello32.S", "sysenter32.S", "kxsec.c", "kxboot.c", "kxsys.c", "raw_syscall.h", "kxguest.h")
 TARGET_FILE_TEXT = b"kx lab: the file the workload opens every round\n"
 
 

@@ -20,7 +20,7 @@ from . import bootstrap, initramfs, paths
 from .initramfs import TARGET_FILE_TEXT, _Newc
 
 SRC = paths.GUEST_SRC / "arm64"
-SOURCES = ("kxwork.c", "hello64.S", "hello32.S", "stay32.c")
+SOURCES = ("kxwork.c", "hello64.S", "hello32.S", "stay32.c", "../kxguest.h")
 TRIPLE64, TRIPLE32 = "aarch64-linux-gnu", "arm-linux-gnueabihf"
 
 

@@ -14,7 +14,7 @@ import tempfile
 from . import initramfs, paths
 from .initramfs import TARGET_FILE_TEXT, _Newc, finish
 
-SOURCES = ("kxwork32.c", "hello32.S", "sysenter32.S")
+SOURCES = ("kxwork32.c", "kxguest.h", "hello32.S", "sysenter32.S")
 BINARIES = ("kxwork32", "hello32", "sysenter32")
 
 

@@ -14,23 +14,13 @@
  * The same KX-* lines as the x86-64 workload (scripts/guest/kxwork.c), with
  * the generic syscall numbers (include/uapi/asm-generic/unistd.h).
  *
- * Knobs: kxmode=spin (a child doing back-to-back getpid), kxsleep_ms=N.
- * The kernel passes `a=b` words to init's environment and other words to
- * its argv, so both are scanned.
+ * Knobs (in the environment, see ../kxguest.h): kxmode=spin (a child doing
+ * back-to-back getpid), kxsleep_ms=N.
  */
 #define _GNU_SOURCE
-#include <errno.h>
-#include <stdarg.h>
 #include <fcntl.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/auxv.h>
-#include <sys/mount.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 
 #define NR_openat 56
 #define NR_close 57
@@ -42,6 +32,8 @@
 
 #define KX_TARGET_PATH "/etc/kx-target"
 #define KX_MARK "KX-MARK\n"
+
+#include "../kxguest.h"
 
 static long raw_syscall(long nr, long a1, long a2, long a3, long a4, long a5,
 			long a6)
@@ -60,48 +52,6 @@ static long raw_syscall(long nr, long a1, long a2, long a3, long a4, long a5,
 	return x0;
 }
 
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...)
-{
-	char buf[512];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		write(1, buf, n < (int)sizeof(buf) ? n : (int)sizeof(buf) - 1);
-}
-
-static pid_t spawn(const char *path)
-{
-	pid_t pid = fork();
-	if (pid == 0) {
-		char *argv[] = {(char *)path, NULL};
-		execv(path, argv);
-		_exit(127);
-	}
-	return pid;
-}
-
-static int run_and_wait(const char *path)
-{
-	int status = 0;
-	pid_t pid = spawn(path);
-	if (pid > 0)
-		waitpid(pid, &status, 0);
-	return status;
-}
-
-/* A knob's value from the environment, or from a `name=value` word in argv. */
-static const char *knob(int argc, char **argv, const char *name)
-{
-	size_t len = strlen(name);
-	for (int i = 1; i < argc; i++)
-		if (strncmp(argv[i], name, len) == 0 && argv[i][len] == '=')
-			return argv[i] + len + 1;
-	return getenv(name);
-}
-
 static __attribute__((noreturn)) void spin_main(void)
 {
 	say("KX-SPIN pid=%d hz=0\n", getpid());
@@ -109,13 +59,13 @@ static __attribute__((noreturn)) void spin_main(void)
 		raw_syscall(NR_getpid, 0, 0, 0, 0, 0, 0);
 }
 
-static __attribute__((noreturn)) void work_main(int argc, char **argv)
+static __attribute__((noreturn)) void work_main(void)
 {
 	long sleep_ms = 20;
-	const char *env = knob(argc, argv, "kxsleep_ms");
+	const char *env = getenv("kxsleep_ms");
 	if (env)
 		sleep_ms = strtol(env, NULL, 0);
-	env = knob(argc, argv, "kxmode");
+	env = getenv("kxmode");
 	if (env && strcmp(env, "spin") == 0)
 		spawn("/bin/kxspin");
 	spawn("/bin/stay32");
@@ -144,38 +94,13 @@ static __attribute__((noreturn)) void work_main(int argc, char **argv)
 	}
 }
 
-static __attribute__((noreturn)) void init_main(void)
-{
-	mkdir("/proc", 0555);
-	mkdir("/dev", 0755);
-	mount("proc", "/proc", "proc", 0, NULL);
-	mount("devtmpfs", "/dev", "devtmpfs", 0, NULL);
-	say("KX-INIT pid=%d\n", getpid());
-	for (;;) {
-		pid_t work = spawn("/bin/kxwork");
-		for (;;) {
-			int status;
-			pid_t pid = wait(&status);
-			if (pid == work || (pid < 0 && errno == ECHILD))
-				break;
-		}
-		say("KX-INIT workload exited, restarting\n");
-		sleep(1);
-	}
-}
-
 int main(int argc, char **argv)
 {
 	const char *name = strrchr(argv[0], '/');
 	name = name ? name + 1 : argv[0];
-	if (getpid() == 1) {
-		/* Knobs the kernel passed as words reach the workload too. */
-		for (int i = 1; i < argc; i++)
-			if (strchr(argv[i], '='))
-				putenv(argv[i]);
-		init_main();
-	}
+	if (getpid() == 1)
+		init_main(argc, argv);
 	if (strcmp(name, "kxspin") == 0)
 		spin_main();
-	work_main(argc, argv);
+	work_main();
 }
