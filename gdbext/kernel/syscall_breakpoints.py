@@ -77,8 +77,7 @@ class SyscallBreakpoints:
     def delete(self):
         breakpoints.delete_all(self.gdb_breakpoints)
         self.gdb_breakpoints = []
-        self.pipeline.pending.clear()
-        self.pipeline.entry_states.clear()
+        self.pipeline.forget()
 
     def locations(self):
         return [{"stub": b.stub, "address": breakpoints.address_of(b), "kind": b.kind[0]}

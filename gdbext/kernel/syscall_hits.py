@@ -44,8 +44,8 @@ class SyscallHits:
     def __init__(self, flt, want_return: bool):
         self.filter = flt
         self.want_return = want_return
-        self.pending: Dict[int, events.SyscallEvent] = {}
-        self.entry_states: Dict[int, Hashable] = {}     # task -> the machine state at its parked entry
+        # task -> its parked event and the machine's state at that entry
+        self.pending: Dict[int, Tuple[events.SyscallEvent, Hashable]] = {}
         self.hits = 0
         self.skipped = 0
         self.undecodable = 0
@@ -70,8 +70,7 @@ class SyscallHits:
         if self.want_return and event.never_returns:
             event.no_return = True      # exit_group: shown now, `= ?`
         elif self.want_return and len(self.pending) < MAX_PENDING:
-            self.pending[event.task] = event
-            self.entry_states[event.task] = state
+            self.pending[event.task] = (event, state)
         return event
 
     def repeats_parked_entry(self, task: int, state: Hashable) -> bool:
@@ -81,7 +80,8 @@ class SyscallHits:
         point, so a hit in the very state of that entry is the same one:
         the vCPU executed nothing in between (QEMU sometimes answers the
         single-step gdb uses to leave a breakpoint without executing it)."""
-        return state is not None and task in self.pending and self.entry_states.get(task) == state
+        parked = self.pending.get(task)
+        return state is not None and parked is not None and parked[1] == state
 
     def shown_at_entry(self, event: events.SyscallEvent) -> bool:
         """Whether an entered event is shown now rather than at its return."""
@@ -93,14 +93,17 @@ class SyscallHits:
         value (read only for a task that has one parked), or None.  With
         `read_user` (the task's memory at the return), out-parameters and
         strings unreadable at the entry are read there."""
-        event = self.pending.pop(task, None)
-        self.entry_states.pop(task, None)
+        event, _ = self.pending.pop(task, (None, None))
         if event is None:
             return None
         event.ret = arch.current().ret_from_raw(raw_ret())
         if read_user is not None:
             events.complete_at_return(event, read_user)
         return event
+
+    def forget(self) -> None:
+        """Drop every parked event (the breakpoints behind them are gone)."""
+        self.pending.clear()
 
     @property
     def unreturned(self) -> int:
